@@ -1,0 +1,120 @@
+//! The command line: design.md §8 is its contract. Extend it; never break it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// syncvault — the desktop sync test harness.
+#[derive(Debug, Parser)]
+#[command(name = "syncvault", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// The account's vault directory.
+    #[arg(long, global = true, default_value = "syncvault-data")]
+    pub dir: String,
+    /// Machine output: results on stdout, errors as JSON on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Read passwords one per line from stdin instead of prompting on the TTY.
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+}
+
+/// How the person signs in to the organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UserMode {
+    Oauth,
+    Credentials,
+}
+
+/// Which identity provider the reference server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Provider {
+    Builtin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the vault: organization URL, user mode, offline password twice (no network).
+    Setup {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_enum)]
+        user_mode: UserMode,
+    },
+    /// Unlock, sign in if needed, and synchronize.
+    Sync {
+        /// Sign in with the device code flow (headless).
+        #[arg(long, conflicts_with = "dev_login")]
+        device_code: bool,
+        /// Sign in as USER[:PASS] on the built-in development provider.
+        #[arg(long, value_name = "USER[:PASS]")]
+        dev_login: Option<String>,
+    },
+    /// Print local records.
+    Query {
+        entity: String,
+        #[arg(long)]
+        id: Option<String>,
+        /// FIELD=VALUE filters, all of which must match.
+        #[arg(long = "where", value_name = "FIELD=VALUE")]
+        filters: Vec<String>,
+        /// Full-text search over text fields.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Queue a local change in the outbox.
+    Edit {
+        /// Create a new record of ENTITY (prints its id).
+        #[arg(long = "new", conflicts_with = "delete")]
+        new: bool,
+        /// Delete record ID of ENTITY.
+        #[arg(long)]
+        delete: bool,
+        /// ENTITY [ID] [FIELD=VALUE...]
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+    },
+    /// Show whether the account is configured and locked, its organization, pending changes, last sync.
+    Status,
+    /// Change the offline password (old, new, confirmation).
+    ChangePassword,
+    /// Crypto-erase and delete the vault.
+    Wipe {
+        /// Confirm: unsent edits are lost.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run the reference organization server.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        #[arg(long)]
+        data: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        records: u64,
+        #[arg(long, value_enum, conflicts_with = "issuer")]
+        provider: Option<Provider>,
+        /// Trust an external OpenID Connect issuer.
+        #[arg(long, requires = "audience")]
+        issuer: Option<String>,
+        #[arg(long)]
+        audience: Option<String>,
+        /// Fault injection, e.g. "500:0.1,429:0.05,reset:0.05".
+        #[arg(long)]
+        faults: Option<String>,
+    },
+    /// The whole flow end to end on an embedded server.
+    Demo {
+        #[arg(long, default_value_t = 10_000)]
+        records: u64,
+    },
+}

@@ -1,0 +1,50 @@
+//! `syncvault`: the desktop sync test harness (design.md §8).
+
+mod cli;
+mod output;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use output::{HarnessError, print_error};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            // Usage errors keep clap's text for people, and the §8 JSON shape for scripts.
+            let json_mode = std::env::args().any(|a| a == "--json");
+            if json_mode {
+                let message = err.kind().to_string();
+                print_error(&HarnessError::Usage(message), true);
+            } else {
+                let _ = err.print();
+            }
+            std::process::exit(2);
+        }
+    };
+    let json_mode = cli.global.json;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime must start");
+    if let Err(err) = runtime.block_on(run(cli)) {
+        print_error(&err, json_mode);
+        std::process::exit(err.exit_code());
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), HarnessError> {
+    match cli.command {
+        Command::Setup { .. } => Err(HarnessError::NotBuilt("setup")),
+        Command::Sync { .. } => Err(HarnessError::NotBuilt("sync")),
+        Command::Query { .. } => Err(HarnessError::NotBuilt("query")),
+        Command::Edit { .. } => Err(HarnessError::NotBuilt("edit")),
+        Command::Status => Err(HarnessError::NotBuilt("status")),
+        Command::ChangePassword => Err(HarnessError::NotBuilt("change-password")),
+        Command::Wipe { .. } => Err(HarnessError::NotBuilt("wipe")),
+        Command::Serve { .. } => Err(HarnessError::NotBuilt("serve")),
+        Command::Demo { .. } => Err(HarnessError::NotBuilt("demo")),
+    }
+}

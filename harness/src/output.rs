@@ -1,0 +1,79 @@
+//! Printing results and errors the way design.md §8 promises: human text, or JSON with --json.
+
+use serde_json::{Value, json};
+use syncvault::SyncError;
+
+/// Why a harness command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// Bad command-line use (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error("`syncvault {0}` is not built yet")]
+    NotBuilt(&'static str),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl HarnessError {
+    /// Exit status: 2 for usage errors, 1 for the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            HarnessError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// `{"error": {"kind": ..., "message": ..., ...case fields}}`.
+    pub fn to_json(&self) -> Value {
+        let message = self.to_string();
+        let mut error = match self {
+            HarnessError::Sync(err) => sync_error_fields(err),
+            HarnessError::Usage(_) => json!({"kind": "Usage"}),
+            HarnessError::NotBuilt(_) => json!({"kind": "NotBuilt"}),
+            HarnessError::Io(_) => json!({"kind": "Storage"}),
+        };
+        error["message"] = Value::String(message);
+        json!({ "error": error })
+    }
+}
+
+fn sync_error_fields(err: &SyncError) -> Value {
+    use SyncError::*;
+    match err {
+        WrongPassword { attempts_left } => {
+            json!({"kind": "WrongPassword", "attempts_left": attempts_left})
+        }
+        PasswordMismatch => json!({"kind": "PasswordMismatch"}),
+        WeakPassword { min_length } => json!({"kind": "WeakPassword", "min_length": min_length}),
+        InvalidOrganizationUrl { problem, .. } => {
+            json!({"kind": "InvalidOrganizationUrl", "problem": format!("{problem:?}")})
+        }
+        UserModeNotAllowed { mode } => json!({"kind": "UserModeNotAllowed", "mode": mode}),
+        SignInRequired { .. } => json!({"kind": "SignInRequired"}),
+        SignInCancelled => json!({"kind": "SignInCancelled"}),
+        NotConfigured => json!({"kind": "NotConfigured"}),
+        AlreadyConfigured => json!({"kind": "AlreadyConfigured"}),
+        Locked => json!({"kind": "Locked"}),
+        VaultWiped => json!({"kind": "VaultWiped"}),
+        Network { .. } => json!({"kind": "Network"}),
+        Server { status, .. } => json!({"kind": "Server", "status": status}),
+        Conflict { .. } => json!({"kind": "Conflict"}),
+        Corrupted { .. } => json!({"kind": "Corrupted"}),
+        Cancelled => json!({"kind": "Cancelled"}),
+        InvalidInput { .. } => json!({"kind": "InvalidInput"}),
+        Storage { .. } => json!({"kind": "Storage"}),
+        Internal { .. } => json!({"kind": "Internal"}),
+    }
+}
+
+/// Reports a failure on stderr in the chosen format.
+pub fn print_error(err: &HarnessError, json_mode: bool) {
+    if json_mode {
+        eprintln!("{}", err.to_json());
+    } else {
+        eprintln!("error: {err}");
+    }
+}

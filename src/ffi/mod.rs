@@ -1,0 +1,22 @@
+//! The exported mobile API (uniffi proc-macros): the `SyncClient` object, its records and enums,
+//! the `SyncError` enum, and the traits the app implements.
+
+mod client;
+mod error;
+mod observer;
+
+pub use client::{AccountState, SyncClient};
+pub use error::SyncError;
+pub use observer::{SyncObserver, SyncPhase, SyncProgress};
+
+/// Normalizes an organization URL as typed by a person; call it on every keystroke.
+#[uniffi::export]
+pub fn normalize_organization_url(input: String) -> Result<String, SyncError> {
+    Ok(crate::org::normalize_organization_url(&input)?)
+}
+
+/// The library version, for support logs.
+#[uniffi::export]
+pub fn syncvault_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

@@ -1,0 +1,20 @@
+//! syncvault: an offline-first mobile sync client core.
+//!
+//! Apps link this crate (through the uniffi bindings in `bindings/`) to sign in to an
+//! organization, keep its records in an encrypted SQLite database on the device, work offline and
+//! synchronize. See docs/ and design.md for the architecture.
+
+uniffi::setup_scaffolding!("syncvault");
+
+pub mod ffi;
+pub mod org;
+mod runtime;
+
+pub use ffi::{
+    AccountState, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
+    normalize_organization_url, syncvault_version,
+};
+pub use org::UrlProblem;
+
+/// The vault header's file name inside an account directory.
+pub const VAULT_HEADER_FILE: &str = "vault.header";

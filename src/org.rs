@@ -1,0 +1,293 @@
+//! Organization URL normalization (and, later, discovery).
+//!
+//! The apps call [`normalize_organization_url`] on every keystroke of the org-URL field, so it is
+//! pure, cheap, and says exactly what is wrong with the input.
+
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+/// What is wrong with an organization URL; the apps map each to a message next to the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum UrlProblem {
+    /// Nothing but whitespace was entered.
+    Empty,
+    /// Whitespace or control characters inside the URL.
+    InvalidCharacters,
+    /// A scheme other than https (or http on loopback).
+    UnsupportedScheme,
+    /// http:// to a host that is not loopback: tokens would travel in clear.
+    InsecureScheme,
+    /// `user:password@` in the URL: credentials never belong in it.
+    HasCredentials,
+    /// A `?query`: the organization URL names a place, not a request.
+    HasQuery,
+    /// A `#fragment`.
+    HasFragment,
+    /// No host, or a host that cannot be a network name.
+    InvalidHost,
+    /// Not parseable as a URL at all.
+    Malformed,
+}
+
+/// Internal error of this module; mapped to `SyncError::InvalidOrganizationUrl` at the FFI edge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(*problem))]
+pub struct OrgUrlError {
+    /// Which rule the input broke.
+    pub problem: UrlProblem,
+}
+
+fn describe(problem: UrlProblem) -> &'static str {
+    match problem {
+        UrlProblem::Empty => "enter the organization URL",
+        UrlProblem::InvalidCharacters => "the URL contains spaces or control characters",
+        UrlProblem::UnsupportedScheme => "the URL must start with https://",
+        UrlProblem::InsecureScheme => "http:// is allowed only for this device (loopback)",
+        UrlProblem::HasCredentials => "the URL must not contain a user name or password",
+        UrlProblem::HasQuery => "the URL must not contain a query (?...)",
+        UrlProblem::HasFragment => "the URL must not contain a fragment (#...)",
+        UrlProblem::InvalidHost => "the URL has no valid host name",
+        UrlProblem::Malformed => "this is not a valid URL",
+    }
+}
+
+fn fail(problem: UrlProblem) -> Result<String, OrgUrlError> {
+    Err(OrgUrlError { problem })
+}
+
+/// Turns what a person typed into the canonical organization URL, or says what is wrong.
+///
+/// Rules (design.md §4): trim; add `https://` when no scheme is given; lowercase the host
+/// (IDNs become punycode); drop the default port and trailing slashes; refuse http:// except on
+/// loopback; refuse credentials, queries and fragments. The result is stable: normalizing it again
+/// gives the same string.
+pub fn normalize_organization_url(input: &str) -> Result<String, OrgUrlError> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return fail(UrlProblem::Empty);
+    }
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) || trimmed.contains('\\') {
+        return fail(UrlProblem::InvalidCharacters);
+    }
+    // A scheme is present only as `scheme://`; "example.com:8443" is a host and port, and
+    // "https:/example.com" is a typo we refuse rather than guess at.
+    let with_scheme = match trimmed.find("://") {
+        Some(at) if is_scheme(&trimmed[..at]) => trimmed.to_string(),
+        Some(_) => return fail(UrlProblem::Malformed),
+        None if looks_like_scheme_typo(trimmed) => return fail(UrlProblem::Malformed),
+        None => format!("https://{trimmed}"),
+    };
+    let url = Url::parse(&with_scheme).map_err(|err| OrgUrlError {
+        problem: match err {
+            url::ParseError::EmptyHost
+            | url::ParseError::IdnaError
+            | url::ParseError::InvalidDomainCharacter
+            | url::ParseError::InvalidIpv4Address
+            | url::ParseError::InvalidIpv6Address => UrlProblem::InvalidHost,
+            _ => UrlProblem::Malformed,
+        },
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return fail(UrlProblem::InsecureScheme),
+        _ => return fail(UrlProblem::UnsupportedScheme),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return fail(UrlProblem::HasCredentials);
+    }
+    if url.query().is_some() {
+        return fail(UrlProblem::HasQuery);
+    }
+    if url.fragment().is_some() {
+        return fail(UrlProblem::HasFragment);
+    }
+    match url.host() {
+        Some(Host::Domain(domain)) if valid_domain(domain) => {}
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => {}
+        _ => return fail(UrlProblem::InvalidHost),
+    }
+    let mut out = url.to_string();
+    while out.ends_with('/') {
+        out.pop();
+    }
+    Ok(out)
+}
+
+fn is_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// "https:/x", "https:x", "http:x" — a scheme with missing slashes.
+fn looks_like_scheme_typo(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    ["https:", "http:"].iter().any(|p| lower.starts_with(p))
+}
+
+fn valid_domain(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Loopback means this device: `localhost`, 127.0.0.0/8 or `[::1]` (RFC 8252 §8.3).
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(input: &str) -> String {
+        normalize_organization_url(input).unwrap_or_else(|e| panic!("{input:?}: {e}"))
+    }
+
+    fn problem(input: &str) -> UrlProblem {
+        normalize_organization_url(input)
+            .expect_err(&format!("{input:?} should be refused"))
+            .problem
+    }
+
+    #[test]
+    fn adds_https_and_canonicalizes() {
+        let cases = [
+            ("contoso.crm.example.com", "https://contoso.crm.example.com"),
+            ("  contoso.example.com  ", "https://contoso.example.com"),
+            ("\tcontoso.example.com\n", "https://contoso.example.com"),
+            (
+                "https://Contoso.Example.COM/",
+                "https://contoso.example.com",
+            ),
+            ("HTTPS://contoso.example.com", "https://contoso.example.com"),
+            ("contoso.example.com/", "https://contoso.example.com"),
+            ("contoso.example.com//", "https://contoso.example.com"),
+            ("contoso.example.com:443", "https://contoso.example.com"),
+            (
+                "contoso.example.com:8443",
+                "https://contoso.example.com:8443",
+            ),
+            (
+                "https://example.com/Org/Tenant/",
+                "https://example.com/Org/Tenant",
+            ),
+            ("https://example.com/a/./b/../c", "https://example.com/a/c"),
+            ("münchen.example", "https://xn--mnchen-3ya.example"),
+            ("https://10.1.2.3", "https://10.1.2.3"),
+            ("https://[2001:db8::1]:8443/", "https://[2001:db8::1]:8443"),
+            ("crm", "https://crm"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(ok(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn http_only_on_loopback() {
+        assert_eq!(ok("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(ok("http://127.9.9.9"), "http://127.9.9.9");
+        assert_eq!(ok("http://localhost:3000"), "http://localhost:3000");
+        assert_eq!(ok("http://[::1]:3000"), "http://[::1]:3000");
+        assert_eq!(
+            problem("http://contoso.example.com"),
+            UrlProblem::InsecureScheme
+        );
+        assert_eq!(problem("http://10.0.0.1"), UrlProblem::InsecureScheme);
+        assert_eq!(
+            problem("http://localhost.evil.com"),
+            UrlProblem::InsecureScheme
+        );
+        assert_eq!(problem("http://128.0.0.1"), UrlProblem::InsecureScheme);
+    }
+
+    #[test]
+    fn refuses_what_does_not_belong() {
+        let cases = [
+            ("", UrlProblem::Empty),
+            ("   ", UrlProblem::Empty),
+            ("conto so.example.com", UrlProblem::InvalidCharacters),
+            ("contoso.example.com\u{0}", UrlProblem::InvalidCharacters),
+            (
+                "https:\\\\contoso.example.com",
+                UrlProblem::InvalidCharacters,
+            ),
+            ("ftp://contoso.example.com", UrlProblem::UnsupportedScheme),
+            ("javascript://alert(1)", UrlProblem::UnsupportedScheme),
+            ("file:///etc/passwd", UrlProblem::UnsupportedScheme),
+            (
+                "https://user:pw@contoso.example.com",
+                UrlProblem::HasCredentials,
+            ),
+            (
+                "https://user@contoso.example.com",
+                UrlProblem::HasCredentials,
+            ),
+            ("contoso.example.com?tenant=1", UrlProblem::HasQuery),
+            ("https://contoso.example.com/?", UrlProblem::HasQuery),
+            ("contoso.example.com#x", UrlProblem::HasFragment),
+            ("https://contoso.example.com/#", UrlProblem::HasFragment),
+            ("https://", UrlProblem::InvalidHost),
+            ("https:///path", UrlProblem::InvalidHost),
+            ("https://-bad-.example.com", UrlProblem::InvalidHost),
+            ("https://a..b.example.com", UrlProblem::InvalidHost),
+            ("https://under_score.example.com", UrlProblem::InvalidHost),
+            ("https://[::1", UrlProblem::InvalidHost),
+            ("https:/contoso.example.com", UrlProblem::Malformed),
+            ("https:contoso.example.com", UrlProblem::Malformed),
+            ("://contoso.example.com", UrlProblem::Malformed),
+            ("1http://contoso.example.com", UrlProblem::Malformed),
+            ("contoso.example.com:99999", UrlProblem::Malformed),
+            ("contoso.example.com:port", UrlProblem::Malformed),
+        ];
+        for (input, want) in cases {
+            assert_eq!(problem(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn normalization_is_idempotent_on_many_inputs() {
+        let hosts = [
+            "Contoso.example.com",
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "xn--mnchen-3ya.example",
+        ];
+        let schemes = ["", "https://", "http://", "HTTPS://"];
+        let ports = ["", ":443", ":8443", ":80"];
+        let paths = ["", "/", "/org", "/org/", "/A/b/"];
+        for h in hosts {
+            for s in schemes {
+                for p in ports {
+                    for path in paths {
+                        let input = format!("{s}{h}{p}{path}");
+                        if let Ok(once) = normalize_organization_url(&input) {
+                            assert_eq!(ok(&once), once, "not idempotent for {input:?}");
+                            assert!(!once.ends_with('/'), "{once}");
+                            assert_eq!(once, once.trim());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_has_a_message() {
+        let err = normalize_organization_url("http://example.com").unwrap_err();
+        assert!(err.to_string().contains("loopback"));
+    }
+}
