@@ -73,8 +73,13 @@ pub fn normalize_organization_url(input: &str) -> Result<String, OrgUrlError> {
     // A scheme is present only as `scheme://`; "example.com:8443" is a host and port, and
     // "https:/example.com" is a typo we refuse rather than guess at.
     let with_scheme = match trimmed.find("://") {
-        Some(at) if is_scheme(&trimmed[..at]) => trimmed.to_string(),
-        Some(_) => return fail(UrlProblem::Malformed),
+        Some(at) if !is_scheme(&trimmed[..at]) => return fail(UrlProblem::Malformed),
+        Some(at) if !["http", "https"].contains(&trimmed[..at].to_ascii_lowercase().as_str()) => {
+            return fail(UrlProblem::UnsupportedScheme);
+        }
+        // WHATWG parsing would turn "https:///x" into host "x"; a missing host is an error here.
+        Some(at) if trimmed[at + 3..].starts_with('/') => return fail(UrlProblem::InvalidHost),
+        Some(_) => trimmed.to_string(),
         None if looks_like_scheme_typo(trimmed) => return fail(UrlProblem::Malformed),
         None => format!("https://{trimmed}"),
     };
