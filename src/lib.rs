@@ -7,8 +7,10 @@
 uniffi::setup_scaffolding!("syncvault");
 
 pub mod ffi;
+mod fsio;
 pub mod org;
 mod runtime;
+pub mod vault;
 
 pub use ffi::{
     AccountState, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
