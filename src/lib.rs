@@ -10,6 +10,7 @@ pub mod ffi;
 mod fsio;
 pub mod org;
 mod runtime;
+pub mod store;
 pub mod vault;
 
 pub use ffi::{

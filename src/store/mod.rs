@@ -1,0 +1,181 @@
+//! The encrypted store: SQLite through the page-encryption VFS, opened with the settings
+//! design.md §3 requires (WAL, memory temp store, no mmap, 4096-byte pages with 40 reserved
+//! bytes), and the schema of the offline data.
+
+mod cipher;
+pub mod schema;
+mod vfs;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, ffi};
+
+pub use cipher::{PAGE_SIZE, PageCipher, RESERVE};
+pub use vfs::{RegisteredVfs, VfsError, default_vfs_name};
+
+use crate::vault::UnlockedVault;
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is damaged or belongs to another vault: {0}")]
+    Corrupted(String),
+    #[error("the database was not created by syncvault (no room for encryption)")]
+    NotEncrypted,
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Vfs(#[from] VfsError),
+    #[error("store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// SQLite reports authentication failures as I/O or corruption errors; name them as damage.
+    fn classify(err: rusqlite::Error) -> StoreError {
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::DatabaseCorrupt)
+            | Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Corrupted(err.to_string()),
+            _ => StoreError::Sqlite(err),
+        }
+    }
+}
+
+/// Lets `?` on rusqlite calls inside store code classify damage.
+pub(crate) trait SqlResultExt<T> {
+    fn classified(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlResultExt<T> for Result<T, rusqlite::Error> {
+    fn classified(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::classify)
+    }
+}
+
+/// Options for opening; tests stack a fault-injecting VFS under the encrypting one.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// The VFS under the encrypting shim; `None` is the platform default.
+    pub inner_vfs: Option<String>,
+    /// Page cache size in KiB (SQLite's `cache_size = -N`).
+    pub cache_kib: Option<u32>,
+}
+
+/// An open encrypted database. The connection is dropped before the VFS it uses.
+pub struct Store {
+    conn: Connection,
+    _vfs: RegisteredVfs,
+}
+
+impl Store {
+    /// Opens (creating if needed) the encrypted database at `path` with the vault's key.
+    pub fn open(path: &Path, vault: &UnlockedVault, options: &StoreOptions) -> Result<Store, StoreError> {
+        let fresh = check_existing_file(path)?;
+        let vfs = RegisteredVfs::register(
+            PageCipher::new(&vault.dek, vault.vault_id),
+            options.inner_vfs.as_deref(),
+        )?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_EXRESCODE;
+        let conn = Connection::open_with_flags_and_vfs(path, flags, vfs.name()).classified()?;
+        let store = Store { conn, _vfs: vfs };
+        store.configure(fresh, options)?;
+        schema::migrate(&store.conn)?;
+        Ok(store)
+    }
+
+    fn configure(&self, fresh: bool, options: &StoreOptions) -> Result<(), StoreError> {
+        let c = &self.conn;
+        if fresh {
+            c.pragma_update(None, "page_size", PAGE_SIZE as i64).classified()?;
+            set_reserve_bytes(c, RESERVE as i32)?;
+        }
+        c.pragma_update(None, "temp_store", "MEMORY").classified()?;
+        c.pragma_update(None, "mmap_size", 0).classified()?;
+        // The first read of an existing database happens here: a wrong key or a damaged page 1
+        // shows up as Corrupted.
+        let mode: String =
+            c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).classified()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupted(format!("journal mode stayed {mode}")));
+        }
+        c.pragma_update(None, "synchronous", "NORMAL").classified()?;
+        c.pragma_update(None, "foreign_keys", true).classified()?;
+        if let Some(kib) = options.cache_kib {
+            c.pragma_update(None, "cache_size", -(kib as i64)).classified()?;
+        }
+        let reserve = set_reserve_bytes(c, -1)?;
+        if reserve != RESERVE as i32 {
+            return Err(StoreError::NotEncrypted);
+        }
+        Ok(())
+    }
+
+    /// The connection, for the modules that own the tables.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Mutable access (transactions).
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Runs a full integrity check; `Corrupted` names the first problem.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let result: String =
+            self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).classified()?;
+        if result == "ok" { Ok(()) } else { Err(StoreError::Corrupted(result)) }
+    }
+
+    /// Moves the WAL's content into the database file and truncates the WAL.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).classified()
+    }
+}
+
+/// Sets (n >= 0) or reads (n < 0) the reserved bytes per page; returns the current value.
+fn set_reserve_bytes(conn: &Connection, n: i32) -> Result<i32, StoreError> {
+    let mut value = n;
+    // SAFETY: a valid connection handle; the op takes a pointer to an int.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_RESERVE_BYTES,
+            (&mut value as *mut i32).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None)));
+    }
+    Ok(value)
+}
+
+/// Refuses a database file that is not ours before SQLite touches it. Returns whether the file
+/// is new (missing or empty).
+fn check_existing_file(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let mut header = [0u8; 24];
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e.into()),
+    };
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    if len < PAGE_SIZE as u64 || file.read_exact(&mut header).is_err() {
+        return Err(StoreError::Corrupted("the database file is truncated".into()));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(StoreError::Corrupted("not an SQLite database".into()));
+    }
+    if header[16..18] != (PAGE_SIZE as u16).to_be_bytes() || header[20] as usize != RESERVE {
+        return Err(StoreError::NotEncrypted);
+    }
+    Ok(false)
+}

@@ -1,0 +1,51 @@
+//! The store's fixed tables; entity tables come from the organization's schema (entities.rs).
+
+use rusqlite::Connection;
+
+use super::{SqlResultExt, StoreError};
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// Creates or upgrades the fixed tables.
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).classified()?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+         CREATE TABLE IF NOT EXISTS tokens (
+             kind TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER) STRICT;
+         CREATE TABLE IF NOT EXISTS entity_schema (
+             name TEXT PRIMARY KEY, definition TEXT NOT NULL) STRICT;
+         CREATE TABLE IF NOT EXISTS outbox (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+             mutation_id TEXT NOT NULL UNIQUE,
+             entity TEXT NOT NULL,
+             record_id TEXT NOT NULL,
+             op TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
+             base_version INTEGER,
+             fields TEXT NOT NULL,
+             created_at INTEGER NOT NULL) STRICT;
+         CREATE INDEX IF NOT EXISTS outbox_record ON outbox (entity, record_id);
+         CREATE TABLE IF NOT EXISTS mirror (
+             entity TEXT NOT NULL, record_id TEXT NOT NULL, version INTEGER NOT NULL,
+             fields TEXT NOT NULL, PRIMARY KEY (entity, record_id)) STRICT;
+         CREATE TABLE IF NOT EXISTS conflicts (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             entity TEXT NOT NULL, record_id TEXT NOT NULL,
+             base TEXT, local TEXT, server TEXT,
+             mode TEXT NOT NULL, outcome TEXT NOT NULL,
+             created_at INTEGER NOT NULL, resolved_at INTEGER) STRICT;
+         CREATE TABLE IF NOT EXISTS sync_log (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             started_at INTEGER NOT NULL, finished_at INTEGER,
+             outcome TEXT, downloaded INTEGER NOT NULL DEFAULT 0,
+             uploaded INTEGER NOT NULL DEFAULT 0, conflicts INTEGER NOT NULL DEFAULT 0,
+             error TEXT) STRICT;
+         PRAGMA user_version = 1;
+         COMMIT;",
+    )
+    .classified()
+}
