@@ -3,6 +3,7 @@
 //! bytes), and the schema of the offline data.
 
 mod cipher;
+pub mod entities;
 pub mod schema;
 mod vfs;
 
