@@ -80,7 +80,11 @@ impl PageCipher {
     }
 
     fn clear_len(role: PageRole, pgno: u32) -> usize {
-        if role == PageRole::Database && pgno == 1 { PAGE1_CLEAR } else { 0 }
+        if role == PageRole::Database && pgno == 1 {
+            PAGE1_CLEAR
+        } else {
+            0
+        }
     }
 
     /// Encrypts `page` in place and writes nonce and tag into its reserve.
@@ -116,7 +120,10 @@ impl PageCipher {
         let mut ad_buf = [0u8; 64];
         let (clear_bytes, secret) = body.split_at_mut(clear);
         let ad = self.associated_data(&mut ad_buf, role, pgno, clear_bytes);
-        let ok = self.aead.decrypt_in_place_detached(&nonce, ad, secret, &tag).is_ok();
+        let ok = self
+            .aead
+            .decrypt_in_place_detached(&nonce, ad, secret, &tag)
+            .is_ok();
         reserve.fill(0);
         ok
     }
@@ -171,10 +178,16 @@ mod tests {
         let c = cipher();
         let mut sealed = page(0x33);
         c.seal(&mut sealed, PageRole::Wal { salts: [1; 8] }, 5);
-        for i in (0..PAGE_SIZE).step_by(97).chain([PAGE_SIZE - 40, PAGE_SIZE - 17, PAGE_SIZE - 1]) {
+        for i in (0..PAGE_SIZE)
+            .step_by(97)
+            .chain([PAGE_SIZE - 40, PAGE_SIZE - 17, PAGE_SIZE - 1])
+        {
             let mut bad = sealed.clone();
             bad[i] ^= 0x80;
-            assert!(!c.open(&mut bad, PageRole::Wal { salts: [1; 8] }, 5), "flip at {i}");
+            assert!(
+                !c.open(&mut bad, PageRole::Wal { salts: [1; 8] }, 5),
+                "flip at {i}"
+            );
         }
         let wrong_place = [
             (PageRole::Wal { salts: [1; 8] }, 6),

@@ -77,7 +77,11 @@ pub enum EntityError {
     #[error("entity {entity:?} has no field {field:?}")]
     UnknownField { entity: String, field: String },
     #[error("field {field:?} expects {expected:?}, got {got}")]
-    WrongType { field: String, expected: FieldType, got: String },
+    WrongType {
+        field: String,
+        expected: FieldType,
+        got: String,
+    },
     #[error("invalid name {0:?} in the schema")]
     InvalidName(String),
     #[error(transparent)]
@@ -113,7 +117,11 @@ impl EntitySchema {
         }
         let mut seen = std::collections::HashSet::new();
         for f in &self.fields {
-            if !valid_name(&f.name) || f.name == "id" || f.name == "version" || !seen.insert(&f.name) {
+            if !valid_name(&f.name)
+                || f.name == "id"
+                || f.name == "version"
+                || !seen.insert(&f.name)
+            {
                 return Err(EntityError::InvalidName(f.name.clone()));
             }
         }
@@ -121,14 +129,20 @@ impl EntitySchema {
     }
 
     fn field(&self, name: &str) -> Result<&FieldSchema, EntityError> {
-        self.fields.iter().find(|f| f.name == name).ok_or_else(|| EntityError::UnknownField {
-            entity: self.name.clone(),
-            field: name.to_string(),
-        })
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| EntityError::UnknownField {
+                entity: self.name.clone(),
+                field: name.to_string(),
+            })
     }
 
     fn searchable(&self) -> Vec<&FieldSchema> {
-        self.fields.iter().filter(|f| f.searchable && f.kind == FieldType::Text).collect()
+        self.fields
+            .iter()
+            .filter(|f| f.searchable && f.kind == FieldType::Text)
+            .collect()
     }
 }
 
@@ -148,21 +162,31 @@ pub fn apply_schema(conn: &Connection, schemas: &[EntitySchema]) -> Result<(), E
         conn.execute(
             "INSERT INTO entity_schema (name, definition) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET definition = excluded.definition",
-            (&s.name, serde_json::to_string(s).expect("schema serializes")),
+            (
+                &s.name,
+                serde_json::to_string(s).expect("schema serializes"),
+            ),
         )?;
     }
     Ok(())
 }
 
 fn create_tables(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
-    let columns: String =
-        s.fields.iter().map(|f| format!(", f_{} {}", f.name, sql_type(f.kind))).collect();
+    let columns: String = s
+        .fields
+        .iter()
+        .map(|f| format!(", f_{} {}", f.name, sql_type(f.kind)))
+        .collect();
     conn.execute_batch(&format!(
         "CREATE TABLE e_{n} (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL{columns}) STRICT;",
         n = s.name
     ))?;
     for f in s.fields.iter().filter(|f| f.kind == FieldType::Reference) {
-        conn.execute_batch(&format!("CREATE INDEX e_{n}_{f} ON e_{n} (f_{f});", n = s.name, f = f.name))?;
+        conn.execute_batch(&format!(
+            "CREATE INDEX e_{n}_{f} ON e_{n} (f_{f});",
+            n = s.name,
+            f = f.name
+        ))?;
     }
     create_fts(conn, s)
 }
@@ -174,8 +198,14 @@ fn create_fts(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
     }
     let cols: Vec<String> = searchable.iter().map(|f| format!("f_{}", f.name)).collect();
     let cols = cols.join(", ");
-    let new_cols: String = searchable.iter().map(|f| format!(", new.f_{}", f.name)).collect();
-    let old_cols: String = searchable.iter().map(|f| format!(", old.f_{}", f.name)).collect();
+    let new_cols: String = searchable
+        .iter()
+        .map(|f| format!(", new.f_{}", f.name))
+        .collect();
+    let old_cols: String = searchable
+        .iter()
+        .map(|f| format!(", old.f_{}", f.name))
+        .collect();
     let n = &s.name;
     conn.execute_batch(&format!(
         "CREATE VIRTUAL TABLE fts_{n} USING fts5({cols}, content='e_{n}', content_rowid='rowid');
@@ -199,7 +229,11 @@ fn drop_fts(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
     Ok(())
 }
 
-fn extend_tables(conn: &Connection, old: &EntitySchema, new: &EntitySchema) -> Result<(), EntityError> {
+fn extend_tables(
+    conn: &Connection,
+    old: &EntitySchema,
+    new: &EntitySchema,
+) -> Result<(), EntityError> {
     for f in &new.fields {
         match old.fields.iter().find(|o| o.name == f.name) {
             None => conn.execute_batch(&format!(
@@ -228,7 +262,10 @@ fn extend_tables(conn: &Connection, old: &EntitySchema, new: &EntitySchema) -> R
         drop_fts(conn, old)?;
         create_fts(conn, &merged)?;
         if !merged.searchable().is_empty() {
-            conn.execute_batch(&format!("INSERT INTO fts_{n} (fts_{n}) VALUES ('rebuild');", n = new.name))?;
+            conn.execute_batch(&format!(
+                "INSERT INTO fts_{n} (fts_{n}) VALUES ('rebuild');",
+                n = new.name
+            ))?;
         }
     }
     Ok(())
@@ -237,10 +274,15 @@ fn extend_tables(conn: &Connection, old: &EntitySchema, new: &EntitySchema) -> R
 /// The stored schema of one entity.
 pub fn load_schema(conn: &Connection, entity: &str) -> Result<Option<EntitySchema>, EntityError> {
     let json: Option<String> = conn
-        .query_row("SELECT definition FROM entity_schema WHERE name = ?1", [entity], |r| r.get(0))
+        .query_row(
+            "SELECT definition FROM entity_schema WHERE name = ?1",
+            [entity],
+            |r| r.get(0),
+        )
         .optional()?;
     json.map(|j| {
-        serde_json::from_str(&j).map_err(|e| StoreError::Corrupted(format!("stored schema: {e}")).into())
+        serde_json::from_str(&j)
+            .map_err(|e| StoreError::Corrupted(format!("stored schema: {e}")).into())
     })
     .transpose()
 }
@@ -248,7 +290,9 @@ pub fn load_schema(conn: &Connection, entity: &str) -> Result<Option<EntitySchem
 /// Every stored entity schema, by name.
 pub fn load_schemas(conn: &Connection) -> Result<Vec<EntitySchema>, EntityError> {
     let mut stmt = conn.prepare("SELECT name FROM entity_schema ORDER BY name")?;
-    let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     names
         .iter()
         .map(|n| load_schema(conn, n)?.ok_or_else(|| EntityError::UnknownEntity(n.clone())))
@@ -276,7 +320,9 @@ fn to_sql(field: &FieldSchema, value: &Value) -> Result<SqlValue, EntityError> {
     Ok(match (field.kind, value) {
         (_, Value::Null) => SqlValue::Null,
         (FieldType::Text | FieldType::Reference, Value::String(s)) => SqlValue::Text(s.clone()),
-        (FieldType::Timestamp, Value::String(s)) if looks_like_rfc3339(s) => SqlValue::Text(s.clone()),
+        (FieldType::Timestamp, Value::String(s)) if looks_like_rfc3339(s) => {
+            SqlValue::Text(s.clone())
+        }
         (FieldType::Integer, Value::Number(n)) => SqlValue::Integer(n.as_i64().ok_or_else(wrong)?),
         (FieldType::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().ok_or_else(wrong)?),
         (FieldType::Boolean, Value::Bool(b)) => SqlValue::Integer(*b as i64),
@@ -286,7 +332,11 @@ fn to_sql(field: &FieldSchema, value: &Value) -> Result<SqlValue, EntityError> {
 
 fn looks_like_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && (b[10] == b'T' || b[10] == b't') && b[13] == b':'
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
 }
 
 fn from_sql(field: &FieldSchema, value: ValueRef<'_>) -> Value {
@@ -307,18 +357,37 @@ pub fn upsert(conn: &Connection, entity: &str, record: &Record) -> Result<(), En
 }
 
 /// As [`upsert`], with the schema already loaded (the sync engine's hot path).
-pub fn upsert_with(conn: &Connection, schema: &EntitySchema, record: &Record) -> Result<(), EntityError> {
+pub fn upsert_with(
+    conn: &Connection,
+    schema: &EntitySchema,
+    record: &Record,
+) -> Result<(), EntityError> {
     for key in record.fields.keys() {
         schema.field(key)?;
     }
-    let mut values: Vec<SqlValue> = vec![SqlValue::Text(record.id.clone()), SqlValue::Integer(record.version)];
+    let mut values: Vec<SqlValue> = vec![
+        SqlValue::Text(record.id.clone()),
+        SqlValue::Integer(record.version),
+    ];
     for f in &schema.fields {
-        values.push(to_sql(f, record.fields.get(&f.name).unwrap_or(&Value::Null))?);
+        values.push(to_sql(
+            f,
+            record.fields.get(&f.name).unwrap_or(&Value::Null),
+        )?);
     }
-    let cols: String = schema.fields.iter().map(|f| format!(", f_{}", f.name)).collect();
+    let cols: String = schema
+        .fields
+        .iter()
+        .map(|f| format!(", f_{}", f.name))
+        .collect();
     let marks: String = (3..=values.len()).map(|i| format!(", ?{i}")).collect();
     let updates: String = std::iter::once("version = excluded.version".to_string())
-        .chain(schema.fields.iter().map(|f| format!("f_{0} = excluded.f_{0}", f.name)))
+        .chain(
+            schema
+                .fields
+                .iter()
+                .map(|f| format!("f_{0} = excluded.f_{0}", f.name)),
+        )
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
@@ -326,20 +395,27 @@ pub fn upsert_with(conn: &Connection, schema: &EntitySchema, record: &Record) ->
          ON CONFLICT (id) DO UPDATE SET {updates}",
         n = schema.name
     );
-    conn.prepare_cached(&sql)?.execute(params_from_iter(values.iter()))?;
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(values.iter()))?;
     Ok(())
 }
 
 /// Removes a record; removing an unknown id is not an error (deletes are idempotent).
 pub fn delete(conn: &Connection, entity: &str, id: &str) -> Result<bool, EntityError> {
     let schema = require_schema(conn, entity)?;
-    let n = conn.prepare_cached(&format!("DELETE FROM e_{} WHERE id = ?1", schema.name))?.execute([id])?;
+    let n = conn
+        .prepare_cached(&format!("DELETE FROM e_{} WHERE id = ?1", schema.name))?
+        .execute([id])?;
     Ok(n > 0)
 }
 
 /// One record by id.
 pub fn get(conn: &Connection, entity: &str, id: &str) -> Result<Option<Record>, EntityError> {
-    let q = Query { filters: vec![("id".into(), Value::String(id.into()))], limit: Some(1), ..Default::default() };
+    let q = Query {
+        filters: vec![("id".into(), Value::String(id.into()))],
+        limit: Some(1),
+        ..Default::default()
+    };
     Ok(query(conn, entity, &q)?.into_iter().next())
 }
 
@@ -347,7 +423,11 @@ pub fn get(conn: &Connection, entity: &str, id: &str) -> Result<Option<Record>, 
 pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, EntityError> {
     let schema = require_schema(conn, entity)?;
     let n = &schema.name;
-    let cols: String = schema.fields.iter().map(|f| format!(", e.f_{}", f.name)).collect();
+    let cols: String = schema
+        .fields
+        .iter()
+        .map(|f| format!(", e.f_{}", f.name))
+        .collect();
     let mut sql = format!("SELECT e.id, e.version{cols} FROM e_{n} e");
     let mut args: Vec<SqlValue> = Vec::new();
     let mut conditions: Vec<String> = Vec::new();
@@ -362,7 +442,9 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
     for (field, value) in &q.filters {
         if field == "id" {
             conditions.push(format!("e.id = ?{}", args.len() + 1));
-            args.push(SqlValue::Text(value.as_str().unwrap_or_default().to_string()));
+            args.push(SqlValue::Text(
+                value.as_str().unwrap_or_default().to_string(),
+            ));
             continue;
         }
         let f = schema.field(field)?;
@@ -382,18 +464,29 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
     match &q.order_by {
         Some(field) => {
             let f = schema.field(field)?;
-            sql.push_str(&format!(" ORDER BY e.f_{} {direction}, e.id {direction}", f.name));
+            sql.push_str(&format!(
+                " ORDER BY e.f_{} {direction}, e.id {direction}",
+                f.name
+            ));
         }
         None => sql.push_str(&format!(" ORDER BY e.id {direction}")),
     }
-    sql.push_str(&format!(" LIMIT {} OFFSET {}", q.limit.map_or(-1, i64::from), q.offset));
+    sql.push_str(&format!(
+        " LIMIT {} OFFSET {}",
+        q.limit.map_or(-1, i64::from),
+        q.offset
+    ));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
         let mut fields = Map::new();
         for (i, f) in schema.fields.iter().enumerate() {
             fields.insert(f.name.clone(), from_sql(f, row.get_ref(i + 2)?));
         }
-        Ok(Record { id: row.get(0)?, version: row.get(1)?, fields })
+        Ok(Record {
+            id: row.get(0)?,
+            version: row.get(1)?,
+            fields,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -401,8 +494,10 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
 /// Quotes each whitespace-separated term so user text is never FTS5 syntax; a trailing term is
 /// a prefix match (search as you type).
 fn fts_terms(text: &str) -> String {
-    let terms: Vec<String> =
-        text.split_whitespace().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
     let mut joined = terms.join(" ");
     if !joined.is_empty() {
         joined.push('*');
@@ -413,7 +508,11 @@ fn fts_terms(text: &str) -> String {
 /// Number of records of an entity.
 pub fn count(conn: &Connection, entity: &str) -> Result<u64, EntityError> {
     let schema = require_schema(conn, entity)?;
-    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM e_{}", schema.name), [], |r| r.get(0))?;
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM e_{}", schema.name),
+        [],
+        |r| r.get(0),
+    )?;
     Ok(n as u64)
 }
 
@@ -446,7 +545,11 @@ mod tests {
     }
 
     fn rec(id: &str, fields: Value) -> Record {
-        Record { id: id.into(), version: 1, fields: fields.as_object().unwrap().clone() }
+        Record {
+            id: id.into(),
+            version: 1,
+            fields: fields.as_object().unwrap().clone(),
+        }
     }
 
     #[test]
@@ -454,7 +557,15 @@ mod tests {
         let c = conn();
         upsert(&c, "contact", &rec("c1", json!({"full_name": "Ada Lovelace", "notes": "analytical engine",
             "age": 36, "score": 9.5, "active": true, "born": "1815-12-10T00:00:00Z", "account_id": "a1"}))).unwrap();
-        upsert(&c, "contact", &rec("c2", json!({"full_name": "Charles Babbage", "age": 79, "active": false}))).unwrap();
+        upsert(
+            &c,
+            "contact",
+            &rec(
+                "c2",
+                json!({"full_name": "Charles Babbage", "age": 79, "active": false}),
+            ),
+        )
+        .unwrap();
         let ada = get(&c, "contact", "c1").unwrap().unwrap();
         assert_eq!(ada.fields["active"], json!(true));
         assert_eq!(ada.fields["score"], json!(9.5));
@@ -462,20 +573,41 @@ mod tests {
         let c2 = get(&c, "contact", "c2").unwrap().unwrap();
         assert_eq!(c2.fields["notes"], Value::Null);
 
-        let q = Query { search: Some("analyt".into()), ..Default::default() };
+        let q = Query {
+            search: Some("analyt".into()),
+            ..Default::default()
+        };
         assert_eq!(query(&c, "contact", &q).unwrap().len(), 1);
-        let q = Query { filters: vec![("active".into(), json!(false))], ..Default::default() };
+        let q = Query {
+            filters: vec![("active".into(), json!(false))],
+            ..Default::default()
+        };
         assert_eq!(query(&c, "contact", &q).unwrap()[0].id, "c2");
-        let q = Query { order_by: Some("age".into()), descending: true, ..Default::default() };
+        let q = Query {
+            order_by: Some("age".into()),
+            descending: true,
+            ..Default::default()
+        };
         assert_eq!(query(&c, "contact", &q).unwrap()[0].id, "c2");
 
         // Updates and deletes keep the index right.
-        upsert(&c, "contact", &rec("c1", json!({"full_name": "Ada King", "notes": "countess"}))).unwrap();
-        let q = Query { search: Some("analytical".into()), ..Default::default() };
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "Ada King", "notes": "countess"})),
+        )
+        .unwrap();
+        let q = Query {
+            search: Some("analytical".into()),
+            ..Default::default()
+        };
         assert!(query(&c, "contact", &q).unwrap().is_empty());
         assert!(delete(&c, "contact", "c1").unwrap());
         assert!(!delete(&c, "contact", "c1").unwrap());
-        let q = Query { search: Some("countess".into()), ..Default::default() };
+        let q = Query {
+            search: Some("countess".into()),
+            ..Default::default()
+        };
         assert!(query(&c, "contact", &q).unwrap().is_empty());
     }
 
@@ -484,18 +616,43 @@ mod tests {
         let c = conn();
         let err = upsert(&c, "contact", &rec("x", json!({"age": "old"}))).unwrap_err();
         assert!(matches!(err, EntityError::WrongType { .. }), "{err}");
-        assert!(matches!(upsert(&c, "contact", &rec("x", json!({"born": "yesterday"}))), Err(EntityError::WrongType { .. })));
-        assert!(matches!(upsert(&c, "contact", &rec("x", json!({"nope": 1}))), Err(EntityError::UnknownField { .. })));
-        assert!(matches!(upsert(&c, "ghost", &rec("x", json!({}))), Err(EntityError::UnknownEntity(_))));
+        assert!(matches!(
+            upsert(&c, "contact", &rec("x", json!({"born": "yesterday"}))),
+            Err(EntityError::WrongType { .. })
+        ));
+        assert!(matches!(
+            upsert(&c, "contact", &rec("x", json!({"nope": 1}))),
+            Err(EntityError::UnknownField { .. })
+        ));
+        assert!(matches!(
+            upsert(&c, "ghost", &rec("x", json!({}))),
+            Err(EntityError::UnknownEntity(_))
+        ));
         for bad in ["Contact", "x; DROP TABLE meta", "", "1abc", "a-b"] {
-            let s = EntitySchema { name: bad.into(), fields: vec![] };
-            assert!(matches!(apply_schema(&c, &[s]), Err(EntityError::InvalidName(_))), "{bad}");
+            let s = EntitySchema {
+                name: bad.into(),
+                fields: vec![],
+            };
+            assert!(
+                matches!(apply_schema(&c, &[s]), Err(EntityError::InvalidName(_))),
+                "{bad}"
+            );
         }
         let dup = EntitySchema {
             name: "dup".into(),
             fields: vec![
-                FieldSchema { name: "a".into(), kind: FieldType::Text, searchable: false, references: None },
-                FieldSchema { name: "a".into(), kind: FieldType::Text, searchable: false, references: None },
+                FieldSchema {
+                    name: "a".into(),
+                    kind: FieldType::Text,
+                    searchable: false,
+                    references: None,
+                },
+                FieldSchema {
+                    name: "a".into(),
+                    kind: FieldType::Text,
+                    searchable: false,
+                    references: None,
+                },
             ],
         };
         assert!(apply_schema(&c, &[dup]).is_err());
@@ -504,21 +661,76 @@ mod tests {
     #[test]
     fn search_text_is_never_fts_syntax() {
         let c = conn();
-        upsert(&c, "contact", &rec("c1", json!({"full_name": "O'Brien \"Bob\" NEAR AND"}))).unwrap();
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "O'Brien \"Bob\" NEAR AND"})),
+        )
+        .unwrap();
         for text in ["\"", "NEAR(", "AND", "bob\"", "*", "o'brien"] {
-            query(&c, "contact", &Query { search: Some(text.into()), ..Default::default() }).unwrap();
+            query(
+                &c,
+                "contact",
+                &Query {
+                    search: Some(text.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         }
     }
 
     #[test]
     fn schema_grows_without_losing_data() {
         let c = conn();
-        upsert(&c, "contact", &rec("c1", json!({"full_name": "Grace Hopper"}))).unwrap();
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "Grace Hopper"})),
+        )
+        .unwrap();
         let mut s = contact_schema();
-        s.fields.push(FieldSchema { name: "title".into(), kind: FieldType::Text, searchable: true, references: None });
+        s.fields.push(FieldSchema {
+            name: "title".into(),
+            kind: FieldType::Text,
+            searchable: true,
+            references: None,
+        });
         apply_schema(&c, &[s]).unwrap();
-        upsert(&c, "contact", &rec("c2", json!({"full_name": "Someone", "title": "rear admiral"}))).unwrap();
-        assert_eq!(query(&c, "contact", &Query { search: Some("admiral".into()), ..Default::default() }).unwrap().len(), 1);
-        assert_eq!(query(&c, "contact", &Query { search: Some("hopper".into()), ..Default::default() }).unwrap().len(), 1);
+        upsert(
+            &c,
+            "contact",
+            &rec(
+                "c2",
+                json!({"full_name": "Someone", "title": "rear admiral"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            query(
+                &c,
+                "contact",
+                &Query {
+                    search: Some("admiral".into()),
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+        assert_eq!(
+            query(
+                &c,
+                "contact",
+                &Query {
+                    search: Some("hopper".into()),
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+            1
+        );
     }
 }

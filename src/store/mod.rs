@@ -70,7 +70,11 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the encrypted database at `path` with the vault's key.
-    pub fn open(path: &Path, vault: &UnlockedVault, options: &StoreOptions) -> Result<Store, StoreError> {
+    pub fn open(
+        path: &Path,
+        vault: &UnlockedVault,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
         let fresh = check_existing_file(path)?;
         let vfs = RegisteredVfs::register(
             PageCipher::new(&vault.dek, vault.vault_id),
@@ -90,22 +94,26 @@ impl Store {
     fn configure(&self, fresh: bool, options: &StoreOptions) -> Result<(), StoreError> {
         let c = &self.conn;
         if fresh {
-            c.pragma_update(None, "page_size", PAGE_SIZE as i64).classified()?;
+            c.pragma_update(None, "page_size", PAGE_SIZE as i64)
+                .classified()?;
             set_reserve_bytes(c, RESERVE as i32)?;
         }
         c.pragma_update(None, "temp_store", "MEMORY").classified()?;
         c.pragma_update(None, "mmap_size", 0).classified()?;
         // The first read of an existing database happens here: a wrong key or a damaged page 1
         // shows up as Corrupted.
-        let mode: String =
-            c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).classified()?;
+        let mode: String = c
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .classified()?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Corrupted(format!("journal mode stayed {mode}")));
         }
-        c.pragma_update(None, "synchronous", "NORMAL").classified()?;
+        c.pragma_update(None, "synchronous", "NORMAL")
+            .classified()?;
         c.pragma_update(None, "foreign_keys", true).classified()?;
         if let Some(kib) = options.cache_kib {
-            c.pragma_update(None, "cache_size", -(kib as i64)).classified()?;
+            c.pragma_update(None, "cache_size", -(kib as i64))
+                .classified()?;
         }
         let reserve = set_reserve_bytes(c, -1)?;
         if reserve != RESERVE as i32 {
@@ -126,14 +134,22 @@ impl Store {
 
     /// Runs a full integrity check; `Corrupted` names the first problem.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
-        let result: String =
-            self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).classified()?;
-        if result == "ok" { Ok(()) } else { Err(StoreError::Corrupted(result)) }
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .classified()?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupted(result))
+        }
     }
 
     /// Moves the WAL's content into the database file and truncates the WAL.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).classified()
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .classified()
     }
 }
 
@@ -150,7 +166,10 @@ fn set_reserve_bytes(conn: &Connection, n: i32) -> Result<i32, StoreError> {
         )
     };
     if rc != ffi::SQLITE_OK {
-        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None)));
+        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(rc),
+            None,
+        )));
     }
     Ok(value)
 }
@@ -170,7 +189,9 @@ fn check_existing_file(path: &Path) -> Result<bool, StoreError> {
         return Ok(true);
     }
     if len < PAGE_SIZE as u64 || file.read_exact(&mut header).is_err() {
-        return Err(StoreError::Corrupted("the database file is truncated".into()));
+        return Err(StoreError::Corrupted(
+            "the database file is truncated".into(),
+        ));
     }
     if &header[..16] != b"SQLite format 3\0" {
         return Err(StoreError::Corrupted("not an SQLite database".into()));

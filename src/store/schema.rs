@@ -8,7 +8,9 @@ const SCHEMA_VERSION: i64 = 1;
 
 /// Creates or upgrades the fixed tables.
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).classified()?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .classified()?;
     if version >= SCHEMA_VERSION {
         return Ok(());
     }

@@ -94,8 +94,11 @@ impl RegisteredVfs {
         if inner_vfs.is_null() {
             return Err(VfsError::NoInnerVfs(inner.map(str::to_string)));
         }
-        let name = CString::new(format!("syncvault-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)))
-            .expect("no NUL");
+        let name = CString::new(format!(
+            "syncvault-{}",
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        ))
+        .expect("no NUL");
         // SAFETY: inner_vfs is a registered VFS, valid for the process lifetime.
         let inner_ref = unsafe { &*inner_vfs };
         let boxed = Box::new(EncVfs {
@@ -198,14 +201,28 @@ impl FileState {
         let read = self.methods().xRead.expect("xRead");
         let inner = self.inner();
         // SAFETY: buf is valid for its length; the inner file is open.
-        unsafe { read(inner, buf.as_mut_ptr().cast(), buf.len() as c_int, offset as i64) }
+        unsafe {
+            read(
+                inner,
+                buf.as_mut_ptr().cast(),
+                buf.len() as c_int,
+                offset as i64,
+            )
+        }
     }
 
     fn inner_write(&mut self, buf: &[u8], offset: usize) -> c_int {
         let write = self.methods().xWrite.expect("xWrite");
         let inner = self.inner();
         // SAFETY: as above.
-        unsafe { write(inner, buf.as_ptr().cast(), buf.len() as c_int, offset as i64) }
+        unsafe {
+            write(
+                inner,
+                buf.as_ptr().cast(),
+                buf.len() as c_int,
+                offset as i64,
+            )
+        }
     }
 
     /// Reads one database page (decrypted) into `scratch`. `SHORT_READ` past the end of the file.
@@ -246,7 +263,9 @@ impl FileState {
             let within = at % PAGE_SIZE;
             let n = (PAGE_SIZE - within).min(buf.len() - done);
             match self.read_db_page(pgno) {
-                ffi::SQLITE_OK => buf[done..done + n].copy_from_slice(&self.scratch[within..within + n]),
+                ffi::SQLITE_OK => {
+                    buf[done..done + n].copy_from_slice(&self.scratch[within..within + n])
+                }
                 ffi::SQLITE_IOERR_SHORT_READ => {
                     buf[done..done + n].fill(0);
                     short = true;
@@ -255,12 +274,20 @@ impl FileState {
             }
             done += n;
         }
-        if short { ffi::SQLITE_IOERR_SHORT_READ } else { ffi::SQLITE_OK }
+        if short {
+            ffi::SQLITE_IOERR_SHORT_READ
+        } else {
+            ffi::SQLITE_OK
+        }
     }
 
     fn db_write(&mut self, buf: &[u8], offset: usize) -> c_int {
         if offset % PAGE_SIZE != 0 || buf.len() != PAGE_SIZE {
-            tracing::error!(offset, len = buf.len(), "refusing a database write that is not one page");
+            tracing::error!(
+                offset,
+                len = buf.len(),
+                "refusing a database write that is not one page"
+            );
             return ffi::SQLITE_IOERR_WRITE;
         }
         let pgno = (offset / PAGE_SIZE + 1) as u32;
@@ -304,7 +331,9 @@ impl FileState {
                 let (pgno, salts) = frame_fields(header);
                 if !self.cipher().open(page, PageRole::Wal { salts }, pgno) {
                     // Recovery: an unauthenticated frame ends the log, exactly as a torn one.
-                    tracing::warn!("WAL frame failed authentication; treating it as the end of the log");
+                    tracing::warn!(
+                        "WAL frame failed authentication; treating it as the end of the log"
+                    );
                     buf.fill(0);
                 }
                 ffi::SQLITE_OK
@@ -322,7 +351,11 @@ impl FileState {
                 Err(rc) => rc,
             },
             WalRegion::Other => {
-                tracing::error!(offset, len = buf.len(), "refusing a WAL read of an unknown shape");
+                tracing::error!(
+                    offset,
+                    len = buf.len(),
+                    "refusing a WAL read of an unknown shape"
+                );
                 buf.fill(0);
                 ffi::SQLITE_IOERR_READ
             }
@@ -340,8 +373,9 @@ impl FileState {
                 }
                 rc
             }
-            (o, PAGE_SIZE) if o >= WAL_HEADER + FRAME_HEADER
-                && (o - WAL_HEADER - FRAME_HEADER) % FRAME == 0 =>
+            (o, PAGE_SIZE)
+                if o >= WAL_HEADER + FRAME_HEADER
+                    && (o - WAL_HEADER - FRAME_HEADER) % FRAME == 0 =>
             {
                 let header = match self.frame_header_for(offset) {
                     Ok(h) => h,
@@ -350,13 +384,18 @@ impl FileState {
                 let (pgno, salts) = frame_fields(&header);
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch.copy_from_slice(buf);
-                self.cipher().seal(&mut scratch, PageRole::Wal { salts }, pgno);
+                self.cipher()
+                    .seal(&mut scratch, PageRole::Wal { salts }, pgno);
                 let rc = self.inner_write(&scratch, offset);
                 self.scratch = scratch;
                 rc
             }
             (o, n) => {
-                tracing::error!(offset = o, len = n, "refusing a WAL write of an unknown shape");
+                tracing::error!(
+                    offset = o,
+                    len = n,
+                    "refusing a WAL write of an unknown shape"
+                );
                 ffi::SQLITE_IOERR_WRITE
             }
         }
@@ -369,7 +408,11 @@ impl FileState {
         if metadata {
             self.inner_write(buf, offset)
         } else {
-            tracing::error!(offset, len = buf.len(), "refusing to write a page image to a rollback journal");
+            tracing::error!(
+                offset,
+                len = buf.len(),
+                "refusing to write a page image to a rollback journal"
+            );
             ffi::SQLITE_IOERR_WRITE
         }
     }
@@ -574,13 +617,20 @@ unsafe extern "C" fn x_shm_barrier(file: *mut ffi::sqlite3_file) {
 unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
     guard(0, || unsafe {
         let st = state(file);
-        let caps = (st.methods().xDeviceCharacteristics.expect("xDeviceCharacteristics"))(st.inner());
+        let caps = (st
+            .methods()
+            .xDeviceCharacteristics
+            .expect("xDeviceCharacteristics"))(st.inner());
         // Batch-atomic writes would bypass the journal shapes this shim checks.
         caps & !ffi::SQLITE_IOCAP_BATCH_ATOMIC
     })
 }
 
-unsafe extern "C" fn x_delete(vfs: *mut ffi::sqlite3_vfs, name: *const c_char, sync_dir: c_int) -> c_int {
+unsafe extern "C" fn x_delete(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    sync_dir: c_int,
+) -> c_int {
     guard(ffi::SQLITE_IOERR_DELETE, || unsafe {
         let inner = inner_vfs(vfs);
         ((*inner).xDelete.expect("xDelete"))(inner, name, sync_dir)
@@ -661,7 +711,11 @@ unsafe extern "C" fn x_current_time(vfs: *mut ffi::sqlite3_vfs, out: *mut f64) -
     })
 }
 
-unsafe extern "C" fn x_get_last_error(vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
+unsafe extern "C" fn x_get_last_error(
+    vfs: *mut ffi::sqlite3_vfs,
+    n: c_int,
+    out: *mut c_char,
+) -> c_int {
     guard(0, || unsafe {
         let inner = inner_vfs(vfs);
         match (*inner).xGetLastError {
@@ -671,7 +725,10 @@ unsafe extern "C" fn x_get_last_error(vfs: *mut ffi::sqlite3_vfs, n: c_int, out:
     })
 }
 
-unsafe extern "C" fn x_current_time_int64(vfs: *mut ffi::sqlite3_vfs, out: *mut ffi::sqlite3_int64) -> c_int {
+unsafe extern "C" fn x_current_time_int64(
+    vfs: *mut ffi::sqlite3_vfs,
+    out: *mut ffi::sqlite3_int64,
+) -> c_int {
     guard(ffi::SQLITE_ERROR, || unsafe {
         let inner = inner_vfs(vfs);
         match (*inner).xCurrentTimeInt64 {
@@ -704,7 +761,10 @@ mod tests {
         assert!(matches!(wal_region(32, FRAME), WalRegion::FullFrame));
         assert!(matches!(wal_region(32 + 24, PAGE_SIZE), WalRegion::Content));
         assert!(matches!(wal_region(32 + FRAME + 16, 8), WalRegion::Clear));
-        assert!(matches!(wal_region(32 + 3 * FRAME + 24, PAGE_SIZE), WalRegion::Content));
+        assert!(matches!(
+            wal_region(32 + 3 * FRAME + 24, PAGE_SIZE),
+            WalRegion::Content
+        ));
         assert!(matches!(wal_region(32 + 24, 100), WalRegion::Other));
         assert!(matches!(wal_region(16, 32), WalRegion::Other));
         assert!(matches!(wal_region(32, 2 * FRAME), WalRegion::Other));

@@ -39,7 +39,9 @@ impl AttemptPolicy {
             return Duration::ZERO;
         }
         let doublings = (failures - self.free_attempts).min(16);
-        self.base_delay.saturating_mul(1 << doublings).min(self.max_delay)
+        self.base_delay
+            .saturating_mul(1 << doublings)
+            .min(self.max_delay)
     }
 }
 

@@ -82,7 +82,10 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 impl Header {
     /// A new vault: fresh id and one password slot wrapping `dek`.
     pub fn create(dek: &Dek, password: &[u8], params: KdfParams) -> Result<Header, HeaderError> {
-        let mut header = Header { vault_id: random_bytes(), slots: Vec::new() };
+        let mut header = Header {
+            vault_id: random_bytes(),
+            slots: Vec::new(),
+        };
         header.set_password(dek, password, params)?;
         Ok(header)
     }
@@ -112,7 +115,13 @@ impl Header {
         let slot = &mut self.slots[0];
         let kek = derive_kek(password, &slot.salt, params)?;
         let sealed = XChaCha20Poly1305::new(kek.as_ref().into())
-            .encrypt(XNonce::from_slice(&slot.nonce), Payload { msg: dek.as_ref(), aad: &ad })
+            .encrypt(
+                XNonce::from_slice(&slot.nonce),
+                Payload {
+                    msg: dek.as_ref(),
+                    aad: &ad,
+                },
+            )
             .map_err(|_| HeaderError::Corrupted("sealing failed"))?;
         slot.wrapped.copy_from_slice(&sealed);
         Ok(())
@@ -124,17 +133,28 @@ impl Header {
     }
 
     fn password_slot(&self) -> Option<(usize, &Slot)> {
-        self.slots.iter().enumerate().find(|(_, s)| s.kind == SlotKind::Password)
+        self.slots
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.kind == SlotKind::Password)
     }
 
     /// Runs the KDF and unwraps the DEK; `WrongPassword` when the AEAD rejects it.
     pub fn unwrap_with_password(&self, password: &[u8]) -> Result<Dek, HeaderError> {
-        let (index, slot) = self.password_slot().ok_or(HeaderError::Corrupted("no password slot"))?;
+        let (index, slot) = self
+            .password_slot()
+            .ok_or(HeaderError::Corrupted("no password slot"))?;
         let kek = derive_kek(password, &slot.salt, slot.params)?;
         let ad = self.slot_ad(index);
         let plain = Zeroizing::new(
             XChaCha20Poly1305::new(kek.as_ref().into())
-                .decrypt(XNonce::from_slice(&slot.nonce), Payload { msg: &slot.wrapped, aad: &ad })
+                .decrypt(
+                    XNonce::from_slice(&slot.nonce),
+                    Payload {
+                        msg: &slot.wrapped,
+                        aad: &ad,
+                    },
+                )
                 .map_err(|_| HeaderError::WrongPassword)?,
         );
         let mut dek = Zeroizing::new([0u8; 32]);
@@ -205,7 +225,13 @@ impl Header {
             if !params.in_range() {
                 return Err(HeaderError::ParamsOutOfRange);
             }
-            slots.push(Slot { kind, params, salt: r.take(), nonce: r.take(), wrapped: r.take() });
+            slots.push(Slot {
+                kind,
+                params,
+                salt: r.take(),
+                nonce: r.take(),
+                wrapped: r.take(),
+            });
         }
         Ok(Header { vault_id, slots })
     }
@@ -233,7 +259,9 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Lengths were checked up front, so this cannot run past the end.
     fn take<const N: usize>(&mut self) -> [u8; N] {
-        let out: [u8; N] = self.bytes[self.at..self.at + N].try_into().expect("length checked");
+        let out: [u8; N] = self.bytes[self.at..self.at + N]
+            .try_into()
+            .expect("length checked");
         self.at += N;
         out
     }
@@ -253,8 +281,14 @@ mod tests {
         let header = Header::create(&key, b"correct horse", KdfParams::FLOOR).unwrap();
         let decoded = Header::decode(&header.encode()).unwrap();
         assert_eq!(decoded, header);
-        assert_eq!(*decoded.unwrap_with_password(b"correct horse").unwrap(), *key);
-        assert_eq!(decoded.unwrap_with_password(b"wrong horse"), Err(HeaderError::WrongPassword));
+        assert_eq!(
+            *decoded.unwrap_with_password(b"correct horse").unwrap(),
+            *key
+        );
+        assert_eq!(
+            decoded.unwrap_with_password(b"wrong horse"),
+            Err(HeaderError::WrongPassword)
+        );
     }
 
     #[test]
@@ -262,17 +296,27 @@ mod tests {
         let key = dek();
         let mut header = Header::create(&key, b"first password", KdfParams::FLOOR).unwrap();
         let before = header.clone();
-        header.set_password(&key, b"second password", KdfParams::FLOOR).unwrap();
+        header
+            .set_password(&key, b"second password", KdfParams::FLOOR)
+            .unwrap();
         assert_eq!(header.slots.len(), 1);
         assert_ne!(header.slots[0].salt, before.slots[0].salt);
-        assert_eq!(header.unwrap_with_password(b"first password"), Err(HeaderError::WrongPassword));
-        assert_eq!(*header.unwrap_with_password(b"second password").unwrap(), *key);
+        assert_eq!(
+            header.unwrap_with_password(b"first password"),
+            Err(HeaderError::WrongPassword)
+        );
+        assert_eq!(
+            *header.unwrap_with_password(b"second password").unwrap(),
+            *key
+        );
     }
 
     #[test]
     fn every_byte_matters() {
         let key = dek();
-        let bytes = Header::create(&key, b"password!", KdfParams::FLOOR).unwrap().encode();
+        let bytes = Header::create(&key, b"password!", KdfParams::FLOOR)
+            .unwrap()
+            .encode();
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
@@ -281,18 +325,38 @@ mod tests {
                 Ok(h) => panic!("flip at {i} decoded: {h:?}"),
             }
         }
-        assert!(matches!(Header::decode(&bytes[..bytes.len() - 1]), Err(HeaderError::Corrupted(_))));
-        assert!(matches!(Header::decode(b""), Err(HeaderError::Corrupted(_))));
+        assert!(matches!(
+            Header::decode(&bytes[..bytes.len() - 1]),
+            Err(HeaderError::Corrupted(_))
+        ));
+        assert!(matches!(
+            Header::decode(b""),
+            Err(HeaderError::Corrupted(_))
+        ));
     }
 
     #[test]
     fn tampered_params_refused_before_kdf_even_with_valid_checksum() {
         let key = dek();
         let mut header = Header::create(&key, b"password!", KdfParams::FLOOR).unwrap();
-        header.slots[0].params = KdfParams { m_kib: 8, t: 1, p: 1 };
-        assert_eq!(Header::decode(&header.encode()), Err(HeaderError::ParamsOutOfRange));
-        header.slots[0].params = KdfParams { m_kib: 4 * 1024 * 1024, t: 3, p: 4 };
-        assert_eq!(Header::decode(&header.encode()), Err(HeaderError::ParamsOutOfRange));
+        header.slots[0].params = KdfParams {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        };
+        assert_eq!(
+            Header::decode(&header.encode()),
+            Err(HeaderError::ParamsOutOfRange)
+        );
+        header.slots[0].params = KdfParams {
+            m_kib: 4 * 1024 * 1024,
+            t: 3,
+            p: 4,
+        };
+        assert_eq!(
+            Header::decode(&header.encode()),
+            Err(HeaderError::ParamsOutOfRange)
+        );
     }
 
     #[test]
@@ -302,17 +366,25 @@ mod tests {
         let mut header = Header::create(&key, b"password!", KdfParams::FLOOR).unwrap();
         header.slots[0].params.t += 1;
         let decoded = Header::decode(&header.encode()).unwrap();
-        assert_eq!(decoded.unwrap_with_password(b"password!"), Err(HeaderError::WrongPassword));
+        assert_eq!(
+            decoded.unwrap_with_password(b"password!"),
+            Err(HeaderError::WrongPassword)
+        );
     }
 
     #[test]
     fn unknown_version_is_named() {
         let key = dek();
-        let mut bytes = Header::create(&key, b"password!", KdfParams::FLOOR).unwrap().encode();
+        let mut bytes = Header::create(&key, b"password!", KdfParams::FLOOR)
+            .unwrap()
+            .encode();
         bytes[8] = 9;
         let body_len = bytes.len() - TRAILER_LEN;
         let digest = checksum(&bytes[..body_len]);
         bytes[body_len..].copy_from_slice(&digest);
-        assert_eq!(Header::decode(&bytes), Err(HeaderError::UnsupportedVersion(9)));
+        assert_eq!(
+            Header::decode(&bytes),
+            Err(HeaderError::UnsupportedVersion(9))
+        );
     }
 }

@@ -20,11 +20,23 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// Default for new vaults: 64 MiB, 3 passes, 4 lanes (about 120 ms on a desktop core pair).
-    pub const DEFAULT: KdfParams = KdfParams { m_kib: 64 * 1024, t: 3, p: 4 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_kib: 64 * 1024,
+        t: 3,
+        p: 4,
+    };
     /// The least we accept (OWASP's Argon2id minimum); for constrained devices.
-    pub const FLOOR: KdfParams = KdfParams { m_kib: 19 * 1024, t: 2, p: 1 };
+    pub const FLOOR: KdfParams = KdfParams {
+        m_kib: 19 * 1024,
+        t: 2,
+        p: 1,
+    };
     /// The most we run: protects the device from a header that asks for absurd work.
-    pub const CEILING: KdfParams = KdfParams { m_kib: 1024 * 1024, t: 16, p: 16 };
+    pub const CEILING: KdfParams = KdfParams {
+        m_kib: 1024 * 1024,
+        t: 16,
+        p: 16,
+    };
 
     /// Whether these parameters lie between [`FLOOR`](Self::FLOOR) and [`CEILING`](Self::CEILING).
     pub fn in_range(&self) -> bool {
@@ -74,12 +86,29 @@ mod tests {
         assert!(KdfParams::DEFAULT.in_range());
         assert!(KdfParams::FLOOR.in_range());
         assert!(KdfParams::CEILING.in_range());
-        let too_cheap = KdfParams { m_kib: 1024, t: 1, p: 1 };
-        assert_eq!(derive_kek(b"pw", &[0; 16], too_cheap), Err(KdfError::OutOfRange(too_cheap)));
+        let too_cheap = KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        };
+        assert_eq!(
+            derive_kek(b"pw", &[0; 16], too_cheap),
+            Err(KdfError::OutOfRange(too_cheap))
+        );
         // Refused instantly: a 4 TiB request would otherwise abort the process.
-        let absurd = KdfParams { m_kib: u32::MAX, t: 3, p: 4 };
-        assert_eq!(derive_kek(b"pw", &[0; 16], absurd), Err(KdfError::OutOfRange(absurd)));
-        let too_many_passes = KdfParams { t: 17, ..KdfParams::FLOOR };
+        let absurd = KdfParams {
+            m_kib: u32::MAX,
+            t: 3,
+            p: 4,
+        };
+        assert_eq!(
+            derive_kek(b"pw", &[0; 16], absurd),
+            Err(KdfError::OutOfRange(absurd))
+        );
+        let too_many_passes = KdfParams {
+            t: 17,
+            ..KdfParams::FLOOR
+        };
         assert!(!too_many_passes.in_range());
     }
 

@@ -12,8 +12,8 @@ mod policy;
 use std::path::{Path, PathBuf};
 
 pub use attempts::AttemptPolicy;
-pub use header::{Dek, Header, HeaderError};
 pub(crate) use header::random_bytes;
+pub use header::{Dek, Header, HeaderError};
 pub use kdf::{KdfError, KdfParams, derive_kek};
 pub use policy::{PasswordPolicy, PolicyError};
 
@@ -126,7 +126,10 @@ pub fn create(
     let header = Header::create(&dek, password, config.kdf)?;
     attempts::write(&paths.attempts(), 0)?;
     fsio::write_atomic(&paths.header(), &header.encode())?;
-    Ok(UnlockedVault { vault_id: header.vault_id, dek })
+    Ok(UnlockedVault {
+        vault_id: header.vault_id,
+        dek,
+    })
 }
 
 fn read_header(paths: &VaultPaths) -> Result<Header, VaultError> {
@@ -165,7 +168,10 @@ pub fn unlock(
                 fsio::write_atomic(&paths.header(), &header.encode())?;
                 tracing::info!("vault KDF parameters upgraded");
             }
-            Ok(UnlockedVault { vault_id: header.vault_id, dek })
+            Ok(UnlockedVault {
+                vault_id: header.vault_id,
+                dek,
+            })
         }
         Err(HeaderError::WrongPassword) => {
             let failures = failures + 1;
@@ -173,7 +179,9 @@ pub fn unlock(
                 wipe(paths)?;
                 return Err(VaultError::Wiped);
             }
-            Err(VaultError::WrongPassword { attempts_left: policy.max_attempts - failures })
+            Err(VaultError::WrongPassword {
+                attempts_left: policy.max_attempts - failures,
+            })
         }
         Err(other) => Err(other.into()),
     }
@@ -271,10 +279,16 @@ mod tests {
             assert!(unlock(&paths, b"nope nope", &config).is_err());
         }
         std::fs::write(paths.database(), b"pretend database").unwrap();
-        assert!(matches!(unlock(&paths, b"nope nope", &config), Err(VaultError::Wiped)));
+        assert!(matches!(
+            unlock(&paths, b"nope nope", &config),
+            Err(VaultError::Wiped)
+        ));
         assert!(!paths.exists());
         assert!(!paths.database().exists());
-        assert!(matches!(unlock(&paths, b"offline pw 1", &config), Err(VaultError::NotConfigured)));
+        assert!(matches!(
+            unlock(&paths, b"offline pw 1", &config),
+            Err(VaultError::NotConfigured)
+        ));
     }
 
     #[test]
@@ -315,14 +329,33 @@ mod tests {
         let config = fast_config();
         let created = create(&paths, b"old password", b"old password", &config).unwrap();
         assert!(matches!(
-            change_password(&paths, b"old password", b"new password", b"new passw0rd", &config),
+            change_password(
+                &paths,
+                b"old password",
+                b"new password",
+                b"new passw0rd",
+                &config
+            ),
             Err(VaultError::Policy(PolicyError::Mismatch))
         ));
         assert!(matches!(
-            change_password(&paths, b"bad password", b"new password", b"new password", &config),
+            change_password(
+                &paths,
+                b"bad password",
+                b"new password",
+                b"new password",
+                &config
+            ),
             Err(VaultError::WrongPassword { attempts_left: 3 })
         ));
-        change_password(&paths, b"old password", b"new password", b"new password", &config).unwrap();
+        change_password(
+            &paths,
+            b"old password",
+            b"new password",
+            b"new password",
+            &config,
+        )
+        .unwrap();
         assert!(matches!(
             unlock(&paths, b"old password", &config),
             Err(VaultError::WrongPassword { .. })
@@ -337,13 +370,24 @@ mod tests {
         let paths = VaultPaths::new(dir.path());
         let mut config = fast_config();
         create(&paths, b"password!!", b"password!!", &config).unwrap();
-        config.kdf = KdfParams { m_kib: 20 * 1024, t: 2, p: 1 };
+        config.kdf = KdfParams {
+            m_kib: 20 * 1024,
+            t: 2,
+            p: 1,
+        };
         unlock(&paths, b"password!!", &config).unwrap();
         let header = read_header(&paths).unwrap();
         assert_eq!(header.password_params(), Some(config.kdf));
         // Never downgraded.
         config.kdf = KdfParams::FLOOR;
         unlock(&paths, b"password!!", &config).unwrap();
-        assert_eq!(read_header(&paths).unwrap().password_params().unwrap().m_kib, 20 * 1024);
+        assert_eq!(
+            read_header(&paths)
+                .unwrap()
+                .password_params()
+                .unwrap()
+                .m_kib,
+            20 * 1024
+        );
     }
 }

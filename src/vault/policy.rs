@@ -38,7 +38,9 @@ impl PasswordPolicy {
         // Count characters, not bytes, so "ääää" is four characters.
         let length = Zeroizing::new(text.chars().count());
         if (*length as u64) < u64::from(self.min_length) {
-            return Err(PolicyError::TooShort { min_length: self.min_length });
+            return Err(PolicyError::TooShort {
+                min_length: self.min_length,
+            });
         }
         Ok(())
     }
@@ -56,8 +58,14 @@ mod tests {
     fn mismatch_before_length() {
         let p = PasswordPolicy::default();
         assert_eq!(p.check(b"short", b"shorT"), Err(PolicyError::Mismatch));
-        assert_eq!(p.check(b"long enough", b"long enough!"), Err(PolicyError::Mismatch));
-        assert_eq!(p.check(b"short", b"short"), Err(PolicyError::TooShort { min_length: 8 }));
+        assert_eq!(
+            p.check(b"long enough", b"long enough!"),
+            Err(PolicyError::Mismatch)
+        );
+        assert_eq!(
+            p.check(b"short", b"short"),
+            Err(PolicyError::TooShort { min_length: 8 })
+        );
         assert_eq!(p.check(b"exactly8", b"exactly8"), Ok(()));
     }
 
@@ -67,7 +75,13 @@ mod tests {
         let four = "äöüß".as_bytes();
         assert_eq!(p.check(four, four), Ok(()));
         let three = "äöü".as_bytes();
-        assert_eq!(p.check(three, three), Err(PolicyError::TooShort { min_length: 4 }));
-        assert_eq!(p.check(&[0xff, 0xfe, 0xfd, 0xfc], &[0xff, 0xfe, 0xfd, 0xfc]), Err(PolicyError::NotUtf8));
+        assert_eq!(
+            p.check(three, three),
+            Err(PolicyError::TooShort { min_length: 4 })
+        );
+        assert_eq!(
+            p.check(&[0xff, 0xfe, 0xfd, 0xfc], &[0xff, 0xfe, 0xfd, 0xfc]),
+            Err(PolicyError::NotUtf8)
+        );
     }
 }

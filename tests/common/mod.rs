@@ -1,0 +1,101 @@
+//! Shared helpers for the integration tests: vaults with cheap KDF parameters, a test schema,
+//! file scans, and a deterministic random source.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use syncvault::store::entities::{self, EntitySchema, Record};
+use syncvault::store::{Store, StoreOptions};
+use syncvault::vault::{self, KdfParams, UnlockedVault, VaultConfig, VaultPaths};
+
+pub const PASSWORD: &[u8] = b"correct horse battery";
+
+pub fn config() -> VaultConfig {
+    VaultConfig {
+        kdf: KdfParams::FLOOR,
+        ..Default::default()
+    }
+}
+
+pub fn new_vault(dir: &Path) -> (VaultPaths, UnlockedVault) {
+    let paths = VaultPaths::new(dir);
+    let unlocked = vault::create(&paths, PASSWORD, PASSWORD, &config()).unwrap();
+    (paths, unlocked)
+}
+
+pub fn open(paths: &VaultPaths, vault: &UnlockedVault) -> Store {
+    Store::open(&paths.database(), vault, &StoreOptions::default()).unwrap()
+}
+
+pub fn note_schema() -> EntitySchema {
+    serde_json::from_value(json!({
+        "name": "note",
+        "fields": [
+            {"name": "title", "type": "text", "searchable": true},
+            {"name": "body", "type": "text", "searchable": true},
+            {"name": "secret", "type": "text"},
+            {"name": "n", "type": "integer"}
+        ]
+    }))
+    .unwrap()
+}
+
+pub fn note(id: &str, title: &str, body: &str, secret: &str, n: i64) -> Record {
+    let fields = json!({"title": title, "body": body, "secret": secret, "n": n});
+    Record {
+        id: id.into(),
+        version: 1,
+        fields: fields.as_object().unwrap().clone(),
+    }
+}
+
+pub fn put(store: &Store, record: &Record) {
+    entities::upsert(store.conn(), "note", record).unwrap();
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
+/// Copies the vault directory as it is right now: a crash image when a connection is open.
+pub fn snapshot(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// xorshift64*: deterministic, seedable, good enough to drive random operation sequences.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn text(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| (b'a' + self.below(26) as u8) as char)
+            .collect()
+    }
+}
