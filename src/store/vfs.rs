@@ -5,7 +5,8 @@
 //! - database: whole-page writes at page offsets; reads of any shape (a partial read decrypts the
 //!   whole page, e.g. the 100-byte header read at open);
 //! - WAL: the 32-byte header and 24-byte frame headers in clear; the page content of frame k at
-//!   `32 + (k-1)*(24+4096) + 24`, sealed with the page number and salts of its frame header. A
+//!   `32 + (k-1)*(24+4096) + 24`, sealed with its frame's page number and the WAL generation's
+//!   salts (from the frame header, or the WAL header while SQLite has zeroed the frame's). A
 //!   full-frame read that fails authentication (recovery) reads as zeros, which SQLite takes as the
 //!   end of the log; a content read that fails is `SQLITE_IOERR_DATA`;
 //! - rollback journal (only at creation and journal-mode switches): headers and page numbers,
@@ -248,6 +249,17 @@ impl FileState {
         }
     }
 
+    /// Re-reads page 1 raw into `scratch`; true when its clear header is ours.
+    fn page_one_clear_prefix_ok(&mut self) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let rc = self.inner_read(&mut scratch, 0);
+        let ok = rc == ffi::SQLITE_OK
+            && &scratch[..16] == b"SQLite format 3\0"
+            && page_one_header_ok(&scratch);
+        self.scratch = scratch;
+        ok
+    }
+
     fn db_read(&mut self, buf: &mut [u8], offset: usize) -> c_int {
         if offset % PAGE_SIZE == 0 && buf.len() == PAGE_SIZE {
             let pgno = (offset / PAGE_SIZE + 1) as u32;
@@ -265,6 +277,24 @@ impl FileState {
             match self.read_db_page(pgno) {
                 ffi::SQLITE_OK => {
                     buf[done..done + n].copy_from_slice(&self.scratch[within..within + n])
+                }
+                // SQLite reads parts of page 1 straight from the file before the WAL is replayed
+                // (the 100-byte header at open, the change counter at 24), and uses only the clear
+                // page size and reserve from them; the real page 1 comes through an authenticated
+                // full-page read. A page 1 torn by a crash mid-checkpoint is still in the WAL, so
+                // serve the clear bytes and zeros ("changed") instead of failing the open.
+                ffi::SQLITE_IOERR_DATA if pgno == 1 && self.page_one_clear_prefix_ok() => {
+                    tracing::warn!(
+                        "page 1 failed authentication on a header read; serving its clear prefix"
+                    );
+                    for (i, byte) in buf[done..done + n].iter_mut().enumerate() {
+                        let at = within + i;
+                        *byte = if at < PAGE1_CLEAR {
+                            self.scratch[at]
+                        } else {
+                            0
+                        };
+                    }
                 }
                 ffi::SQLITE_IOERR_SHORT_READ => {
                     buf[done..done + n].fill(0);
@@ -318,6 +348,21 @@ impl FileState {
         }
     }
 
+    /// The page number and WAL-generation salts a frame is sealed with. A frame header carries a
+    /// copy of the salts, except while SQLite rewrites frames within a transaction: then it writes
+    /// zero salts and fills them in at commit (`walRewriteChecksums`), so we read the WAL header's.
+    fn frame_binding(&mut self, header: &[u8]) -> Result<(u32, [u8; 8]), c_int> {
+        let (pgno, salts) = frame_fields(header);
+        if salts != [0; 8] {
+            return Ok((pgno, salts));
+        }
+        let mut wal_header = [0u8; WAL_HEADER];
+        match self.inner_read(&mut wal_header, 0) {
+            ffi::SQLITE_OK => Ok((pgno, wal_header[16..24].try_into().expect("8 bytes"))),
+            _ => Err(ffi::SQLITE_IOERR_DATA),
+        }
+    }
+
     fn wal_read(&mut self, buf: &mut [u8], offset: usize) -> c_int {
         let rc = self.inner_read(buf, offset);
         if rc != ffi::SQLITE_OK {
@@ -327,9 +372,15 @@ impl FileState {
         match wal_region(offset, buf.len()) {
             WalRegion::Clear => ffi::SQLITE_OK,
             WalRegion::FullFrame => {
-                let (header, page) = buf.split_at_mut(FRAME_HEADER);
-                let (pgno, salts) = frame_fields(header);
-                if !self.cipher().open(page, PageRole::Wal { salts }, pgno) {
+                let header: [u8; FRAME_HEADER] = buf[..FRAME_HEADER].try_into().expect("24 bytes");
+                let (pgno, salts) = match self.frame_binding(&header) {
+                    Ok(binding) => binding,
+                    Err(rc) => return rc,
+                };
+                if !self
+                    .cipher()
+                    .open(&mut buf[FRAME_HEADER..], PageRole::Wal { salts }, pgno)
+                {
                     // Recovery: an unauthenticated frame ends the log, exactly as a torn one.
                     tracing::warn!(
                         "WAL frame failed authentication; treating it as the end of the log"
@@ -338,9 +389,11 @@ impl FileState {
                 }
                 ffi::SQLITE_OK
             }
-            WalRegion::Content => match self.frame_header_for(offset) {
-                Ok(header) => {
-                    let (pgno, salts) = frame_fields(&header);
+            WalRegion::Content => match self
+                .frame_header_for(offset)
+                .and_then(|h| self.frame_binding(&h))
+            {
+                Ok((pgno, salts)) => {
                     if self.cipher().open(buf, PageRole::Wal { salts }, pgno) {
                         ffi::SQLITE_OK
                     } else {
@@ -377,11 +430,13 @@ impl FileState {
                 if o >= WAL_HEADER + FRAME_HEADER
                     && (o - WAL_HEADER - FRAME_HEADER) % FRAME == 0 =>
             {
-                let header = match self.frame_header_for(offset) {
-                    Ok(h) => h,
+                let (pgno, salts) = match self
+                    .frame_header_for(offset)
+                    .and_then(|h| self.frame_binding(&h))
+                {
+                    Ok(binding) => binding,
                     Err(_) => return ffi::SQLITE_IOERR_WRITE,
                 };
-                let (pgno, salts) = frame_fields(&header);
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch.copy_from_slice(buf);
                 self.cipher()
