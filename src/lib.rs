@@ -6,6 +6,7 @@
 
 uniffi::setup_scaffolding!("syncvault");
 
+pub mod account;
 pub mod ffi;
 mod fsio;
 pub mod org;
@@ -14,8 +15,8 @@ pub mod store;
 pub mod vault;
 
 pub use ffi::{
-    AccountState, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
-    normalize_organization_url, syncvault_version,
+    AccountState, ClientOptions, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
+    UserMode, normalize_organization_url, syncvault_version,
 };
 pub use org::UrlProblem;
 

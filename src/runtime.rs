@@ -4,7 +4,6 @@
 //! tokio whatever executor the foreign side polls with (Kotlin coroutines, Swift tasks), and a
 //! caller's thread is never blocked by network or KDF work.
 
-use std::future::Future;
 use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Runtime};
@@ -23,11 +22,11 @@ fn runtime() -> &'static Runtime {
     })
 }
 
-/// Runs `fut` on the shared runtime; a panic inside becomes `SyncError::Internal`.
-pub(crate) async fn spawn<T, F>(fut: F) -> Result<T, SyncError>
+/// Runs CPU-heavy or blocking work (KDF, SQLite) on the runtime's blocking pool.
+pub(crate) async fn spawn_blocking<T, F>(work: F) -> Result<T, SyncError>
 where
-    F: Future<Output = Result<T, SyncError>> + Send + 'static,
+    F: FnOnce() -> Result<T, SyncError> + Send + 'static,
     T: Send + 'static,
 {
-    runtime().spawn(fut).await?
+    runtime().spawn_blocking(work).await?
 }

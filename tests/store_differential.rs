@@ -9,7 +9,8 @@ use rusqlite::Connection;
 use syncvault::store::{Store, StoreOptions};
 use syncvault::vault::{UnlockedVault, VaultPaths};
 
-type Rows = Vec<(i64, String, Vec<u8>)>;
+type Row = (i64, String, Vec<u8>);
+type Rows = Vec<Row>;
 
 fn dump(c: &Connection) -> Rows {
     let mut stmt = c.prepare("SELECT id, a, b FROM t ORDER BY id").unwrap();
@@ -49,7 +50,7 @@ fn run(seed: u64) {
     for step in 0..400 {
         let op = rng.below(100);
         let id = rng.below(300) as i64;
-        let sql_and_args: Option<(&str, (i64, String, Vec<u8>))> = match op {
+        let sql_and_args: Option<(&str, Row)> = match op {
             0..=44 => {
                 let len = if rng.below(10) == 0 {
                     5000 + rng.below(20000)

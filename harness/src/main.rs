@@ -2,11 +2,13 @@
 
 mod cli;
 mod output;
+mod passwords;
+mod vault_commands;
 
 use clap::Parser;
 
 use cli::{Cli, Command};
-use output::{HarnessError, print_error};
+use output::{HarnessError, Output, print_error};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -36,14 +38,18 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), HarnessError> {
+    let out = Output {
+        json: cli.global.json,
+    };
+    let g = &cli.global;
     match cli.command {
-        Command::Setup { .. } => Err(HarnessError::NotBuilt("setup")),
+        Command::Setup { org, user_mode } => vault_commands::setup(g, &org, user_mode, &out).await,
         Command::Sync { .. } => Err(HarnessError::NotBuilt("sync")),
         Command::Query { .. } => Err(HarnessError::NotBuilt("query")),
         Command::Edit { .. } => Err(HarnessError::NotBuilt("edit")),
-        Command::Status => Err(HarnessError::NotBuilt("status")),
-        Command::ChangePassword => Err(HarnessError::NotBuilt("change-password")),
-        Command::Wipe { .. } => Err(HarnessError::NotBuilt("wipe")),
+        Command::Status => vault_commands::status(g, &out).await,
+        Command::ChangePassword => vault_commands::change_password(g, &out).await,
+        Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,
         Command::Serve { .. } => Err(HarnessError::NotBuilt("serve")),
         Command::Demo { .. } => Err(HarnessError::NotBuilt("demo")),
     }

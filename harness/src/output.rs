@@ -77,3 +77,18 @@ pub fn print_error(err: &HarnessError, json_mode: bool) {
         eprintln!("error: {err}");
     }
 }
+
+/// Prints command results: a JSON value on stdout with --json, else human text.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn result(&self, value: &Value, text: &str) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+    }
+}

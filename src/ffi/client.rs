@@ -1,40 +1,134 @@
 //! `SyncClient`: the one object an app holds per account directory.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::account::{Account, AccountState, UserMode, secret};
 use crate::ffi::{SyncError, SyncObserver, SyncPhase, SyncProgress};
 use crate::runtime;
+use crate::vault::{AttemptPolicy, KdfParams, PasswordPolicy, VaultConfig};
 
-/// Where an account stands, for the app's start screen.
+/// Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct AccountState {
-    /// A vault (offline password) exists in the data directory.
-    pub configured: bool,
+pub struct ClientOptions {
+    /// Argon2id memory in KiB (default 64 MiB; at least 19 MiB).
+    #[uniffi(default = 65536)]
+    pub kdf_memory_kib: u32,
+    /// Argon2id passes (default 3; at least 2).
+    #[uniffi(default = 3)]
+    pub kdf_iterations: u32,
+    /// Argon2id lanes (default 4).
+    #[uniffi(default = 4)]
+    pub kdf_parallelism: u32,
+    /// Shortest accepted offline password, in characters (default 8).
+    #[uniffi(default = 8)]
+    pub min_password_length: u32,
+    /// Wrong passwords in a row before the offline data is erased (default 10).
+    #[uniffi(default = 10)]
+    pub max_failed_attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        let d = KdfParams::DEFAULT;
+        ClientOptions {
+            kdf_memory_kib: d.m_kib,
+            kdf_iterations: d.t,
+            kdf_parallelism: d.p,
+            min_password_length: PasswordPolicy::default().min_length,
+            max_failed_attempts: AttemptPolicy::default().max_attempts,
+        }
+    }
+}
+
+impl ClientOptions {
+    fn vault_config(&self) -> Result<VaultConfig, SyncError> {
+        let kdf = KdfParams {
+            m_kib: self.kdf_memory_kib,
+            t: self.kdf_iterations,
+            p: self.kdf_parallelism,
+        };
+        if !kdf.in_range() {
+            return Err(SyncError::InvalidInput {
+                reason: format!(
+                    "KDF parameters must lie between {:?} and {:?}",
+                    KdfParams::FLOOR,
+                    KdfParams::CEILING
+                ),
+            });
+        }
+        if self.max_failed_attempts == 0 || self.min_password_length == 0 {
+            return Err(SyncError::InvalidInput {
+                reason: "max_failed_attempts and min_password_length must be at least 1".into(),
+            });
+        }
+        Ok(VaultConfig {
+            kdf,
+            password_policy: PasswordPolicy {
+                min_length: self.min_password_length,
+            },
+            attempts: AttemptPolicy {
+                max_attempts: self.max_failed_attempts,
+                ..AttemptPolicy::default()
+            },
+        })
+    }
 }
 
 /// One account's offline data and sync, rooted at a data directory the app owns.
+///
+/// Every method that touches the disk, the network or the KDF is async and runs on syncvault's
+/// own threads; the object is safe to share between threads.
 #[derive(uniffi::Object)]
 pub struct SyncClient {
+    account: Arc<Mutex<Account>>,
     data_dir: PathBuf,
+}
+
+impl SyncClient {
+    /// Runs `work` with the account on a blocking thread.
+    async fn with_account<T, F>(&self, work: F) -> Result<T, SyncError>
+    where
+        F: FnOnce(&mut Account) -> Result<T, SyncError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let account = Arc::clone(&self.account);
+        runtime::spawn_blocking(move || work(&mut lock(&account))).await
+    }
+}
+
+fn lock(account: &Mutex<Account>) -> MutexGuard<'_, Account> {
+    // A panic while holding the lock was already reported as an error; the account's own state
+    // (a closed or open store) is still consistent, so keep going.
+    account
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[uniffi::export]
 impl SyncClient {
-    /// Opens (creating if needed) the account directory. Cheap and synchronous: no KDF, no
-    /// network; unlocking and syncing are separate async calls.
+    /// Opens (creating if needed) the account directory with default options. Cheap and
+    /// synchronous: no KDF, no network.
     #[uniffi::constructor]
     pub fn new(data_dir: String) -> Result<Arc<Self>, SyncError> {
+        Self::with_options(data_dir, ClientOptions::default())
+    }
+
+    /// As `new`, with explicit options (e.g. cheaper KDF parameters on a constrained device).
+    #[uniffi::constructor]
+    pub fn with_options(data_dir: String, options: ClientOptions) -> Result<Arc<Self>, SyncError> {
         if data_dir.trim().is_empty() {
             return Err(SyncError::InvalidInput {
                 reason: "the data directory is empty".into(),
             });
         }
+        let config = options.vault_config()?;
         let data_dir = PathBuf::from(data_dir);
         std::fs::create_dir_all(&data_dir).map_err(|err| SyncError::Storage {
             reason: format!("cannot create the data directory: {err}"),
         })?;
-        Ok(Arc::new(SyncClient { data_dir }))
+        let account = Arc::new(Mutex::new(Account::new(&data_dir, config)));
+        Ok(Arc::new(SyncClient { account, data_dir }))
     }
 
     /// The directory this client keeps its files in.
@@ -42,24 +136,67 @@ impl SyncClient {
         self.data_dir.display().to_string()
     }
 
-    /// Reads the account's state from disk (off the caller's thread).
+    /// Where the account stands (configured, locked, organization, pending changes).
     pub async fn account_state(&self) -> Result<AccountState, SyncError> {
-        let dir = self.data_dir.clone();
-        runtime::spawn(async move {
-            let configured = tokio::fs::try_exists(dir.join(crate::VAULT_HEADER_FILE))
-                .await
-                .map_err(|err| SyncError::Storage {
-                    reason: err.to_string(),
-                })?;
-            Ok(AccountState { configured })
+        self.with_account(|a| a.state()).await
+    }
+
+    /// First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
+    /// offline password entered twice. Creates the encrypted store and leaves it unlocked. The
+    /// password cannot be recovered: tell the person so before calling.
+    pub async fn setup_offline_password(
+        &self,
+        organization_url: String,
+        user_mode: UserMode,
+        password: Vec<u8>,
+        confirmation: Vec<u8>,
+    ) -> Result<(), SyncError> {
+        let (password, confirmation) = (secret(password), secret(confirmation));
+        self.with_account(move |a| a.setup(&organization_url, user_mode, &password, &confirmation))
+            .await
+    }
+
+    /// Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
+    /// allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
+    pub async fn unlock(&self, password: Vec<u8>) -> Result<(), SyncError> {
+        let password = secret(password);
+        self.with_account(move |a| a.unlock(&password)).await
+    }
+
+    /// Closes the offline data and wipes the key from memory.
+    pub async fn lock(&self) -> Result<(), SyncError> {
+        self.with_account(|a| {
+            a.lock();
+            Ok(())
         })
         .await
     }
 
+    /// Changes the offline password (the old one is checked like an unlock attempt).
+    pub async fn change_offline_password(
+        &self,
+        old_password: Vec<u8>,
+        new_password: Vec<u8>,
+        confirmation: Vec<u8>,
+    ) -> Result<(), SyncError> {
+        let (old, new, confirmation) = (
+            secret(old_password),
+            secret(new_password),
+            secret(confirmation),
+        );
+        self.with_account(move |a| a.change_password(&old, &new, &confirmation))
+            .await
+    }
+
+    /// Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
+    pub async fn wipe(&self) -> Result<(), SyncError> {
+        self.with_account(|a| a.wipe()).await
+    }
+
     /// Runs a Synchronize, reporting progress to `observer`.
     ///
-    /// Today it prepares (reads the account state) and stops with `NotConfigured` when no vault
-    /// exists; sign-in and the sync protocol arrive with their issues.
+    /// Today it prepares (checks the account is set up and unlocked) and then stops with
+    /// `SignInRequired`: sign-in and the sync protocol arrive with their issues.
     pub async fn synchronize(&self, observer: Arc<dyn SyncObserver>) -> Result<(), SyncError> {
         observer.on_progress(SyncProgress {
             phase: SyncPhase::Preparing,
@@ -70,6 +207,9 @@ impl SyncClient {
         let state = self.account_state().await?;
         if !state.configured {
             return Err(SyncError::NotConfigured);
+        }
+        if state.locked {
+            return Err(SyncError::Locked);
         }
         Err(SyncError::SignInRequired {
             reason: "sign-in is not built yet".into(),

@@ -5,7 +5,8 @@ mod client;
 mod error;
 mod observer;
 
-pub use client::{AccountState, SyncClient};
+pub use crate::account::{AccountState, UserMode};
+pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
 

@@ -4,6 +4,7 @@
 
 mod cipher;
 pub mod entities;
+pub mod meta;
 pub mod schema;
 mod vfs;
 

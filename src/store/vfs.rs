@@ -261,7 +261,7 @@ impl FileState {
     }
 
     fn db_read(&mut self, buf: &mut [u8], offset: usize) -> c_int {
-        if offset % PAGE_SIZE == 0 && buf.len() == PAGE_SIZE {
+        if offset.is_multiple_of(PAGE_SIZE) && buf.len() == PAGE_SIZE {
             let pgno = (offset / PAGE_SIZE + 1) as u32;
             let rc = self.inner_read(buf, offset);
             return self.finish_db_read(buf, pgno, rc);
@@ -312,7 +312,7 @@ impl FileState {
     }
 
     fn db_write(&mut self, buf: &[u8], offset: usize) -> c_int {
-        if offset % PAGE_SIZE != 0 || buf.len() != PAGE_SIZE {
+        if !offset.is_multiple_of(PAGE_SIZE) || buf.len() != PAGE_SIZE {
             tracing::error!(
                 offset,
                 len = buf.len(),
@@ -418,7 +418,7 @@ impl FileState {
     fn wal_write(&mut self, buf: &[u8], offset: usize) -> c_int {
         match (offset, buf.len()) {
             (0, WAL_HEADER) => self.inner_write(buf, offset),
-            (o, FRAME_HEADER) if o >= WAL_HEADER && (o - WAL_HEADER) % FRAME == 0 => {
+            (o, FRAME_HEADER) if o >= WAL_HEADER && (o - WAL_HEADER).is_multiple_of(FRAME) => {
                 let rc = self.inner_write(buf, offset);
                 if rc == ffi::SQLITE_OK {
                     let header: [u8; FRAME_HEADER] = buf.try_into().expect("length matched");
@@ -428,7 +428,7 @@ impl FileState {
             }
             (o, PAGE_SIZE)
                 if o >= WAL_HEADER + FRAME_HEADER
-                    && (o - WAL_HEADER - FRAME_HEADER) % FRAME == 0 =>
+                    && (o - WAL_HEADER - FRAME_HEADER).is_multiple_of(FRAME) =>
             {
                 let (pgno, salts) = match self
                     .frame_header_for(offset)

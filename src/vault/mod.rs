@@ -229,6 +229,11 @@ pub fn wipe(paths: &VaultPaths) -> Result<(), VaultError> {
     Ok(())
 }
 
+/// Consecutive failed unlock attempts so far.
+pub fn failed_attempts(paths: &VaultPaths) -> Result<u32, VaultError> {
+    Ok(attempts::read(&paths.attempts())?)
+}
+
 /// Whether `dir` holds a vault.
 pub fn exists(dir: &Path) -> bool {
     VaultPaths::new(dir).exists()

@@ -57,5 +57,6 @@ class Suite {
 fun main() {
     val suite = Suite()
     foundationTests(suite)
+    vaultTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }

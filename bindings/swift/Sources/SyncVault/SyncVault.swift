@@ -519,6 +519,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
+    typealias FfiType = Int64
+    typealias SwiftType = Int64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int64, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -586,18 +602,44 @@ fileprivate struct FfiConverterString: FfiConverter {
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterData: FfiConverterRustBuffer {
+    typealias SwiftType = Data
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Data {
+        let len: Int32 = try readInt(&buf)
+        return Data(try readBytes(&buf, count: Int(len)))
+    }
+
+    public static func write(_ value: Data, into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        writeBytes(&buf, value)
+    }
+}
+
 
 
 
 /**
  * One account's offline data and sync, rooted at a data directory the app owns.
+ *
+ * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
+ * own threads; the object is safe to share between threads.
  */
 public protocol SyncClientProtocol: AnyObject, Sendable {
     
     /**
-     * Reads the account's state from disk (off the caller's thread).
+     * Where the account stands (configured, locked, organization, pending changes).
      */
     func accountState() async throws  -> AccountState
+    
+    /**
+     * Changes the offline password (the old one is checked like an unlock attempt).
+     */
+    func changeOfflinePassword(oldPassword: Data, newPassword: Data, confirmation: Data) async throws 
     
     /**
      * The directory this client keeps its files in.
@@ -605,16 +647,42 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func dataDir()  -> String
     
     /**
+     * Closes the offline data and wipes the key from memory.
+     */
+    func lock() async throws 
+    
+    /**
+     * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
+     * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
+     * password cannot be recovered: tell the person so before calling.
+     */
+    func setupOfflinePassword(organizationUrl: String, userMode: UserMode, password: Data, confirmation: Data) async throws 
+    
+    /**
      * Runs a Synchronize, reporting progress to `observer`.
      *
-     * Today it prepares (reads the account state) and stops with `NotConfigured` when no vault
-     * exists; sign-in and the sync protocol arrive with their issues.
+     * Today it prepares (checks the account is set up and unlocked) and then stops with
+     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
      */
     func synchronize(observer: SyncObserver) async throws 
+    
+    /**
+     * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
+     * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
+     */
+    func unlock(password: Data) async throws 
+    
+    /**
+     * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
+     */
+    func wipe() async throws 
     
 }
 /**
  * One account's offline data and sync, rooted at a data directory the app owns.
+ *
+ * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
+ * own threads; the object is safe to share between threads.
  */
 open class SyncClient: SyncClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -656,8 +724,8 @@ open class SyncClient: SyncClientProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_syncvault_fn_clone_syncclient(self.handle, $0) }
     }
     /**
-     * Opens (creating if needed) the account directory. Cheap and synchronous: no KDF, no
-     * network; unlocking and syncing are separate async calls.
+     * Opens (creating if needed) the account directory with default options. Cheap and
+     * synchronous: no KDF, no network.
      */
 public convenience init(dataDir: String)throws  {
     let handle =
@@ -680,10 +748,23 @@ public convenience init(dataDir: String)throws  {
     }
 
     
+    /**
+     * As `new`, with explicit options (e.g. cheaper KDF parameters on a constrained device).
+     */
+public static func withOptions(dataDir: String, options: ClientOptions)throws  -> SyncClient  {
+    return try  FfiConverterTypeSyncClient_lift(try rustCallWithError(FfiConverterTypeSyncError_lift) {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_constructor_syncclient_with_options(
+        FfiConverterString.lower(dataDir),
+        FfiConverterTypeClientOptions_lower(options),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
-     * Reads the account's state from disk (off the caller's thread).
+     * Where the account stands (configured, locked, organization, pending changes).
      */
 open func accountState()async throws  -> AccountState  {
     return
@@ -702,6 +783,25 @@ open func accountState()async throws  -> AccountState  {
 }
     
     /**
+     * Changes the offline password (the old one is checked like an unlock attempt).
+     */
+open func changeOfflinePassword(oldPassword: Data, newPassword: Data, confirmation: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_change_offline_password(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(oldPassword),FfiConverterData.lower(newPassword),FfiConverterData.lower(confirmation)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
      * The directory this client keeps its files in.
      */
 open func dataDir() -> String  {
@@ -714,10 +814,50 @@ open func dataDir() -> String  {
 }
     
     /**
+     * Closes the offline data and wipes the key from memory.
+     */
+open func lock()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_lock(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
+     * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
+     * password cannot be recovered: tell the person so before calling.
+     */
+open func setupOfflinePassword(organizationUrl: String, userMode: UserMode, password: Data, confirmation: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_setup_offline_password(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(organizationUrl),FfiConverterTypeUserMode_lower(userMode),FfiConverterData.lower(password),FfiConverterData.lower(confirmation)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
      * Runs a Synchronize, reporting progress to `observer`.
      *
-     * Today it prepares (reads the account state) and stops with `NotConfigured` when no vault
-     * exists; sign-in and the sync protocol arrive with their issues.
+     * Today it prepares (checks the account is set up and unlocked) and then stops with
+     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
      */
 open func synchronize(observer: SyncObserver)async throws   {
     return
@@ -725,6 +865,45 @@ open func synchronize(observer: SyncObserver)async throws   {
             rustFutureFunc: {
                 uniffi_syncvault_fn_method_syncclient_synchronize(
                         self.uniffiCloneHandle(),FfiConverterTypeSyncObserver_lower(observer)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
+     * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
+     */
+open func unlock(password: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_unlock(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(password)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
+     */
+open func wipe()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_wipe(
+                        self.uniffiCloneHandle()
                 )
             },
             pollFunc: ffi_syncvault_rust_future_poll_void,
@@ -994,17 +1173,59 @@ public func FfiConverterTypeSyncObserver_lower(_ value: SyncObserver) -> UInt64 
  */
 public struct AccountState: Equatable, Hashable {
     /**
-     * A vault (offline password) exists in the data directory.
+     * A vault (offline password) exists.
      */
     public var configured: Bool
+    /**
+     * The offline data is locked (always true when not configured).
+     */
+    public var locked: Bool
+    /**
+     * Known only while unlocked: the organization lives inside the encrypted store.
+     */
+    public var organizationUrl: String?
+    public var userMode: UserMode?
+    /**
+     * Local edits waiting for the next Synchronize (0 while locked).
+     */
+    public var pendingChanges: UInt64
+    /**
+     * Unix seconds of the last successful Synchronize, when unlocked and known.
+     */
+    public var lastSync: Int64?
+    /**
+     * Consecutive failed unlock attempts.
+     */
+    public var failedAttempts: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * A vault (offline password) exists in the data directory.
-         */configured: Bool) {
+         * A vault (offline password) exists.
+         */configured: Bool, 
+        /**
+         * The offline data is locked (always true when not configured).
+         */locked: Bool, 
+        /**
+         * Known only while unlocked: the organization lives inside the encrypted store.
+         */organizationUrl: String?, userMode: UserMode?, 
+        /**
+         * Local edits waiting for the next Synchronize (0 while locked).
+         */pendingChanges: UInt64, 
+        /**
+         * Unix seconds of the last successful Synchronize, when unlocked and known.
+         */lastSync: Int64?, 
+        /**
+         * Consecutive failed unlock attempts.
+         */failedAttempts: UInt32) {
         self.configured = configured
+        self.locked = locked
+        self.organizationUrl = organizationUrl
+        self.userMode = userMode
+        self.pendingChanges = pendingChanges
+        self.lastSync = lastSync
+        self.failedAttempts = failedAttempts
     }
 
     
@@ -1023,12 +1244,24 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AccountState {
         return
             try AccountState(
-                configured: FfiConverterBool.read(from: &buf)
+                configured: FfiConverterBool.read(from: &buf), 
+                locked: FfiConverterBool.read(from: &buf), 
+                organizationUrl: FfiConverterOptionString.read(from: &buf), 
+                userMode: FfiConverterOptionTypeUserMode.read(from: &buf), 
+                pendingChanges: FfiConverterUInt64.read(from: &buf), 
+                lastSync: FfiConverterOptionInt64.read(from: &buf), 
+                failedAttempts: FfiConverterUInt32.read(from: &buf)
         )
     }
 
     public static func write(_ value: AccountState, into buf: inout [UInt8]) {
         FfiConverterBool.write(value.configured, into: &buf)
+        FfiConverterBool.write(value.locked, into: &buf)
+        FfiConverterOptionString.write(value.organizationUrl, into: &buf)
+        FfiConverterOptionTypeUserMode.write(value.userMode, into: &buf)
+        FfiConverterUInt64.write(value.pendingChanges, into: &buf)
+        FfiConverterOptionInt64.write(value.lastSync, into: &buf)
+        FfiConverterUInt32.write(value.failedAttempts, into: &buf)
     }
 }
 
@@ -1045,6 +1278,105 @@ public func FfiConverterTypeAccountState_lift(_ buf: RustBuffer) throws -> Accou
 #endif
 public func FfiConverterTypeAccountState_lower(_ value: AccountState) -> RustBuffer {
     return FfiConverterTypeAccountState.lower(value)
+}
+
+
+/**
+ * Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
+ */
+public struct ClientOptions: Equatable, Hashable {
+    /**
+     * Argon2id memory in KiB (default 64 MiB; at least 19 MiB).
+     */
+    public var kdfMemoryKib: UInt32
+    /**
+     * Argon2id passes (default 3; at least 2).
+     */
+    public var kdfIterations: UInt32
+    /**
+     * Argon2id lanes (default 4).
+     */
+    public var kdfParallelism: UInt32
+    /**
+     * Shortest accepted offline password, in characters (default 8).
+     */
+    public var minPasswordLength: UInt32
+    /**
+     * Wrong passwords in a row before the offline data is erased (default 10).
+     */
+    public var maxFailedAttempts: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Argon2id memory in KiB (default 64 MiB; at least 19 MiB).
+         */kdfMemoryKib: UInt32 = UInt32(65536), 
+        /**
+         * Argon2id passes (default 3; at least 2).
+         */kdfIterations: UInt32 = UInt32(3), 
+        /**
+         * Argon2id lanes (default 4).
+         */kdfParallelism: UInt32 = UInt32(4), 
+        /**
+         * Shortest accepted offline password, in characters (default 8).
+         */minPasswordLength: UInt32 = UInt32(8), 
+        /**
+         * Wrong passwords in a row before the offline data is erased (default 10).
+         */maxFailedAttempts: UInt32 = UInt32(10)) {
+        self.kdfMemoryKib = kdfMemoryKib
+        self.kdfIterations = kdfIterations
+        self.kdfParallelism = kdfParallelism
+        self.minPasswordLength = minPasswordLength
+        self.maxFailedAttempts = maxFailedAttempts
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ClientOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientOptions {
+        return
+            try ClientOptions(
+                kdfMemoryKib: FfiConverterUInt32.read(from: &buf), 
+                kdfIterations: FfiConverterUInt32.read(from: &buf), 
+                kdfParallelism: FfiConverterUInt32.read(from: &buf), 
+                minPasswordLength: FfiConverterUInt32.read(from: &buf), 
+                maxFailedAttempts: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ClientOptions, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.kdfMemoryKib, into: &buf)
+        FfiConverterUInt32.write(value.kdfIterations, into: &buf)
+        FfiConverterUInt32.write(value.kdfParallelism, into: &buf)
+        FfiConverterUInt32.write(value.minPasswordLength, into: &buf)
+        FfiConverterUInt32.write(value.maxFailedAttempts, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientOptions_lift(_ buf: RustBuffer) throws -> ClientOptions {
+    return try FfiConverterTypeClientOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustBuffer {
+    return FfiConverterTypeClientOptions.lower(value)
 }
 
 
@@ -1672,6 +2004,81 @@ public func FfiConverterTypeUrlProblem_lower(_ value: UrlProblem) -> RustBuffer 
 }
 
 
+
+/**
+ * How the person signs in to the organization (design.md §1, step 2).
+ */
+
+public enum UserMode: Equatable, Hashable {
+    
+    /**
+     * The identity provider's login page (OAuth / OpenID Connect).
+     */
+    case oauth
+    /**
+     * A user name and password sent to the organization server.
+     */
+    case credentials
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension UserMode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUserMode: FfiConverterRustBuffer {
+    typealias SwiftType = UserMode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UserMode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .oauth
+        
+        case 2: return .credentials
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: UserMode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .oauth:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .credentials:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserMode_lift(_ buf: RustBuffer) throws -> UserMode {
+    return try FfiConverterTypeUserMode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserMode_lower(_ value: UserMode) -> RustBuffer {
+    return FfiConverterTypeUserMode.lower(value)
+}
+
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -1691,6 +2098,78 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeUserMode: FfiConverterRustBuffer {
+    typealias SwiftType = UserMode?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeUserMode.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeUserMode.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

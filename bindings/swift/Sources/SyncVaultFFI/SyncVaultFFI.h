@@ -274,9 +274,19 @@ void uniffi_syncvault_fn_free_syncclient(uint64_t handle, RustCallStatus *_Nonnu
 uint64_t uniffi_syncvault_fn_constructor_syncclient_new(RustBuffer data_dir, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
+uint64_t uniffi_syncvault_fn_constructor_syncclient_with_options(RustBuffer data_dir, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ACCOUNT_STATE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ACCOUNT_STATE
 uint64_t uniffi_syncvault_fn_method_syncclient_account_state(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CHANGE_OFFLINE_PASSWORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CHANGE_OFFLINE_PASSWORD
+uint64_t uniffi_syncvault_fn_method_syncclient_change_offline_password(uint64_t ptr, RustBuffer old_password, RustBuffer new_password, RustBuffer confirmation
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DATA_DIR
@@ -284,9 +294,29 @@ uint64_t uniffi_syncvault_fn_method_syncclient_account_state(uint64_t ptr
 RustBuffer uniffi_syncvault_fn_method_syncclient_data_dir(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_LOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_LOCK
+uint64_t uniffi_syncvault_fn_method_syncclient_lock(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SETUP_OFFLINE_PASSWORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SETUP_OFFLINE_PASSWORD
+uint64_t uniffi_syncvault_fn_method_syncclient_setup_offline_password(uint64_t ptr, RustBuffer organization_url, RustBuffer user_mode, RustBuffer password, RustBuffer confirmation
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
 uint64_t uniffi_syncvault_fn_method_syncclient_synchronize(uint64_t ptr, uint64_t observer
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UNLOCK
+uint64_t uniffi_syncvault_fn_method_syncclient_unlock(uint64_t ptr, RustBuffer password
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WIPE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WIPE
+uint64_t uniffi_syncvault_fn_method_syncclient_wipe(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
@@ -598,15 +628,45 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_account_state(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CHANGE_OFFLINE_PASSWORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CHANGE_OFFLINE_PASSWORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_change_offline_password(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DATA_DIR
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DATA_DIR
 uint16_t uniffi_syncvault_checksum_method_syncclient_data_dir(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_LOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_LOCK
+uint16_t uniffi_syncvault_checksum_method_syncclient_lock(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SETUP_OFFLINE_PASSWORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SETUP_OFFLINE_PASSWORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_setup_offline_password(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
 uint16_t uniffi_syncvault_checksum_method_syncclient_synchronize(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UNLOCK
+uint16_t uniffi_syncvault_checksum_method_syncclient_unlock(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WIPE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WIPE
+uint16_t uniffi_syncvault_checksum_method_syncclient_wipe(void
     
 );
 #endif
@@ -619,6 +679,12 @@ uint16_t uniffi_syncvault_checksum_method_syncobserver_on_progress(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_NEW
 uint16_t uniffi_syncvault_checksum_constructor_syncclient_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
+uint16_t uniffi_syncvault_checksum_constructor_syncclient_with_options(void
     
 );
 #endif

@@ -711,13 +711,25 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_account_state(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_change_offline_password(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_data_dir(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_lock(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_setup_offline_password(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_synchronize(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_unlock(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_wipe(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncobserver_on_progress(
     ): Int
     external fun uniffi_syncvault_checksum_constructor_syncclient_new(
+    ): Int
+    external fun uniffi_syncvault_checksum_constructor_syncclient_with_options(
     ): Int
     external fun ffi_syncvault_uniffi_contract_version(
     ): Int
@@ -746,11 +758,23 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_syncvault_fn_constructor_syncclient_new(`dataDir`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_syncvault_fn_constructor_syncclient_with_options(`dataDir`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_account_state(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_change_offline_password(`ptr`: Long,`oldPassword`: RustBuffer.ByValue,`newPassword`: RustBuffer.ByValue,`confirmation`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_data_dir(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_syncvault_fn_method_syncclient_lock(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_setup_offline_password(`ptr`: Long,`organizationUrl`: RustBuffer.ByValue,`userMode`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`confirmation`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_synchronize(`ptr`: Long,`observer`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_unlock(`ptr`: Long,`password`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_wipe(`ptr`: Long,
     ): Long
     external fun uniffi_syncvault_fn_clone_syncobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1184,6 +1208,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 /**
  * @suppress
  */
+public object FfiConverterLong: FfiConverter<Long, Long> {
+    override fun lift(value: Long): Long {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Long {
+        return buf.getLong()
+    }
+
+    override fun lower(value: Long): Long {
+        return value
+    }
+
+    override fun allocationSize(value: Long) = 8UL
+
+    override fun write(value: Long, buf: ByteBuffer) {
+        buf.putLong(value)
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
@@ -1258,6 +1305,25 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
+    override fun read(buf: ByteBuffer): ByteArray {
+        val len = buf.getInt()
+        val byteArr = ByteArray(len)
+        buf.get(byteArr)
+        return byteArr
+    }
+    override fun allocationSize(value: ByteArray): ULong {
+        return 4UL + value.size.toULong()
+    }
+    override fun write(value: ByteArray, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        buf.put(value)
     }
 }
 
@@ -1359,13 +1425,21 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 
 /**
  * One account's offline data and sync, rooted at a data directory the app owns.
+ *
+ * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
+ * own threads; the object is safe to share between threads.
  */
 public interface SyncClientInterface {
     
     /**
-     * Reads the account's state from disk (off the caller's thread).
+     * Where the account stands (configured, locked, organization, pending changes).
      */
     suspend fun `accountState`(): AccountState
+    
+    /**
+     * Changes the offline password (the old one is checked like an unlock attempt).
+     */
+    suspend fun `changeOfflinePassword`(`oldPassword`: kotlin.ByteArray, `newPassword`: kotlin.ByteArray, `confirmation`: kotlin.ByteArray)
     
     /**
      * The directory this client keeps its files in.
@@ -1373,18 +1447,44 @@ public interface SyncClientInterface {
     fun `dataDir`(): kotlin.String
     
     /**
+     * Closes the offline data and wipes the key from memory.
+     */
+    suspend fun `lock`()
+    
+    /**
+     * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
+     * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
+     * password cannot be recovered: tell the person so before calling.
+     */
+    suspend fun `setupOfflinePassword`(`organizationUrl`: kotlin.String, `userMode`: UserMode, `password`: kotlin.ByteArray, `confirmation`: kotlin.ByteArray)
+    
+    /**
      * Runs a Synchronize, reporting progress to `observer`.
      *
-     * Today it prepares (reads the account state) and stops with `NotConfigured` when no vault
-     * exists; sign-in and the sync protocol arrive with their issues.
+     * Today it prepares (checks the account is set up and unlocked) and then stops with
+     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
      */
     suspend fun `synchronize`(`observer`: SyncObserver)
+    
+    /**
+     * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
+     * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
+     */
+    suspend fun `unlock`(`password`: kotlin.ByteArray)
+    
+    /**
+     * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
+     */
+    suspend fun `wipe`()
     
     companion object
 }
 
 /**
  * One account's offline data and sync, rooted at a data directory the app owns.
+ *
+ * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
+ * own threads; the object is safe to share between threads.
  */
 open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 {
@@ -1411,8 +1511,8 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         this.cleanable = null
     }
     /**
-     * Opens (creating if needed) the account directory. Cheap and synchronous: no KDF, no
-     * network; unlocking and syncing are separate async calls.
+     * Opens (creating if needed) the account directory with default options. Cheap and
+     * synchronous: no KDF, no network.
      */
     constructor(`dataDir`: kotlin.String) :
         this(UniffiWithHandle, 
@@ -1502,7 +1602,7 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
-     * Reads the account's state from disk (off the caller's thread).
+     * Where the account stands (configured, locked, organization, pending changes).
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1526,6 +1626,34 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
+     * Changes the offline password (the old one is checked like an unlock attempt).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `changeOfflinePassword`(`oldPassword`: kotlin.ByteArray, `newPassword`: kotlin.ByteArray, `confirmation`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_change_offline_password(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`oldPassword`),
+        FfiConverterByteArray.lower(`newPassword`),
+        FfiConverterByteArray.lower(`confirmation`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * The directory this client keeps its files in.
      */override fun `dataDir`(): kotlin.String {
             return FfiConverterString.lift(
@@ -1542,10 +1670,66 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
+     * Closes the offline data and wipes the key from memory.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `lock`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_lock(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
+     * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
+     * password cannot be recovered: tell the person so before calling.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `setupOfflinePassword`(`organizationUrl`: kotlin.String, `userMode`: UserMode, `password`: kotlin.ByteArray, `confirmation`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_setup_offline_password(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`organizationUrl`),
+        FfiConverterTypeUserMode.lower(`userMode`),
+        FfiConverterByteArray.lower(`password`),
+        FfiConverterByteArray.lower(`confirmation`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Runs a Synchronize, reporting progress to `observer`.
      *
-     * Today it prepares (reads the account state) and stops with `NotConfigured` when no vault
-     * exists; sign-in and the sync protocol arrive with their issues.
+     * Today it prepares (checks the account is set up and unlocked) and then stops with
+     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1570,16 +1754,83 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
     }
 
     
+    /**
+     * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
+     * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `unlock`(`password`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_unlock(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`password`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
 
-    
-
-
-    
     
     /**
-     * @suppress
+     * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
      */
-    companion object
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `wipe`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_wipe(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * As `new`, with explicit options (e.g. cheaper KDF parameters on a constrained device).
+     */
+    @Throws(SyncException::class) fun `withOptions`(`dataDir`: kotlin.String, `options`: ClientOptions): SyncClient {
+            return FfiConverterTypeSyncClient.lift(
+    uniffiRustCallWithError(SyncException) { _status ->
+    UniffiLib.uniffi_syncvault_fn_constructor_syncclient_with_options(
+    
+        
+        FfiConverterString.lower(`dataDir`),
+        FfiConverterTypeClientOptions.lower(`options`),_status)
+}
+    )
+    }
+    
+
+        
+    }
     
 }
 
@@ -1933,9 +2184,36 @@ public object FfiConverterTypeSyncObserver: FfiConverter<SyncObserver, Long> {
  */
 data class AccountState (
     /**
-     * A vault (offline password) exists in the data directory.
+     * A vault (offline password) exists.
      */
     var `configured`: kotlin.Boolean
+    , 
+    /**
+     * The offline data is locked (always true when not configured).
+     */
+    var `locked`: kotlin.Boolean
+    , 
+    /**
+     * Known only while unlocked: the organization lives inside the encrypted store.
+     */
+    var `organizationUrl`: kotlin.String?
+    , 
+    var `userMode`: UserMode?
+    , 
+    /**
+     * Local edits waiting for the next Synchronize (0 while locked).
+     */
+    var `pendingChanges`: kotlin.ULong
+    , 
+    /**
+     * Unix seconds of the last successful Synchronize, when unlocked and known.
+     */
+    var `lastSync`: kotlin.Long?
+    , 
+    /**
+     * Consecutive failed unlock attempts.
+     */
+    var `failedAttempts`: kotlin.UInt
     
 ){
     
@@ -1953,15 +2231,104 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
     override fun read(buf: ByteBuffer): AccountState {
         return AccountState(
             FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeUserMode.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
     override fun allocationSize(value: AccountState) = (
-            FfiConverterBoolean.allocationSize(value.`configured`)
+            FfiConverterBoolean.allocationSize(value.`configured`) +
+            FfiConverterBoolean.allocationSize(value.`locked`) +
+            FfiConverterOptionalString.allocationSize(value.`organizationUrl`) +
+            FfiConverterOptionalTypeUserMode.allocationSize(value.`userMode`) +
+            FfiConverterULong.allocationSize(value.`pendingChanges`) +
+            FfiConverterOptionalLong.allocationSize(value.`lastSync`) +
+            FfiConverterUInt.allocationSize(value.`failedAttempts`)
     )
 
     override fun write(value: AccountState, buf: ByteBuffer) {
             FfiConverterBoolean.write(value.`configured`, buf)
+            FfiConverterBoolean.write(value.`locked`, buf)
+            FfiConverterOptionalString.write(value.`organizationUrl`, buf)
+            FfiConverterOptionalTypeUserMode.write(value.`userMode`, buf)
+            FfiConverterULong.write(value.`pendingChanges`, buf)
+            FfiConverterOptionalLong.write(value.`lastSync`, buf)
+            FfiConverterUInt.write(value.`failedAttempts`, buf)
+    }
+}
+
+
+
+/**
+ * Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
+ */
+data class ClientOptions (
+    /**
+     * Argon2id memory in KiB (default 64 MiB; at least 19 MiB).
+     */
+    var `kdfMemoryKib`: kotlin.UInt = 65536u 
+    , 
+    /**
+     * Argon2id passes (default 3; at least 2).
+     */
+    var `kdfIterations`: kotlin.UInt = 3u 
+    , 
+    /**
+     * Argon2id lanes (default 4).
+     */
+    var `kdfParallelism`: kotlin.UInt = 4u 
+    , 
+    /**
+     * Shortest accepted offline password, in characters (default 8).
+     */
+    var `minPasswordLength`: kotlin.UInt = 8u 
+    , 
+    /**
+     * Wrong passwords in a row before the offline data is erased (default 10).
+     */
+    var `maxFailedAttempts`: kotlin.UInt = 10u 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOptions> {
+    override fun read(buf: ByteBuffer): ClientOptions {
+        return ClientOptions(
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ClientOptions) = (
+            FfiConverterUInt.allocationSize(value.`kdfMemoryKib`) +
+            FfiConverterUInt.allocationSize(value.`kdfIterations`) +
+            FfiConverterUInt.allocationSize(value.`kdfParallelism`) +
+            FfiConverterUInt.allocationSize(value.`minPasswordLength`) +
+            FfiConverterUInt.allocationSize(value.`maxFailedAttempts`)
+    )
+
+    override fun write(value: ClientOptions, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`kdfMemoryKib`, buf)
+            FfiConverterUInt.write(value.`kdfIterations`, buf)
+            FfiConverterUInt.write(value.`kdfParallelism`, buf)
+            FfiConverterUInt.write(value.`minPasswordLength`, buf)
+            FfiConverterUInt.write(value.`maxFailedAttempts`, buf)
     }
 }
 
@@ -2622,6 +2989,49 @@ public object FfiConverterTypeUrlProblem: FfiConverterRustBuffer<UrlProblem> {
 
 
 
+/**
+ * How the person signs in to the organization (design.md §1, step 2).
+ */
+
+enum class UserMode {
+    
+    /**
+     * The identity provider's login page (OAuth / OpenID Connect).
+     */
+    OAUTH,
+    /**
+     * A user name and password sent to the organization server.
+     */
+    CREDENTIALS;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUserMode: FfiConverterRustBuffer<UserMode> {
+    override fun read(buf: ByteBuffer) = try {
+        UserMode.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: UserMode) = 4UL
+
+    override fun write(value: UserMode, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 /**
  * @suppress
@@ -2648,6 +3058,102 @@ public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
         } else {
             buf.put(1)
             FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+    override fun read(buf: ByteBuffer): kotlin.String? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterString.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.String?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.String?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeUserMode: FfiConverterRustBuffer<UserMode?> {
+    override fun read(buf: ByteBuffer): UserMode? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeUserMode.read(buf)
+    }
+
+    override fun allocationSize(value: UserMode?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeUserMode.allocationSize(value)
+        }
+    }
+
+    override fun write(value: UserMode?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeUserMode.write(value, buf)
         }
     }
 }
