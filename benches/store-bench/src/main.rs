@@ -1,0 +1,48 @@
+//! `cargo run --release -p syncvault-store-bench -- [ROWS]`: plain SQLite and syncvault's
+//! encrypted store run the same workload in one process; then unlock latency at the default and
+//! floor KDF parameters. benches/run-store-bench adds SQLCipher and prints the ratios.
+
+#[path = "workload.rs"]
+mod workload;
+
+use std::time::Instant;
+
+use rusqlite::Connection;
+use syncvault::store::{Store, StoreOptions};
+use syncvault::vault::{self, KdfParams, VaultConfig, VaultPaths};
+
+fn main() {
+    let rows: u64 = std::env::args().nth(1).map_or(100_000, |a| a.parse().expect("ROWS is a number"));
+    let tmp = tempfile::tempdir().unwrap();
+
+    let plain = Connection::open(tmp.path().join("plain.db")).unwrap();
+    workload::print("plain", &workload::run(&plain, rows));
+    drop(plain);
+
+    let paths = VaultPaths::new(tmp.path().join("vault"));
+    let config = VaultConfig { kdf: KdfParams::FLOOR, ..Default::default() };
+    let unlocked = vault::create(&paths, b"benchmark password", b"benchmark password", &config).unwrap();
+    let store = Store::open(&paths.database(), &unlocked, &StoreOptions::default()).unwrap();
+    workload::print("syncvault", &workload::run(store.conn(), rows));
+    drop(store);
+
+    for (name, kdf) in [("default", KdfParams::DEFAULT), ("floor", KdfParams::FLOOR)] {
+        let paths = VaultPaths::new(tmp.path().join(name));
+        let config = VaultConfig { kdf, ..Default::default() };
+        vault::create(&paths, b"benchmark password", b"benchmark password", &config).unwrap();
+        let mut times: Vec<f64> = (0..7)
+            .map(|_| {
+                let start = Instant::now();
+                let v = vault::unlock(&paths, b"benchmark password", &config).unwrap();
+                let s = Store::open(&paths.database(), &v, &StoreOptions::default()).unwrap();
+                drop(s);
+                start.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{{\"unlock\": \"{name}\", \"m_kib\": {}, \"t\": {}, \"p\": {}, \"median_seconds\": {:.4}}}",
+            kdf.m_kib, kdf.t, kdf.p, times[times.len() / 2]
+        );
+    }
+}
