@@ -1,11 +1,30 @@
 //! The reference organization server: what an organization's admin set up, simulated for
-//! development, the demo and tests. It grows discovery, a development identity provider and the
-//! sync protocol with their issues; today it answers a health check.
+//! development, the demo and tests. It serves discovery (`/.well-known/syncvault`), a Bearer
+//! challenge at the API root, either a built-in development OpenID Connect provider (`/idp`) or
+//! trust in an external issuer, credentials-mode sign-in, and the org's API.
+
+pub mod auth;
+pub mod idp;
+pub mod keys;
+pub mod users;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::{Router, routing::get};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
 use tokio::net::TcpListener;
+
+use auth::{TokenIssuer, Verifier};
+use idp::{Idp, IdpLifetimes};
+use keys::SigningKey;
+use users::Users;
 
 /// Errors of starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -17,16 +36,227 @@ pub enum ServerError {
     },
     #[error("server stopped: {0}")]
     Serve(std::io::Error),
+    #[error("bad configuration: {0}")]
+    Config(String),
 }
 
-/// The HTTP routes of the organization server.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" }))
+/// Which identity provider the organization is connected to.
+#[derive(Debug, Clone)]
+pub enum ProviderConfig {
+    /// The built-in development provider at `{org}/idp`.
+    Builtin,
+    /// An external OpenID Connect issuer whose JWT access tokens carry `audience`.
+    External { issuer: String, audience: String },
+}
+
+/// How the organization is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub org_name: String,
+    pub provider: ProviderConfig,
+    /// Whether plain organization credentials are allowed besides OAuth.
+    pub allow_credentials: bool,
+    pub lifetimes: IdpLifetimes,
+    /// Extra trusted CA (PEM) for reaching an external issuer over https (tests use their own CA).
+    pub extra_ca_pem: Option<Vec<u8>>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            org_name: "Contoso Field Service".into(),
+            provider: ProviderConfig::Builtin,
+            allow_credentials: true,
+            lifetimes: IdpLifetimes::default(),
+            extra_ca_pem: None,
+        }
+    }
+}
+
+/// Shared state of the running server.
+pub struct Org {
+    pub url: String,
+    pub config: ServerConfig,
+    pub users: Users,
+    pub verifier: Verifier,
+    /// OIDC issuer and client id advertised in discovery.
+    pub issuer: String,
+    /// Bodies served in place of discovery, for tests of hostile servers.
+    pub discovery_override: Mutex<Option<(StatusCode, String)>>,
+}
+
+/// The OAuth client id the apps use with this org's provider.
+pub const CLIENT_ID: &str = idp::CLIENT_ID;
+
+fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ServerError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(pem) = extra_ca_pem {
+        let cert =
+            reqwest::Certificate::from_pem(pem).map_err(|e| ServerError::Config(e.to_string()))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
+        .build()
+        .map_err(|e| ServerError::Config(e.to_string()))
+}
+
+impl Org {
+    fn new(url: String, config: ServerConfig) -> Result<(Arc<Org>, Option<Arc<Idp>>), ServerError> {
+        let audience = url.clone();
+        let (issuer, token_issuer, idp) = match &config.provider {
+            ProviderConfig::Builtin => {
+                let idp = Idp::new(format!("{url}/idp"), audience.clone(), config.lifetimes);
+                (
+                    idp.issuer.clone(),
+                    TokenIssuer::Builtin(Arc::clone(&idp)),
+                    Some(idp),
+                )
+            }
+            ProviderConfig::External { issuer, audience } => (
+                issuer.clone(),
+                TokenIssuer::External {
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    http: http_client(config.extra_ca_pem.as_deref())?,
+                    jwks: Mutex::new(None),
+                },
+                None,
+            ),
+        };
+        let users = Users::default();
+        users.add(
+            "ada@contoso.example",
+            "Ada Lovelace",
+            Some("ada-credentials"),
+        );
+        users.add(
+            "grace@contoso.example",
+            "Grace Hopper",
+            Some("grace-credentials"),
+        );
+        let verifier = Verifier {
+            issuer: token_issuer,
+            org_key: SigningKey::generate("org-1"),
+            org_issuer: url.clone(),
+            org_audience: audience,
+        };
+        let org = Arc::new(Org {
+            url,
+            config,
+            users,
+            verifier,
+            issuer,
+            discovery_override: Mutex::new(None),
+        });
+        Ok((org, idp))
+    }
+
+    fn user_modes(&self) -> Vec<&'static str> {
+        if self.config.allow_credentials {
+            vec!["oauth", "credentials"]
+        } else {
+            vec!["oauth"]
+        }
+    }
+
+    /// The org user behind the request's access token.
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<users::OrgUser, Response> {
+        let claims = self.verifier.verify(headers).await.map_err(|e| {
+            let challenge = format!(
+                "Bearer authorization_uri=\"{}/authorize\", resource_id=\"{}\", error=\"invalid_token\"",
+                self.issuer, self.url
+            );
+            (e.status(), [(header::WWW_AUTHENTICATE, challenge)], Json(json!({"error": "invalid_token", "error_description": e.to_string()})))
+                .into_response()
+        })?;
+        let Some(email) = claims.email else {
+            return Err((StatusCode::FORBIDDEN, Json(json!({"error": "insufficient_scope", "error_description": "the token carries no email"}))).into_response());
+        };
+        Ok(self
+            .users
+            .resolve(&email, claims.name.as_deref().unwrap_or(&email)))
+    }
+}
+
+async fn discovery(State(org): State<Arc<Org>>) -> Response {
+    if let Some((status, body)) = org.discovery_override.lock().unwrap().clone() {
+        return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    Json(json!({
+        "protocol_version": 1,
+        "organization_id": "contoso",
+        "name": org.config.org_name,
+        "user_modes": org.user_modes(),
+        "oidc": {
+            "issuer": org.issuer,
+            "client_id": CLIENT_ID,
+            "scopes": ["openid", "email", "profile", "offline_access"],
+        },
+        "sync_api": format!("{}/api/sync/v1", org.url),
+        "credentials_endpoint": format!("{}/api/auth/credentials", org.url),
+    }))
+    .into_response()
+}
+
+/// The API root answers like a Dataverse-style server: 401 with a Bearer challenge naming the
+/// authority and the resource.
+async fn api_root(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response {
+    match org.caller(&headers).await {
+        Ok(user) => {
+            Json(json!({"organization": org.config.org_name, "user": user})).into_response()
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn me(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response {
+    match org.caller(&headers).await {
+        Ok(user) => Json(user).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+#[derive(Deserialize)]
+struct CredentialsRequest {
+    username: String,
+    password: String,
+}
+
+async fn credentials(State(org): State<Arc<Org>>, Json(req): Json<CredentialsRequest>) -> Response {
+    if !org.config.allow_credentials {
+        return (StatusCode::FORBIDDEN, Json(json!({"error": "user_mode_not_allowed", "error_description": "this organization allows OAuth only"}))).into_response();
+    }
+    match org.users.check_password(&req.username, &req.password) {
+        Some(user) => {
+            let ttl = org.config.lifetimes.access_token;
+            Json(json!({
+                "access_token": org.verifier.issue_org_token(&user, ttl),
+                "token_type": "Bearer",
+                "expires_in": ttl.as_secs(),
+            }))
+            .into_response()
+        }
+        None => (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_credentials", "error_description": "wrong user name or password"}))).into_response(),
+    }
 }
 
 /// A bound listener, so callers learn the real port (for `127.0.0.1:0`) before serving.
 pub struct BoundServer {
     listener: TcpListener,
+}
+
+/// A server running on the current tokio runtime.
+pub struct RunningServer {
+    pub url: String,
+    pub org: Arc<Org>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 impl BoundServer {
@@ -48,32 +278,41 @@ impl BoundServer {
             .expect("a bound listener has an address")
     }
 
+    /// The organization URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr())
+    }
+
+    fn app(&self, config: ServerConfig) -> Result<(Arc<Org>, Router), ServerError> {
+        let (org, idp) = Org::new(self.url(), config)?;
+        let mut router = Router::new()
+            .route("/.well-known/syncvault", get(discovery))
+            .route("/api", get(api_root))
+            .route("/api/me", get(me))
+            .route("/api/auth/credentials", post(credentials))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(Arc::clone(&org));
+        if let Some(idp) = idp {
+            router = router.nest("/idp", idp.router());
+        }
+        Ok((org, router))
+    }
+
     /// Serves until the process ends.
-    pub async fn serve(self) -> Result<(), ServerError> {
-        axum::serve(self.listener, router())
+    pub async fn serve(self, config: ServerConfig) -> Result<(), ServerError> {
+        let (_org, router) = self.app(config)?;
+        axum::serve(self.listener, router)
             .await
             .map_err(ServerError::Serve)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn answers_health_over_real_http() {
-        let server = BoundServer::bind("127.0.0.1:0").await.unwrap();
-        let addr = server.local_addr();
-        tokio::spawn(server.serve());
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        assert!(response.ends_with("ok"), "{response}");
+    /// Serves in the background; stops when the returned handle is dropped.
+    pub fn spawn(self, config: ServerConfig) -> Result<RunningServer, ServerError> {
+        let url = self.url();
+        let (org, router) = self.app(config)?;
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(self.listener, router).await;
+        });
+        Ok(RunningServer { url, org, handle })
     }
 }

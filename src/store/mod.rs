@@ -12,7 +12,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
-pub use cipher::{PAGE_SIZE, PageCipher, RESERVE};
+pub use cipher::{PAGE_SIZE, PageCipher, PageRole, RESERVE};
 pub use vfs::{RegisteredVfs, VfsError, default_vfs_name};
 
 use crate::vault::UnlockedVault;

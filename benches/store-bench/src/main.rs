@@ -12,7 +12,9 @@ use syncvault::store::{Store, StoreOptions};
 use syncvault::vault::{self, KdfParams, VaultConfig, VaultPaths};
 
 fn main() {
-    let rows: u64 = std::env::args().nth(1).map_or(100_000, |a| a.parse().expect("ROWS is a number"));
+    let rows: u64 = std::env::args()
+        .nth(1)
+        .map_or(100_000, |a| a.parse().expect("ROWS is a number"));
     let tmp = tempfile::tempdir().unwrap();
 
     let plain = Connection::open(tmp.path().join("plain.db")).unwrap();
@@ -20,16 +22,58 @@ fn main() {
     drop(plain);
 
     let paths = VaultPaths::new(tmp.path().join("vault"));
-    let config = VaultConfig { kdf: KdfParams::FLOOR, ..Default::default() };
-    let unlocked = vault::create(&paths, b"benchmark password", b"benchmark password", &config).unwrap();
+    let config = VaultConfig {
+        kdf: KdfParams::FLOOR,
+        ..Default::default()
+    };
+    let unlocked = vault::create(
+        &paths,
+        b"benchmark password",
+        b"benchmark password",
+        &config,
+    )
+    .unwrap();
     let store = Store::open(&paths.database(), &unlocked, &StoreOptions::default()).unwrap();
     workload::print("syncvault", &workload::run(store.conn(), rows));
     drop(store);
 
+    // The page cipher alone: what one 4096-byte page costs to seal and to open.
+    let cipher = syncvault::store::PageCipher::new(&unlocked.dek, unlocked.vault_id);
+    let mut page = vec![7u8; syncvault::store::PAGE_SIZE];
+    let n = 20_000;
+    let start = Instant::now();
+    for i in 0..n {
+        cipher.seal(
+            &mut page,
+            syncvault::store::PageRole::Database,
+            2 + i % 1000,
+        );
+        assert!(cipher.open(
+            &mut page,
+            syncvault::store::PageRole::Database,
+            2 + i % 1000
+        ));
+    }
+    let per_page = start.elapsed().as_secs_f64() / n as f64;
+    println!(
+        "{{\"cipher_seal_open_us_per_page\": {:.3}, \"cipher_mb_per_s\": {:.0}}}",
+        per_page * 1e6,
+        2.0 * 4096.0 / per_page / 1e6
+    );
+
     for (name, kdf) in [("default", KdfParams::DEFAULT), ("floor", KdfParams::FLOOR)] {
         let paths = VaultPaths::new(tmp.path().join(name));
-        let config = VaultConfig { kdf, ..Default::default() };
-        vault::create(&paths, b"benchmark password", b"benchmark password", &config).unwrap();
+        let config = VaultConfig {
+            kdf,
+            ..Default::default()
+        };
+        vault::create(
+            &paths,
+            b"benchmark password",
+            b"benchmark password",
+            &config,
+        )
+        .unwrap();
         let mut times: Vec<f64> = (0..7)
             .map(|_| {
                 let start = Instant::now();
@@ -42,7 +86,10 @@ fn main() {
         times.sort_by(f64::total_cmp);
         println!(
             "{{\"unlock\": \"{name}\", \"m_kib\": {}, \"t\": {}, \"p\": {}, \"median_seconds\": {:.4}}}",
-            kdf.m_kib, kdf.t, kdf.p, times[times.len() / 2]
+            kdf.m_kib,
+            kdf.t,
+            kdf.p,
+            times[times.len() / 2]
         );
     }
 }

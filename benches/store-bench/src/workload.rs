@@ -53,47 +53,80 @@ pub fn run(conn: &Connection, rows: u64) -> Vec<Stage> {
     for batch in 0..rows.div_ceil(5000) {
         conn.execute_batch("BEGIN").unwrap();
         {
-            let mut insert = conn.prepare_cached("INSERT INTO t (id, name, body, n) VALUES (?1, ?2, ?3, ?4)").unwrap();
-            let mut index = conn.prepare_cached("INSERT INTO t_fts (rowid, body) VALUES (?1, ?2)").unwrap();
+            let mut insert = conn
+                .prepare_cached("INSERT INTO t (id, name, body, n) VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
+            let mut index = conn
+                .prepare_cached("INSERT INTO t_fts (rowid, body) VALUES (?1, ?2)")
+                .unwrap();
             for id in batch * 5000..((batch + 1) * 5000).min(rows) {
                 let name = format!("Customer {id}");
                 let body = sentence(&mut rng, 360);
-                insert.execute((id as i64, &name, &body, (rng.next() % 1000) as i64)).unwrap();
+                insert
+                    .execute((id as i64, &name, &body, (rng.next() % 1000) as i64))
+                    .unwrap();
                 index.execute((id as i64, &body)).unwrap();
             }
         }
         conn.execute_batch("COMMIT").unwrap();
     }
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
-    stages.push(Stage { name: "bulk insert (rows, with FTS)", ops: rows, seconds: start.elapsed().as_secs_f64() });
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    stages.push(Stage {
+        name: "bulk insert (rows, with FTS)",
+        ops: rows,
+        seconds: start.elapsed().as_secs_f64(),
+    });
 
     let reads = rows;
     let start = Instant::now();
-    let mut stmt = conn.prepare_cached("SELECT name, body FROM t WHERE id = ?1").unwrap();
+    let mut stmt = conn
+        .prepare_cached("SELECT name, body FROM t WHERE id = ?1")
+        .unwrap();
     let mut total = 0usize;
     for _ in 0..reads {
         let id = (rng.next() % rows) as i64;
-        total += stmt.query_row([id], |r| Ok(r.get_ref(1)?.as_str()?.len())).unwrap();
+        total += stmt
+            .query_row([id], |r| Ok(r.get_ref(1)?.as_str()?.len()))
+            .unwrap();
     }
     assert!(total > 0);
-    stages.push(Stage { name: "random point reads", ops: reads, seconds: start.elapsed().as_secs_f64() });
+    stages.push(Stage {
+        name: "random point reads",
+        ops: reads,
+        seconds: start.elapsed().as_secs_f64(),
+    });
 
     let start = Instant::now();
     for _ in 0..3 {
-        let n: i64 = conn.query_row("SELECT sum(length(body)) + sum(n) FROM t", [], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT sum(length(body)) + sum(n) FROM t", [], |r| r.get(0))
+            .unwrap();
         assert!(n > 0);
     }
-    stages.push(Stage { name: "full scan (rows)", ops: rows * 3, seconds: start.elapsed().as_secs_f64() });
+    stages.push(Stage {
+        name: "full scan (rows)",
+        ops: rows * 3,
+        seconds: start.elapsed().as_secs_f64(),
+    });
 
     let queries = 2000;
     let start = Instant::now();
-    let mut fts = conn.prepare_cached("SELECT count(*) FROM t_fts WHERE t_fts MATCH ?1").unwrap();
+    let mut fts = conn
+        .prepare_cached("SELECT count(*) FROM t_fts WHERE t_fts MATCH ?1")
+        .unwrap();
     for _ in 0..queries {
         let a = WORDS[(rng.next() % WORDS.len() as u64) as usize];
         let b = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        let _: i64 = fts.query_row([format!("{a} AND {b}")], |r| r.get(0)).unwrap();
+        let _: i64 = fts
+            .query_row([format!("{a} AND {b}")], |r| r.get(0))
+            .unwrap();
     }
-    stages.push(Stage { name: "FTS queries", ops: queries, seconds: start.elapsed().as_secs_f64() });
+    stages.push(Stage {
+        name: "FTS queries",
+        ops: queries,
+        seconds: start.elapsed().as_secs_f64(),
+    });
     stages
 }
 
