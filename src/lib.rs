@@ -7,8 +7,10 @@
 uniffi::setup_scaffolding!("syncvault");
 
 pub mod account;
+pub mod auth;
 pub mod ffi;
 mod fsio;
+pub mod net;
 pub mod org;
 mod runtime;
 pub mod store;

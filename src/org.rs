@@ -1,7 +1,9 @@
-//! Organization URL normalization (and, later, discovery).
+//! Organization URL normalization and discovery.
 //!
 //! The apps call [`normalize_organization_url`] on every keystroke of the org-URL field, so it is
-//! pure, cheap, and says exactly what is wrong with the input.
+//! pure, cheap, and says exactly what is wrong with the input. [`discover`] then asks the
+//! organization how to sign in: `GET {org}/.well-known/syncvault`, or, for Dataverse-style
+//! servers, the Bearer challenge of the API root.
 
 use std::net::IpAddr;
 
@@ -28,6 +30,8 @@ pub enum UrlProblem {
     InvalidHost,
     /// Not parseable as a URL at all.
     Malformed,
+    /// Reachable, but no syncvault organization answers there.
+    NotAnOrganization,
 }
 
 /// Internal error of this module; mapped to `SyncError::InvalidOrganizationUrl` at the FFI edge.
@@ -49,6 +53,7 @@ fn describe(problem: UrlProblem) -> &'static str {
         UrlProblem::HasFragment => "the URL must not contain a fragment (#...)",
         UrlProblem::InvalidHost => "the URL has no valid host name",
         UrlProblem::Malformed => "this is not a valid URL",
+        UrlProblem::NotAnOrganization => "no organization answers at this URL",
     }
 }
 
@@ -153,9 +158,232 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// What an organization says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OrganizationInfo {
+    pub organization_url: String,
+    pub name: String,
+    /// "oauth" and/or "credentials".
+    pub user_modes: Vec<String>,
+    /// The OpenID Connect issuer for OAuth user mode.
+    pub issuer: Option<String>,
+    /// The OAuth client id the app uses (None when only a Bearer challenge was found: the app
+    /// supplies its registered client id).
+    pub client_id: Option<String>,
+    pub scopes: Vec<String>,
+    /// Base URL of the sync API.
+    pub sync_api: Option<String>,
+    /// Where credentials user mode signs in.
+    pub credentials_endpoint: Option<String>,
+    /// The resource (audience) named by a Bearer challenge.
+    pub resource_id: Option<String>,
+}
+
+/// Why discovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error(transparent)]
+    Url(#[from] OrgUrlError),
+    #[error("no organization answers at {0}")]
+    NotAnOrganization(String),
+    #[error("the organization named an insecure or invalid {what}: {url}")]
+    InsecureEndpoint { what: &'static str, url: String },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+}
+
+#[derive(serde::Deserialize)]
+struct WellKnown {
+    name: String,
+    #[serde(default)]
+    user_modes: Vec<String>,
+    oidc: Option<WellKnownOidc>,
+    sync_api: Option<String>,
+    credentials_endpoint: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct WellKnownOidc {
+    issuer: String,
+    client_id: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+/// An endpoint the organization names must be https, or http on loopback.
+pub(crate) fn check_endpoint(what: &'static str, url: &str) -> Result<String, DiscoveryError> {
+    let insecure = || DiscoveryError::InsecureEndpoint {
+        what,
+        url: url.to_string(),
+    };
+    let parsed = Url::parse(url).map_err(|_| insecure())?;
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(url.trim_end_matches('/').to_string()),
+        "http" if is_loopback(&parsed) => Ok(url.trim_end_matches('/').to_string()),
+        _ => Err(insecure()),
+    }
+}
+
+/// Asks the organization how to sign in and where its API is.
+pub async fn discover(
+    http: &crate::net::Http,
+    input: &str,
+) -> Result<OrganizationInfo, DiscoveryError> {
+    let org = normalize_organization_url(input)?;
+    let well_known = http
+        .send(
+            http.client().get(format!("{org}/.well-known/syncvault")),
+            64 * 1024,
+        )
+        .await?;
+    if well_known.status.is_success()
+        && let Ok(w) = serde_json::from_slice::<WellKnown>(&well_known.body)
+    {
+        let oidc = w.oidc;
+        return Ok(OrganizationInfo {
+            organization_url: org.clone(),
+            name: w.name,
+            user_modes: w.user_modes,
+            issuer: oidc
+                .as_ref()
+                .map(|o| check_endpoint("issuer", &o.issuer))
+                .transpose()?,
+            client_id: oidc.as_ref().map(|o| o.client_id.clone()),
+            scopes: oidc.map(|o| o.scopes).unwrap_or_default(),
+            sync_api: w
+                .sync_api
+                .as_deref()
+                .map(|u| check_endpoint("sync API", u))
+                .transpose()?,
+            credentials_endpoint: w
+                .credentials_endpoint
+                .as_deref()
+                .map(|u| check_endpoint("credentials endpoint", u))
+                .transpose()?,
+            resource_id: None,
+        });
+    }
+    // Fallback: a Dataverse-style API root names its tenant in a Bearer challenge.
+    for path in ["/api", ""] {
+        let r = http
+            .send(http.client().get(format!("{org}{path}")), 64 * 1024)
+            .await?;
+        if r.status == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(challenge) = r
+                .headers
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(parse_bearer_challenge)
+        {
+            let issuer = issuer_from_authorization_uri(&challenge.authorization_uri);
+            return Ok(OrganizationInfo {
+                organization_url: org.clone(),
+                name: org.clone(),
+                user_modes: vec!["oauth".into()],
+                issuer: Some(check_endpoint("issuer", &issuer)?),
+                client_id: None,
+                scopes: vec![
+                    "openid".into(),
+                    "profile".into(),
+                    "email".into(),
+                    "offline_access".into(),
+                ],
+                sync_api: None,
+                credentials_endpoint: None,
+                resource_id: challenge.resource_id,
+            });
+        }
+    }
+    Err(DiscoveryError::NotAnOrganization(org))
+}
+
+/// The parameters of a `WWW-Authenticate: Bearer ...` challenge that discovery uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerChallenge {
+    pub authorization_uri: String,
+    pub resource_id: Option<String>,
+}
+
+/// Parses `Bearer authorization_uri="...", resource_id="..."` (quoted or not, any order).
+pub fn parse_bearer_challenge(header: &str) -> Option<BearerChallenge> {
+    let rest = header.trim();
+    let rest = rest
+        .strip_prefix("Bearer")
+        .or_else(|| rest.strip_prefix("bearer"))?;
+    let mut authorization_uri = None;
+    let mut resource_id = None;
+    for part in rest.split(',') {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').to_string();
+        match key.trim() {
+            "authorization_uri" | "authorization" => authorization_uri = Some(value),
+            "resource_id" | "resource" => resource_id = Some(value),
+            _ => {}
+        }
+    }
+    Some(BearerChallenge {
+        authorization_uri: authorization_uri?,
+        resource_id,
+    })
+}
+
+/// `https://login.microsoftonline.com/{tenant}/oauth2/authorize` -> the tenant's v2.0 issuer;
+/// otherwise the authorization endpoint's parent.
+fn issuer_from_authorization_uri(uri: &str) -> String {
+    let trimmed = uri.trim_end_matches('/');
+    if let Some(base) = trimmed
+        .strip_suffix("/oauth2/v2.0/authorize")
+        .or_else(|| trimmed.strip_suffix("/oauth2/authorize"))
+    {
+        return format!("{base}/v2.0");
+    }
+    trimmed
+        .strip_suffix("/authorize")
+        .unwrap_or(trimmed)
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_challenges() {
+        let c = parse_bearer_challenge(
+            "Bearer authorization_uri=https://login.microsoftonline.com/72f988bf/oauth2/authorize, resource_id=https://org.crm.dynamics.com/",
+        )
+        .unwrap();
+        assert_eq!(
+            c.authorization_uri,
+            "https://login.microsoftonline.com/72f988bf/oauth2/authorize"
+        );
+        assert_eq!(
+            c.resource_id.as_deref(),
+            Some("https://org.crm.dynamics.com/")
+        );
+        assert_eq!(
+            issuer_from_authorization_uri(&c.authorization_uri),
+            "https://login.microsoftonline.com/72f988bf/v2.0"
+        );
+        let q = parse_bearer_challenge("Bearer resource_id=\"x\", authorization_uri=\"http://127.0.0.1:9/idp/authorize\", error=\"invalid_token\"").unwrap();
+        assert_eq!(
+            issuer_from_authorization_uri(&q.authorization_uri),
+            "http://127.0.0.1:9/idp"
+        );
+        assert!(parse_bearer_challenge("Basic realm=x").is_none());
+        assert!(parse_bearer_challenge("Bearer error=\"invalid_token\"").is_none());
+    }
+
+    #[test]
+    fn endpoints_must_be_secure() {
+        assert!(check_endpoint("issuer", "https://login.example.com/t/v2.0/").is_ok());
+        assert!(check_endpoint("issuer", "http://127.0.0.1:8080/idp").is_ok());
+        assert!(check_endpoint("issuer", "http://login.example.com").is_err());
+        assert!(check_endpoint("issuer", "javascript:alert(1)").is_err());
+    }
 
     fn ok(input: &str) -> String {
         normalize_organization_url(input).unwrap_or_else(|e| panic!("{input:?}: {e}"))

@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use std::future::Future;
+
 use tokio::runtime::{Builder, Runtime};
 
 use crate::ffi::SyncError;
@@ -29,4 +31,13 @@ where
     T: Send + 'static,
 {
     runtime().spawn_blocking(work).await?
+}
+
+/// Runs `fut` (network I/O) on the shared runtime; a panic inside becomes `SyncError::Internal`.
+pub(crate) async fn spawn<T, F>(fut: F) -> Result<T, SyncError>
+where
+    F: Future<Output = Result<T, SyncError>> + Send + 'static,
+    T: Send + 'static,
+{
+    runtime().spawn(fut).await?
 }

@@ -4,6 +4,7 @@
 //! trust in an external issuer, credentials-mode sign-in, and the org's API.
 
 pub mod auth;
+pub mod devlogin;
 pub mod idp;
 pub mod keys;
 pub mod users;

@@ -26,6 +26,12 @@ pub struct ClientOptions {
     /// Wrong passwords in a row before the offline data is erased (default 10).
     #[uniffi(default = 10)]
     pub max_failed_attempts: u32,
+    /// Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+    #[uniffi(default = [])]
+    pub extra_root_certificates_pem: Vec<String>,
+    /// The app's OAuth client id, for organizations whose discovery does not name one.
+    #[uniffi(default = None)]
+    pub oauth_client_id: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -37,6 +43,8 @@ impl Default for ClientOptions {
             kdf_parallelism: d.p,
             min_password_length: PasswordPolicy::default().min_length,
             max_failed_attempts: AttemptPolicy::default().max_attempts,
+            extra_root_certificates_pem: Vec::new(),
+            oauth_client_id: None,
         }
     }
 }
@@ -81,13 +89,14 @@ impl ClientOptions {
 /// own threads; the object is safe to share between threads.
 #[derive(uniffi::Object)]
 pub struct SyncClient {
-    account: Arc<Mutex<Account>>,
+    pub(crate) account: Arc<Mutex<Account>>,
     data_dir: PathBuf,
+    pub(crate) signin: super::signin::SignInState,
 }
 
 impl SyncClient {
     /// Runs `work` with the account on a blocking thread.
-    async fn with_account<T, F>(&self, work: F) -> Result<T, SyncError>
+    pub(crate) async fn with_account<T, F>(&self, work: F) -> Result<T, SyncError>
     where
         F: FnOnce(&mut Account) -> Result<T, SyncError> + Send + 'static,
         T: Send + 'static,
@@ -123,12 +132,17 @@ impl SyncClient {
             });
         }
         let config = options.vault_config()?;
+        let signin = super::signin::SignInState::new(&options)?;
         let data_dir = PathBuf::from(data_dir);
         std::fs::create_dir_all(&data_dir).map_err(|err| SyncError::Storage {
             reason: format!("cannot create the data directory: {err}"),
         })?;
         let account = Arc::new(Mutex::new(Account::new(&data_dir, config)));
-        Ok(Arc::new(SyncClient { account, data_dir }))
+        Ok(Arc::new(SyncClient {
+            account,
+            data_dir,
+            signin,
+        }))
     }
 
     /// The directory this client keeps its files in.

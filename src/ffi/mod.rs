@@ -4,11 +4,13 @@
 mod client;
 mod error;
 mod observer;
+mod signin;
 
 pub use crate::account::{AccountState, UserMode};
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
+pub use signin::{AuthorizationRequest, SignedInUser};
 
 /// Normalizes an organization URL as typed by a person; call it on every keystroke.
 #[uniffi::export]

@@ -44,7 +44,7 @@ impl StoreError {
 }
 
 /// Lets `?` on rusqlite calls inside store code classify damage.
-pub(crate) trait SqlResultExt<T> {
+pub trait SqlResultExt<T> {
     fn classified(self) -> Result<T, StoreError>;
 }
 

@@ -1,0 +1,96 @@
+//! Signing in at the built-in development provider without a browser: what `syncvault sync
+//! --dev-login` and the tests do in place of a person at the login page. It submits the same
+//! form the page shows and returns the callback URL the browser would have been sent to.
+
+use crate::idp::DEV_PASSWORD;
+
+/// Why the headless login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevLoginError {
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the provider answered unexpectedly: {0}")]
+    Unexpected(String),
+}
+
+fn client() -> Result<reqwest::Client, DevLoginError> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// Opens `authorization_url`, submits `user` / `password` (default: the dev password), and
+/// returns the redirect target: the callback URL with `code`, `state` and `iss`. With `cancel`,
+/// presses Cancel instead.
+pub async fn login(
+    authorization_url: &str,
+    user: &str,
+    password: Option<&str>,
+    cancel: bool,
+) -> Result<String, DevLoginError> {
+    let http = client()?;
+    let page = http.get(authorization_url).send().await?;
+    if !page.status().is_success() {
+        return Err(DevLoginError::Unexpected(format!(
+            "login page: HTTP {}",
+            page.status()
+        )));
+    }
+    let html = page.text().await?;
+    let request_id = html
+        .split("name=\"request_id\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or_else(|| DevLoginError::Unexpected("no login form".into()))?
+        .to_string();
+    let form_action = authorization_url
+        .split('?')
+        .next()
+        .unwrap_or(authorization_url);
+    let answer = http
+        .post(form_action)
+        .form(&[
+            ("request_id", request_id.as_str()),
+            ("username", user),
+            ("password", password.unwrap_or(DEV_PASSWORD)),
+            ("action", if cancel { "cancel" } else { "login" }),
+        ])
+        .send()
+        .await?;
+    match answer.headers().get(reqwest::header::LOCATION) {
+        Some(location) if answer.status().is_redirection() => Ok(location
+            .to_str()
+            .map_err(|e| DevLoginError::Unexpected(e.to_string()))?
+            .to_string()),
+        _ => Err(DevLoginError::Unexpected(format!(
+            "login answered HTTP {} without a redirect (wrong password?)",
+            answer.status()
+        ))),
+    }
+}
+
+/// Approves a device-code sign-in at the provider's verification page.
+pub async fn approve_device(
+    verification_uri: &str,
+    user_code: &str,
+    user: &str,
+) -> Result<(), DevLoginError> {
+    let r = client()?
+        .post(verification_uri)
+        .form(&[
+            ("user_code", user_code),
+            ("username", user),
+            ("password", DEV_PASSWORD),
+            ("action", "approve"),
+        ])
+        .send()
+        .await?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(DevLoginError::Unexpected(format!(
+            "device approval: HTTP {}",
+            r.status()
+        )))
+    }
+}

@@ -1,0 +1,89 @@
+//! The desktop redirect (RFC 8252 §7.3): a listener on 127.0.0.1 at a random port that accepts
+//! exactly one authorization callback, answers the browser with a short page, and hands the
+//! callback URL back. Other requests (favicon, probes) get 404 and are ignored.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::AuthError;
+
+/// A bound loopback listener.
+pub struct LoopbackRedirect {
+    listener: TcpListener,
+    path: String,
+}
+
+impl LoopbackRedirect {
+    /// Binds 127.0.0.1 on a port the OS picks.
+    pub async fn bind() -> Result<Self, AuthError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| AuthError::InvalidRedirect(format!("cannot listen on loopback: {e}")))?;
+        Ok(LoopbackRedirect {
+            listener,
+            path: "/callback".into(),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/callback`.
+    pub fn redirect_uri(&self) -> String {
+        let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        format!("http://127.0.0.1:{port}{}", self.path)
+    }
+
+    /// Waits for the callback; `Cancelled` after `timeout`.
+    pub async fn wait(self, timeout: Duration) -> Result<String, AuthError> {
+        tokio::time::timeout(timeout, self.accept_one())
+            .await
+            .map_err(|_| AuthError::Cancelled)?
+    }
+
+    async fn accept_one(&self) -> Result<String, AuthError> {
+        loop {
+            let (mut stream, _) = self
+                .listener
+                .accept()
+                .await
+                .map_err(|e| AuthError::Provider(e.to_string()))?;
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            // Read the request line and headers (small; callbacks carry no body).
+            while n < buf.len() {
+                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..])).await
+                {
+                    Ok(Ok(0)) | Err(_) => break,
+                    Ok(Ok(k)) => n += k,
+                    Ok(Err(_)) => break,
+                }
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let target = head.lines().next().and_then(|l| {
+                let mut parts = l.split(' ');
+                (parts.next() == Some("GET"))
+                    .then(|| parts.next())
+                    .flatten()
+            });
+            match target {
+                Some(t) if t.split('?').next() == Some(self.path.as_str()) => {
+                    let page = "<!doctype html><title>Signed in</title><p>You can close this window and return to the app.</p>";
+                    let _ = stream
+                        .write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}", page.len()).as_bytes())
+                        .await;
+                    return Ok(format!(
+                        "{}{}",
+                        self.redirect_uri().trim_end_matches(self.path.as_str()),
+                        t
+                    ));
+                }
+                _ => {
+                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! OAuth user mode against an OpenID Connect provider, through `openidconnect` (no bundled
+//! reqwest; our client via [`Http::oauth`]): discovery with exact issuer match, authorization code
+//! with PKCE S256, state, nonce, the RFC 9207 `iss` check, ID token signature / aud / exp / nonce
+//! with clock leeway, and refresh.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdTokenClaims,
+    CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, TokenResponse,
+};
+
+use super::{AuthError, TokenSet};
+use crate::net::{Http, NetError};
+
+/// Tolerated clock difference between the device and the provider.
+pub const CLOCK_LEEWAY: Duration = Duration::from_secs(300);
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// A provider, discovered and ready for one client id.
+pub struct Provider {
+    pub issuer: String,
+    pub metadata: CoreProviderMetadata,
+    client_id: String,
+    scopes: Vec<String>,
+    /// The provider promised the RFC 9207 `iss` callback parameter.
+    iss_in_callback: bool,
+}
+
+/// A sign-in started with [`Provider::begin`]: kept in memory until the callback arrives.
+pub struct PendingSignIn {
+    pub url: String,
+    pub redirect_uri: String,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+fn token_error(
+    e: RequestTokenError<NetError, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+) -> AuthError {
+    match e {
+        RequestTokenError::ServerResponse(r) => match r.error() {
+            CoreErrorResponseType::InvalidGrant => AuthError::SignInRequired(
+                r.error_description()
+                    .cloned()
+                    .unwrap_or_else(|| "the sign-in expired".into()),
+            ),
+            CoreErrorResponseType::Extension(x)
+                if x == "interaction_required" || x == "login_required" =>
+            {
+                AuthError::SignInRequired(x.clone())
+            }
+            other => AuthError::Provider(format!(
+                "{}: {}",
+                other.as_ref(),
+                r.error_description().map(String::as_str).unwrap_or("")
+            )),
+        },
+        RequestTokenError::Request(net) => AuthError::Net(net),
+        RequestTokenError::Parse(e, _) => {
+            AuthError::Provider(format!("unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(s) => AuthError::Provider(s),
+    }
+}
+
+impl Provider {
+    /// OIDC discovery on `issuer`; the metadata's issuer must equal it exactly.
+    pub async fn discover(
+        http: &Http,
+        issuer: &str,
+        client_id: &str,
+        scopes: &[String],
+    ) -> Result<Provider, AuthError> {
+        crate::org::check_endpoint("issuer", issuer)
+            .map_err(|e| AuthError::Provider(e.to_string()))?;
+        let issuer_url =
+            IssuerUrl::new(issuer.to_string()).map_err(|e| AuthError::Provider(e.to_string()))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer_url, &http.oauth())
+            .await
+            .map_err(|e| match e {
+                openidconnect::DiscoveryError::Request(net) => AuthError::Net(net),
+                other => AuthError::Provider(format!("provider discovery failed: {other}")),
+            })?;
+        for (what, url) in [
+            (
+                "authorization endpoint",
+                Some(metadata.authorization_endpoint().as_str()),
+            ),
+            (
+                "token endpoint",
+                metadata.token_endpoint().map(|u| u.as_str()),
+            ),
+            ("JWKS", Some(metadata.jwks_uri().as_str())),
+        ] {
+            let url =
+                url.ok_or_else(|| AuthError::Provider(format!("the provider has no {what}")))?;
+            crate::org::check_endpoint(what, url)
+                .map_err(|e| AuthError::Provider(e.to_string()))?;
+        }
+        let extra: serde_json::Value = serde_json::to_value(&metadata).unwrap_or_default();
+        let iss_in_callback = extra["authorization_response_iss_parameter_supported"]
+            .as_bool()
+            .unwrap_or(false);
+        let mut scopes: Vec<String> = scopes.to_vec();
+        for required in ["openid", "offline_access"] {
+            if !scopes.iter().any(|s| s == required) {
+                scopes.push(required.into());
+            }
+        }
+        Ok(Provider {
+            issuer: issuer.to_string(),
+            metadata,
+            client_id: client_id.to_string(),
+            scopes,
+            iss_in_callback,
+        })
+    }
+
+    fn client(&self, redirect_uri: Option<&str>) -> Result<Client, AuthError> {
+        let client = CoreClient::from_provider_metadata(
+            self.metadata.clone(),
+            ClientId::new(self.client_id.clone()),
+            None,
+        );
+        Ok(match redirect_uri {
+            Some(r) => client.set_redirect_uri(
+                RedirectUrl::new(r.to_string())
+                    .map_err(|e| AuthError::InvalidRedirect(e.to_string()))?,
+            ),
+            None => client,
+        })
+    }
+
+    /// The login page URL (code flow, PKCE S256, fresh state and nonce).
+    pub fn begin(&self, redirect_uri: &str) -> Result<PendingSignIn, AuthError> {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let client = self.client(Some(redirect_uri))?;
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        Ok(PendingSignIn {
+            url: url.to_string(),
+            redirect_uri: redirect_uri.to_string(),
+            state,
+            nonce,
+            verifier,
+        })
+    }
+
+    /// Checks the callback (state, `iss`, error) and exchanges the code for verified tokens.
+    pub async fn complete(
+        &self,
+        http: &Http,
+        pending: PendingSignIn,
+        callback_url: &str,
+    ) -> Result<TokenSet, AuthError> {
+        let callback = url::Url::parse(callback_url)
+            .map_err(|_| AuthError::BadCallback("not a URL".into()))?;
+        let expected = url::Url::parse(&pending.redirect_uri)
+            .map_err(|_| AuthError::BadCallback("bad redirect".into()))?;
+        if callback.scheme() != expected.scheme()
+            || callback.host_str() != expected.host_str()
+            || callback.path() != expected.path()
+            || callback.port() != expected.port()
+        {
+            return Err(AuthError::BadCallback(
+                "the callback does not match the redirect URI".into(),
+            ));
+        }
+        let params: std::collections::HashMap<String, String> =
+            callback.query_pairs().into_owned().collect();
+        if params.get("state").map(String::as_str) != Some(pending.state.secret().as_str()) {
+            return Err(AuthError::BadCallback("state mismatch".into()));
+        }
+        match params.get("iss") {
+            Some(iss) if iss != &self.issuer => {
+                return Err(AuthError::BadCallback(
+                    "iss mismatch (mix-up attack?)".into(),
+                ));
+            }
+            None if self.iss_in_callback => {
+                return Err(AuthError::BadCallback("iss missing".into()));
+            }
+            _ => {}
+        }
+        if let Some(error) = params.get("error") {
+            return Err(if error == "access_denied" {
+                AuthError::Cancelled
+            } else {
+                AuthError::Provider(format!("sign-in failed: {error}"))
+            });
+        }
+        let code = params
+            .get("code")
+            .ok_or_else(|| AuthError::BadCallback("no code".into()))?;
+        let client = self.client(Some(&pending.redirect_uri))?;
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.clone()))
+            .map_err(|e| AuthError::Provider(e.to_string()))?
+            .set_pkce_verifier(pending.verifier)
+            .request_async(&http.oauth())
+            .await
+            .map_err(token_error)?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| AuthError::IdToken("no ID token".into()))?;
+        // Accept an ID token that expired up to CLOCK_LEEWAY ago by our clock.
+        let leeway = chrono::Duration::from_std(CLOCK_LEEWAY).expect("small duration");
+        let verifier = client
+            .id_token_verifier()
+            .set_time_fn(move || chrono::Utc::now() - leeway);
+        let claims = id_token
+            .claims(&verifier, &pending.nonce)
+            .map_err(|e| AuthError::IdToken(e.to_string()))?;
+        Ok(token_set(&response, Some(claims), None))
+    }
+
+    /// Uses a refresh token; the provider may rotate it (the new one is in the result).
+    pub async fn refresh(&self, http: &Http, refresh_token: &str) -> Result<TokenSet, AuthError> {
+        let client = self.client(None)?;
+        let response = client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.to_string()))
+            .map_err(|e| AuthError::Provider(e.to_string()))?
+            .request_async(&http.oauth())
+            .await
+            .map_err(token_error)?;
+        Ok(token_set(&response, None, Some(refresh_token)))
+    }
+}
+
+fn token_set(
+    response: &openidconnect::core::CoreTokenResponse,
+    claims: Option<&CoreIdTokenClaims>,
+    previous_refresh: Option<&str>,
+) -> TokenSet {
+    TokenSet {
+        access_token: response.access_token().secret().clone(),
+        // No new refresh token means the old one stays valid (providers that do not rotate).
+        refresh_token: response
+            .refresh_token()
+            .map(|r| r.secret().clone())
+            .or_else(|| previous_refresh.map(str::to_string)),
+        id_token: response.id_token().map(|t| t.to_string()),
+        expires_at: response.expires_in().map(|d| now_secs() + d.as_secs()),
+        subject: claims.map(|c| c.subject().as_str().to_string()),
+        email: claims.and_then(|c| c.email().map(|e| e.as_str().to_string())),
+        name: claims.and_then(|c| {
+            c.name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string())
+        }),
+    }
+}

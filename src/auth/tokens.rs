@@ -1,0 +1,83 @@
+//! Tokens at rest (inside the encrypted store) and the refresh rule: refresh ahead of expiry, one
+//! refresh at a time, and the rotated refresh token persisted (committed) before the new access
+//! token is handed out, so a crash never leaves us holding only a revoked refresh token.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::TokenSet;
+use crate::store::{SqlResultExt, StoreError};
+
+/// Refresh when the access token has less than this left.
+pub const REFRESH_AHEAD_SECS: u64 = 60;
+
+/// Saves a token set (replacing the previous one) in one transaction.
+pub fn save(conn: &Connection, tokens: &TokenSet) -> Result<(), StoreError> {
+    conn.execute_batch("SAVEPOINT save_tokens").classified()?;
+    let result = (|| {
+        conn.execute("DELETE FROM tokens", []).classified()?;
+        let put =
+            |kind: &str, value: Option<&str>, expires: Option<u64>| -> Result<(), StoreError> {
+                if let Some(v) = value {
+                    conn.execute(
+                        "INSERT INTO tokens (kind, value, expires_at) VALUES (?1, ?2, ?3)",
+                        (kind, v, expires.map(|e| e as i64)),
+                    )
+                    .classified()?;
+                }
+                Ok(())
+            };
+        put("access", Some(&tokens.access_token), tokens.expires_at)?;
+        put("refresh", tokens.refresh_token.as_deref(), None)?;
+        put("id", tokens.id_token.as_deref(), None)?;
+        put("email", tokens.email.as_deref(), None)?;
+        put("subject", tokens.subject.as_deref(), None)?;
+        put("name", tokens.name.as_deref(), None)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("RELEASE save_tokens").classified(),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO save_tokens; RELEASE save_tokens");
+            Err(e)
+        }
+    }
+}
+
+/// The stored tokens, if signed in.
+pub fn load(conn: &Connection) -> Result<Option<TokenSet>, StoreError> {
+    let get = |kind: &str| -> Result<Option<(String, Option<i64>)>, StoreError> {
+        conn.query_row(
+            "SELECT value, expires_at FROM tokens WHERE kind = ?1",
+            [kind],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .classified()
+    };
+    let Some((access_token, expires_at)) = get("access")? else {
+        return Ok(None);
+    };
+    Ok(Some(TokenSet {
+        access_token,
+        refresh_token: get("refresh")?.map(|v| v.0),
+        id_token: get("id")?.map(|v| v.0),
+        expires_at: expires_at.map(|e| e as u64),
+        subject: get("subject")?.map(|v| v.0),
+        email: get("email")?.map(|v| v.0),
+        name: get("name")?.map(|v| v.0),
+    }))
+}
+
+/// Forgets the tokens (sign-out).
+pub fn clear(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM tokens", [])
+        .classified()
+        .map(|_| ())
+}
+
+/// Whether `tokens` needs a refresh at `now` (unix seconds).
+pub fn needs_refresh(tokens: &TokenSet, now: u64) -> bool {
+    tokens
+        .expires_at
+        .is_some_and(|exp| exp <= now + REFRESH_AHEAD_SECS)
+}

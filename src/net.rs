@@ -1,0 +1,148 @@
+//! The one HTTP client of the core: rustls (ring, no OpenSSL), no automatic redirects (a redirect
+//! to another host must never carry a token), timeouts, and a cap on response sizes so a hostile
+//! server cannot exhaust memory. Also adapts it to the `oauth2`/`openidconnect` client trait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+/// Bodies larger than this are refused (discovery, OAuth and most API responses are tiny).
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot reach the server: {0}")]
+    Connect(String),
+    #[error("the secure connection failed: {0}")]
+    Tls(String),
+    #[error("the server did not answer in time")]
+    Timeout,
+    #[error("the response is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("bad request: {0}")]
+    Request(String),
+}
+
+/// A response read in full (within the size limit).
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// What the OAuth adapter returns.
+pub type OAuthFuture =
+    Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, NetError>> + Send>>;
+
+/// The shared HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+}
+
+fn classify(err: reqwest::Error) -> NetError {
+    if err.is_timeout() {
+        return NetError::Timeout;
+    }
+    // reqwest flattens TLS failures into connect errors; the chain names them.
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        NetError::Tls(text)
+    } else if err.is_builder() || err.is_request() && !err.is_connect() {
+        NetError::Request(text)
+    } else {
+        NetError::Connect(text)
+    }
+}
+
+impl Http {
+    /// A client trusting the platform's roots plus `extra_roots_pem` (enterprise or test CAs).
+    pub fn new(extra_roots_pem: &[String]) -> Result<Self, NetError> {
+        // Use ring unless the app already chose a rustls provider for the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("syncvault/", env!("CARGO_PKG_VERSION")));
+        for pem in extra_roots_pem {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| NetError::Request(format!("bad CA certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        Ok(Http {
+            client: builder.build().map_err(classify)?,
+        })
+    }
+
+    /// The underlying client, for requests built elsewhere.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request and reads the whole body, refusing more than `limit` bytes.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: usize,
+    ) -> Result<Response, NetError> {
+        let mut response = request.send().await.map_err(classify)?;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(NetError::TooLarge(limit));
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > limit {
+                return Err(NetError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The `openidconnect` HTTP client: a closure over this client.
+    pub fn oauth(
+        &self,
+    ) -> impl Fn(openidconnect::HttpRequest) -> OAuthFuture + Send + Sync + 'static {
+        let http = self.clone();
+        move |request: openidconnect::HttpRequest| {
+            let http = http.clone();
+            Box::pin(async move {
+                let (parts, body) = request.into_parts();
+                let mut builder = http
+                    .client
+                    .request(parts.method, parts.uri.to_string())
+                    .body(body);
+                for (name, value) in parts.headers.iter() {
+                    builder = builder.header(name, value);
+                }
+                let r = http.send(builder, DEFAULT_BODY_LIMIT).await?;
+                let mut response =
+                    openidconnect::http::Response::builder().status(r.status.as_u16());
+                for (name, value) in r.headers.iter() {
+                    response = response.header(name.as_str(), value.as_bytes());
+                }
+                response
+                    .body(r.body)
+                    .map_err(|e| NetError::Request(e.to_string()))
+            })
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Sign-in against the reference server's built-in OpenID Connect provider over real HTTP:
+//! discovery, code + PKCE through the login form, ID token checks, refresh rotation, the org's
+//! API with the access token, credentials mode, and the refusals of a tampered callback.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use syncvault::{ClientOptions, SyncClient, SyncError, UserMode};
+use syncvault_server::devlogin;
+use syncvault_server::idp::IdpLifetimes;
+use syncvault_server::{BoundServer, RunningServer, ServerConfig};
+
+const PW: &[u8] = b"offline password";
+const REDIRECT: &str = "http://127.0.0.1:1/callback";
+
+async fn server(config: ServerConfig) -> RunningServer {
+    BoundServer::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .spawn(config)
+        .unwrap()
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        kdf_memory_kib: 19 * 1024,
+        kdf_iterations: 2,
+        kdf_parallelism: 1,
+        ..Default::default()
+    }
+}
+
+async fn client(dir: &std::path::Path, url: &str, mode: UserMode) -> Arc<SyncClient> {
+    let c = SyncClient::with_options(dir.display().to_string(), options()).unwrap();
+    c.setup_offline_password(url.to_string(), mode, PW.to_vec(), PW.to_vec())
+        .await
+        .unwrap();
+    c
+}
+
+async fn sign_in(c: &SyncClient, user: &str) -> syncvault::ffi::SignedInUser {
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let callback = devlogin::login(&request.url, user, None, false)
+        .await
+        .unwrap();
+    c.complete_sign_in(callback).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn code_flow_refresh_and_the_org_api() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+
+    let info = c.discover(srv.url.clone()).await.unwrap();
+    assert_eq!(info.name, "Contoso Field Service");
+    assert_eq!(
+        info.issuer.as_deref(),
+        Some(format!("{}/idp", srv.url).as_str())
+    );
+    assert!(info.user_modes.contains(&"oauth".to_string()));
+
+    assert!(matches!(
+        c.who_am_i().await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+    let user = sign_in(&c, "Ada@Contoso.example").await;
+    assert_eq!(user.email.as_deref(), Some("ada@contoso.example"));
+    // The seed's rule: same email as an existing org user -> that user.
+    let me = c.who_am_i().await.unwrap();
+    assert_eq!(me.org_user_id.as_deref(), Some("u1"));
+
+    // A provider user unknown to the org becomes a new org user.
+    let dir2 = tempfile::tempdir().unwrap();
+    let c2 = client(dir2.path(), &srv.url, UserMode::Oauth).await;
+    sign_in(&c2, "newhire@contoso.example").await;
+    let new = c2.who_am_i().await.unwrap();
+    assert_ne!(new.org_user_id.as_deref(), Some("u1"));
+    assert_eq!(new.email.as_deref(), Some("newhire@contoso.example"));
+
+    // Tokens survive lock / unlock (they live in the encrypted store).
+    c.lock().await.unwrap();
+    assert!(matches!(c.who_am_i().await, Err(SyncError::Locked)));
+    c.unlock(PW.to_vec()).await.unwrap();
+    assert!(c.is_signed_in().await.unwrap());
+    assert_eq!(
+        c.who_am_i().await.unwrap().org_user_id.as_deref(),
+        Some("u1")
+    );
+
+    c.sign_out(false).await.unwrap();
+    assert!(matches!(
+        c.who_am_i().await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_lived_tokens_refresh_with_rotation_one_at_a_time() {
+    // Access tokens shorter than the refresh margin: every use refreshes.
+    let config = ServerConfig {
+        lifetimes: IdpLifetimes {
+            access_token: Duration::from_secs(30),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let srv = server(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    sign_in(&c, "grace@contoso.example").await;
+    // Eight concurrent calls: refreshes are serialized, none reuses a rotated refresh token
+    // (which would revoke the family and end in SignInRequired).
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move { c.who_am_i().await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(
+            call.await.unwrap().unwrap().email.as_deref(),
+            Some("grace@contoso.example")
+        );
+    }
+    assert!(c.who_am_i().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_or_cancelled_callbacks_are_refused() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+
+    // Cancel on the login page.
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let callback = devlogin::login(&request.url, "ada@contoso.example", None, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.complete_sign_in(callback).await,
+        Err(SyncError::SignInCancelled)
+    );
+
+    let tamper = |callback: &str, key: &str, value: &str| {
+        let mut u = url::Url::parse(callback).unwrap();
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .into_owned()
+            .map(|(k, v)| {
+                if k == key {
+                    (k, value.to_string())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        u.to_string()
+    };
+    for (key, value, what) in [
+        ("state", "forged", "state"),
+        ("iss", "https://evil.example", "iss"),
+        ("code", "forged", "code"),
+    ] {
+        let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+        let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+            .await
+            .unwrap();
+        let err = c
+            .complete_sign_in(tamper(&callback, key, value))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SyncError::Server { .. } | SyncError::SignInRequired { .. }
+            ),
+            "{what}: {err:?}"
+        );
+        assert!(!c.is_signed_in().await.unwrap(), "{what} signed in");
+    }
+    // A callback to another redirect URI is refused before any exchange.
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+        .await
+        .unwrap();
+    let moved = callback.replace("127.0.0.1:1", "127.0.0.1:2");
+    assert!(c.complete_sign_in(moved).await.is_err());
+    // The code replayed after a successful exchange is refused.
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+        .await
+        .unwrap();
+    c.complete_sign_in(callback.clone()).await.unwrap();
+    let _ = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    assert!(
+        c.complete_sign_in(callback).await.is_err(),
+        "state of the new request differs; the old code is dead anyway"
+    );
+    // Completing without a pending request is an input error.
+    assert!(matches!(
+        c.complete_sign_in(REDIRECT.into()).await,
+        Err(SyncError::InvalidInput { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_mode() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Credentials).await;
+    assert!(matches!(
+        c.sign_in_with_credentials("ada@contoso.example".into(), b"wrong".to_vec())
+            .await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+    c.sign_in_with_credentials("ada@contoso.example".into(), b"ada-credentials".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.who_am_i().await.unwrap().org_user_id.as_deref(),
+        Some("u1")
+    );
+    assert!(matches!(
+        c.begin_sign_in(REDIRECT.into()).await,
+        Err(SyncError::UserModeNotAllowed { .. })
+    ));
+
+    let oauth_only = server(ServerConfig {
+        allow_credentials: false,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &oauth_only.url, UserMode::Credentials).await;
+    assert_eq!(
+        c.sign_in_with_credentials("ada@contoso.example".into(), b"ada-credentials".to_vec())
+            .await,
+        Err(SyncError::UserModeNotAllowed {
+            mode: "credentials".into()
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_errors_are_typed() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = SyncClient::with_options(dir.path().display().to_string(), options()).unwrap();
+    // Nothing listens on port 1.
+    assert!(matches!(
+        c.discover("http://127.0.0.1:1".into()).await,
+        Err(SyncError::Network { .. })
+    ));
+    assert!(matches!(
+        c.discover("http://contoso.example.com".into()).await,
+        Err(SyncError::InvalidOrganizationUrl { .. })
+    ));
+    *srv.org.discovery_override.lock().unwrap() =
+        Some((axum::http::StatusCode::NOT_FOUND, "nope".into()));
+    // Without discovery, the API root's Bearer challenge still names the provider.
+    let info = c.discover(srv.url.clone()).await.unwrap();
+    assert_eq!(
+        info.issuer.as_deref(),
+        Some(format!("{}/idp", srv.url).as_str())
+    );
+    assert_eq!(info.resource_id.as_deref(), Some(srv.url.as_str()));
+    // An issuer over plain http to a remote host is refused.
+    *srv.org.discovery_override.lock().unwrap() = Some((
+        axum::http::StatusCode::OK,
+        r#"{"name": "x", "user_modes": ["oauth"], "oidc": {"issuer": "http://idp.example.com", "client_id": "a"}}"#.into(),
+    ));
+    assert!(matches!(
+        c.discover(srv.url.clone()).await,
+        Err(SyncError::Server { .. })
+    ));
+    let _ = Mutex::new(());
+}
