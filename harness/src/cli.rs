@@ -108,9 +108,12 @@ pub enum Command {
         issuer: Option<String>,
         #[arg(long)]
         audience: Option<String>,
-        /// Fault injection, e.g. "500:0.1,429:0.05,reset:0.05".
+        /// Fault injection, e.g. "500:0.1,429:0.05,reset:0.05" (not built yet).
         #[arg(long)]
         faults: Option<String>,
+        /// Extra CA certificate (PEM) trusted when fetching the external issuer's keys.
+        #[arg(long, requires = "issuer")]
+        ca_file: Option<String>,
     },
     /// The whole flow end to end on an embedded server.
     Demo {

@@ -3,6 +3,7 @@
 mod cli;
 mod output;
 mod passwords;
+mod sync_commands;
 mod vault_commands;
 
 use clap::Parser;
@@ -44,13 +45,26 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
     let g = &cli.global;
     match cli.command {
         Command::Setup { org, user_mode } => vault_commands::setup(g, &org, user_mode, &out).await,
-        Command::Sync { .. } => Err(HarnessError::NotBuilt("sync")),
+        Command::Sync { device_code, dev_login } => {
+            let how = match (device_code, dev_login) {
+                (true, _) => sync_commands::SignIn::DeviceCode,
+                (false, Some(login)) => sync_commands::SignIn::DevLogin(login),
+                (false, None) => sync_commands::SignIn::Browser,
+            };
+            sync_commands::sync(g, how, &out).await
+        }
         Command::Query { .. } => Err(HarnessError::NotBuilt("query")),
         Command::Edit { .. } => Err(HarnessError::NotBuilt("edit")),
         Command::Status => vault_commands::status(g, &out).await,
         Command::ChangePassword => vault_commands::change_password(g, &out).await,
         Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,
-        Command::Serve { .. } => Err(HarnessError::NotBuilt("serve")),
+        Command::Serve { addr, data, records: _, provider, issuer, audience, faults, ca_file } => {
+            if data.is_some() || faults.is_some() {
+                eprintln!("note: --data and --faults are not built yet; serving discovery and sign-in only");
+            }
+            let args = sync_commands::ServeArgs { addr, provider, issuer, audience, ca_file };
+            sync_commands::serve(args, &out).await
+        }
         Command::Demo { .. } => Err(HarnessError::NotBuilt("demo")),
     }
 }
