@@ -45,7 +45,10 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
     let g = &cli.global;
     match cli.command {
         Command::Setup { org, user_mode } => vault_commands::setup(g, &org, user_mode, &out).await,
-        Command::Sync { device_code, dev_login } => {
+        Command::Sync {
+            device_code,
+            dev_login,
+        } => {
             let how = match (device_code, dev_login) {
                 (true, _) => sync_commands::SignIn::DeviceCode,
                 (false, Some(login)) => sync_commands::SignIn::DevLogin(login),
@@ -58,11 +61,28 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
         Command::Status => vault_commands::status(g, &out).await,
         Command::ChangePassword => vault_commands::change_password(g, &out).await,
         Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,
-        Command::Serve { addr, data, records: _, provider, issuer, audience, faults, ca_file } => {
+        Command::Serve {
+            addr,
+            data,
+            records: _,
+            provider,
+            issuer,
+            audience,
+            faults,
+            ca_file,
+        } => {
             if data.is_some() || faults.is_some() {
-                eprintln!("note: --data and --faults are not built yet; serving discovery and sign-in only");
+                eprintln!(
+                    "note: --data and --faults are not built yet; serving discovery and sign-in only"
+                );
             }
-            let args = sync_commands::ServeArgs { addr, provider, issuer, audience, ca_file };
+            let args = sync_commands::ServeArgs {
+                addr,
+                provider,
+                issuer,
+                audience,
+                ca_file,
+            };
             sync_commands::serve(args, &out).await
         }
         Command::Demo { .. } => Err(HarnessError::NotBuilt("demo")),

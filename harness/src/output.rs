@@ -35,7 +35,9 @@ impl HarnessError {
         let mut error = match self {
             HarnessError::Sync(err) => sync_error_fields(err),
             HarnessError::Usage(_) => json!({"kind": "Usage"}),
-            HarnessError::NotBuilt(_) | HarnessError::NotBuiltAfter(_) => json!({"kind": "NotBuilt"}),
+            HarnessError::NotBuilt(_) | HarnessError::NotBuiltAfter(_) => {
+                json!({"kind": "NotBuilt"})
+            }
             HarnessError::Io(_) => json!({"kind": "Storage"}),
         };
         error["message"] = Value::String(message);

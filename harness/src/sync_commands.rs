@@ -26,16 +26,27 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
     let provider = match (args.provider, args.issuer) {
         (_, Some(issuer)) => ProviderConfig::External {
             issuer,
-            audience: args.audience.ok_or_else(|| HarnessError::Usage("--issuer needs --audience".into()))?,
+            audience: args
+                .audience
+                .ok_or_else(|| HarnessError::Usage("--issuer needs --audience".into()))?,
         },
         (Some(Provider::Builtin) | None, None) => ProviderConfig::Builtin,
     };
     let extra_ca_pem = args.ca_file.map(std::fs::read).transpose()?;
-    let bound = BoundServer::bind(&args.addr).await.map_err(|e| HarnessError::Usage(e.to_string()))?;
+    let bound = BoundServer::bind(&args.addr)
+        .await
+        .map_err(|e| HarnessError::Usage(e.to_string()))?;
     let url = bound.url();
-    out.result(&json!({"org_url": url}), &format!("organization server listening at {url}"));
+    out.result(
+        &json!({"org_url": url}),
+        &format!("organization server listening at {url}"),
+    );
     bound
-        .serve(ServerConfig { provider, extra_ca_pem, ..Default::default() })
+        .serve(ServerConfig {
+            provider,
+            extra_ca_pem,
+            ..Default::default()
+        })
         .await
         .map_err(|e| HarnessError::Io(std::io::Error::other(e.to_string())))
 }
@@ -48,13 +59,23 @@ pub enum SignIn {
 }
 
 async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), HarnessError> {
-    let mode = client.account_state().await?.user_mode.unwrap_or(UserMode::Oauth);
+    let mode = client
+        .account_state()
+        .await?
+        .user_mode
+        .unwrap_or(UserMode::Oauth);
     if mode == UserMode::Credentials {
         let SignIn::DevLogin(login) = how else {
-            return Err(HarnessError::Usage("credentials user mode: pass --dev-login USER:PASS".into()));
+            return Err(HarnessError::Usage(
+                "credentials user mode: pass --dev-login USER:PASS".into(),
+            ));
         };
-        let (user, pass) = login.split_once(':').ok_or_else(|| HarnessError::Usage("--dev-login USER:PASS".into()))?;
-        client.sign_in_with_credentials(user.into(), pass.as_bytes().to_vec()).await?;
+        let (user, pass) = login
+            .split_once(':')
+            .ok_or_else(|| HarnessError::Usage("--dev-login USER:PASS".into()))?;
+        client
+            .sign_in_with_credentials(user.into(), pass.as_bytes().to_vec())
+            .await?;
         return Ok(());
     }
     match how {
@@ -68,7 +89,9 @@ async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), 
             let request = client.begin_sign_in(redirect.redirect_uri()).await?;
             let callback = devlogin::login(&request.url, user, pass, false)
                 .await
-                .map_err(|e| SyncError::SignInRequired { reason: e.to_string() })?;
+                .map_err(|e| SyncError::SignInRequired {
+                    reason: e.to_string(),
+                })?;
             client.complete_sign_in(callback).await?;
             Ok(())
         }
@@ -77,12 +100,20 @@ async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), 
             let request = client.begin_sign_in(redirect.redirect_uri()).await?;
             out.result(
                 &json!({"authorization_url": request.url}),
-                &format!("Sign in at:\n  {}\n(waiting for the browser to return)", request.url),
+                &format!(
+                    "Sign in at:\n  {}\n(waiting for the browser to return)",
+                    request.url
+                ),
             );
             if !out.json {
-                let _ = std::process::Command::new("xdg-open").arg(&request.url).spawn();
+                let _ = std::process::Command::new("xdg-open")
+                    .arg(&request.url)
+                    .spawn();
             }
-            let callback = redirect.wait(Duration::from_secs(600)).await.map_err(SyncError::from)?;
+            let callback = redirect
+                .wait(Duration::from_secs(600))
+                .await
+                .map_err(SyncError::from)?;
             client.complete_sign_in(callback).await?;
             Ok(())
         }

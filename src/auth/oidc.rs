@@ -119,8 +119,16 @@ impl Provider {
             crate::org::check_endpoint(what, url)
                 .map_err(|e| AuthError::Provider(e.to_string()))?;
         }
-        let extra: serde_json::Value = serde_json::to_value(&metadata).unwrap_or_default();
-        let iss_in_callback = extra["authorization_response_iss_parameter_supported"]
+        // openidconnect's typed metadata drops fields it does not model; read this one raw.
+        let raw = http
+            .send(
+                http.client()
+                    .get(format!("{issuer}/.well-known/openid-configuration")),
+                256 * 1024,
+            )
+            .await?;
+        let raw: serde_json::Value = serde_json::from_slice(&raw.body).unwrap_or_default();
+        let iss_in_callback = raw["authorization_response_iss_parameter_supported"]
             .as_bool()
             .unwrap_or(false);
         let mut scopes: Vec<String> = scopes.to_vec();
