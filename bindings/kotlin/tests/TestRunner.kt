@@ -58,5 +58,6 @@ fun main() {
     val suite = Suite()
     foundationTests(suite)
     vaultTests(suite)
+    signInTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }

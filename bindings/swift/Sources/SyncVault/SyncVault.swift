@@ -677,6 +677,46 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
      */
     func wipe() async throws 
     
+    /**
+     * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
+     * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
+     */
+    func beginSignIn(redirectUri: String) async throws  -> AuthorizationRequest
+    
+    /**
+     * Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
+     * state, issuer and the ID token, then stores the tokens in the encrypted store.
+     */
+    func completeSignIn(callbackUrl: String) async throws  -> SignedInUser
+    
+    /**
+     * Asks an organization how to sign in (no setup or unlock needed): the app can show the
+     * organization's name and allowed user modes while the person types the URL.
+     */
+    func discover(organizationUrl: String) async throws  -> OrganizationInfo
+    
+    /**
+     * Whether tokens are stored (they may still need a refresh).
+     */
+    func isSignedIn() async throws  -> Bool
+    
+    /**
+     * Credentials user mode: signs in with the organization's own user name and password.
+     */
+    func signInWithCredentials(username: String, password: Data) async throws  -> SignedInUser
+    
+    /**
+     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
+     * `wipe`, erases the offline data too.
+     */
+    func signOut(wipe: Bool) async throws 
+    
+    /**
+     * Asks the organization who the current token belongs to (refreshing it if needed, and once
+     * more on a 401).
+     */
+    func whoAmI() async throws  -> SignedInUser
+    
 }
 /**
  * One account's offline data and sync, rooted at a data directory the app owns.
@@ -910,6 +950,144 @@ open func wipe()async throws   {
             completeFunc: ffi_syncvault_rust_future_complete_void,
             freeFunc: ffi_syncvault_rust_future_free_void,
             liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
+     * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
+     */
+open func beginSignIn(redirectUri: String)async throws  -> AuthorizationRequest  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_begin_sign_in(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(redirectUri)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAuthorizationRequest_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
+     * state, issuer and the ID token, then stores the tokens in the encrypted store.
+     */
+open func completeSignIn(callbackUrl: String)async throws  -> SignedInUser  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_complete_sign_in(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(callbackUrl)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSignedInUser_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Asks an organization how to sign in (no setup or unlock needed): the app can show the
+     * organization's name and allowed user modes while the person types the URL.
+     */
+open func discover(organizationUrl: String)async throws  -> OrganizationInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_discover(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(organizationUrl)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeOrganizationInfo_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Whether tokens are stored (they may still need a refresh).
+     */
+open func isSignedIn()async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_is_signed_in(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_i8,
+            completeFunc: ffi_syncvault_rust_future_complete_i8,
+            freeFunc: ffi_syncvault_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Credentials user mode: signs in with the organization's own user name and password.
+     */
+open func signInWithCredentials(username: String, password: Data)async throws  -> SignedInUser  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_sign_in_with_credentials(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(username),FfiConverterData.lower(password)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSignedInUser_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
+     * `wipe`, erases the offline data too.
+     */
+open func signOut(wipe: Bool)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_sign_out(
+                        self.uniffiCloneHandle(),FfiConverterBool.lower(wipe)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Asks the organization who the current token belongs to (refreshing it if needed, and once
+     * more on a 401).
+     */
+open func whoAmI()async throws  -> SignedInUser  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_who_am_i(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSignedInUser_lift,
             errorHandler: FfiConverterTypeSyncError_lift
         )
 }
@@ -1282,6 +1460,75 @@ public func FfiConverterTypeAccountState_lower(_ value: AccountState) -> RustBuf
 
 
 /**
+ * The login page to show.
+ */
+public struct AuthorizationRequest: Equatable, Hashable {
+    /**
+     * Open this in the system browser session.
+     */
+    public var url: String
+    /**
+     * The callback arrives at this URI; pass the full callback URL to `complete_sign_in`.
+     */
+    public var redirectUri: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Open this in the system browser session.
+         */url: String, 
+        /**
+         * The callback arrives at this URI; pass the full callback URL to `complete_sign_in`.
+         */redirectUri: String) {
+        self.url = url
+        self.redirectUri = redirectUri
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AuthorizationRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuthorizationRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthorizationRequest {
+        return
+            try AuthorizationRequest(
+                url: FfiConverterString.read(from: &buf), 
+                redirectUri: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AuthorizationRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterString.write(value.redirectUri, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuthorizationRequest_lift(_ buf: RustBuffer) throws -> AuthorizationRequest {
+    return try FfiConverterTypeAuthorizationRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuthorizationRequest_lower(_ value: AuthorizationRequest) -> RustBuffer {
+    return FfiConverterTypeAuthorizationRequest.lower(value)
+}
+
+
+/**
  * Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
  */
 public struct ClientOptions: Equatable, Hashable {
@@ -1305,6 +1552,14 @@ public struct ClientOptions: Equatable, Hashable {
      * Wrong passwords in a row before the offline data is erased (default 10).
      */
     public var maxFailedAttempts: UInt32
+    /**
+     * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+     */
+    public var extraRootCertificatesPem: [String]
+    /**
+     * The app's OAuth client id, for organizations whose discovery does not name one.
+     */
+    public var oauthClientId: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1323,12 +1578,20 @@ public struct ClientOptions: Equatable, Hashable {
          */minPasswordLength: UInt32 = UInt32(8), 
         /**
          * Wrong passwords in a row before the offline data is erased (default 10).
-         */maxFailedAttempts: UInt32 = UInt32(10)) {
+         */maxFailedAttempts: UInt32 = UInt32(10), 
+        /**
+         * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+         */extraRootCertificatesPem: [String] = [], 
+        /**
+         * The app's OAuth client id, for organizations whose discovery does not name one.
+         */oauthClientId: String? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
         self.minPasswordLength = minPasswordLength
         self.maxFailedAttempts = maxFailedAttempts
+        self.extraRootCertificatesPem = extraRootCertificatesPem
+        self.oauthClientId = oauthClientId
     }
 
     
@@ -1351,7 +1614,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 kdfIterations: FfiConverterUInt32.read(from: &buf), 
                 kdfParallelism: FfiConverterUInt32.read(from: &buf), 
                 minPasswordLength: FfiConverterUInt32.read(from: &buf), 
-                maxFailedAttempts: FfiConverterUInt32.read(from: &buf)
+                maxFailedAttempts: FfiConverterUInt32.read(from: &buf), 
+                extraRootCertificatesPem: FfiConverterSequenceString.read(from: &buf), 
+                oauthClientId: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1361,6 +1626,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.kdfParallelism, into: &buf)
         FfiConverterUInt32.write(value.minPasswordLength, into: &buf)
         FfiConverterUInt32.write(value.maxFailedAttempts, into: &buf)
+        FfiConverterSequenceString.write(value.extraRootCertificatesPem, into: &buf)
+        FfiConverterOptionString.write(value.oauthClientId, into: &buf)
     }
 }
 
@@ -1377,6 +1644,196 @@ public func FfiConverterTypeClientOptions_lift(_ buf: RustBuffer) throws -> Clie
 #endif
 public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustBuffer {
     return FfiConverterTypeClientOptions.lower(value)
+}
+
+
+/**
+ * What an organization says about itself.
+ */
+public struct OrganizationInfo: Equatable, Hashable {
+    public var organizationUrl: String
+    public var name: String
+    /**
+     * "oauth" and/or "credentials".
+     */
+    public var userModes: [String]
+    /**
+     * The OpenID Connect issuer for OAuth user mode.
+     */
+    public var issuer: String?
+    /**
+     * The OAuth client id the app uses (None when only a Bearer challenge was found: the app
+     * supplies its registered client id).
+     */
+    public var clientId: String?
+    public var scopes: [String]
+    /**
+     * Base URL of the sync API.
+     */
+    public var syncApi: String?
+    /**
+     * Where credentials user mode signs in.
+     */
+    public var credentialsEndpoint: String?
+    /**
+     * The resource (audience) named by a Bearer challenge.
+     */
+    public var resourceId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(organizationUrl: String, name: String, 
+        /**
+         * "oauth" and/or "credentials".
+         */userModes: [String], 
+        /**
+         * The OpenID Connect issuer for OAuth user mode.
+         */issuer: String?, 
+        /**
+         * The OAuth client id the app uses (None when only a Bearer challenge was found: the app
+         * supplies its registered client id).
+         */clientId: String?, scopes: [String], 
+        /**
+         * Base URL of the sync API.
+         */syncApi: String?, 
+        /**
+         * Where credentials user mode signs in.
+         */credentialsEndpoint: String?, 
+        /**
+         * The resource (audience) named by a Bearer challenge.
+         */resourceId: String?) {
+        self.organizationUrl = organizationUrl
+        self.name = name
+        self.userModes = userModes
+        self.issuer = issuer
+        self.clientId = clientId
+        self.scopes = scopes
+        self.syncApi = syncApi
+        self.credentialsEndpoint = credentialsEndpoint
+        self.resourceId = resourceId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OrganizationInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOrganizationInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OrganizationInfo {
+        return
+            try OrganizationInfo(
+                organizationUrl: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                userModes: FfiConverterSequenceString.read(from: &buf), 
+                issuer: FfiConverterOptionString.read(from: &buf), 
+                clientId: FfiConverterOptionString.read(from: &buf), 
+                scopes: FfiConverterSequenceString.read(from: &buf), 
+                syncApi: FfiConverterOptionString.read(from: &buf), 
+                credentialsEndpoint: FfiConverterOptionString.read(from: &buf), 
+                resourceId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OrganizationInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.organizationUrl, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterSequenceString.write(value.userModes, into: &buf)
+        FfiConverterOptionString.write(value.issuer, into: &buf)
+        FfiConverterOptionString.write(value.clientId, into: &buf)
+        FfiConverterSequenceString.write(value.scopes, into: &buf)
+        FfiConverterOptionString.write(value.syncApi, into: &buf)
+        FfiConverterOptionString.write(value.credentialsEndpoint, into: &buf)
+        FfiConverterOptionString.write(value.resourceId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrganizationInfo_lift(_ buf: RustBuffer) throws -> OrganizationInfo {
+    return try FfiConverterTypeOrganizationInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOrganizationInfo_lower(_ value: OrganizationInfo) -> RustBuffer {
+    return FfiConverterTypeOrganizationInfo.lower(value)
+}
+
+
+/**
+ * Who is signed in.
+ */
+public struct SignedInUser: Equatable, Hashable {
+    public var email: String?
+    public var name: String?
+    /**
+     * The organization's user id, when the organization was asked (`who_am_i`).
+     */
+    public var orgUserId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(email: String?, name: String?, 
+        /**
+         * The organization's user id, when the organization was asked (`who_am_i`).
+         */orgUserId: String?) {
+        self.email = email
+        self.name = name
+        self.orgUserId = orgUserId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SignedInUser: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSignedInUser: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SignedInUser {
+        return
+            try SignedInUser(
+                email: FfiConverterOptionString.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf), 
+                orgUserId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SignedInUser, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.email, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.orgUserId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignedInUser_lift(_ buf: RustBuffer) throws -> SignedInUser {
+    return try FfiConverterTypeSignedInUser.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSignedInUser_lower(_ value: SignedInUser) -> RustBuffer {
+    return FfiConverterTypeSignedInUser.lower(value)
 }
 
 
@@ -1902,6 +2359,10 @@ public enum UrlProblem: Equatable, Hashable {
      * Not parseable as a URL at all.
      */
     case malformed
+    /**
+     * Reachable, but no syncvault organization answers there.
+     */
+    case notAnOrganization
 
 
 
@@ -1940,6 +2401,8 @@ public struct FfiConverterTypeUrlProblem: FfiConverterRustBuffer {
         case 8: return .invalidHost
         
         case 9: return .malformed
+        
+        case 10: return .notAnOrganization
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -1983,6 +2446,10 @@ public struct FfiConverterTypeUrlProblem: FfiConverterRustBuffer {
         
         case .malformed:
             writeInt(&buf, Int32(9))
+        
+        
+        case .notAnOrganization:
+            writeInt(&buf, Int32(10))
         
         }
     }
@@ -2172,6 +2639,31 @@ fileprivate struct FfiConverterOptionTypeUserMode: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypeUserMode.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0

@@ -725,6 +725,20 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_wipe(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_begin_sign_in(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_complete_sign_in(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_discover(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_is_signed_in(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_sign_in_with_credentials(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_sign_out(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_who_am_i(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncobserver_on_progress(
     ): Int
     external fun uniffi_syncvault_checksum_constructor_syncclient_new(
@@ -775,6 +789,20 @@ internal object UniffiLib {
     external fun uniffi_syncvault_fn_method_syncclient_unlock(`ptr`: Long,`password`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_wipe(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_begin_sign_in(`ptr`: Long,`redirectUri`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_complete_sign_in(`ptr`: Long,`callbackUrl`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_discover(`ptr`: Long,`organizationUrl`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_is_signed_in(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_sign_in_with_credentials(`ptr`: Long,`username`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_sign_out(`ptr`: Long,`wipe`: Byte,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_who_am_i(`ptr`: Long,
     ): Long
     external fun uniffi_syncvault_fn_clone_syncobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1477,6 +1505,46 @@ public interface SyncClientInterface {
      */
     suspend fun `wipe`()
     
+    /**
+     * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
+     * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
+     */
+    suspend fun `beginSignIn`(`redirectUri`: kotlin.String): AuthorizationRequest
+    
+    /**
+     * Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
+     * state, issuer and the ID token, then stores the tokens in the encrypted store.
+     */
+    suspend fun `completeSignIn`(`callbackUrl`: kotlin.String): SignedInUser
+    
+    /**
+     * Asks an organization how to sign in (no setup or unlock needed): the app can show the
+     * organization's name and allowed user modes while the person types the URL.
+     */
+    suspend fun `discover`(`organizationUrl`: kotlin.String): OrganizationInfo
+    
+    /**
+     * Whether tokens are stored (they may still need a refresh).
+     */
+    suspend fun `isSignedIn`(): kotlin.Boolean
+    
+    /**
+     * Credentials user mode: signs in with the organization's own user name and password.
+     */
+    suspend fun `signInWithCredentials`(`username`: kotlin.String, `password`: kotlin.ByteArray): SignedInUser
+    
+    /**
+     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
+     * `wipe`, erases the offline data too.
+     */
+    suspend fun `signOut`(`wipe`: kotlin.Boolean)
+    
+    /**
+     * Asks the organization who the current token belongs to (refreshing it if needed, and once
+     * more on a 401).
+     */
+    suspend fun `whoAmI`(): SignedInUser
+    
     companion object
 }
 
@@ -1800,6 +1868,186 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         // lift function
         { },
         
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
+     * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `beginSignIn`(`redirectUri`: kotlin.String) : AuthorizationRequest {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_begin_sign_in(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`redirectUri`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAuthorizationRequest.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
+     * state, issuer and the ID token, then stores the tokens in the encrypted store.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeSignIn`(`callbackUrl`: kotlin.String) : SignedInUser {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_complete_sign_in(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`callbackUrl`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSignedInUser.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Asks an organization how to sign in (no setup or unlock needed): the app can show the
+     * organization's name and allowed user modes while the person types the URL.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `discover`(`organizationUrl`: kotlin.String) : OrganizationInfo {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_discover(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`organizationUrl`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeOrganizationInfo.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Whether tokens are stored (they may still need a refresh).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `isSignedIn`() : kotlin.Boolean {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_is_signed_in(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_i8(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_i8(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_i8(future) },
+        // lift function
+        { FfiConverterBoolean.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Credentials user mode: signs in with the organization's own user name and password.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `signInWithCredentials`(`username`: kotlin.String, `password`: kotlin.ByteArray) : SignedInUser {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_sign_in_with_credentials(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`username`),
+        FfiConverterByteArray.lower(`password`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSignedInUser.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
+     * `wipe`, erases the offline data too.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `signOut`(`wipe`: kotlin.Boolean) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_sign_out(
+                uniffiHandle,
+                
+        FfiConverterBoolean.lower(`wipe`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Asks the organization who the current token belongs to (refreshing it if needed, and once
+     * more on a 401).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `whoAmI`() : SignedInUser {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_who_am_i(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSignedInUser.lift(it) },
         // Error FFI converter
         SyncException.ErrorHandler,
     )
@@ -2264,6 +2512,53 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
 
 
 /**
+ * The login page to show.
+ */
+data class AuthorizationRequest (
+    /**
+     * Open this in the system browser session.
+     */
+    var `url`: kotlin.String
+    , 
+    /**
+     * The callback arrives at this URI; pass the full callback URL to `complete_sign_in`.
+     */
+    var `redirectUri`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAuthorizationRequest: FfiConverterRustBuffer<AuthorizationRequest> {
+    override fun read(buf: ByteBuffer): AuthorizationRequest {
+        return AuthorizationRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AuthorizationRequest) = (
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterString.allocationSize(value.`redirectUri`)
+    )
+
+    override fun write(value: AuthorizationRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterString.write(value.`redirectUri`, buf)
+    }
+}
+
+
+
+/**
  * Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
  */
 data class ClientOptions (
@@ -2291,6 +2586,16 @@ data class ClientOptions (
      * Wrong passwords in a row before the offline data is erased (default 10).
      */
     var `maxFailedAttempts`: kotlin.UInt = 10u 
+    , 
+    /**
+     * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+     */
+    var `extraRootCertificatesPem`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * The app's OAuth client id, for organizations whose discovery does not name one.
+     */
+    var `oauthClientId`: kotlin.String? = null 
     
 ){
     
@@ -2312,6 +2617,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -2320,7 +2627,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.allocationSize(value.`kdfIterations`) +
             FfiConverterUInt.allocationSize(value.`kdfParallelism`) +
             FfiConverterUInt.allocationSize(value.`minPasswordLength`) +
-            FfiConverterUInt.allocationSize(value.`maxFailedAttempts`)
+            FfiConverterUInt.allocationSize(value.`maxFailedAttempts`) +
+            FfiConverterSequenceString.allocationSize(value.`extraRootCertificatesPem`) +
+            FfiConverterOptionalString.allocationSize(value.`oauthClientId`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -2329,6 +2638,152 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.write(value.`kdfParallelism`, buf)
             FfiConverterUInt.write(value.`minPasswordLength`, buf)
             FfiConverterUInt.write(value.`maxFailedAttempts`, buf)
+            FfiConverterSequenceString.write(value.`extraRootCertificatesPem`, buf)
+            FfiConverterOptionalString.write(value.`oauthClientId`, buf)
+    }
+}
+
+
+
+/**
+ * What an organization says about itself.
+ */
+data class OrganizationInfo (
+    var `organizationUrl`: kotlin.String
+    , 
+    var `name`: kotlin.String
+    , 
+    /**
+     * "oauth" and/or "credentials".
+     */
+    var `userModes`: List<kotlin.String>
+    , 
+    /**
+     * The OpenID Connect issuer for OAuth user mode.
+     */
+    var `issuer`: kotlin.String?
+    , 
+    /**
+     * The OAuth client id the app uses (None when only a Bearer challenge was found: the app
+     * supplies its registered client id).
+     */
+    var `clientId`: kotlin.String?
+    , 
+    var `scopes`: List<kotlin.String>
+    , 
+    /**
+     * Base URL of the sync API.
+     */
+    var `syncApi`: kotlin.String?
+    , 
+    /**
+     * Where credentials user mode signs in.
+     */
+    var `credentialsEndpoint`: kotlin.String?
+    , 
+    /**
+     * The resource (audience) named by a Bearer challenge.
+     */
+    var `resourceId`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOrganizationInfo: FfiConverterRustBuffer<OrganizationInfo> {
+    override fun read(buf: ByteBuffer): OrganizationInfo {
+        return OrganizationInfo(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OrganizationInfo) = (
+            FfiConverterString.allocationSize(value.`organizationUrl`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterSequenceString.allocationSize(value.`userModes`) +
+            FfiConverterOptionalString.allocationSize(value.`issuer`) +
+            FfiConverterOptionalString.allocationSize(value.`clientId`) +
+            FfiConverterSequenceString.allocationSize(value.`scopes`) +
+            FfiConverterOptionalString.allocationSize(value.`syncApi`) +
+            FfiConverterOptionalString.allocationSize(value.`credentialsEndpoint`) +
+            FfiConverterOptionalString.allocationSize(value.`resourceId`)
+    )
+
+    override fun write(value: OrganizationInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`organizationUrl`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterSequenceString.write(value.`userModes`, buf)
+            FfiConverterOptionalString.write(value.`issuer`, buf)
+            FfiConverterOptionalString.write(value.`clientId`, buf)
+            FfiConverterSequenceString.write(value.`scopes`, buf)
+            FfiConverterOptionalString.write(value.`syncApi`, buf)
+            FfiConverterOptionalString.write(value.`credentialsEndpoint`, buf)
+            FfiConverterOptionalString.write(value.`resourceId`, buf)
+    }
+}
+
+
+
+/**
+ * Who is signed in.
+ */
+data class SignedInUser (
+    var `email`: kotlin.String?
+    , 
+    var `name`: kotlin.String?
+    , 
+    /**
+     * The organization's user id, when the organization was asked (`who_am_i`).
+     */
+    var `orgUserId`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSignedInUser: FfiConverterRustBuffer<SignedInUser> {
+    override fun read(buf: ByteBuffer): SignedInUser {
+        return SignedInUser(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SignedInUser) = (
+            FfiConverterOptionalString.allocationSize(value.`email`) +
+            FfiConverterOptionalString.allocationSize(value.`name`) +
+            FfiConverterOptionalString.allocationSize(value.`orgUserId`)
+    )
+
+    override fun write(value: SignedInUser, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`email`, buf)
+            FfiConverterOptionalString.write(value.`name`, buf)
+            FfiConverterOptionalString.write(value.`orgUserId`, buf)
     }
 }
 
@@ -2959,7 +3414,11 @@ enum class UrlProblem {
     /**
      * Not parseable as a URL at all.
      */
-    MALFORMED;
+    MALFORMED,
+    /**
+     * Reachable, but no syncvault organization answers there.
+     */
+    NOT_AN_ORGANIZATION;
 
     
 
@@ -3154,6 +3613,34 @@ public object FfiConverterOptionalTypeUserMode: FfiConverterRustBuffer<UserMode?
         } else {
             buf.put(1)
             FfiConverterTypeUserMode.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
         }
     }
 }
