@@ -277,3 +277,48 @@ async fn discovery_errors_are_typed() {
     ));
     let _ = Mutex::new(());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_code_flow_approve_and_deny() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+
+    let device = c.begin_device_sign_in().await.unwrap();
+    assert!(device.verification_uri.starts_with(&srv.url));
+    assert!(device.expires_in > 0);
+    let waiting = {
+        let c = Arc::clone(&c);
+        tokio::spawn(async move { c.complete_device_sign_in().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    devlogin::approve_device(
+        &device.verification_uri,
+        &device.user_code,
+        "grace@contoso.example",
+    )
+    .await
+    .unwrap();
+    let user = waiting.await.unwrap().unwrap();
+    assert_eq!(user.email.as_deref(), Some("grace@contoso.example"));
+    assert_eq!(
+        c.who_am_i().await.unwrap().email.as_deref(),
+        Some("grace@contoso.example")
+    );
+
+    c.sign_out(false).await.unwrap();
+    let device = c.begin_device_sign_in().await.unwrap();
+    let waiting = {
+        let c = Arc::clone(&c);
+        tokio::spawn(async move { c.complete_device_sign_in().await })
+    };
+    let deny = reqwest::Client::new()
+        .post(&device.verification_uri)
+        .form(&[("user_code", device.user_code.as_str()), ("action", "deny")])
+        .send()
+        .await
+        .unwrap();
+    assert!(deny.status().is_success());
+    assert_eq!(waiting.await.unwrap(), Err(SyncError::SignInCancelled));
+    assert!(!c.is_signed_in().await.unwrap());
+}

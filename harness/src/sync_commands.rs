@@ -79,7 +79,22 @@ async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), 
         return Ok(());
     }
     match how {
-        SignIn::DeviceCode => Err(HarnessError::NotBuilt("sync --device-code")),
+        SignIn::DeviceCode => {
+            let device = client.begin_device_sign_in().await?;
+            out.result(
+                &json!({"device_code": {
+                    "verification_uri": device.verification_uri,
+                    "user_code": device.user_code,
+                    "expires_in": device.expires_in,
+                }}),
+                &format!(
+                    "Go to {} and enter the code {}",
+                    device.verification_uri, device.user_code
+                ),
+            );
+            client.complete_device_sign_in().await?;
+            Ok(())
+        }
         SignIn::DevLogin(login) => {
             let (user, pass) = match login.split_once(':') {
                 Some((u, p)) => (u, Some(p)),

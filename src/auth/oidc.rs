@@ -38,6 +38,17 @@ pub struct Provider {
     scopes: Vec<String>,
     /// The provider promised the RFC 9207 `iss` callback parameter.
     iss_in_callback: bool,
+    /// RFC 8628 endpoint (openidconnect does not read it from discovery).
+    device_endpoint: Option<String>,
+}
+
+/// A device-code sign-in in progress: show `user_code` and `verification_uri` to the person.
+pub struct DeviceSignIn {
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub user_code: String,
+    pub expires_in: u64,
+    details: openidconnect::core::CoreDeviceAuthorizationResponse,
 }
 
 /// A sign-in started with [`Provider::begin`]: kept in memory until the callback arrives.
@@ -131,6 +142,11 @@ impl Provider {
         let iss_in_callback = raw["authorization_response_iss_parameter_supported"]
             .as_bool()
             .unwrap_or(false);
+        let device_endpoint = raw["device_authorization_endpoint"]
+            .as_str()
+            .map(|u| crate::org::check_endpoint("device endpoint", u))
+            .transpose()
+            .map_err(|e| AuthError::Provider(e.to_string()))?;
         let mut scopes: Vec<String> = scopes.to_vec();
         for required in ["openid", "offline_access"] {
             if !scopes.iter().any(|s| s == required) {
@@ -143,6 +159,7 @@ impl Provider {
             client_id: client_id.to_string(),
             scopes,
             iss_in_callback,
+            device_endpoint,
         })
     }
 
@@ -251,6 +268,81 @@ impl Provider {
             .claims(&verifier, &pending.nonce)
             .map_err(|e| AuthError::IdToken(e.to_string()))?;
         Ok(token_set(&response, Some(claims), None))
+    }
+
+    /// Starts the device authorization grant (RFC 8628) for a headless desktop.
+    pub async fn device_begin(&self, http: &Http) -> Result<DeviceSignIn, AuthError> {
+        let endpoint = self.device_endpoint.clone().ok_or_else(|| {
+            AuthError::Provider("the provider has no device authorization endpoint".into())
+        })?;
+        let client = self.client(None)?.set_device_authorization_url(
+            openidconnect::DeviceAuthorizationUrl::new(endpoint)
+                .map_err(|e| AuthError::Provider(e.to_string()))?,
+        );
+        let mut request = client.exchange_device_code();
+        for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let details: openidconnect::core::CoreDeviceAuthorizationResponse = request
+            .request_async(&http.oauth())
+            .await
+            .map_err(token_error)?;
+        Ok(DeviceSignIn {
+            verification_uri: details.verification_uri().to_string(),
+            verification_uri_complete: details
+                .verification_uri_complete()
+                .map(|u| u.secret().to_string()),
+            user_code: details.user_code().secret().to_string(),
+            expires_in: details.expires_in().as_secs(),
+            details,
+        })
+    }
+
+    /// Polls the token endpoint (honouring `interval` and `slow_down`) until the person approves,
+    /// denies (`Cancelled`) or the code expires (`SignInRequired`).
+    pub async fn device_complete(
+        &self,
+        http: &Http,
+        pending: DeviceSignIn,
+    ) -> Result<TokenSet, AuthError> {
+        let client = self.client(None)?;
+        let response = client
+            .exchange_device_access_token(&pending.details)
+            .map_err(|e| AuthError::Provider(e.to_string()))?
+            .request_async(&http.oauth(), tokio::time::sleep, None)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) if r.error().as_ref() == "access_denied" => {
+                    AuthError::Cancelled
+                }
+                RequestTokenError::ServerResponse(r) if r.error().as_ref() == "expired_token" => {
+                    AuthError::SignInRequired("the device code expired".into())
+                }
+                RequestTokenError::ServerResponse(r) => {
+                    AuthError::Provider(r.error().as_ref().to_string())
+                }
+                RequestTokenError::Request(net) => AuthError::Net(net),
+                RequestTokenError::Parse(e, _) => {
+                    AuthError::Provider(format!("unreadable token response: {e}"))
+                }
+                RequestTokenError::Other(s) => AuthError::Provider(s),
+            })?;
+        let claims = match response.id_token() {
+            Some(token) => {
+                let leeway = chrono::Duration::from_std(CLOCK_LEEWAY).expect("small duration");
+                let verifier = client
+                    .id_token_verifier()
+                    .set_time_fn(move || chrono::Utc::now() - leeway);
+                // No nonce in the device grant.
+                Some(
+                    token
+                        .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                        .map_err(|e| AuthError::IdToken(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        Ok(token_set(&response, claims, None))
     }
 
     /// Uses a refresh token; the provider may rotate it (the new one is in the result).

@@ -10,7 +10,7 @@ pub use crate::account::{AccountState, UserMode};
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
-pub use signin::{AuthorizationRequest, SignedInUser};
+pub use signin::{AuthorizationRequest, DeviceAuthorization, SignedInUser};
 
 /// Normalizes an organization URL as typed by a person; call it on every keystroke.
 #[uniffi::export]

@@ -23,6 +23,19 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
 }
 
+/// What to show for a device-code sign-in (RFC 8628).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DeviceAuthorization {
+    /// Where the person goes on another device.
+    pub verification_uri: String,
+    /// The same with the code filled in (for a QR code), when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// The code the person types there.
+    pub user_code: String,
+    /// Seconds until the code expires.
+    pub expires_in: u64,
+}
+
 /// Who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SignedInUser {
@@ -39,6 +52,7 @@ pub(crate) struct SignInState {
     oauth_client_id: Option<String>,
     provider: tokio::sync::Mutex<Option<Arc<Provider>>>,
     pending: Mutex<Option<PendingSignIn>>,
+    device: Mutex<Option<crate::auth::oidc::DeviceSignIn>>,
     refresh_lock: tokio::sync::Mutex<()>,
 }
 
@@ -49,6 +63,7 @@ impl SignInState {
             oauth_client_id: options.oauth_client_id.clone(),
             provider: tokio::sync::Mutex::new(None),
             pending: Mutex::new(None),
+            device: Mutex::new(None),
             refresh_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -232,6 +247,50 @@ impl SyncClient {
         };
         self.save_tokens(set).await?;
         tracing::info!("signed in");
+        Ok(user)
+    }
+
+    /// Starts a device-code sign-in for a device without a usable browser: show the returned
+    /// code and URL, then call `complete_device_sign_in`.
+    pub async fn begin_device_sign_in(&self) -> Result<DeviceAuthorization, SyncError> {
+        let provider = self.provider().await?;
+        let http = self.signin.http.clone();
+        let pending =
+            runtime::spawn(async move { Ok(provider.device_begin(&http).await?) }).await?;
+        let shown = DeviceAuthorization {
+            verification_uri: pending.verification_uri.clone(),
+            verification_uri_complete: pending.verification_uri_complete.clone(),
+            user_code: pending.user_code.clone(),
+            expires_in: pending.expires_in,
+        };
+        *self.signin.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(pending);
+        Ok(shown)
+    }
+
+    /// Waits until the person approves the device code (or denies: `SignInCancelled`, or it
+    /// expires: `SignInRequired`), then stores the tokens.
+    pub async fn complete_device_sign_in(&self) -> Result<SignedInUser, SyncError> {
+        let pending = self
+            .signin
+            .device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| SyncError::InvalidInput {
+                reason: "no device sign-in is in progress".into(),
+            })?;
+        let provider = self.provider().await?;
+        let http = self.signin.http.clone();
+        let set =
+            runtime::spawn(async move { Ok(provider.device_complete(&http, pending).await?) })
+                .await?;
+        let user = SignedInUser {
+            email: set.email.clone(),
+            name: set.name.clone(),
+            org_user_id: None,
+        };
+        self.save_tokens(set).await?;
+        tracing::info!("signed in with a device code");
         Ok(user)
     }
 

@@ -678,10 +678,22 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func wipe() async throws 
     
     /**
+     * Starts a device-code sign-in for a device without a usable browser: show the returned
+     * code and URL, then call `complete_device_sign_in`.
+     */
+    func beginDeviceSignIn() async throws  -> DeviceAuthorization
+    
+    /**
      * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
      * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
      */
     func beginSignIn(redirectUri: String) async throws  -> AuthorizationRequest
+    
+    /**
+     * Waits until the person approves the device code (or denies: `SignInCancelled`, or it
+     * expires: `SignInRequired`), then stores the tokens.
+     */
+    func completeDeviceSignIn() async throws  -> SignedInUser
     
     /**
      * Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
@@ -955,6 +967,26 @@ open func wipe()async throws   {
 }
     
     /**
+     * Starts a device-code sign-in for a device without a usable browser: show the returned
+     * code and URL, then call `complete_device_sign_in`.
+     */
+open func beginDeviceSignIn()async throws  -> DeviceAuthorization  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_begin_device_sign_in(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDeviceAuthorization_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
      * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
      * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
      */
@@ -970,6 +1002,26 @@ open func beginSignIn(redirectUri: String)async throws  -> AuthorizationRequest 
             completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
             freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAuthorizationRequest_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Waits until the person approves the device code (or denies: `SignInCancelled`, or it
+     * expires: `SignInRequired`), then stores the tokens.
+     */
+open func completeDeviceSignIn()async throws  -> SignedInUser  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_complete_device_sign_in(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSignedInUser_lift,
             errorHandler: FfiConverterTypeSyncError_lift
         )
 }
@@ -1644,6 +1696,95 @@ public func FfiConverterTypeClientOptions_lift(_ buf: RustBuffer) throws -> Clie
 #endif
 public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustBuffer {
     return FfiConverterTypeClientOptions.lower(value)
+}
+
+
+/**
+ * What to show for a device-code sign-in (RFC 8628).
+ */
+public struct DeviceAuthorization: Equatable, Hashable {
+    /**
+     * Where the person goes on another device.
+     */
+    public var verificationUri: String
+    /**
+     * The same with the code filled in (for a QR code), when the provider gives one.
+     */
+    public var verificationUriComplete: String?
+    /**
+     * The code the person types there.
+     */
+    public var userCode: String
+    /**
+     * Seconds until the code expires.
+     */
+    public var expiresIn: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Where the person goes on another device.
+         */verificationUri: String, 
+        /**
+         * The same with the code filled in (for a QR code), when the provider gives one.
+         */verificationUriComplete: String?, 
+        /**
+         * The code the person types there.
+         */userCode: String, 
+        /**
+         * Seconds until the code expires.
+         */expiresIn: UInt64) {
+        self.verificationUri = verificationUri
+        self.verificationUriComplete = verificationUriComplete
+        self.userCode = userCode
+        self.expiresIn = expiresIn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DeviceAuthorization: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDeviceAuthorization: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DeviceAuthorization {
+        return
+            try DeviceAuthorization(
+                verificationUri: FfiConverterString.read(from: &buf), 
+                verificationUriComplete: FfiConverterOptionString.read(from: &buf), 
+                userCode: FfiConverterString.read(from: &buf), 
+                expiresIn: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DeviceAuthorization, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.verificationUri, into: &buf)
+        FfiConverterOptionString.write(value.verificationUriComplete, into: &buf)
+        FfiConverterString.write(value.userCode, into: &buf)
+        FfiConverterUInt64.write(value.expiresIn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceAuthorization_lift(_ buf: RustBuffer) throws -> DeviceAuthorization {
+    return try FfiConverterTypeDeviceAuthorization.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorization) -> RustBuffer {
+    return FfiConverterTypeDeviceAuthorization.lower(value)
 }
 
 

@@ -319,9 +319,19 @@ uint64_t uniffi_syncvault_fn_method_syncclient_unlock(uint64_t ptr, RustBuffer p
 uint64_t uniffi_syncvault_fn_method_syncclient_wipe(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_BEGIN_DEVICE_SIGN_IN
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_BEGIN_DEVICE_SIGN_IN
+uint64_t uniffi_syncvault_fn_method_syncclient_begin_device_sign_in(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_BEGIN_SIGN_IN
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_BEGIN_SIGN_IN
 uint64_t uniffi_syncvault_fn_method_syncclient_begin_sign_in(uint64_t ptr, RustBuffer redirect_uri
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_COMPLETE_DEVICE_SIGN_IN
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_COMPLETE_DEVICE_SIGN_IN
+uint64_t uniffi_syncvault_fn_method_syncclient_complete_device_sign_in(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_COMPLETE_SIGN_IN
@@ -705,9 +715,21 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_wipe(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_BEGIN_DEVICE_SIGN_IN
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_BEGIN_DEVICE_SIGN_IN
+uint16_t uniffi_syncvault_checksum_method_syncclient_begin_device_sign_in(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_BEGIN_SIGN_IN
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_BEGIN_SIGN_IN
 uint16_t uniffi_syncvault_checksum_method_syncclient_begin_sign_in(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_COMPLETE_DEVICE_SIGN_IN
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_COMPLETE_DEVICE_SIGN_IN
+uint16_t uniffi_syncvault_checksum_method_syncclient_complete_device_sign_in(void
     
 );
 #endif

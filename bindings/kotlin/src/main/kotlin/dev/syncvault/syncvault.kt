@@ -725,7 +725,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_wipe(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_begin_device_sign_in(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_begin_sign_in(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_complete_device_sign_in(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_complete_sign_in(
     ): Int
@@ -790,7 +794,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_wipe(`ptr`: Long,
     ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_begin_device_sign_in(`ptr`: Long,
+    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_begin_sign_in(`ptr`: Long,`redirectUri`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_complete_device_sign_in(`ptr`: Long,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_complete_sign_in(`ptr`: Long,`callbackUrl`: RustBuffer.ByValue,
     ): Long
@@ -1506,10 +1514,22 @@ public interface SyncClientInterface {
     suspend fun `wipe`()
     
     /**
+     * Starts a device-code sign-in for a device without a usable browser: show the returned
+     * code and URL, then call `complete_device_sign_in`.
+     */
+    suspend fun `beginDeviceSignIn`(): DeviceAuthorization
+    
+    /**
      * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
      * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
      */
     suspend fun `beginSignIn`(`redirectUri`: kotlin.String): AuthorizationRequest
+    
+    /**
+     * Waits until the person approves the device code (or denies: `SignInCancelled`, or it
+     * expires: `SignInRequired`), then stores the tokens.
+     */
+    suspend fun `completeDeviceSignIn`(): SignedInUser
     
     /**
      * Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
@@ -1875,6 +1895,31 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
+     * Starts a device-code sign-in for a device without a usable browser: show the returned
+     * code and URL, then call `complete_device_sign_in`.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `beginDeviceSignIn`() : DeviceAuthorization {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_begin_device_sign_in(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeDeviceAuthorization.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Starts OAuth sign-in: returns the provider's login page URL for `redirect_uri` (the app's
      * custom scheme, or a loopback URI on desktop). Requires setup and unlock.
      */
@@ -1894,6 +1939,31 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeAuthorizationRequest.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Waits until the person approves the device code (or denies: `SignInCancelled`, or it
+     * expires: `SignInRequired`), then stores the tokens.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `completeDeviceSignIn`() : SignedInUser {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_complete_device_sign_in(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSignedInUser.lift(it) },
         // Error FFI converter
         SyncException.ErrorHandler,
     )
@@ -2640,6 +2710,69 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.write(value.`maxFailedAttempts`, buf)
             FfiConverterSequenceString.write(value.`extraRootCertificatesPem`, buf)
             FfiConverterOptionalString.write(value.`oauthClientId`, buf)
+    }
+}
+
+
+
+/**
+ * What to show for a device-code sign-in (RFC 8628).
+ */
+data class DeviceAuthorization (
+    /**
+     * Where the person goes on another device.
+     */
+    var `verificationUri`: kotlin.String
+    , 
+    /**
+     * The same with the code filled in (for a QR code), when the provider gives one.
+     */
+    var `verificationUriComplete`: kotlin.String?
+    , 
+    /**
+     * The code the person types there.
+     */
+    var `userCode`: kotlin.String
+    , 
+    /**
+     * Seconds until the code expires.
+     */
+    var `expiresIn`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeviceAuthorization: FfiConverterRustBuffer<DeviceAuthorization> {
+    override fun read(buf: ByteBuffer): DeviceAuthorization {
+        return DeviceAuthorization(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DeviceAuthorization) = (
+            FfiConverterString.allocationSize(value.`verificationUri`) +
+            FfiConverterOptionalString.allocationSize(value.`verificationUriComplete`) +
+            FfiConverterString.allocationSize(value.`userCode`) +
+            FfiConverterULong.allocationSize(value.`expiresIn`)
+    )
+
+    override fun write(value: DeviceAuthorization, buf: ByteBuffer) {
+            FfiConverterString.write(value.`verificationUri`, buf)
+            FfiConverterOptionalString.write(value.`verificationUriComplete`, buf)
+            FfiConverterString.write(value.`userCode`, buf)
+            FfiConverterULong.write(value.`expiresIn`, buf)
     }
 }
 
