@@ -322,3 +322,109 @@ async fn device_code_flow_approve_and_deny() {
     assert_eq!(waiting.await.unwrap(), Err(SyncError::SignInCancelled));
     assert!(!c.is_signed_in().await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_id_tokens_are_refused() {
+    use syncvault_server::idp::IdTokenFault;
+    for fault in [
+        IdTokenFault::WrongAudience,
+        IdTokenFault::WrongNonce,
+        IdTokenFault::WrongIssuer,
+        IdTokenFault::UnknownKey,
+        IdTokenFault::Expired,
+    ] {
+        let srv = server(ServerConfig {
+            id_token_fault: Some(fault),
+            ..Default::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+        let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+        let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+            .await
+            .unwrap();
+        let err = c.complete_sign_in(callback).await.unwrap_err();
+        assert!(
+            matches!(&err, SyncError::Server { reason, .. } if reason.contains("ID token")),
+            "{fault:?}: {err:?}"
+        );
+        assert!(!c.is_signed_in().await.unwrap(), "{fault:?} signed in");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_provider_enforces_pkce() {
+    // The client always sends a verifier; this proves the reference provider refuses a code
+    // exchange without one (a stolen code alone is useless).
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+        .await
+        .unwrap();
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/idp/token", srv.url))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", syncvault_server::CLIENT_ID),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_kills_the_refresh_token() {
+    use syncvault::auth::oidc::Provider;
+    let srv = server(ServerConfig::default()).await;
+    let http = syncvault::net::Http::new(&[]).unwrap();
+    let scopes = vec!["openid".to_string(), "offline_access".to_string()];
+    let provider = Provider::discover(
+        &http,
+        &format!("{}/idp", srv.url),
+        syncvault_server::CLIENT_ID,
+        &scopes,
+    )
+    .await
+    .unwrap();
+    let pending = provider.begin(REDIRECT).unwrap();
+    let callback = devlogin::login(&pending.url, "ada@contoso.example", None, false)
+        .await
+        .unwrap();
+    let tokens = provider.complete(&http, pending, &callback).await.unwrap();
+    let refresh = tokens.refresh_token.unwrap();
+    provider.revoke(&http, &refresh).await.unwrap();
+    assert!(matches!(
+        provider.refresh(&http, &refresh).await,
+        Err(syncvault::auth::AuthError::SignInRequired(_))
+    ));
+
+    // Through the mobile API: sign-out revokes and forgets; the next call needs a sign-in.
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    sign_in(&c, "ada@contoso.example").await;
+    c.sign_out(false).await.unwrap();
+    assert!(!c.is_signed_in().await.unwrap());
+    assert!(matches!(
+        c.who_am_i().await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+    // Sign-out with wipe erases the vault.
+    sign_in(&c, "ada@contoso.example").await;
+    c.sign_out(true).await.unwrap();
+    assert!(!c.account_state().await.unwrap().configured);
+}

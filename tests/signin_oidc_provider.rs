@@ -408,3 +408,28 @@ async fn no_secret_in_any_log_line() {
     // JWTs start with eyJ: no token of any kind may be logged.
     assert!(!logs.contains("eyJ"), "a JWT appeared in the logs");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_over_https() {
+    let s = setup(600, true).await;
+    let ca = s.ca_pem.clone().unwrap();
+    let http = Http::new(std::slice::from_ref(&ca)).unwrap();
+    let scopes = vec![
+        "openid".to_string(),
+        "email".to_string(),
+        "offline_access".to_string(),
+    ];
+    let provider = Provider::discover(&http, &s.issuer, "syncvault-app", &scopes)
+        .await
+        .unwrap();
+    let pending = provider.begin(REDIRECT).unwrap();
+    let callback = headless_login(&pending.url, "ada@contoso.example", Some(&ca)).await;
+    let tokens = provider.complete(&http, pending, &callback).await.unwrap();
+    let refresh = tokens.refresh_token.unwrap();
+    provider.revoke(&http, &refresh).await.unwrap();
+    let after = provider.refresh(&http, &refresh).await.unwrap_err();
+    assert!(
+        matches!(after, syncvault::auth::AuthError::SignInRequired(_)),
+        "{after:?}"
+    );
+}

@@ -97,7 +97,23 @@ pub struct Idp {
     pub audience: String,
     pub key: SigningKey,
     pub lifetimes: IdpLifetimes,
+    /// Deliberately broken ID tokens, for tests of the client's checks.
+    pub id_token_fault: Option<IdTokenFault>,
+    /// A key that is not in the JWKS (for `IdTokenFault::UnknownKey`).
+    rogue_key: SigningKey,
     data: Mutex<IdpData>,
+}
+
+/// Ways the development provider can misbehave, so tests can prove the client refuses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenFault {
+    WrongAudience,
+    WrongNonce,
+    WrongIssuer,
+    /// Signed with a key that is not published in the JWKS.
+    UnknownKey,
+    /// Expired well beyond any clock leeway.
+    Expired,
 }
 
 fn now() -> u64 {
@@ -187,12 +203,19 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 impl Idp {
-    pub fn new(issuer: String, audience: String, lifetimes: IdpLifetimes) -> Arc<Idp> {
+    pub fn new(
+        issuer: String,
+        audience: String,
+        lifetimes: IdpLifetimes,
+        id_token_fault: Option<IdTokenFault>,
+    ) -> Arc<Idp> {
         Arc::new(Idp {
             issuer,
             audience,
             key: SigningKey::generate("dev-1"),
             lifetimes,
+            id_token_fault,
+            rogue_key: SigningKey::generate("dev-1"),
             data: Mutex::new(IdpData::default()),
         })
     }
@@ -231,17 +254,40 @@ impl Idp {
             iat: now,
             exp,
         });
-        let id_token = self.key.sign(&IdClaims {
-            iss: &self.issuer,
-            aud: CLIENT_ID,
+        let fault = self.id_token_fault;
+        let claims = IdClaims {
+            iss: if fault == Some(IdTokenFault::WrongIssuer) {
+                "https://evil.example"
+            } else {
+                &self.issuer
+            },
+            aud: if fault == Some(IdTokenFault::WrongAudience) {
+                "another-app"
+            } else {
+                CLIENT_ID
+            },
             sub: subject(email),
             email,
             name: display_name(email),
-            nonce,
+            nonce: if fault == Some(IdTokenFault::WrongNonce) {
+                Some("not-your-nonce")
+            } else {
+                nonce
+            },
             iat: now,
-            exp: now + 600,
+            exp: if fault == Some(IdTokenFault::Expired) {
+                now - 3600
+            } else {
+                now + 600
+            },
             auth_time: now,
-        });
+        };
+        let signer = if fault == Some(IdTokenFault::UnknownKey) {
+            &self.rogue_key
+        } else {
+            &self.key
+        };
+        let id_token = signer.sign(&claims);
         let family = family.unwrap_or_else(|| random_token(12));
         let mut body = json!({
             "access_token": access,
@@ -574,9 +620,13 @@ async fn token(State(idp): State<Arc<Idp>>, Form(f): Form<TokenForm>) -> Respons
 #[derive(Deserialize)]
 struct RevokeForm {
     token: String,
+    client_id: Option<String>,
 }
 
 async fn revoke(State(idp): State<Arc<Idp>>, Form(f): Form<RevokeForm>) -> StatusCode {
+    if f.client_id.as_deref() != Some(CLIENT_ID) {
+        return StatusCode::UNAUTHORIZED;
+    }
     let mut data = idp.data.lock().unwrap();
     if let Some(family) = data.refresh.get(&f.token).map(|r| r.family.clone()) {
         data.revoked_families.insert(family);

@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub lifetimes: IdpLifetimes,
     /// Extra trusted CA (PEM) for reaching an external issuer over https (tests use their own CA).
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// Make the built-in provider issue broken ID tokens (tests only).
+    pub id_token_fault: Option<idp::IdTokenFault>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             allow_credentials: true,
             lifetimes: IdpLifetimes::default(),
             extra_ca_pem: None,
+            id_token_fault: None,
         }
     }
 }
@@ -107,7 +110,12 @@ impl Org {
         let audience = url.clone();
         let (issuer, token_issuer, idp) = match &config.provider {
             ProviderConfig::Builtin => {
-                let idp = Idp::new(format!("{url}/idp"), audience.clone(), config.lifetimes);
+                let idp = Idp::new(
+                    format!("{url}/idp"),
+                    audience.clone(),
+                    config.lifetimes,
+                    config.id_token_fault,
+                );
                 (
                     idp.issuer.clone(),
                     TokenIssuer::Builtin(Arc::clone(&idp)),

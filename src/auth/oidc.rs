@@ -40,6 +40,8 @@ pub struct Provider {
     iss_in_callback: bool,
     /// RFC 8628 endpoint (openidconnect does not read it from discovery).
     device_endpoint: Option<String>,
+    /// RFC 7009 endpoint.
+    revocation_endpoint: Option<String>,
 }
 
 /// A device-code sign-in in progress: show `user_code` and `verification_uri` to the person.
@@ -142,11 +144,15 @@ impl Provider {
         let iss_in_callback = raw["authorization_response_iss_parameter_supported"]
             .as_bool()
             .unwrap_or(false);
-        let device_endpoint = raw["device_authorization_endpoint"]
-            .as_str()
-            .map(|u| crate::org::check_endpoint("device endpoint", u))
-            .transpose()
-            .map_err(|e| AuthError::Provider(e.to_string()))?;
+        let endpoint = |key: &str, what: &'static str| {
+            raw[key]
+                .as_str()
+                .map(|u| crate::org::check_endpoint(what, u))
+                .transpose()
+                .map_err(|e| AuthError::Provider(e.to_string()))
+        };
+        let device_endpoint = endpoint("device_authorization_endpoint", "device endpoint")?;
+        let revocation_endpoint = endpoint("revocation_endpoint", "revocation endpoint")?;
         let mut scopes: Vec<String> = scopes.to_vec();
         for required in ["openid", "offline_access"] {
             if !scopes.iter().any(|s| s == required) {
@@ -160,6 +166,7 @@ impl Provider {
             scopes,
             iss_in_callback,
             device_endpoint,
+            revocation_endpoint,
         })
     }
 
@@ -343,6 +350,33 @@ impl Provider {
             None => None,
         };
         Ok(token_set(&response, claims, None))
+    }
+
+    /// Revokes a refresh token (RFC 7009), so a copy of it is useless after sign-out. A provider
+    /// without a revocation endpoint is not an error: there is nothing to call.
+    pub async fn revoke(&self, http: &Http, refresh_token: &str) -> Result<(), AuthError> {
+        let Some(endpoint) = &self.revocation_endpoint else {
+            return Ok(());
+        };
+        let form = [
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", self.client_id.as_str()),
+        ];
+        let r = http
+            .send(
+                http.client().post(endpoint).form(&form),
+                crate::net::DEFAULT_BODY_LIMIT,
+            )
+            .await?;
+        if r.status.is_success() {
+            Ok(())
+        } else {
+            Err(AuthError::Provider(format!(
+                "revocation answered HTTP {}",
+                r.status
+            )))
+        }
     }
 
     /// Uses a refresh token; the provider may rotate it (the new one is in the result).

@@ -384,9 +384,24 @@ impl SyncClient {
         unreachable!("the loop returns")
     }
 
-    /// Signs out: forgets the tokens (the provider's session is left to expire) and, with
-    /// `wipe`, erases the offline data too.
+    /// Signs out: revokes the refresh token at the provider (best effort: signing out works
+    /// offline too), forgets the tokens and, with `wipe`, erases the offline data.
     pub async fn sign_out(&self, wipe: bool) -> Result<(), SyncError> {
+        let refresh = match self.load_tokens().await {
+            Ok(tokens) => tokens.and_then(|t| t.refresh_token),
+            Err(_) => None,
+        };
+        if let Some(refresh_token) = refresh
+            && let Ok(provider) = self.provider().await
+        {
+            let http = self.signin.http.clone();
+            let revoked =
+                runtime::spawn(async move { Ok(provider.revoke(&http, &refresh_token).await?) })
+                    .await;
+            if let Err(e) = revoked {
+                tracing::warn!(error = %e, "could not revoke the refresh token; signing out locally");
+            }
+        }
         self.with_account(move |a| {
             if a.is_unlocked() {
                 tokens::clear(a.store()?.conn())?;
