@@ -17,8 +17,8 @@ pub mod store;
 pub mod vault;
 
 pub use ffi::{
-    AccountState, ClientOptions, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
-    UserMode, normalize_organization_url, syncvault_version,
+    AccountState, AuthorizationUi, ClientOptions, SyncClient, SyncError, SyncObserver, SyncPhase,
+    SyncProgress, UserMode, normalize_organization_url, syncvault_version,
 };
 pub use org::UrlProblem;
 

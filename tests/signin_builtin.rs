@@ -428,3 +428,72 @@ async fn revocation_kills_the_refresh_token() {
     c.sign_out(true).await.unwrap();
     assert!(!c.account_state().await.unwrap().configured);
 }
+
+struct DevUi {
+    user: &'static str,
+    cancel: bool,
+}
+
+#[async_trait::async_trait]
+impl syncvault::AuthorizationUi for DevUi {
+    fn redirect_uri(&self) -> String {
+        REDIRECT.into()
+    }
+    async fn authorize(&self, url: String) -> Result<String, SyncError> {
+        devlogin::login(&url, self.user, None, self.cancel)
+            .await
+            .map_err(|e| SyncError::Internal {
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[derive(Default)]
+struct Phases(Mutex<Vec<syncvault::SyncPhase>>);
+
+impl syncvault::SyncObserver for Phases {
+    fn on_progress(&self, progress: syncvault::SyncProgress) {
+        self.0.lock().unwrap().push(progress.phase);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn synchronize_brings_up_the_login_page_itself() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    let observer = Arc::new(Phases::default());
+    // No UI: a clear SignInRequired.
+    assert!(matches!(
+        c.synchronize(observer.clone()).await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+    // The person cancels on the login page.
+    c.set_authorization_ui(Arc::new(DevUi {
+        user: "ada@contoso.example",
+        cancel: true,
+    }));
+    assert_eq!(
+        c.synchronize(observer.clone()).await,
+        Err(SyncError::SignInCancelled)
+    );
+    assert!(!c.is_signed_in().await.unwrap());
+    // The person signs in; the protocol after sign-in is not built yet and says so.
+    c.set_authorization_ui(Arc::new(DevUi {
+        user: "ada@contoso.example",
+        cancel: false,
+    }));
+    let end = c.synchronize(observer.clone()).await;
+    assert!(
+        matches!(&end, Err(SyncError::Internal { reason }) if reason.contains("not built")),
+        "{end:?}"
+    );
+    assert!(c.is_signed_in().await.unwrap());
+    assert!(
+        observer
+            .0
+            .lock()
+            .unwrap()
+            .contains(&syncvault::SyncPhase::SigningIn)
+    );
+}

@@ -92,6 +92,7 @@ pub struct SyncClient {
     pub(crate) account: Arc<Mutex<Account>>,
     data_dir: PathBuf,
     pub(crate) signin: super::signin::SignInState,
+    ui: Mutex<Option<Arc<dyn super::AuthorizationUi>>>,
 }
 
 impl SyncClient {
@@ -142,6 +143,7 @@ impl SyncClient {
             account,
             data_dir,
             signin,
+            ui: Mutex::new(None),
         }))
     }
 
@@ -207,17 +209,25 @@ impl SyncClient {
         self.with_account(|a| a.wipe()).await
     }
 
-    /// Runs a Synchronize, reporting progress to `observer`.
+    /// Lets `synchronize()` bring up the login page by itself when it must sign in.
+    pub fn set_authorization_ui(&self, ui: Arc<dyn super::AuthorizationUi>) {
+        *self.ui.lock().unwrap_or_else(|p| p.into_inner()) = Some(ui);
+    }
+
+    /// Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
+    /// unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
+    /// user mode), and checks the token with the organization.
     ///
-    /// Today it prepares (checks the account is set up and unlocked) and then stops with
-    /// `SignInRequired`: sign-in and the sync protocol arrive with their issues.
+    /// The sync protocol itself is not built yet: after signing in this ends with
+    /// `Internal("the sync protocol is not built yet")`.
     pub async fn synchronize(&self, observer: Arc<dyn SyncObserver>) -> Result<(), SyncError> {
-        observer.on_progress(SyncProgress {
-            phase: SyncPhase::Preparing,
+        let progress = |phase| SyncProgress {
+            phase,
             records_done: 0,
             records_estimated: None,
             bytes: 0,
-        });
+        };
+        observer.on_progress(progress(SyncPhase::Preparing));
         let state = self.account_state().await?;
         if !state.configured {
             return Err(SyncError::NotConfigured);
@@ -225,8 +235,29 @@ impl SyncClient {
         if state.locked {
             return Err(SyncError::Locked);
         }
-        Err(SyncError::SignInRequired {
-            reason: "sign-in is not built yet".into(),
+        let signed_in = match self.who_am_i().await {
+            Ok(user) => Some(user),
+            Err(SyncError::SignInRequired { .. }) => None,
+            Err(other) => return Err(other),
+        };
+        if signed_in.is_none() {
+            if state.user_mode != Some(UserMode::Oauth) {
+                return Err(SyncError::SignInRequired {
+                    reason: "sign in with the organization's credentials".into(),
+                });
+            }
+            let ui = self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let ui = ui.ok_or_else(|| SyncError::SignInRequired {
+                reason: "no AuthorizationUi is set".into(),
+            })?;
+            observer.on_progress(progress(SyncPhase::SigningIn));
+            let request = self.begin_sign_in(ui.redirect_uri()).await?;
+            let callback = ui.authorize(request.url).await?;
+            self.complete_sign_in(callback).await?;
+            self.who_am_i().await?;
+        }
+        Err(SyncError::Internal {
+            reason: "the sync protocol is not built yet".into(),
         })
     }
 }

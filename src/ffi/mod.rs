@@ -1,12 +1,14 @@
 //! The exported mobile API (uniffi proc-macros): the `SyncClient` object, its records and enums,
 //! the `SyncError` enum, and the traits the app implements.
 
+mod authorization_ui;
 mod client;
 mod error;
 mod observer;
 mod signin;
 
 pub use crate::account::{AccountState, UserMode};
+pub use authorization_ui::AuthorizationUi;
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};

@@ -74,6 +74,39 @@ fun signInTests(suite: Suite) {
         }
     }
 
+    suite.test("synchronize brings up the login page through a Kotlin AuthorizationUi") {
+        val (server, orgUrl) = startServer()
+        try {
+            SyncClient.withOptions(tempDir("ui").toString(), fastOptions).use { client ->
+                runBlocking {
+                    client.setupOfflinePassword(orgUrl, UserMode.OAUTH, pw("password1"), pw("password1"))
+                    val shown = mutableListOf<String>()
+                    client.setAuthorizationUi(object : AuthorizationUi {
+                        override fun redirectUri() = "dev.syncvault.app:/oauth/callback"
+                        override suspend fun authorize(url: String): String {
+                            shown += url
+                            return devLogin(url, "grace@contoso.example")
+                        }
+                    })
+                    val phases = mutableListOf<SyncPhase>()
+                    val observer = object : SyncObserver {
+                        override fun onProgress(progress: SyncProgress) {
+                            synchronized(phases) { phases += progress.phase }
+                        }
+                    }
+                    // Sign-in works; the sync protocol after it is not built yet and says so.
+                    val end = assertThrows<SyncException.Internal> { client.synchronize(observer) }
+                    check(end.reason.contains("not built")) { end.reason }
+                    assertEquals(1, shown.size, "login pages shown")
+                    check(SyncPhase.SIGNING_IN in phases) { "phases: $phases" }
+                    assertEquals("grace@contoso.example", client.whoAmI().email, "signed in")
+                }
+            }
+        } finally {
+            server.destroy()
+        }
+    }
+
     suite.test("a tampered callback is a typed error") {
         val (server, orgUrl) = startServer()
         try {

@@ -624,6 +624,285 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
+ * with a loopback listener on desktop) and return the full callback URL. Throw
+ * `SignInCancelled` when the person closes the page.
+ */
+public protocol AuthorizationUi: AnyObject, Sendable {
+    
+    /**
+     * The redirect URI registered for the app (custom scheme or loopback).
+     */
+    func redirectUri()  -> String
+    
+    /**
+     * Shows the login page and waits for the callback.
+     */
+    func authorize(url: String) async throws  -> String
+    
+}
+/**
+ * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
+ * with a loopback listener on desktop) and return the full callback URL. Throw
+ * `SignInCancelled` when the person closes the page.
+ */
+open class AuthorizationUiImpl: AuthorizationUi, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_authorizationui(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_authorizationui(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The redirect URI registered for the app (custom scheme or loopback).
+     */
+open func redirectUri() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_authorizationui_redirect_uri(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Shows the login page and waits for the callback.
+     */
+open func authorize(url: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_authorizationui_authorize(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(url)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceAuthorizationUi {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceAuthorizationUi = UniffiVTableCallbackInterfaceAuthorizationUi(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeAuthorizationUi.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface AuthorizationUi: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeAuthorizationUi.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface AuthorizationUi: handle missing in uniffiClone")
+            }
+        },
+        redirectUri: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> String in
+                guard let uniffiObj = try? FfiConverterTypeAuthorizationUi.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.redirectUri(
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterString.lower($0) }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        authorize: { (
+            uniffiHandle: UInt64,
+            url: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> String in
+                guard let uniffiObj = try? FfiConverterTypeAuthorizationUi.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.authorize(
+                     url: try FfiConverterString.lift(url)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: String) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterString.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeSyncError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceAuthorizationUi> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceAuthorizationUi>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitAuthorizationUi() {
+    uniffi_syncvault_fn_init_callback_vtable_authorizationui(UniffiCallbackInterfaceAuthorizationUi.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuthorizationUi: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<AuthorizationUi>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = AuthorizationUi
+
+    public static func lift(_ handle: UInt64) throws -> AuthorizationUi {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AuthorizationUiImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: AuthorizationUi) -> UInt64 {
+         if let rustImpl = value as? AuthorizationUiImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuthorizationUi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AuthorizationUi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuthorizationUi_lift(_ handle: UInt64) throws -> AuthorizationUi {
+    return try FfiConverterTypeAuthorizationUi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuthorizationUi_lower(_ value: AuthorizationUi) -> UInt64 {
+    return FfiConverterTypeAuthorizationUi.lower(value)
+}
+
+
+
+
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -652,6 +931,11 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func lock() async throws 
     
     /**
+     * Lets `synchronize()` bring up the login page by itself when it must sign in.
+     */
+    func setAuthorizationUi(ui: AuthorizationUi) 
+    
+    /**
      * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
      * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
      * password cannot be recovered: tell the person so before calling.
@@ -659,10 +943,12 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func setupOfflinePassword(organizationUrl: String, userMode: UserMode, password: Data, confirmation: Data) async throws 
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`.
+     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
+     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
+     * user mode), and checks the token with the organization.
      *
-     * Today it prepares (checks the account is set up and unlocked) and then stops with
-     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
+     * The sync protocol itself is not built yet: after signing in this ends with
+     * `Internal("the sync protocol is not built yet")`.
      */
     func synchronize(observer: SyncObserver) async throws 
     
@@ -718,8 +1004,8 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func signInWithCredentials(username: String, password: Data) async throws  -> SignedInUser
     
     /**
-     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
-     * `wipe`, erases the offline data too.
+     * Signs out: revokes the refresh token at the provider (best effort: signing out works
+     * offline too), forgets the tokens and, with `wipe`, erases the offline data.
      */
     func signOut(wipe: Bool) async throws 
     
@@ -885,6 +1171,18 @@ open func lock()async throws   {
 }
     
     /**
+     * Lets `synchronize()` bring up the login page by itself when it must sign in.
+     */
+open func setAuthorizationUi(ui: AuthorizationUi)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncclient_set_authorization_ui(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeAuthorizationUi_lower(ui),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
      * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
      * password cannot be recovered: tell the person so before calling.
@@ -906,10 +1204,12 @@ open func setupOfflinePassword(organizationUrl: String, userMode: UserMode, pass
 }
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`.
+     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
+     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
+     * user mode), and checks the token with the organization.
      *
-     * Today it prepares (checks the account is set up and unlocked) and then stops with
-     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
+     * The sync protocol itself is not built yet: after signing in this ends with
+     * `Internal("the sync protocol is not built yet")`.
      */
 open func synchronize(observer: SyncObserver)async throws   {
     return
@@ -1105,8 +1405,8 @@ open func signInWithCredentials(username: String, password: Data)async throws  -
 }
     
     /**
-     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
-     * `wipe`, erases the offline data too.
+     * Signs out: revokes the refresh token at the provider (best effort: signing out works
+     * offline too), forgets the tokens and, with `wipe`, erases the offline data.
      */
 open func signOut(wipe: Bool)async throws   {
     return
@@ -2855,6 +3155,96 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+private func uniffiTraitInterfaceCallAsync<T>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird errors.
+        //
+        // On platforms that need extra machinery to make C-ABI calls, like JNA or ctypes, it's
+        // possible that we fail to make either call.  However, it doesn't seem like this is
+        // possible on Swift since swift can just make the C call directly.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+private func uniffiTraitInterfaceCallAsyncWithError<T, E>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    lowerError: @escaping (E) -> RustBuffer,
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch let error as E {
+            handleError(CALL_ERROR, lowerError(error))
+            return
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+// Borrow the callback handle map implementation to store foreign future handles
+// TODO: consolidate the handle-map code (https://github.com/mozilla/uniffi-rs/pull/1823)
+fileprivate let UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = UniffiHandleMap<UniffiForeignFutureTask>()
+
+// Protocol for tasks that handle foreign futures.
+//
+// Defining a protocol allows all tasks to be stored in the same handle map.  This can't be done
+// with the task object itself, since has generic parameters.
+fileprivate protocol UniffiForeignFutureTask {
+    func cancel()
+}
+
+extension Task: UniffiForeignFutureTask {}
+
+private func uniffiForeignFutureDroppedCallback(handle: UInt64) {
+    do {
+        let task = try UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle: handle)
+        // Set the cancellation flag on the task.  If it's still running, the code can check the
+        // cancellation flag or call `Task.checkCancellation()`.  If the task has completed, this is
+        // a no-op.
+        task.cancel()
+    } catch {
+        print("uniffiForeignFutureDroppedCallback: handle missing from handlemap")
+    }
+}
+
+// For testing
+public func uniffiForeignFutureHandleCountSyncvault() -> Int {
+    UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
+}
 /**
  * Normalizes an organization URL as typed by a person; call it on every keystroke.
  */
@@ -2893,6 +3283,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
 
+    uniffiCallbackInitAuthorizationUi()
     uniffiCallbackInitSyncObserver()
     return InitializationResult.ok
 }()

@@ -243,11 +243,34 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTHORIZATION_UI_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTHORIZATION_UI_METHOD0
+typedef void (*UniffiCallbackInterfaceAuthorizationUiMethod0)(uint64_t, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTHORIZATION_UI_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTHORIZATION_UI_METHOD1
+typedef void (*UniffiCallbackInterfaceAuthorizationUiMethod1)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_OBSERVER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_OBSERVER_METHOD0
 typedef void (*UniffiCallbackInterfaceSyncObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHORIZATION_UI
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHORIZATION_UI
+typedef struct UniffiVTableCallbackInterfaceAuthorizationUi {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceAuthorizationUiMethod0 _Nonnull redirectUri;
+    UniffiCallbackInterfaceAuthorizationUiMethod1 _Nonnull authorize;
+} UniffiVTableCallbackInterfaceAuthorizationUi;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_SYNC_OBSERVER
@@ -258,6 +281,31 @@ typedef struct UniffiVTableCallbackInterfaceSyncObserver {
     UniffiCallbackInterfaceSyncObserverMethod0 _Nonnull onProgress;
 } UniffiVTableCallbackInterfaceSyncObserver;
 
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_AUTHORIZATIONUI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_AUTHORIZATIONUI
+uint64_t uniffi_syncvault_fn_clone_authorizationui(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_AUTHORIZATIONUI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_AUTHORIZATIONUI
+void uniffi_syncvault_fn_free_authorizationui(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_AUTHORIZATIONUI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_AUTHORIZATIONUI
+void uniffi_syncvault_fn_init_callback_vtable_authorizationui(const UniffiVTableCallbackInterfaceAuthorizationUi* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_AUTHORIZATIONUI_REDIRECT_URI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_AUTHORIZATIONUI_REDIRECT_URI
+RustBuffer uniffi_syncvault_fn_method_authorizationui_redirect_uri(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_AUTHORIZATIONUI_AUTHORIZE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_AUTHORIZATIONUI_AUTHORIZE
+uint64_t uniffi_syncvault_fn_method_authorizationui_authorize(uint64_t ptr, RustBuffer url
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCCLIENT
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCCLIENT
@@ -297,6 +345,11 @@ RustBuffer uniffi_syncvault_fn_method_syncclient_data_dir(uint64_t ptr, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_LOCK
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_LOCK
 uint64_t uniffi_syncvault_fn_method_syncclient_lock(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
+void uniffi_syncvault_fn_method_syncclient_set_authorization_ui(uint64_t ptr, uint64_t ui, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SETUP_OFFLINE_PASSWORD
@@ -667,6 +720,18 @@ uint16_t uniffi_syncvault_checksum_func_syncvault_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_AUTHORIZATIONUI_REDIRECT_URI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_AUTHORIZATIONUI_REDIRECT_URI
+uint16_t uniffi_syncvault_checksum_method_authorizationui_redirect_uri(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_AUTHORIZATIONUI_AUTHORIZE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_AUTHORIZATIONUI_AUTHORIZE
+uint16_t uniffi_syncvault_checksum_method_authorizationui_authorize(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ACCOUNT_STATE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ACCOUNT_STATE
 uint16_t uniffi_syncvault_checksum_method_syncclient_account_state(void
@@ -688,6 +753,12 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_data_dir(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_LOCK
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_LOCK
 uint16_t uniffi_syncvault_checksum_method_syncclient_lock(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
+uint16_t uniffi_syncvault_checksum_method_syncclient_set_authorization_ui(void
     
 );
 #endif

@@ -659,8 +659,36 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceAuthorizationUiMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceAuthorizationUiMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`url`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
 internal interface UniffiCallbackInterfaceSyncObserverMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "redirectUri", "authorize")
+internal open class UniffiVTableCallbackInterfaceAuthorizationUi(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `redirectUri`: UniffiCallbackInterfaceAuthorizationUiMethod0? = null,
+    @JvmField internal var `authorize`: UniffiCallbackInterfaceAuthorizationUiMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `redirectUri`: UniffiCallbackInterfaceAuthorizationUiMethod0? = null,
+        `authorize`: UniffiCallbackInterfaceAuthorizationUiMethod1? = null,
+    ): UniffiVTableCallbackInterfaceAuthorizationUi(`uniffiFree`,`uniffiClone`,`redirectUri`,`authorize`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceAuthorizationUi) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `redirectUri` = other.`redirectUri`
+        `authorize` = other.`authorize`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onProgress")
 internal open class UniffiVTableCallbackInterfaceSyncObserver(
@@ -709,6 +737,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_func_syncvault_version(
     ): Int
+    external fun uniffi_syncvault_checksum_method_authorizationui_redirect_uri(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_authorizationui_authorize(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_account_state(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_change_offline_password(
@@ -716,6 +748,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_syncvault_checksum_method_syncclient_data_dir(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_lock(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_set_authorization_ui(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_setup_offline_password(
     ): Int
@@ -765,11 +799,22 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "syncvault"))
+        uniffiCallbackInterfaceAuthorizationUi.register(this)
         uniffiCallbackInterfaceSyncObserver.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_syncvault_fn_clone_authorizationui(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_authorizationui(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_authorizationui(`vtable`: UniffiVTableCallbackInterfaceAuthorizationUi,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_authorizationui_redirect_uri(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_syncvault_fn_method_authorizationui_authorize(`ptr`: Long,`url`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_syncvault_fn_clone_syncclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_syncvault_fn_free_syncclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -786,6 +831,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_syncvault_fn_method_syncclient_lock(`ptr`: Long,
     ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_set_authorization_ui(`ptr`: Long,`ui`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_syncvault_fn_method_syncclient_setup_offline_password(`ptr`: Long,`organizationUrl`: RustBuffer.ByValue,`userMode`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`confirmation`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_synchronize(`ptr`: Long,`observer`: Long,
@@ -993,6 +1040,95 @@ internal suspend fun<T, F, E: kotlin.Exception> uniffiRustCallAsync(
         freeFunc(rustFuture)
     }
 }
+internal inline fun<T> uniffiTraitInterfaceCallAsync(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // Using `GlobalScope` is labeled as a "delicate API" and generally discouraged in Kotlin programs, since it breaks structured concurrency.
+    // However, our parent task is a Rust future, so we're going to need to break structure concurrency in any case.
+    //
+    // Uniffi does its best to support structured concurrency across the FFI.
+    // If the Rust future is dropped, `uniffiForeignFutureDroppedCallbackImpl` is called, which will cancel the Kotlin coroutine if it's still running.
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird exceptions.
+        //
+        // In extreme circumstances we may not call either, for example if we fail to make the JNA
+        // call to `handleSuccess`.  This means we will leak the Arc reference, which is better than
+        // double-freeing it.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            handleError(
+                UniffiRustCallStatus.create(
+                    UNIFFI_CALL_UNEXPECTED_ERROR,
+                    FfiConverterString.lower(e.toString()),
+                )
+            )
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal inline fun<T, reified E: Throwable> uniffiTraitInterfaceCallAsyncWithError(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    crossinline lowerError: (E) -> RustBuffer.ByValue,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // See uniffiTraitInterfaceCallAsync for details on `DelicateCoroutinesApi`
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            if (e is E) {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_ERROR,
+                        lowerError(e),
+                    )
+                )
+            } else {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_UNEXPECTED_ERROR,
+                        FfiConverterString.lower(e.toString()),
+                    )
+                )
+            }
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal val uniffiForeignFutureHandleMap = UniffiHandleMap<Job>()
+
+internal object uniffiForeignFutureDroppedCallbackImpl: UniffiForeignFutureDroppedCallback {
+    override fun callback(handle: Long) {
+        val job = uniffiForeignFutureHandleMap.remove(handle)
+        if (!job.isCompleted) {
+            job.cancel()
+        }
+    }
+}
+
+// For testing
+public fun uniffiForeignFutureHandleCount() = uniffiForeignFutureHandleMap.size
 
 // Public interface members begin here.
 
@@ -1460,6 +1596,397 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 
 
 /**
+ * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
+ * with a loopback listener on desktop) and return the full callback URL. Throw
+ * `SignInCancelled` when the person closes the page.
+ */
+public interface AuthorizationUi {
+    
+    /**
+     * The redirect URI registered for the app (custom scheme or loopback).
+     */
+    fun `redirectUri`(): kotlin.String
+    
+    /**
+     * Shows the login page and waits for the callback.
+     */
+    suspend fun `authorize`(`url`: kotlin.String): kotlin.String
+    
+    companion object
+}
+
+/**
+ * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
+ * with a loopback listener on desktop) and return the full callback URL. Throw
+ * `SignInCancelled` when the person closes the page.
+ */
+open class AuthorizationUiImpl: Disposable, AutoCloseable, AuthorizationUi
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_authorizationui(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_authorizationui(handle, status)
+        }
+    }
+
+    
+    /**
+     * The redirect URI registered for the app (custom scheme or loopback).
+     */override fun `redirectUri`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_authorizationui_redirect_uri(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Shows the login page and waits for the callback.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `authorize`(`url`: kotlin.String) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_authorizationui_authorize(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`url`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceAuthorizationUi {
+    internal object `redirectUri`: UniffiCallbackInterfaceAuthorizationUiMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeAuthorizationUi.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`redirectUri`(
+                )
+            }
+            val writeReturn = { value: kotlin.String -> uniffiOutReturn.setValue(FfiConverterString.lower(value)) }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+    internal object `authorize`: UniffiCallbackInterfaceAuthorizationUiMethod1 {
+        override fun callback(`uniffiHandle`: Long,`url`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeAuthorizationUi.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`authorize`(
+                    FfiConverterString.lift(`url`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.String ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterString.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: SyncException -> FfiConverterTypeSyncError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeAuthorizationUi.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeAuthorizationUi.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceAuthorizationUi.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `redirectUri`,
+        `authorize`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_authorizationui(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAuthorizationUi: FfiConverter<AuthorizationUi, Long> {
+    internal val handleMap = UniffiHandleMap<AuthorizationUi>()
+
+    override fun lower(value: AuthorizationUi): Long {
+        if (value is AuthorizationUiImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): AuthorizationUi {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AuthorizationUiImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): AuthorizationUi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: AuthorizationUi) = 8UL
+
+    override fun write(value: AuthorizationUi, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -1488,6 +2015,11 @@ public interface SyncClientInterface {
     suspend fun `lock`()
     
     /**
+     * Lets `synchronize()` bring up the login page by itself when it must sign in.
+     */
+    fun `setAuthorizationUi`(`ui`: AuthorizationUi)
+    
+    /**
      * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
      * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
      * password cannot be recovered: tell the person so before calling.
@@ -1495,10 +2027,12 @@ public interface SyncClientInterface {
     suspend fun `setupOfflinePassword`(`organizationUrl`: kotlin.String, `userMode`: UserMode, `password`: kotlin.ByteArray, `confirmation`: kotlin.ByteArray)
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`.
+     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
+     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
+     * user mode), and checks the token with the organization.
      *
-     * Today it prepares (checks the account is set up and unlocked) and then stops with
-     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
+     * The sync protocol itself is not built yet: after signing in this ends with
+     * `Internal("the sync protocol is not built yet")`.
      */
     suspend fun `synchronize`(`observer`: SyncObserver)
     
@@ -1554,8 +2088,8 @@ public interface SyncClientInterface {
     suspend fun `signInWithCredentials`(`username`: kotlin.String, `password`: kotlin.ByteArray): SignedInUser
     
     /**
-     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
-     * `wipe`, erases the offline data too.
+     * Signs out: revokes the refresh token at the provider (best effort: signing out works
+     * offline too), forgets the tokens and, with `wipe`, erases the offline data.
      */
     suspend fun `signOut`(`wipe`: kotlin.Boolean)
     
@@ -1783,6 +2317,22 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
+     * Lets `synchronize()` bring up the login page by itself when it must sign in.
+     */override fun `setAuthorizationUi`(`ui`: AuthorizationUi)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncclient_set_authorization_ui(
+        it,
+        
+        FfiConverterTypeAuthorizationUi.lower(`ui`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
      * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
      * password cannot be recovered: tell the person so before calling.
@@ -1814,10 +2364,12 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`.
+     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
+     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
+     * user mode), and checks the token with the organization.
      *
-     * Today it prepares (checks the account is set up and unlocked) and then stops with
-     * `SignInRequired`: sign-in and the sync protocol arrive with their issues.
+     * The sync protocol itself is not built yet: after signing in this ends with
+     * `Internal("the sync protocol is not built yet")`.
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2073,8 +2625,8 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
-     * Signs out: forgets the tokens (the provider's session is left to expire) and, with
-     * `wipe`, erases the offline data too.
+     * Signs out: revokes the refresh token at the provider (best effort: signing out works
+     * offline too), forgets the tokens and, with `wipe`, erases the offline data.
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
