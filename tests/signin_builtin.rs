@@ -497,3 +497,43 @@ async fn synchronize_brings_up_the_login_page_itself() {
             .contains(&syncvault::SyncPhase::SigningIn)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_tenant_issuer_is_checked_through_tid() {
+    // Like Entra ID's `common` endpoint: the metadata's issuer is `.../{tenantid}`; the ID token's
+    // issuer must be that template with the token's own `tid`.
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let srv = server(ServerConfig {
+        tenant: Some(tenant.into()),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    let info = c.discover(srv.url.clone()).await.unwrap();
+    assert!(info.issuer.as_deref().unwrap().ends_with("/idp/common"));
+    let user = sign_in(&c, "ada@contoso.example").await;
+    assert_eq!(user.email.as_deref(), Some("ada@contoso.example"));
+    assert_eq!(
+        c.who_am_i().await.unwrap().org_user_id.as_deref(),
+        Some("u1")
+    );
+
+    // The same provider issuing a token whose issuer is not the tenant's: refused.
+    let bad = server(ServerConfig {
+        tenant: Some(tenant.into()),
+        id_token_fault: Some(syncvault_server::idp::IdTokenFault::WrongIssuer),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &bad.url, UserMode::Oauth).await;
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.complete_sign_in(callback).await,
+        Err(SyncError::Server { .. })
+    ));
+}

@@ -101,6 +101,9 @@ pub struct Idp {
     pub id_token_fault: Option<IdTokenFault>,
     /// A key that is not in the JWKS (for `IdTokenFault::UnknownKey`).
     rogue_key: SigningKey,
+    /// Behave like Entra ID's multi-tenant `common` endpoint: metadata at `{issuer}/common` names
+    /// the issuer `{issuer}/{tenantid}`, and ID tokens carry `tid`, `oid` and the tenant issuer.
+    pub tenant: Option<String>,
     data: Mutex<IdpData>,
 }
 
@@ -182,6 +185,10 @@ struct AccessClaims<'a> {
 
 #[derive(Serialize)]
 struct IdClaims<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oid: Option<String>,
     iss: &'a str,
     aud: &'a str,
     sub: String,
@@ -208,6 +215,7 @@ impl Idp {
         audience: String,
         lifetimes: IdpLifetimes,
         id_token_fault: Option<IdTokenFault>,
+        tenant: Option<String>,
     ) -> Arc<Idp> {
         Arc::new(Idp {
             issuer,
@@ -216,6 +224,7 @@ impl Idp {
             lifetimes,
             id_token_fault,
             rogue_key: SigningKey::generate("dev-1"),
+            tenant,
             data: Mutex::new(IdpData::default()),
         })
     }
@@ -224,6 +233,10 @@ impl Idp {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/.well-known/openid-configuration", get(metadata))
+            .route(
+                "/common/.well-known/openid-configuration",
+                get(common_metadata),
+            )
             .route("/jwks", get(jwks))
             .route("/authorize", get(authorize).post(login))
             .route("/token", post(token))
@@ -255,11 +268,14 @@ impl Idp {
             exp,
         });
         let fault = self.id_token_fault;
+        let tenant_issuer = self.tenant.as_ref().map(|t| format!("{}/{t}", self.issuer));
         let claims = IdClaims {
+            tid: self.tenant.as_deref(),
+            oid: self.tenant.as_ref().map(|_| subject(email)),
             iss: if fault == Some(IdTokenFault::WrongIssuer) {
                 "https://evil.example"
             } else {
-                &self.issuer
+                tenant_issuer.as_deref().unwrap_or(&self.issuer)
             },
             aud: if fault == Some(IdTokenFault::WrongAudience) {
                 "another-app"
@@ -331,6 +347,16 @@ async fn metadata(State(idp): State<Arc<Idp>>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,
     }))
+}
+
+/// Entra-style multi-tenant metadata: the same endpoints, an issuer with `{tenantid}`.
+async fn common_metadata(State(idp): State<Arc<Idp>>) -> Json<Value> {
+    let Json(mut m) = metadata(State(Arc::clone(&idp))).await;
+    m["issuer"] = json!(format!("{}/{{tenantid}}", idp.issuer));
+    m.as_object_mut()
+        .expect("object")
+        .remove("authorization_response_iss_parameter_supported");
+    Json(m)
 }
 
 async fn jwks(State(idp): State<Arc<Idp>>) -> Json<Value> {

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Make the built-in provider issue broken ID tokens (tests only).
     pub id_token_fault: Option<idp::IdTokenFault>,
+    /// Make the built-in provider multi-tenant like Entra ID's `common` endpoint, with this tenant.
+    pub tenant: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             lifetimes: IdpLifetimes::default(),
             extra_ca_pem: None,
             id_token_fault: None,
+            tenant: None,
         }
     }
 }
@@ -115,9 +118,15 @@ impl Org {
                     audience.clone(),
                     config.lifetimes,
                     config.id_token_fault,
+                    config.tenant.clone(),
                 );
+                // A multi-tenant org advertises the `common` issuer, as Entra ID apps do.
+                let advertised = match &config.tenant {
+                    Some(_) => format!("{}/common", idp.issuer),
+                    None => idp.issuer.clone(),
+                };
                 (
-                    idp.issuer.clone(),
+                    advertised,
                     TokenIssuer::Builtin(Arc::clone(&idp)),
                     Some(idp),
                 )

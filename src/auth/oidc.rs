@@ -10,9 +10,9 @@ use openidconnect::core::{
     CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, TokenResponse,
+    AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, TokenResponse,
 };
 
 use super::{AuthError, TokenSet};
@@ -42,6 +42,8 @@ pub struct Provider {
     device_endpoint: Option<String>,
     /// RFC 7009 endpoint.
     revocation_endpoint: Option<String>,
+    /// A multi-tenant issuer with a `{tenantid}` placeholder (Entra ID `common`).
+    tenant_issuer_template: Option<String>,
 }
 
 /// A device-code sign-in in progress: show `user_code` and `verification_uri` to the person.
@@ -108,14 +110,35 @@ impl Provider {
     ) -> Result<Provider, AuthError> {
         crate::org::check_endpoint("issuer", issuer)
             .map_err(|e| AuthError::Provider(e.to_string()))?;
-        let issuer_url =
-            IssuerUrl::new(issuer.to_string()).map_err(|e| AuthError::Provider(e.to_string()))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer_url, &http.oauth())
-            .await
-            .map_err(|e| match e {
-                openidconnect::DiscoveryError::Request(net) => AuthError::Net(net),
-                other => AuthError::Provider(format!("provider discovery failed: {other}")),
-            })?;
+        // One fetch of the raw document: openidconnect's typed metadata drops fields it does not
+        // model (RFC 9207, RFC 8628), and multi-tenant providers need a relaxed issuer check.
+        let raw = http
+            .send(
+                http.client()
+                    .get(format!("{issuer}/.well-known/openid-configuration")),
+                256 * 1024,
+            )
+            .await?;
+        if !raw.status.is_success() {
+            return Err(AuthError::Provider(format!(
+                "provider discovery answered HTTP {}",
+                raw.status
+            )));
+        }
+        let raw: serde_json::Value = serde_json::from_slice(&raw.body)
+            .map_err(|e| AuthError::Provider(format!("unreadable provider metadata: {e}")))?;
+        let metadata: CoreProviderMetadata = serde_json::from_value(raw.clone())
+            .map_err(|e| AuthError::Provider(format!("unreadable provider metadata: {e}")))?;
+        // Entra ID's `common` / `organizations` metadata names `{tenantid}` in its issuer: then the
+        // ID token's issuer is checked against the template with its own `tid` filled in.
+        let tenant_issuer_template =
+            Some(metadata.issuer().as_str().to_string()).filter(|i| i.contains("{tenantid}"));
+        if tenant_issuer_template.is_none() && metadata.issuer().as_str() != issuer {
+            return Err(AuthError::Provider(format!(
+                "issuer mismatch: asked {issuer}, the metadata says {}",
+                metadata.issuer().as_str()
+            )));
+        }
         for (what, url) in [
             (
                 "authorization endpoint",
@@ -132,15 +155,14 @@ impl Provider {
             crate::org::check_endpoint(what, url)
                 .map_err(|e| AuthError::Provider(e.to_string()))?;
         }
-        // openidconnect's typed metadata drops fields it does not model; read this one raw.
-        let raw = http
-            .send(
-                http.client()
-                    .get(format!("{issuer}/.well-known/openid-configuration")),
-                256 * 1024,
-            )
-            .await?;
-        let raw: serde_json::Value = serde_json::from_slice(&raw.body).unwrap_or_default();
+        let jwks =
+            openidconnect::core::CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &http.oauth())
+                .await
+                .map_err(|e| match e {
+                    openidconnect::DiscoveryError::Request(net) => AuthError::Net(net),
+                    other => AuthError::Provider(format!("provider keys: {other}")),
+                })?;
+        let metadata = metadata.set_jwks(jwks);
         let iss_in_callback = raw["authorization_response_iss_parameter_supported"]
             .as_bool()
             .unwrap_or(false);
@@ -167,6 +189,7 @@ impl Provider {
             iss_in_callback,
             device_endpoint,
             revocation_endpoint,
+            tenant_issuer_template,
         })
     }
 
@@ -235,7 +258,8 @@ impl Provider {
             return Err(AuthError::BadCallback("state mismatch".into()));
         }
         match params.get("iss") {
-            Some(iss) if iss != &self.issuer => {
+            // A multi-tenant issuer is checked on the ID token instead (tid filled in).
+            Some(iss) if self.tenant_issuer_template.is_none() && iss != &self.issuer => {
                 return Err(AuthError::BadCallback(
                     "iss mismatch (mix-up attack?)".into(),
                 ));
@@ -266,15 +290,67 @@ impl Provider {
         let id_token = response
             .id_token()
             .ok_or_else(|| AuthError::IdToken("no ID token".into()))?;
-        // Accept an ID token that expired up to CLOCK_LEEWAY ago by our clock.
-        let leeway = chrono::Duration::from_std(CLOCK_LEEWAY).expect("small duration");
-        let verifier = client
-            .id_token_verifier()
-            .set_time_fn(move || chrono::Utc::now() - leeway);
         let claims = id_token
-            .claims(&verifier, &pending.nonce)
+            .claims(&self.id_token_verifier(&client), &pending.nonce)
             .map_err(|e| AuthError::IdToken(e.to_string()))?;
-        Ok(token_set(&response, Some(claims), None))
+        let tenant = self.check_tenant_issuer(&id_token.to_string(), claims.issuer().as_str())?;
+        let mut set = token_set(&response, Some(claims), None);
+        if let Some((tid, oid)) = tenant {
+            // Entra ID: the stable user key is the object id within the tenant.
+            set.subject = Some(format!("{tid}/{oid}"));
+        }
+        Ok(set)
+    }
+
+    /// Signature, audience, expiry (with CLOCK_LEEWAY) and, unless the issuer is a tenant
+    /// template, the exact issuer.
+    fn id_token_verifier<'a>(
+        &self,
+        client: &'a Client,
+    ) -> openidconnect::core::CoreIdTokenVerifier<'a> {
+        let leeway = chrono::Duration::from_std(CLOCK_LEEWAY).expect("small duration");
+        client
+            .id_token_verifier()
+            .set_time_fn(move || chrono::Utc::now() - leeway)
+            .require_issuer_match(self.tenant_issuer_template.is_none())
+    }
+
+    /// For a `{tenantid}` issuer template: the token's `iss` must be the template with the
+    /// token's own `tid`. Returns (tid, oid) then. Only called after the signature is verified.
+    fn check_tenant_issuer(
+        &self,
+        id_token: &str,
+        iss: &str,
+    ) -> Result<Option<(String, String)>, AuthError> {
+        let Some(template) = &self.tenant_issuer_template else {
+            return Ok(None);
+        };
+        use base64::Engine;
+        let payload = id_token
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .ok_or_else(|| AuthError::IdToken("unreadable payload".into()))?;
+        let tid = payload["tid"]
+            .as_str()
+            .ok_or_else(|| AuthError::IdToken("no tid claim".into()))?;
+        if tid.is_empty() || !tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(AuthError::IdToken("malformed tid".into()));
+        }
+        if iss != template.replace("{tenantid}", tid) {
+            return Err(AuthError::IdToken(format!(
+                "issuer {iss} does not match tenant {tid}"
+            )));
+        }
+        let oid = payload["oid"]
+            .as_str()
+            .unwrap_or_else(|| payload["sub"].as_str().unwrap_or_default());
+        Ok(Some((tid.to_string(), oid.to_string())))
     }
 
     /// Starts the device authorization grant (RFC 8628) for a headless desktop.
@@ -336,16 +412,12 @@ impl Provider {
             })?;
         let claims = match response.id_token() {
             Some(token) => {
-                let leeway = chrono::Duration::from_std(CLOCK_LEEWAY).expect("small duration");
-                let verifier = client
-                    .id_token_verifier()
-                    .set_time_fn(move || chrono::Utc::now() - leeway);
                 // No nonce in the device grant.
-                Some(
-                    token
-                        .claims(&verifier, |_: Option<&Nonce>| Ok(()))
-                        .map_err(|e| AuthError::IdToken(e.to_string()))?,
-                )
+                let claims = token
+                    .claims(&self.id_token_verifier(&client), |_: Option<&Nonce>| Ok(()))
+                    .map_err(|e| AuthError::IdToken(e.to_string()))?;
+                self.check_tenant_issuer(&token.to_string(), claims.issuer().as_str())?;
+                Some(claims)
             }
             None => None,
         };
