@@ -69,6 +69,16 @@ impl SignInState {
     }
 }
 
+/// Takes the in-progress request out of its slot (each callback completes at most one request).
+fn take_pending<T>(slot: &Mutex<Option<T>>, missing: &str) -> Result<T, SyncError> {
+    slot.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .ok_or_else(|| SyncError::InvalidInput {
+            reason: missing.into(),
+        })
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -135,6 +145,18 @@ impl SyncClient {
     async fn save_tokens(&self, set: TokenSet) -> Result<(), SyncError> {
         self.with_account(move |a| Ok(tokens::save(a.store()?.conn(), &set)?))
             .await
+    }
+
+    /// Stores the tokens of a completed sign-in and says who signed in.
+    async fn signed_in(&self, set: TokenSet) -> Result<SignedInUser, SyncError> {
+        let user = SignedInUser {
+            email: set.email.clone(),
+            name: set.name.clone(),
+            org_user_id: None,
+        };
+        self.save_tokens(set).await?;
+        tracing::info!("signed in");
+        Ok(user)
     }
 
     async fn load_tokens(&self) -> Result<Option<TokenSet>, SyncError> {
@@ -224,15 +246,7 @@ impl SyncClient {
     /// Finishes OAuth sign-in with the full callback URL the browser session returned. Checks
     /// state, issuer and the ID token, then stores the tokens in the encrypted store.
     pub async fn complete_sign_in(&self, callback_url: String) -> Result<SignedInUser, SyncError> {
-        let pending = self
-            .signin
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| SyncError::InvalidInput {
-                reason: "no sign-in is in progress".into(),
-            })?;
+        let pending = take_pending(&self.signin.pending, "no sign-in is in progress")?;
         let provider = self.provider().await?;
         let http = self.signin.http.clone();
         let set =
@@ -240,14 +254,7 @@ impl SyncClient {
                 async move { Ok(provider.complete(&http, pending, &callback_url).await?) },
             )
             .await?;
-        let user = SignedInUser {
-            email: set.email.clone(),
-            name: set.name.clone(),
-            org_user_id: None,
-        };
-        self.save_tokens(set).await?;
-        tracing::info!("signed in");
-        Ok(user)
+        self.signed_in(set).await
     }
 
     /// Starts a device-code sign-in for a device without a usable browser: show the returned
@@ -270,28 +277,13 @@ impl SyncClient {
     /// Waits until the person approves the device code (or denies: `SignInCancelled`, or it
     /// expires: `SignInRequired`), then stores the tokens.
     pub async fn complete_device_sign_in(&self) -> Result<SignedInUser, SyncError> {
-        let pending = self
-            .signin
-            .device
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| SyncError::InvalidInput {
-                reason: "no device sign-in is in progress".into(),
-            })?;
+        let pending = take_pending(&self.signin.device, "no device sign-in is in progress")?;
         let provider = self.provider().await?;
         let http = self.signin.http.clone();
         let set =
             runtime::spawn(async move { Ok(provider.device_complete(&http, pending).await?) })
                 .await?;
-        let user = SignedInUser {
-            email: set.email.clone(),
-            name: set.name.clone(),
-            org_user_id: None,
-        };
-        self.save_tokens(set).await?;
-        tracing::info!("signed in with a device code");
-        Ok(user)
+        self.signed_in(set).await
     }
 
     /// Credentials user mode: signs in with the organization's own user name and password.
