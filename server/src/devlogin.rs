@@ -14,6 +14,8 @@ pub enum DevLoginError {
 }
 
 fn client() -> Result<reqwest::Client, DevLoginError> {
+    // reqwest is built without a default TLS provider: use ring unless the process chose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?)

@@ -1,0 +1,143 @@
+//! The harness's sign-in paths as a script drives them (design.md §8): `serve` prints its org URL,
+//! `sync --json` prints the authorization URL (loopback browser) or the device code, and finishes
+//! once the person signs in. After sign-in `sync` says the protocol is not built yet.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use syncvault_server::devlogin;
+
+const BIN: &str = env!("CARGO_BIN_EXE_syncvault");
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve() -> Server {
+    let mut child = Command::new(BIN)
+        .args(["--json", "serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    Server(child, v["org_url"].as_str().unwrap().to_string())
+}
+
+fn setup(dir: &std::path::Path, org: &str) {
+    let mut child = Command::new(BIN)
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--json",
+            "--password-stdin",
+            "setup",
+            "--org",
+            org,
+            "--user-mode",
+            "oauth",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"password1\npassword1\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Starts `sync` with `args`; returns the child and a reader of its stdout lines.
+fn sync(dir: &std::path::Path, args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(BIN)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--json", "--password-stdin", "sync"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"password1\n")
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+/// The process ends with the §8 error saying sign-in worked and the protocol is next.
+fn ends_signed_in(child: Child, email: &str) {
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "NotBuilt");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("signed in as {email}")),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_login_device_code_and_loopback_browser() {
+    let server = serve();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let dir = tmp.path().join("dev");
+    setup(&dir, &server.1);
+    let (child, _) = sync(&dir, &["--dev-login", "ada@contoso.example"]);
+    ends_signed_in(child, "ada@contoso.example");
+
+    let dir = tmp.path().join("device");
+    setup(&dir, &server.1);
+    let (child, mut out) = sync(&dir, &["--device-code"]);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let code = &v["device_code"];
+    assert!(code["expires_in"].as_u64().unwrap() > 0);
+    devlogin::approve_device(
+        code["verification_uri"].as_str().unwrap(),
+        code["user_code"].as_str().unwrap(),
+        "grace@contoso.example",
+    )
+    .await
+    .unwrap();
+    ends_signed_in(child, "grace@contoso.example");
+
+    let dir = tmp.path().join("browser");
+    setup(&dir, &server.1);
+    let (child, mut out) = sync(&dir, &[]);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let url = v["authorization_url"].as_str().unwrap();
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
+    // The browser: sign in, then follow the redirect to the harness's loopback listener.
+    let callback = devlogin::login(url, "alan@contoso.example", None, false)
+        .await
+        .unwrap();
+    let page = reqwest::get(&callback).await.unwrap();
+    assert!(page.status().is_success());
+    ends_signed_in(child, "alan@contoso.example");
+}
