@@ -190,16 +190,21 @@ fn kill_9_at_random_points_keeps_every_reported_commit() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (started, first_commit) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut last = 0;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(n) = line.strip_prefix("committed ") {
                     last = n.parse().unwrap();
+                    let _ = started.send(());
                 }
             }
             last
         });
-        std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
+        // The random point is counted from the child's first commit, so a slow start (a loaded
+        // CI machine) cannot turn a round into a kill before any write.
+        let _ = first_commit.recv_timeout(Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
         child.kill().unwrap();
         child.wait().unwrap();
         let reported: i64 = reader.join().unwrap();
