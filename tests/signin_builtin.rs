@@ -38,11 +38,16 @@ async fn client(dir: &std::path::Path, url: &str, mode: UserMode) -> Arc<SyncCli
     c
 }
 
-async fn sign_in(c: &SyncClient, user: &str) -> syncvault::ffi::SignedInUser {
+/// Starts a sign-in and submits the provider's login form: the callback URL the browser would get.
+async fn provider_callback(c: &SyncClient, user: &str, cancel: bool) -> String {
     let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    let callback = devlogin::login(&request.url, user, None, false)
+    devlogin::login(&request.url, user, None, cancel)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn sign_in(c: &SyncClient, user: &str) -> syncvault::ffi::SignedInUser {
+    let callback = provider_callback(c, user, false).await;
     c.complete_sign_in(callback).await.unwrap()
 }
 
@@ -133,10 +138,7 @@ async fn tampered_or_cancelled_callbacks_are_refused() {
     let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
 
     // Cancel on the login page.
-    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", None, true)
-        .await
-        .unwrap();
+    let callback = provider_callback(&c, "ada@contoso.example", true).await;
     assert_eq!(
         c.complete_sign_in(callback).await,
         Err(SyncError::SignInCancelled)
@@ -163,10 +165,7 @@ async fn tampered_or_cancelled_callbacks_are_refused() {
         ("iss", "https://evil.example", "iss"),
         ("code", "forged", "code"),
     ] {
-        let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-        let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
-            .await
-            .unwrap();
+        let callback = provider_callback(&c, "ada@contoso.example", false).await;
         let err = c
             .complete_sign_in(tamper(&callback, key, value))
             .await
@@ -181,17 +180,11 @@ async fn tampered_or_cancelled_callbacks_are_refused() {
         assert!(!c.is_signed_in().await.unwrap(), "{what} signed in");
     }
     // A callback to another redirect URI is refused before any exchange.
-    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
-        .await
-        .unwrap();
+    let callback = provider_callback(&c, "ada@contoso.example", false).await;
     let moved = callback.replace("127.0.0.1:1", "127.0.0.1:2");
     assert!(c.complete_sign_in(moved).await.is_err());
     // The code replayed after a successful exchange is refused.
-    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
-        .await
-        .unwrap();
+    let callback = provider_callback(&c, "ada@contoso.example", false).await;
     c.complete_sign_in(callback.clone()).await.unwrap();
     let _ = c.begin_sign_in(REDIRECT.into()).await.unwrap();
     assert!(
@@ -340,10 +333,7 @@ async fn broken_id_tokens_are_refused() {
         .await;
         let dir = tempfile::tempdir().unwrap();
         let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
-        let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-        let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
-            .await
-            .unwrap();
+        let callback = provider_callback(&c, "ada@contoso.example", false).await;
         let err = c.complete_sign_in(callback).await.unwrap_err();
         assert!(
             matches!(&err, SyncError::Server { reason, .. } if reason.contains("ID token")),
@@ -360,10 +350,7 @@ async fn the_provider_enforces_pkce() {
     let srv = server(ServerConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
-    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
-        .await
-        .unwrap();
+    let callback = provider_callback(&c, "ada@contoso.example", false).await;
     let code = url::Url::parse(&callback)
         .unwrap()
         .query_pairs()
@@ -528,10 +515,7 @@ async fn multi_tenant_issuer_is_checked_through_tid() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let c = client(dir.path(), &bad.url, UserMode::Oauth).await;
-    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
-        .await
-        .unwrap();
+    let callback = provider_callback(&c, "ada@contoso.example", false).await;
     assert!(matches!(
         c.complete_sign_in(callback).await,
         Err(SyncError::Server { .. })

@@ -8,7 +8,6 @@ mod fault_vfs;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -152,7 +151,7 @@ fn power_loss_at_random_writes_keeps_a_committed_state() {
 /// Child side of the kill test: continues the workload from the stored counter until killed.
 #[test]
 fn child_workload_writer() {
-    let Ok(dir) = std::env::var("SYNCVAULT_TEST_CHILD_DIR") else {
+    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else {
         return;
     };
     let paths = VaultPaths::new(&dir);
@@ -178,17 +177,7 @@ fn kill_9_at_random_points_keeps_every_reported_commit() {
     let mut rng = Rng(0xdead);
     let mut last_reported = 0;
     for round in 0..8 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "child_workload_writer",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("SYNCVAULT_TEST_CHILD_DIR", dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child_test("child_workload_writer", dir.path());
         let stdout = child.stdout.take().unwrap();
         let (started, first_commit) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {

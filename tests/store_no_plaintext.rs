@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use common::*;
 use syncvault::store::entities;
@@ -97,7 +96,7 @@ fn markers_never_reach_the_disk() {
 /// Child side of the kill test: writes marker records until killed, reporting each commit.
 #[test]
 fn child_marker_writer() {
-    let Ok(dir) = std::env::var("SYNCVAULT_TEST_CHILD_DIR") else {
+    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else {
         return;
     };
     let paths = VaultPaths::new(&dir);
@@ -124,17 +123,7 @@ fn child_marker_writer() {
 fn kill_mid_write_leaves_no_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let (paths, _v) = new_vault(dir.path());
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_marker_writer",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SYNCVAULT_TEST_CHILD_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child_test("child_marker_writer", dir.path());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut last = 0;
     while let Some(Ok(line)) = lines.next() {

@@ -80,6 +80,20 @@ pub fn snapshot(from: &Path, to: &Path) {
     }
 }
 
+/// Where a child test process finds its vault directory (see [`spawn_child_test`]).
+pub const CHILD_DIR_ENV: &str = "SYNCVAULT_TEST_CHILD_DIR";
+
+/// Re-runs this test binary as a separate process that executes only `test` on `dir` (which
+/// the child reads from [`CHILD_DIR_ENV`]), with its stdout piped: a writer the parent can kill -9.
+pub fn spawn_child_test(test: &str, dir: &Path) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR_ENV, dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// xorshift64*: deterministic, seedable, good enough to drive random operation sequences.
 pub struct Rng(pub u64);
 
