@@ -14,11 +14,13 @@ pub mod net;
 pub mod org;
 mod runtime;
 pub mod store;
+pub mod sync;
 pub mod vault;
 
 pub use ffi::{
-    AccountState, AuthorizationUi, ClientOptions, SyncClient, SyncError, SyncObserver, SyncPhase,
-    SyncProgress, UserMode, normalize_organization_url, syncvault_version,
+    AccountState, AuthorizationUi, CancelHandle, ClientOptions, ConflictInfo, ConflictMode,
+    ConflictResolution, FieldValue, RecordQuery, SyncClient, SyncError, SyncObserver, SyncPhase,
+    SyncProgress, SyncRecord, SyncReport, UserMode, normalize_organization_url, syncvault_version,
 };
 pub use org::UrlProblem;
 

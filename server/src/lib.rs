@@ -5,11 +5,14 @@
 
 pub mod auth;
 pub mod devlogin;
+pub mod faults;
 pub mod idp;
 pub mod keys;
+pub mod sync;
 pub mod users;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +26,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use auth::{TokenIssuer, Verifier};
+use faults::{FaultSpec, Faults};
 use idp::{Idp, IdpLifetimes};
 use keys::SigningKey;
+use sync::store::DataStore;
 use users::Users;
 
 /// Errors of starting or running the server.
@@ -64,6 +69,12 @@ pub struct ServerConfig {
     pub id_token_fault: Option<idp::IdTokenFault>,
     /// Make the built-in provider multi-tenant like Entra ID's `common` endpoint, with this tenant.
     pub tenant: Option<String>,
+    /// Where the org's records live (`DIR/org.db`); in memory when None.
+    pub data_dir: Option<PathBuf>,
+    /// How many generated records an empty store starts with.
+    pub records: u64,
+    /// Faults injected into the sync API.
+    pub faults: FaultSpec,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +87,9 @@ impl Default for ServerConfig {
             extra_ca_pem: None,
             id_token_fault: None,
             tenant: None,
+            data_dir: None,
+            records: 1000,
+            faults: FaultSpec::default(),
         }
     }
 }
@@ -90,6 +104,10 @@ pub struct Org {
     pub issuer: String,
     /// Bodies served in place of discovery, for tests of hostile servers.
     pub discovery_override: Mutex<Option<(StatusCode, String)>>,
+    /// The organization's records.
+    pub data: Arc<DataStore>,
+    /// Faults injected into the sync API (tests change them while the server runs).
+    pub faults: Arc<Faults>,
 }
 
 /// The OAuth client id the apps use with this org's provider.
@@ -153,6 +171,9 @@ impl Org {
             "Grace Hopper",
             Some("grace-credentials"),
         );
+        let data = DataStore::open(config.data_dir.as_deref(), config.records)
+            .map_err(|e| ServerError::Config(format!("the record store: {e}")))?;
+        let faults = Arc::new(Faults::new(config.faults.clone()));
         let verifier = Verifier {
             issuer: token_issuer,
             org_key: SigningKey::generate("org-1"),
@@ -166,6 +187,8 @@ impl Org {
             verifier,
             issuer,
             discovery_override: Mutex::new(None),
+            data: Arc::new(data),
+            faults,
         });
         Ok((org, idp))
     }
@@ -309,7 +332,14 @@ impl BoundServer {
             .route("/api/me", get(me))
             .route("/api/auth/credentials", post(credentials))
             .route("/healthz", get(|| async { "ok" }))
-            .with_state(Arc::clone(&org));
+            .with_state(Arc::clone(&org))
+            .nest(
+                "/api/sync/v1",
+                sync::router(Arc::clone(&org)).layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&org.faults),
+                    faults::inject,
+                )),
+            );
         if let Some(idp) = idp {
             router = router.nest("/idp", idp.router());
         }

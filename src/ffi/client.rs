@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::account::{Account, AccountState, UserMode, secret};
-use crate::ffi::{SyncError, SyncObserver, SyncPhase, SyncProgress};
+use crate::ffi::SyncError;
 use crate::runtime;
+use crate::sync::{ConflictMode, SyncOptions};
 use crate::vault::{AttemptPolicy, KdfParams, PasswordPolicy, VaultConfig};
 
 /// Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
@@ -32,6 +33,12 @@ pub struct ClientOptions {
     /// The app's OAuth client id, for organizations whose discovery does not name one.
     #[uniffi(default = None)]
     pub oauth_client_id: Option<String>,
+    /// How conflicts between local edits and server changes are settled (default MergeFields).
+    #[uniffi(default = None)]
+    pub conflict_mode: Option<ConflictMode>,
+    /// Records per downloaded page (default 2000; the server may cap it).
+    #[uniffi(default = None)]
+    pub sync_page_size: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -45,11 +52,22 @@ impl Default for ClientOptions {
             max_failed_attempts: AttemptPolicy::default().max_attempts,
             extra_root_certificates_pem: Vec::new(),
             oauth_client_id: None,
+            conflict_mode: None,
+            sync_page_size: None,
         }
     }
 }
 
 impl ClientOptions {
+    fn sync_options(&self) -> SyncOptions {
+        let defaults = SyncOptions::default();
+        SyncOptions {
+            conflict_mode: self.conflict_mode.unwrap_or(defaults.conflict_mode),
+            page_size: self.sync_page_size.unwrap_or(defaults.page_size).max(1),
+            ..defaults
+        }
+    }
+
     fn vault_config(&self) -> Result<VaultConfig, SyncError> {
         let kdf = KdfParams {
             m_kib: self.kdf_memory_kib,
@@ -92,7 +110,10 @@ pub struct SyncClient {
     pub(crate) account: Arc<Mutex<Account>>,
     data_dir: PathBuf,
     pub(crate) signin: super::signin::SignInState,
-    ui: Mutex<Option<Arc<dyn super::AuthorizationUi>>>,
+    pub(crate) ui: Mutex<Option<Arc<dyn super::AuthorizationUi>>>,
+    pub(crate) sync_options: SyncOptions,
+    /// One Synchronize at a time per client.
+    pub(crate) sync_lock: tokio::sync::Mutex<()>,
 }
 
 impl SyncClient {
@@ -144,6 +165,8 @@ impl SyncClient {
             data_dir,
             signin,
             ui: Mutex::new(None),
+            sync_options: options.sync_options(),
+            sync_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -212,52 +235,5 @@ impl SyncClient {
     /// Lets `synchronize()` bring up the login page by itself when it must sign in.
     pub fn set_authorization_ui(&self, ui: Arc<dyn super::AuthorizationUi>) {
         *self.ui.lock().unwrap_or_else(|p| p.into_inner()) = Some(ui);
-    }
-
-    /// Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
-    /// unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
-    /// user mode), and checks the token with the organization.
-    ///
-    /// The sync protocol itself is not built yet: after signing in this ends with
-    /// `Internal("the sync protocol is not built yet")`.
-    pub async fn synchronize(&self, observer: Arc<dyn SyncObserver>) -> Result<(), SyncError> {
-        let progress = |phase| SyncProgress {
-            phase,
-            records_done: 0,
-            records_estimated: None,
-            bytes: 0,
-        };
-        observer.on_progress(progress(SyncPhase::Preparing));
-        let state = self.account_state().await?;
-        if !state.configured {
-            return Err(SyncError::NotConfigured);
-        }
-        if state.locked {
-            return Err(SyncError::Locked);
-        }
-        let signed_in = match self.who_am_i().await {
-            Ok(user) => Some(user),
-            Err(SyncError::SignInRequired { .. }) => None,
-            Err(other) => return Err(other),
-        };
-        if signed_in.is_none() {
-            if state.user_mode != Some(UserMode::Oauth) {
-                return Err(SyncError::SignInRequired {
-                    reason: "sign in with the organization's credentials".into(),
-                });
-            }
-            let ui = self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let ui = ui.ok_or_else(|| SyncError::SignInRequired {
-                reason: "no AuthorizationUi is set".into(),
-            })?;
-            observer.on_progress(progress(SyncPhase::SigningIn));
-            let request = self.begin_sign_in(ui.redirect_uri()).await?;
-            let callback = ui.authorize(request.url).await?;
-            self.complete_sign_in(callback).await?;
-            self.who_am_i().await?;
-        }
-        Err(SyncError::Internal {
-            reason: "the sync protocol is not built yet".into(),
-        })
     }
 }

@@ -5,14 +5,19 @@ mod authorization_ui;
 mod client;
 mod error;
 mod observer;
+mod records;
 mod signin;
+mod synchronize;
 
 pub use crate::account::{AccountState, UserMode};
+pub use crate::sync::{ConflictMode, SyncReport};
 pub use authorization_ui::AuthorizationUi;
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
+pub use records::{ConflictInfo, ConflictResolution, FieldValue, RecordQuery, SyncRecord};
 pub use signin::{AuthorizationRequest, DeviceAuthorization, SignedInUser};
+pub use synchronize::CancelHandle;
 
 /// Normalizes an organization URL as typed by a person; call it on every keystroke.
 #[uniffi::export]

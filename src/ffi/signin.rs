@@ -101,7 +101,7 @@ impl SyncClient {
         .await
     }
 
-    async fn org_info(&self) -> Result<OrganizationInfo, SyncError> {
+    pub(crate) async fn org_info(&self) -> Result<OrganizationInfo, SyncError> {
         let (url, _) = self.organization().await?;
         let http = self.signin.http.clone();
         runtime::spawn(async move { Ok(org::discover(&http, &url).await?) }).await

@@ -84,6 +84,10 @@ pub enum EntityError {
     },
     #[error("invalid name {0:?} in the schema")]
     InvalidName(String),
+    #[error("no {entity} record with id {id:?}")]
+    NoSuchRecord { entity: String, id: String },
+    #[error("no pending conflict with id {0}")]
+    NoSuchConflict(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -390,9 +394,10 @@ pub fn upsert_with(
         )
         .collect::<Vec<_>>()
         .join(", ");
+    // Never replaces a newer version with an older one (a late page after an acknowledged edit).
     let sql = format!(
         "INSERT INTO e_{n} (id, version{cols}) VALUES (?1, ?2{marks})
-         ON CONFLICT (id) DO UPDATE SET {updates}",
+         ON CONFLICT (id) DO UPDATE SET {updates} WHERE excluded.version >= e_{n}.version",
         n = schema.name
     );
     conn.prepare_cached(&sql)?
@@ -407,6 +412,38 @@ pub fn delete(conn: &Connection, entity: &str, id: &str) -> Result<bool, EntityE
         .prepare_cached(&format!("DELETE FROM e_{} WHERE id = ?1", schema.name))?
         .execute([id])?;
     Ok(n > 0)
+}
+
+/// Removes a record the server deleted at `version`, unless the local copy is newer.
+pub fn delete_if_not_newer(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    version: i64,
+) -> Result<(), EntityError> {
+    let schema = require_schema(conn, entity)?;
+    conn.prepare_cached(&format!(
+        "DELETE FROM e_{} WHERE id = ?1 AND version <= ?2",
+        schema.name
+    ))?
+    .execute(rusqlite::params![id, version])?;
+    Ok(())
+}
+
+/// Records the server version a local record is now based on (after its edit was applied).
+pub fn set_version(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    version: i64,
+) -> Result<(), EntityError> {
+    let schema = require_schema(conn, entity)?;
+    conn.prepare_cached(&format!(
+        "UPDATE e_{} SET version = ?2 WHERE id = ?1",
+        schema.name
+    ))?
+    .execute(rusqlite::params![id, version])?;
+    Ok(())
 }
 
 /// One record by id.

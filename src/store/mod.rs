@@ -3,8 +3,10 @@
 //! bytes), and the schema of the offline data.
 
 mod cipher;
+pub mod conflicts;
 pub mod entities;
 pub mod meta;
+pub mod outbox;
 pub mod schema;
 mod vfs;
 
@@ -34,7 +36,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// SQLite reports authentication failures as I/O or corruption errors; name them as damage.
-    fn classify(err: rusqlite::Error) -> StoreError {
+    pub(crate) fn classify(err: rusqlite::Error) -> StoreError {
         match err.sqlite_error_code() {
             Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::DatabaseCorrupt)
             | Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Corrupted(err.to_string()),

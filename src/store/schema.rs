@@ -23,7 +23,6 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              name TEXT PRIMARY KEY, definition TEXT NOT NULL) STRICT;
          CREATE TABLE IF NOT EXISTS outbox (
              seq INTEGER PRIMARY KEY AUTOINCREMENT,
-             mutation_id TEXT NOT NULL UNIQUE,
              entity TEXT NOT NULL,
              record_id TEXT NOT NULL,
              op TEXT NOT NULL CHECK (op IN ('create', 'update', 'delete')),
@@ -38,7 +37,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              entity TEXT NOT NULL, record_id TEXT NOT NULL,
              base TEXT, local TEXT, server TEXT,
-             mode TEXT NOT NULL, outcome TEXT NOT NULL,
+             mode TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT,
              created_at INTEGER NOT NULL, resolved_at INTEGER) STRICT;
          CREATE TABLE IF NOT EXISTS sync_log (
              id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,138 @@
+//! Sync protocol v1 (docs/protocol.md): `GET schema`, `POST pull`, `POST push`, each for a signed-in
+//! org user, over the server's record store.
+
+pub mod generate;
+pub mod schema;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Org;
+use store::ApiError;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(json!({"error": self.code, "error_description": self.description})),
+        )
+            .into_response()
+    }
+}
+
+/// The routes under `/api/sync/v1`.
+pub fn router(org: Arc<Org>) -> Router {
+    Router::new()
+        .route("/schema", get(get_schema))
+        .route("/pull", post(pull))
+        .route("/push", post(push))
+        .layer(DefaultBodyLimit::max(16 << 20))
+        .with_state(org)
+}
+
+async fn get_schema(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response {
+    if let Err(resp) = org.caller(&headers).await {
+        return resp;
+    }
+    Json(schema::schema_json()).into_response()
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    client_id: String,
+    schema_version: i64,
+    cursor: Option<i64>,
+    page_token: Option<String>,
+    limit: Option<u32>,
+}
+
+fn check_client_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "client_id is 1 to 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(ApiError {
+            status: 500,
+            code: "server_error",
+            description: e.to_string(),
+        })
+    })
+}
+
+async fn pull(
+    State(org): State<Arc<Org>>,
+    headers: HeaderMap,
+    body: Result<Json<PullRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(resp) = org.caller(&headers).await {
+        return resp;
+    }
+    let Ok(Json(req)) = body else {
+        return ApiError::bad_request("invalid_request", "the body is not a pull request")
+            .into_response();
+    };
+    if let Err(e) = check_client_id(&req.client_id) {
+        return e.into_response();
+    }
+    if req.schema_version != schema::SCHEMA_VERSION {
+        return ApiError {
+            status: 409,
+            code: "schema_changed",
+            description: "fetch the schema again".into(),
+        }
+        .into_response();
+    }
+    let data = Arc::clone(&org.data);
+    let limit = req.limit.unwrap_or(1000);
+    match blocking(move || data.pull(req.cursor, req.page_token.as_deref(), limit)).await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct PushRequest {
+    client_id: String,
+    mutations: Vec<Value>,
+}
+
+async fn push(
+    State(org): State<Arc<Org>>,
+    headers: HeaderMap,
+    body: Result<Json<PushRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(resp) = org.caller(&headers).await {
+        return resp;
+    }
+    let Ok(Json(req)) = body else {
+        return ApiError::bad_request("invalid_request", "the body is not a push request")
+            .into_response();
+    };
+    if let Err(e) = check_client_id(&req.client_id) {
+        return e.into_response();
+    }
+    let data = Arc::clone(&org.data);
+    match blocking(move || data.push(&req.client_id, &req.mutations)).await {
+        Ok(results) => Json(json!({ "results": results })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,304 @@
+//! The local data API: read, query and search records, and edit them offline (each edit is queued
+//! for the next Synchronize), plus the conflicts an app resolves. Records cross the FFI as
+//! immutable values with typed fields.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::ffi::{SyncClient, SyncError};
+use crate::store::StoreError;
+use crate::store::conflicts::{self, Conflict, Resolution};
+use crate::store::entities::{self, Query, Record};
+use crate::store::outbox::{self, Snapshot};
+
+/// One field value.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum FieldValue {
+    Null,
+    /// Text, timestamps (RFC 3339) and references (a record id).
+    Text {
+        value: String,
+    },
+    Integer {
+        value: i64,
+    },
+    Real {
+        value: f64,
+    },
+    Boolean {
+        value: bool,
+    },
+}
+
+/// A record as stored on the device.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SyncRecord {
+    pub entity: String,
+    pub id: String,
+    /// The server version this record stands on (0: created offline, not yet synchronized).
+    pub version: i64,
+    pub fields: HashMap<String, FieldValue>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, PartialEq, Default, uniffi::Record)]
+pub struct RecordQuery {
+    /// Field equals value, all of which must hold.
+    #[uniffi(default = [])]
+    pub filters: HashMap<String, FieldValue>,
+    /// Full-text search over the entity's searchable fields (a trailing prefix matches).
+    #[uniffi(default = None)]
+    pub search: Option<String>,
+    /// Sort by this field (then by id).
+    #[uniffi(default = None)]
+    pub order_by: Option<String>,
+    #[uniffi(default = false)]
+    pub descending: bool,
+    #[uniffi(default = None)]
+    pub limit: Option<u32>,
+    #[uniffi(default = 0)]
+    pub offset: u32,
+}
+
+/// A conflict the app must settle: the local edit, the server's record, and the common base.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ConflictInfo {
+    pub id: i64,
+    pub entity: String,
+    pub record_id: String,
+    /// The fields the local edits set (empty for a delete).
+    pub local_fields: HashMap<String, FieldValue>,
+    pub local_deleted: bool,
+    /// The server's record now (None if the server deleted it).
+    pub server_fields: Option<HashMap<String, FieldValue>>,
+    pub server_version: i64,
+    /// The server's record when the local edit started (None for a record created offline).
+    pub base_fields: Option<HashMap<String, FieldValue>>,
+}
+
+/// How to settle a conflict.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum ConflictResolution {
+    /// Send the local edit again, over the server's record.
+    KeepLocal,
+    /// Drop the local edit.
+    KeepServer,
+    /// Send these fields over the server's record.
+    Merge { fields: HashMap<String, FieldValue> },
+}
+
+impl From<&Value> for FieldValue {
+    fn from(v: &Value) -> Self {
+        match v {
+            Value::Null => FieldValue::Null,
+            Value::Bool(b) => FieldValue::Boolean { value: *b },
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => FieldValue::Integer { value: i },
+                None => FieldValue::Real {
+                    value: n.as_f64().unwrap_or(0.0),
+                },
+            },
+            Value::String(s) => FieldValue::Text { value: s.clone() },
+            other => FieldValue::Text {
+                value: other.to_string(),
+            },
+        }
+    }
+}
+
+fn to_json(v: FieldValue) -> Result<Value, SyncError> {
+    Ok(match v {
+        FieldValue::Null => Value::Null,
+        FieldValue::Text { value } => Value::String(value),
+        FieldValue::Integer { value } => Value::from(value),
+        FieldValue::Real { value } => serde_json::Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| SyncError::InvalidInput {
+                reason: "a real field must be a finite number".into(),
+            })?,
+        FieldValue::Boolean { value } => Value::Bool(value),
+    })
+}
+
+/// Converts app fields to the store's JSON map.
+pub fn fields_to_json(
+    fields: HashMap<String, FieldValue>,
+) -> Result<Map<String, Value>, SyncError> {
+    fields
+        .into_iter()
+        .map(|(k, v)| Ok((k, to_json(v)?)))
+        .collect()
+}
+
+/// Converts stored fields to the app's typed map.
+pub fn fields_from_json(fields: &Map<String, Value>) -> HashMap<String, FieldValue> {
+    fields.iter().map(|(k, v)| (k.clone(), v.into())).collect()
+}
+
+fn record(entity: &str, r: Record) -> SyncRecord {
+    SyncRecord {
+        entity: entity.to_string(),
+        id: r.id,
+        version: r.version,
+        fields: fields_from_json(&r.fields),
+    }
+}
+
+fn snapshot_fields(s: &Option<Snapshot>) -> Option<HashMap<String, FieldValue>> {
+    s.as_ref()
+        .filter(|s| !s.deleted)
+        .map(|s| fields_from_json(&s.fields))
+}
+
+fn conflict_info(c: Conflict) -> ConflictInfo {
+    ConflictInfo {
+        id: c.id,
+        entity: c.entity,
+        record_id: c.record_id,
+        local_fields: fields_from_json(&c.local.fields),
+        local_deleted: c.local.deleted,
+        server_fields: snapshot_fields(&c.server),
+        server_version: c.server.as_ref().map_or(0, |s| s.version),
+        base_fields: snapshot_fields(&c.base),
+    }
+}
+
+impl SyncClient {
+    /// Runs `work` in one transaction of the unlocked store.
+    async fn in_transaction<T, F>(&self, work: F) -> Result<T, SyncError>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<T, SyncError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.with_account(|a| {
+            let conn = a.store()?.conn_mut();
+            let tx = conn.transaction().map_err(StoreError::classify)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(StoreError::classify)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+#[uniffi::export]
+impl SyncClient {
+    /// One record, or None.
+    pub async fn get_record(
+        &self,
+        entity: String,
+        id: String,
+    ) -> Result<Option<SyncRecord>, SyncError> {
+        self.with_account(move |a| {
+            Ok(entities::get(a.store()?.conn(), &entity, &id)?.map(|r| record(&entity, r)))
+        })
+        .await
+    }
+
+    /// Records matching `query` (filters, full-text search, sort, paging).
+    pub async fn query_records(
+        &self,
+        entity: String,
+        query: RecordQuery,
+    ) -> Result<Vec<SyncRecord>, SyncError> {
+        let filters = fields_to_json(query.filters)?.into_iter().collect();
+        let q = Query {
+            filters,
+            search: query.search,
+            order_by: query.order_by,
+            descending: query.descending,
+            limit: query.limit,
+            offset: query.offset,
+        };
+        self.with_account(move |a| {
+            Ok(entities::query(a.store()?.conn(), &entity, &q)?
+                .into_iter()
+                .map(|r| record(&entity, r))
+                .collect())
+        })
+        .await
+    }
+
+    /// Full-text search (search as you type: the last word is a prefix).
+    pub async fn search_records(
+        &self,
+        entity: String,
+        text: String,
+        limit: u32,
+    ) -> Result<Vec<SyncRecord>, SyncError> {
+        let query = RecordQuery {
+            search: Some(text),
+            limit: Some(limit),
+            ..Default::default()
+        };
+        self.query_records(entity, query).await
+    }
+
+    /// How many records of `entity` are on the device.
+    pub async fn count_records(&self, entity: String) -> Result<u64, SyncError> {
+        self.with_account(move |a| Ok(entities::count(a.store()?.conn(), &entity)?))
+            .await
+    }
+
+    /// Creates a record offline and queues it; returns its new id.
+    pub async fn create_record(
+        &self,
+        entity: String,
+        fields: HashMap<String, FieldValue>,
+    ) -> Result<String, SyncError> {
+        let fields = fields_to_json(fields)?;
+        self.in_transaction(move |c| Ok(outbox::create(c, &entity, fields)?))
+            .await
+    }
+
+    /// Changes some fields of a record offline and queues the change.
+    pub async fn update_record(
+        &self,
+        entity: String,
+        id: String,
+        fields: HashMap<String, FieldValue>,
+    ) -> Result<(), SyncError> {
+        let fields = fields_to_json(fields)?;
+        self.in_transaction(move |c| Ok(outbox::update(c, &entity, &id, fields)?))
+            .await
+    }
+
+    /// Deletes a record offline and queues the delete.
+    pub async fn delete_record(&self, entity: String, id: String) -> Result<(), SyncError> {
+        self.in_transaction(move |c| Ok(outbox::delete(c, &entity, &id)?))
+            .await
+    }
+
+    /// Local changes waiting for the next Synchronize.
+    pub async fn pending_changes(&self) -> Result<u64, SyncError> {
+        self.with_account(|a| Ok(outbox::pending_count(a.store()?.conn())?))
+            .await
+    }
+
+    /// Conflicts waiting for the app's decision, oldest first.
+    pub async fn conflicts(&self) -> Result<Vec<ConflictInfo>, SyncError> {
+        self.with_account(|a| {
+            Ok(conflicts::pending(a.store()?.conn())?
+                .into_iter()
+                .map(conflict_info)
+                .collect())
+        })
+        .await
+    }
+
+    /// Settles a conflict; what it queues goes up with the next Synchronize.
+    pub async fn resolve_conflict(
+        &self,
+        conflict_id: i64,
+        resolution: ConflictResolution,
+    ) -> Result<(), SyncError> {
+        let resolution = match resolution {
+            ConflictResolution::KeepLocal => Resolution::KeepLocal,
+            ConflictResolution::KeepServer => Resolution::KeepServer,
+            ConflictResolution::Merge { fields } => Resolution::Merge(fields_to_json(fields)?),
+        };
+        self.in_transaction(move |c| Ok(conflicts::resolve(c, conflict_id, resolution)?))
+            .await
+    }
+}

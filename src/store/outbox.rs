@@ -1,0 +1,349 @@
+//! Local edits: every create, update and delete changes the local row at once and queues a
+//! mutation in the outbox, in one transaction. The first edit of a server record also keeps its
+//! last server state in the mirror, the base of a three-way merge if the server changed it too.
+//!
+//! The outbox sequence number is the mutation id sent to the server (AUTOINCREMENT: never reused,
+//! so a retried upload is recognised as a duplicate).
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+
+use super::entities::{self, EntityError, Record};
+use super::{SqlResultExt, StoreError};
+
+/// What a queued mutation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+    fn parse(s: &str) -> Result<Op, StoreError> {
+        match s {
+            "create" => Ok(Op::Create),
+            "update" => Ok(Op::Update),
+            "delete" => Ok(Op::Delete),
+            other => Err(StoreError::Corrupted(format!("outbox op {other:?}"))),
+        }
+    }
+}
+
+/// One queued local change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Also the mutation id.
+    pub seq: i64,
+    pub entity: String,
+    pub record_id: String,
+    pub op: Op,
+    /// The server version the change was made on (None for a create).
+    pub base_version: Option<i64>,
+    /// The fields the change sets (all given fields for a create, changed ones for an update).
+    pub fields: Map<String, Value>,
+}
+
+/// The last known server state of a record with pending edits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub version: i64,
+    pub deleted: bool,
+    pub fields: Map<String, Value>,
+}
+
+/// A fresh record id (random, UUID-shaped) for records created offline.
+pub fn new_record_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn to_json(fields: &Map<String, Value>) -> String {
+    Value::Object(fields.clone()).to_string()
+}
+
+fn from_json(text: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupted(format!("stored fields: {e}")))
+}
+
+fn queue(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    op: Op,
+    base: Option<i64>,
+    fields: &Map<String, Value>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (entity, record_id, op, base_version, fields, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .classified()?
+    .execute(params![
+        entity,
+        id,
+        op.as_str(),
+        base,
+        to_json(fields),
+        now()
+    ])
+    .classified()?;
+    Ok(())
+}
+
+/// Keeps the record's server state as the merge base before its first local edit.
+fn keep_base(conn: &Connection, entity: &str, record: &Record) -> Result<(), StoreError> {
+    if record.version > 0 {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO mirror (entity, record_id, version, fields) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .classified()?
+        .execute(params![entity, record.id, record.version, to_json(&record.fields)])
+        .classified()?;
+    }
+    Ok(())
+}
+
+fn require(conn: &Connection, entity: &str, id: &str) -> Result<Record, EntityError> {
+    entities::get(conn, entity, id)?.ok_or_else(|| EntityError::NoSuchRecord {
+        entity: entity.to_string(),
+        id: id.to_string(),
+    })
+}
+
+/// Creates a record offline; returns its new id. Run inside a transaction.
+pub fn create(
+    conn: &Connection,
+    entity: &str,
+    fields: Map<String, Value>,
+) -> Result<String, EntityError> {
+    let id = new_record_id();
+    let record = Record {
+        id: id.clone(),
+        version: 0,
+        fields,
+    };
+    entities::upsert(conn, entity, &record)?;
+    queue(conn, entity, &id, Op::Create, None, &record.fields)?;
+    Ok(id)
+}
+
+/// Changes some fields of a record offline. Run inside a transaction.
+pub fn update(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    fields: Map<String, Value>,
+) -> Result<(), EntityError> {
+    let mut record = require(conn, entity, id)?;
+    keep_base(conn, entity, &record)?;
+    let base = record.version;
+    record.fields.extend(fields.clone());
+    entities::upsert(conn, entity, &record)?;
+    queue(conn, entity, id, Op::Update, Some(base), &fields)?;
+    Ok(())
+}
+
+/// Deletes a record offline. Run inside a transaction.
+pub fn delete(conn: &Connection, entity: &str, id: &str) -> Result<(), EntityError> {
+    let record = require(conn, entity, id)?;
+    keep_base(conn, entity, &record)?;
+    entities::delete(conn, entity, id)?;
+    queue(
+        conn,
+        entity,
+        id,
+        Op::Delete,
+        Some(record.version),
+        &Map::new(),
+    )?;
+    Ok(())
+}
+
+/// How many local changes wait to be sent.
+pub fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))
+        .classified()
+        .map(|n| n as u64)
+}
+
+fn entry_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, String, String, String, Option<i64>, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn entries(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).classified()?;
+    let rows: Vec<_> = stmt
+        .query_map(args, entry_from_row)
+        .classified()?
+        .collect::<Result<_, _>>()
+        .classified()?;
+    rows.into_iter()
+        .map(|(seq, entity, record_id, op, base_version, fields)| {
+            Ok(Entry {
+                seq,
+                entity,
+                record_id,
+                op: Op::parse(&op)?,
+                base_version,
+                fields: from_json(&fields)?,
+            })
+        })
+        .collect()
+}
+
+const ENTRY_COLUMNS: &str = "SELECT seq, entity, record_id, op, base_version, fields FROM outbox";
+
+/// The oldest `limit` queued changes, in order.
+pub fn oldest(conn: &Connection, limit: u32) -> Result<Vec<Entry>, StoreError> {
+    entries(
+        conn,
+        &format!("{ENTRY_COLUMNS} ORDER BY seq LIMIT ?1"),
+        [limit],
+    )
+}
+
+/// One queued change by mutation id.
+pub fn entry(conn: &Connection, seq: i64) -> Result<Option<Entry>, StoreError> {
+    Ok(entries(conn, &format!("{ENTRY_COLUMNS} WHERE seq = ?1"), [seq])?.pop())
+}
+
+/// The queued changes of one record, in order.
+pub fn entries_for(conn: &Connection, entity: &str, id: &str) -> Result<Vec<Entry>, StoreError> {
+    entries(
+        conn,
+        &format!("{ENTRY_COLUMNS} WHERE entity = ?1 AND record_id = ?2 ORDER BY seq"),
+        params![entity, id],
+    )
+}
+
+/// Removes one acknowledged change.
+pub fn remove(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")
+        .classified()?
+        .execute([seq])
+        .classified()?;
+    Ok(())
+}
+
+/// Removes every queued change of a record.
+pub fn remove_record(conn: &Connection, entity: &str, id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM outbox WHERE entity = ?1 AND record_id = ?2",
+        params![entity, id],
+    )
+    .classified()?;
+    Ok(())
+}
+
+/// Rebases every queued change of a record on a new server version (and turns a queued create
+/// into an update, for a record the server already has).
+pub fn rebase_record(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    version: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE outbox SET base_version = ?3,
+             op = CASE op WHEN 'create' THEN 'update' ELSE op END
+         WHERE entity = ?1 AND record_id = ?2",
+        params![entity, id, version],
+    )
+    .classified()?;
+    Ok(())
+}
+
+/// The merge base of a record with pending edits.
+pub fn mirror(conn: &Connection, entity: &str, id: &str) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, fields FROM mirror WHERE entity = ?1 AND record_id = ?2")
+        .classified()?
+        .query_row(params![entity, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .classified()?;
+    row.map(|(version, fields)| {
+        Ok(Snapshot {
+            version,
+            deleted: false,
+            fields: from_json(&fields)?,
+        })
+    })
+    .transpose()
+}
+
+/// Replaces (or with None removes) the merge base of a record.
+pub fn set_mirror(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    snapshot: Option<&Snapshot>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM mirror WHERE entity = ?1 AND record_id = ?2")
+        .classified()?
+        .execute(params![entity, id])
+        .classified()?;
+    if let Some(s) = snapshot.filter(|s| !s.deleted) {
+        conn.prepare_cached(
+            "INSERT INTO mirror (entity, record_id, version, fields) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .classified()?
+        .execute(params![entity, id, s.version, to_json(&s.fields)])
+        .classified()?;
+    }
+    Ok(())
+}
+
+/// The (entity, id) of every record with queued changes: the download must not overwrite them.
+pub fn queued_records(conn: &Connection) -> Result<HashSet<(String, String)>, StoreError> {
+    keys(conn, "SELECT DISTINCT entity, record_id FROM outbox")
+}
+
+/// Runs a query of (entity, id) pairs.
+pub(crate) fn keys(conn: &Connection, sql: &str) -> Result<HashSet<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).classified()?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .classified()?;
+    rows.collect::<Result<_, _>>().classified()
+}

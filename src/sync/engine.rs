@@ -1,0 +1,565 @@
+//! One Synchronize: schema, then upload the outbox, then download pages (the next page is fetched
+//! while the current one is applied, at most one page ahead), with retries, one token refresh
+//! per rejected call, cancellation, progress, and a sync log entry.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+
+use super::apply::{self, CLIENT_ID_KEY, CURSOR_KEY, PAGE_TOKEN_KEY, SCHEMA_VERSION_KEY};
+use super::cancel::CancelToken;
+use super::plan::ConflictMode;
+use super::protocol::{Mutation, PullRequest, PullResponse, PushRequest};
+use super::transport::{Received, Transport, TransportError};
+use crate::account::Account;
+use crate::ffi::{SyncError, SyncObserver, SyncPhase, SyncProgress};
+use crate::runtime;
+use crate::store::entities::{self, EntitySchema};
+use crate::store::{StoreError, meta, outbox};
+
+/// Hands the engine a valid access token; `rejected` is one the server just refused.
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    async fn access_token(&self, rejected: Option<&str>) -> Result<String, SyncError>;
+}
+
+/// How a Synchronize behaves.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub conflict_mode: ConflictMode,
+    /// Records per downloaded page (the server caps it).
+    pub page_size: u32,
+    /// Mutations per upload request.
+    pub push_batch: u32,
+    /// Tries per request before giving up on network errors, 5xx and 429.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt (with jitter) up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            conflict_mode: ConflictMode::MergeFields,
+            page_size: 2000,
+            push_batch: 500,
+            max_attempts: 10,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a Synchronize did.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SyncReport {
+    pub records_downloaded: u64,
+    pub records_uploaded: u64,
+    /// Conflicts met (settled by the mode or kept for the app).
+    pub conflicts: u64,
+    /// Local edits the server refused (logged, and the record shows the server's state).
+    pub rejected: u64,
+    /// Conflicts now waiting for the app.
+    pub conflicts_pending: u64,
+    /// Local changes still queued (made during the sync, or left by a guard).
+    pub pending_changes: u64,
+    pub bytes_downloaded: u64,
+    pub bytes_uploaded: u64,
+    pub seconds: f64,
+    /// Records downloaded and uploaded per second.
+    pub records_per_second: f64,
+}
+
+/// Everything one Synchronize needs.
+pub struct SyncContext {
+    pub account: Arc<Mutex<Account>>,
+    pub transport: Arc<dyn Transport>,
+    pub tokens: Arc<dyn TokenSource>,
+    pub options: SyncOptions,
+    pub observer: Option<Arc<dyn SyncObserver>>,
+    pub cancel: CancelToken,
+}
+
+#[derive(Default)]
+struct Counters {
+    downloaded: u64,
+    uploaded: u64,
+    conflicts: u64,
+    rejected: u64,
+    bytes_down: u64,
+    bytes_up: u64,
+}
+
+struct Engine {
+    ctx: SyncContext,
+    token: tokio::sync::Mutex<Option<String>>,
+    counters: Mutex<Counters>,
+}
+
+/// Runs one Synchronize to the end (or to the first error, leaving the store consistent and the
+/// next run able to resume).
+pub async fn run(ctx: SyncContext) -> Result<SyncReport, SyncError> {
+    let engine = Arc::new(Engine {
+        ctx,
+        token: tokio::sync::Mutex::new(None),
+        counters: Mutex::new(Counters::default()),
+    });
+    let started = Instant::now();
+    let log_id = engine
+        .db(|c| {
+            c.execute(
+                "INSERT INTO sync_log (started_at) VALUES (?1)",
+                [unix_now()],
+            )
+            .map_err(StoreError::classify)?;
+            Ok(c.last_insert_rowid())
+        })
+        .await?;
+    let result = Arc::clone(&engine).run_steps().await;
+    let (downloaded, uploaded, conflicts) = {
+        let c = engine.counters.lock().unwrap_or_else(|p| p.into_inner());
+        (c.downloaded, c.uploaded, c.conflicts)
+    };
+    let outcome = match &result {
+        Ok(()) => "ok".to_string(),
+        Err(SyncError::Cancelled) => "cancelled".to_string(),
+        Err(e) => format!("error: {}", error_kind(e)),
+    };
+    let (pending, conflicts_pending) = engine
+        .db(move |c| {
+            c.execute(
+                "UPDATE sync_log SET finished_at = ?2, outcome = ?3, downloaded = ?4,
+                     uploaded = ?5, conflicts = ?6 WHERE id = ?1",
+                rusqlite::params![
+                    log_id,
+                    unix_now(),
+                    outcome,
+                    downloaded as i64,
+                    uploaded as i64,
+                    conflicts as i64
+                ],
+            )
+            .map_err(StoreError::classify)?;
+            let pending = outbox::pending_count(c)?;
+            let open = crate::store::conflicts::pending(c)?.len() as u64;
+            Ok((pending, open))
+        })
+        .await?;
+    result?;
+    let seconds = started.elapsed().as_secs_f64();
+    let c = engine.counters.lock().unwrap_or_else(|p| p.into_inner());
+    let report = SyncReport {
+        records_downloaded: c.downloaded,
+        records_uploaded: c.uploaded,
+        conflicts: c.conflicts,
+        rejected: c.rejected,
+        conflicts_pending,
+        pending_changes: pending,
+        bytes_downloaded: c.bytes_down,
+        bytes_uploaded: c.bytes_up,
+        seconds,
+        records_per_second: (c.downloaded + c.uploaded) as f64 / seconds.max(1e-6),
+    };
+    engine.progress(SyncPhase::Finished, c.downloaded + c.uploaded, None);
+    tracing::info!(
+        downloaded = report.records_downloaded,
+        uploaded = report.records_uploaded,
+        conflicts = report.conflicts,
+        "synchronize finished"
+    );
+    Ok(report)
+}
+
+/// The error's case name, for the sync log (never its text, which may quote server data).
+fn error_kind(e: &SyncError) -> String {
+    format!("{e:?}")
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Full jitter over an exponential backoff: a random wait in [d/2, d].
+fn backoff(options: &SyncOptions, attempt: u32) -> Duration {
+    let d = options
+        .base_backoff
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(options.max_backoff);
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    let frac = u32::from_le_bytes(b) as f64 / u32::MAX as f64;
+    d.mul_f64(0.5 + frac / 2.0)
+}
+
+impl Engine {
+    /// Runs store work on the blocking pool with the account's store.
+    async fn db<T, F>(&self, work: F) -> Result<T, SyncError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, SyncError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let account = Arc::clone(&self.ctx.account);
+        runtime::spawn_blocking(move || {
+            let mut account = account.lock().unwrap_or_else(|p| p.into_inner());
+            work(account.store()?.conn_mut())
+        })
+        .await
+    }
+
+    /// As `db`, inside one transaction.
+    async fn db_tx<T, F>(&self, work: F) -> Result<T, SyncError>
+    where
+        F: FnOnce(&Connection) -> Result<T, SyncError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db(|c| {
+            let tx = c.transaction().map_err(StoreError::classify)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(StoreError::classify)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    fn progress(&self, phase: SyncPhase, records_done: u64, records_estimated: Option<u64>) {
+        if let Some(observer) = &self.ctx.observer {
+            let bytes = {
+                let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+                c.bytes_down + c.bytes_up
+            };
+            observer.on_progress(SyncProgress {
+                phase,
+                records_done,
+                records_estimated,
+                bytes,
+            });
+        }
+    }
+
+    fn check_cancel(&self) -> Result<(), SyncError> {
+        if self.ctx.cancel.is_cancelled() {
+            Err(SyncError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn token(&self, rejected: Option<&str>) -> Result<String, SyncError> {
+        let mut cached = self.token.lock().await;
+        match (&*cached, rejected) {
+            (Some(t), None) => return Ok(t.clone()),
+            // Another call already replaced the rejected token.
+            (Some(t), Some(r)) if t != r => return Ok(t.clone()),
+            _ => {}
+        }
+        let fresh = self.ctx.tokens.access_token(rejected).await?;
+        *cached = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// One protocol call with retries (backoff + jitter, Retry-After), one token refresh on 401,
+    /// and cancellation.
+    async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<Received<T>, SyncError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Received<T>, TransportError>>,
+    {
+        let mut token = self.token(None).await?;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            self.check_cancel()?;
+            let result = tokio::select! {
+                r = op(token.clone()) => r,
+                _ = self.ctx.cancel.cancelled() => return Err(SyncError::Cancelled),
+            };
+            let err = match result {
+                Ok(received) => return Ok(received),
+                Err(err) => err,
+            };
+            match err {
+                TransportError::Unauthorized if !refreshed => {
+                    tracing::info!(what, "access token refused; refreshing once");
+                    refreshed = true;
+                    token = self.token(Some(&token)).await?;
+                }
+                TransportError::Unauthorized => {
+                    return Err(SyncError::SignInRequired {
+                        reason: "the organization refused the refreshed access token".into(),
+                    });
+                }
+                TransportError::Retryable {
+                    reason,
+                    retry_after,
+                } if attempt + 1 < self.ctx.options.max_attempts => {
+                    attempt += 1;
+                    let wait = backoff(&self.ctx.options, attempt)
+                        .max(retry_after.unwrap_or_default().min(Duration::from_secs(60)));
+                    tracing::warn!(what, attempt, ?wait, "retrying after: {reason}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.ctx.cancel.cancelled() => return Err(SyncError::Cancelled),
+                    }
+                }
+                TransportError::Retryable { reason, .. } => {
+                    return Err(SyncError::Network { reason });
+                }
+                TransportError::Tls(reason) => return Err(SyncError::Network { reason }),
+                TransportError::Status { status, reason, .. } => {
+                    return Err(SyncError::Server { status, reason });
+                }
+                TransportError::Protocol(reason) => return Err(apply::protocol_error(reason)),
+            }
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut self.counters.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    async fn run_steps(self: Arc<Self>) -> Result<(), SyncError> {
+        self.progress(SyncPhase::Preparing, 0, None);
+        let client_id = self
+            .db_tx(|c| {
+                if let Some(id) = meta::get(c, CLIENT_ID_KEY)? {
+                    return Ok(id);
+                }
+                let id = outbox::new_record_id();
+                meta::set(c, CLIENT_ID_KEY, &id)?;
+                Ok(id)
+            })
+            .await?;
+        let transport = Arc::clone(&self.ctx.transport);
+        let schema = self
+            .call("schema", |token| {
+                let transport = Arc::clone(&transport);
+                async move { transport.schema(&token).await }
+            })
+            .await?;
+        self.count(|c| c.bytes_down += schema.bytes);
+        let schema = schema.value;
+        let version = schema.schema_version;
+        let schemas = self
+            .db_tx(move |c| {
+                entities::apply_schema(c, &schema.entities)?;
+                meta::set(c, SCHEMA_VERSION_KEY, &version.to_string())?;
+                let all = entities::load_schemas(c)?;
+                Ok(all
+                    .into_iter()
+                    .map(|s| (s.name.clone(), s))
+                    .collect::<HashMap<_, _>>())
+            })
+            .await?;
+        self.upload(&client_id).await?;
+        self.download(&client_id, version, Arc::new(schemas)).await
+    }
+
+    async fn upload(&self, client_id: &str) -> Result<(), SyncError> {
+        let batch = self.ctx.options.push_batch.max(1);
+        let initial = self.db(|c| Ok(outbox::pending_count(c)?)).await?;
+        // ClientWins can resend a record that keeps changing on the server: bound the rounds and
+        // leave what remains for the next Synchronize.
+        let max_rounds = initial / batch as u64 + 5;
+        let mut done = 0;
+        for _ in 0..max_rounds {
+            self.check_cancel()?;
+            let entries = self.db(move |c| Ok(outbox::oldest(c, batch)?)).await?;
+            if entries.is_empty() {
+                break;
+            }
+            self.progress(SyncPhase::Uploading, done, Some(initial));
+            let request = Arc::new(PushRequest {
+                client_id: client_id.to_string(),
+                mutations: entries
+                    .iter()
+                    .map(|e| Mutation {
+                        mutation_id: e.seq,
+                        entity: e.entity.clone(),
+                        id: e.record_id.clone(),
+                        op: e.op.as_str(),
+                        base_version: e.base_version,
+                        fields: e.fields.clone(),
+                    })
+                    .collect(),
+            });
+            let transport = Arc::clone(&self.ctx.transport);
+            let answer = self
+                .call("push", |token| {
+                    let (transport, request) = (Arc::clone(&transport), Arc::clone(&request));
+                    async move { transport.push(&token, &request).await }
+                })
+                .await?;
+            let mode = self.ctx.options.conflict_mode;
+            let results = answer.value.results;
+            let outcome = self
+                .db_tx(move |c| apply::push_results(c, &entries, results, mode))
+                .await?;
+            done += outcome.acknowledged;
+            self.count(|c| {
+                c.bytes_up += answer.bytes;
+                c.uploaded += outcome.acknowledged;
+                c.conflicts += outcome.conflicts;
+                c.rejected += outcome.rejected;
+            });
+            if !outcome.progressed {
+                return Err(apply::protocol_error(
+                    "the server answered none of the uploaded changes",
+                ));
+            }
+        }
+        self.progress(SyncPhase::Uploading, done, Some(initial));
+        Ok(())
+    }
+
+    async fn download(
+        self: &Arc<Self>,
+        client_id: &str,
+        schema_version: i64,
+        schemas: Arc<HashMap<String, EntitySchema>>,
+    ) -> Result<(), SyncError> {
+        let (cursor, page_token) = self
+            .db(|c| {
+                let cursor = meta::get(c, CURSOR_KEY)?.and_then(|v| v.parse::<i64>().ok());
+                Ok((cursor, meta::get(c, PAGE_TOKEN_KEY)?))
+            })
+            .await?;
+        self.progress(SyncPhase::Downloading, 0, None);
+        // The fetcher runs at most one page ahead: the channel holds one page, so a slow store
+        // holds back the network instead of filling memory.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<PullResponse, SyncError>>(1);
+        let fetcher = {
+            let engine = Arc::clone(self);
+            let client_id = client_id.to_string();
+            tokio::spawn(async move {
+                let result = engine
+                    .fetch_pages(client_id, schema_version, cursor, page_token, &tx)
+                    .await;
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e)).await;
+                }
+            })
+        };
+        let mut done = 0;
+        let result = async {
+            while let Some(page) = rx.recv().await {
+                let page = page?;
+                self.check_cancel()?;
+                let estimated = page.estimated_total;
+                let schemas = Arc::clone(&schemas);
+                done += self.db_tx(move |c| apply::page(c, page, &schemas)).await?;
+                self.count(|c| c.downloaded = done);
+                self.progress(SyncPhase::Downloading, done, estimated);
+            }
+            Ok(())
+        }
+        .await;
+        fetcher.abort();
+        result
+    }
+
+    /// Fetches pages in order and hands them over; checks that every page makes progress.
+    async fn fetch_pages(
+        &self,
+        client_id: String,
+        schema_version: i64,
+        cursor: Option<i64>,
+        mut page_token: Option<String>,
+        pages: &tokio::sync::mpsc::Sender<Result<PullResponse, SyncError>>,
+    ) -> Result<(), SyncError> {
+        let limit = self.ctx.options.page_size.max(1);
+        let mut resumed = page_token.is_some();
+        loop {
+            let request = Arc::new(PullRequest {
+                client_id: client_id.clone(),
+                schema_version,
+                cursor: if page_token.is_none() { cursor } else { None },
+                page_token: page_token.clone(),
+                limit,
+            });
+            let transport = Arc::clone(&self.ctx.transport);
+            let answer = self
+                .call("pull", |token| {
+                    let (transport, request) = (Arc::clone(&transport), Arc::clone(&request));
+                    async move { transport.pull(&token, &request).await }
+                })
+                .await;
+            let answer = match answer {
+                // A saved page token the server no longer accepts: start over from the cursor.
+                Err(SyncError::Server { status: 400, .. }) if resumed => {
+                    tracing::warn!("the saved page token was refused; restarting from the cursor");
+                    resumed = false;
+                    page_token = None;
+                    continue;
+                }
+                other => other?,
+            };
+            resumed = false;
+            self.count(|c| c.bytes_down += answer.bytes);
+            let page = answer.value;
+            if page.changes.len() > limit as usize {
+                return Err(apply::protocol_error(format!(
+                    "a page of {} changes when {limit} were asked for",
+                    page.changes.len()
+                )));
+            }
+            match (&page.page_token, page.cursor) {
+                (Some(next), _) => {
+                    if page.changes.is_empty() || page_token.as_ref() == Some(next) {
+                        return Err(apply::protocol_error("a page that makes no progress"));
+                    }
+                }
+                (None, Some(new)) => {
+                    if cursor.is_some_and(|old| new < old) {
+                        return Err(apply::protocol_error("the cursor went backwards"));
+                    }
+                }
+                (None, None) => {
+                    return Err(apply::protocol_error("the last page carries no cursor"));
+                }
+            }
+            let next = page.page_token.clone();
+            if pages.send(Ok(page)).await.is_err() {
+                return Ok(());
+            }
+            match next {
+                Some(t) => page_token = Some(t),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let o = SyncOptions::default();
+        for attempt in 1..20 {
+            let d = backoff(&o, attempt);
+            let full = o
+                .base_backoff
+                .saturating_mul(1 << attempt.min(16))
+                .min(o.max_backoff);
+            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
+        }
+        assert_eq!(error_kind(&SyncError::Cancelled), "Cancelled");
+        assert_eq!(
+            error_kind(&SyncError::Network { reason: "x".into() }),
+            "Network"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! The wire types of sync protocol v1 (docs/protocol.md). Unknown JSON fields are ignored (a
+//! newer server may add some); a wrong type anywhere fails the whole response.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::store::entities::EntitySchema;
+
+/// `GET schema`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchemaResponse {
+    pub schema_version: i64,
+    pub entities: Vec<EntitySchema>,
+}
+
+/// `POST pull`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullRequest {
+    pub client_id: String,
+    pub schema_version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+    pub limit: u32,
+}
+
+/// One page of changes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullResponse {
+    pub changes: Vec<Change>,
+    /// Present while more pages follow.
+    pub page_token: Option<String>,
+    /// Present on the last page: where the next pull starts.
+    pub cursor: Option<i64>,
+    pub estimated_total: Option<u64>,
+}
+
+/// Upsert or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+/// One record's new server state.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Change {
+    pub entity: String,
+    pub id: String,
+    pub version: i64,
+    pub op: ChangeOp,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+/// `POST push`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushRequest {
+    pub client_id: String,
+    pub mutations: Vec<Mutation>,
+}
+
+/// One queued local change, as sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mutation {
+    pub mutation_id: i64,
+    pub entity: String,
+    pub id: String,
+    pub op: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_version: Option<i64>,
+    pub fields: Map<String, Value>,
+}
+
+/// The answer to a push.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushResponse {
+    pub results: Vec<MutationResult>,
+}
+
+/// What happened to one mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationStatus {
+    Applied,
+    /// Applied by an earlier push whose answer was lost.
+    Duplicate,
+    Conflict,
+    Rejected,
+}
+
+/// The server's state of a record, sent with a conflict.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServerRow {
+    pub version: i64,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+/// One result of a push.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MutationResult {
+    pub mutation_id: i64,
+    pub status: MutationStatus,
+    /// The record's version after an applied (or duplicate) mutation.
+    pub version: Option<i64>,
+    pub server: Option<ServerRow>,
+    pub reason: Option<String>,
+}
