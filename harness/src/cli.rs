@@ -15,15 +15,31 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// The account's vault directory.
-    #[arg(long, global = true, default_value = "syncvault-data")]
-    pub dir: String,
+    /// The account's vault directory (default `syncvault-data`; `demo` picks a fresh one).
+    #[arg(long, global = true)]
+    pub dir: Option<String>,
     /// Machine output: results on stdout, errors as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
     /// Read passwords one per line from stdin instead of prompting on the TTY.
     #[arg(long, global = true)]
     pub password_stdin: bool,
+}
+
+impl GlobalArgs {
+    /// The vault directory in use.
+    pub fn dir(&self) -> &str {
+        self.dir.as_deref().unwrap_or("syncvault-data")
+    }
+}
+
+/// How conflicts are settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConflictMode {
+    ServerWins,
+    ClientWins,
+    MergeFields,
+    Manual,
 }
 
 /// How the person signs in to the organization.
@@ -56,6 +72,12 @@ pub enum Command {
         /// Sign in as USER[:PASS] on the built-in development provider.
         #[arg(long, value_name = "USER[:PASS]")]
         dev_login: Option<String>,
+        /// How conflicts with server changes are settled.
+        #[arg(long, value_enum, default_value = "merge-fields")]
+        conflict_mode: ConflictMode,
+        /// Records per downloaded page.
+        #[arg(long)]
+        page_size: Option<u32>,
     },
     /// Print local records.
     Query {
@@ -108,7 +130,8 @@ pub enum Command {
         issuer: Option<String>,
         #[arg(long)]
         audience: Option<String>,
-        /// Fault injection, e.g. "500:0.1,429:0.05,reset:0.05" (not built yet).
+        /// Fault injection into the sync API: KIND:RATE,... with KIND an HTTP status, delay,
+        /// reset, truncate, slow, or all (e.g. "500:0.1,429:0.05,reset:0.05" or "all:0.15").
         #[arg(long)]
         faults: Option<String>,
         /// Extra CA certificate (PEM) trusted when fetching the external issuer's keys.

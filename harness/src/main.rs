@@ -1,8 +1,11 @@
 //! `syncvault`: the desktop sync test harness (design.md §8).
 
 mod cli;
+mod data_commands;
+mod demo;
 mod output;
 mod passwords;
+mod report;
 mod sync_commands;
 mod vault_commands;
 
@@ -48,36 +51,59 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
         Command::Sync {
             device_code,
             dev_login,
+            conflict_mode,
+            page_size,
         } => {
             let how = match (device_code, dev_login) {
                 (true, _) => sync_commands::SignIn::DeviceCode,
                 (false, Some(login)) => sync_commands::SignIn::DevLogin(login),
                 (false, None) => sync_commands::SignIn::Browser,
             };
-            sync_commands::sync(g, how, &out).await
+            let args = sync_commands::SyncArgs {
+                how,
+                conflict_mode,
+                page_size,
+            };
+            sync_commands::sync(g, args, &out).await
         }
-        Command::Query { .. } => Err(HarnessError::NotBuilt("query")),
-        Command::Edit { .. } => Err(HarnessError::NotBuilt("edit")),
+        Command::Query {
+            entity,
+            id,
+            filters,
+            search,
+            limit,
+        } => {
+            let args = data_commands::QueryArgs {
+                entity,
+                id,
+                filters,
+                search,
+                limit,
+            };
+            data_commands::query(g, args, &out).await
+        }
+        Command::Edit { new, delete, args } => {
+            let edit = data_commands::Edit::parse(new, delete, args)?;
+            data_commands::edit(g, edit, &out).await
+        }
         Command::Status => vault_commands::status(g, &out).await,
         Command::ChangePassword => vault_commands::change_password(g, &out).await,
         Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,
         Command::Serve {
             addr,
             data,
-            records: _,
+            records,
             provider,
             issuer,
             audience,
             faults,
             ca_file,
         } => {
-            if data.is_some() || faults.is_some() {
-                eprintln!(
-                    "note: --data and --faults are not built yet; serving discovery and sign-in only"
-                );
-            }
             let args = sync_commands::ServeArgs {
                 addr,
+                data,
+                records,
+                faults,
                 provider,
                 issuer,
                 audience,
@@ -85,6 +111,6 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             };
             sync_commands::serve(args, &out).await
         }
-        Command::Demo { .. } => Err(HarnessError::NotBuilt("demo")),
+        Command::Demo { records } => demo::run(g, records, &out).await,
     }
 }

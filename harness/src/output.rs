@@ -11,11 +11,6 @@ pub enum HarnessError {
     Usage(String),
     #[error(transparent)]
     Sync(#[from] SyncError),
-    #[error("`syncvault {0}` is not built yet")]
-    NotBuilt(&'static str),
-    /// The command did its built part and stops where the unbuilt part starts.
-    #[error("{0}")]
-    NotBuiltAfter(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -35,9 +30,6 @@ impl HarnessError {
         let mut error = match self {
             HarnessError::Sync(err) => sync_error_fields(err),
             HarnessError::Usage(_) => json!({"kind": "Usage"}),
-            HarnessError::NotBuilt(_) | HarnessError::NotBuiltAfter(_) => {
-                json!({"kind": "NotBuilt"})
-            }
             HarnessError::Io(_) => json!({"kind": "Storage"}),
         };
         error["message"] = Value::String(message);

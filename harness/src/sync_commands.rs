@@ -5,17 +5,26 @@ use std::time::Duration;
 
 use serde_json::json;
 use syncvault::auth::loopback::LoopbackRedirect;
-use syncvault::{SyncClient, SyncError, UserMode};
+use syncvault::{
+    CancelHandle, ClientOptions, ConflictMode, SyncClient, SyncError, SyncReport, UserMode,
+};
+use syncvault_server::faults::FaultSpec;
 use syncvault_server::{BoundServer, ProviderConfig, ServerConfig, devlogin};
 
-use crate::cli::{GlobalArgs, Provider};
+use std::sync::Arc;
+
+use crate::cli::{ConflictMode as CliConflictMode, GlobalArgs, Provider};
 use crate::output::{HarnessError, Output};
 use crate::passwords::Passwords;
-use crate::vault_commands::client;
+use crate::report::{ProgressBar, report_json, report_text};
+use crate::vault_commands::client_with;
 
 /// Options of `serve` that shape the organization.
 pub struct ServeArgs {
     pub addr: String,
+    pub data: Option<String>,
+    pub records: u64,
+    pub faults: Option<String>,
     pub provider: Option<Provider>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
@@ -33,6 +42,8 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
         (Some(Provider::Builtin) | None, None) => ProviderConfig::Builtin,
     };
     let extra_ca_pem = args.ca_file.map(std::fs::read).transpose()?;
+    let faults = FaultSpec::parse(args.faults.as_deref().unwrap_or(""))
+        .map_err(|e| HarnessError::Usage(format!("--faults: {e}")))?;
     let bound = BoundServer::bind(&args.addr)
         .await
         .map_err(|e| HarnessError::Usage(e.to_string()))?;
@@ -45,6 +56,9 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
         .serve(ServerConfig {
             provider,
             extra_ca_pem,
+            data_dir: args.data.map(Into::into),
+            records: args.records,
+            faults,
             ..Default::default()
         })
         .await
@@ -58,7 +72,7 @@ pub enum SignIn {
     DevLogin(String),
 }
 
-async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), HarnessError> {
+pub async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), HarnessError> {
     let mode = client
         .account_state()
         .await?
@@ -135,19 +149,56 @@ async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), 
     }
 }
 
-pub async fn sync(global: &GlobalArgs, how: SignIn, out: &Output) -> Result<(), HarnessError> {
-    let client = client(global)?;
+/// Options of `sync`.
+pub struct SyncArgs {
+    pub how: SignIn,
+    pub conflict_mode: CliConflictMode,
+    pub page_size: Option<u32>,
+}
+
+/// Maps the command line's conflict mode to the library's.
+pub fn conflict_mode(mode: CliConflictMode) -> ConflictMode {
+    match mode {
+        CliConflictMode::ServerWins => ConflictMode::ServerWins,
+        CliConflictMode::ClientWins => ConflictMode::ClientWins,
+        CliConflictMode::MergeFields => ConflictMode::MergeFields,
+        CliConflictMode::Manual => ConflictMode::Manual,
+    }
+}
+
+/// Runs one Synchronize with a progress bar; Ctrl-C cancels it cleanly.
+pub async fn synchronize(
+    client: &Arc<SyncClient>,
+    out: &Output,
+) -> Result<SyncReport, HarnessError> {
+    let bar = Arc::new(ProgressBar::new(!out.json));
+    let cancel = CancelHandle::new();
+    let run = Arc::clone(client).synchronize(bar, Some(Arc::clone(&cancel)));
+    tokio::pin!(run);
+    let report = tokio::select! {
+        r = &mut run => r?,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.cancel();
+            run.await?
+        }
+    };
+    Ok(report)
+}
+
+pub async fn sync(global: &GlobalArgs, args: SyncArgs, out: &Output) -> Result<(), HarnessError> {
+    let options = ClientOptions {
+        conflict_mode: Some(conflict_mode(args.conflict_mode)),
+        sync_page_size: args.page_size,
+        ..Default::default()
+    };
+    let client = client_with(global, options)?;
     let mut passwords = Passwords::new(global.password_stdin);
     let password = passwords.next("Offline password")?;
     client.unlock(password.to_vec()).await?;
     if !client.is_signed_in().await? {
-        sign_in(&client, &how, out).await?;
+        sign_in(&client, &args.how, out).await?;
     }
-    let me = client.who_am_i().await?;
-    // Signing in works end to end; the sync protocol itself is the next issue.
-    Err(HarnessError::NotBuiltAfter(format!(
-        "signed in as {} (org user {}); the sync protocol is not built yet",
-        me.email.unwrap_or_default(),
-        me.org_user_id.unwrap_or_default()
-    )))
+    let report = synchronize(&client, out).await?;
+    out.result(&report_json(&report), &report_text(&report));
+    Ok(())
 }

@@ -1,14 +1,22 @@
 //! The commands that need only the vault: setup, status, change-password, wipe.
 
 use serde_json::json;
-use syncvault::{SyncClient, UserMode};
+use syncvault::{ClientOptions, SyncClient, UserMode};
 
 use crate::cli::{GlobalArgs, UserMode as CliUserMode};
 use crate::output::{HarnessError, Output};
 use crate::passwords::Passwords;
 
+/// A client with explicit options (conflict mode, page size).
+pub fn client_with(
+    global: &GlobalArgs,
+    options: ClientOptions,
+) -> Result<std::sync::Arc<SyncClient>, HarnessError> {
+    Ok(SyncClient::with_options(global.dir().to_string(), options)?)
+}
+
 pub fn client(global: &GlobalArgs) -> Result<std::sync::Arc<SyncClient>, HarnessError> {
-    Ok(SyncClient::new(global.dir.clone())?)
+    client_with(global, ClientOptions::default())
 }
 
 pub async fn setup(
@@ -41,7 +49,7 @@ pub async fn setup(
         .await?;
     out.result(
         &json!({"configured": true, "organization_url": url, "user_mode": user_mode_name(user_mode)}),
-        &format!("Set up {} for {url}.", global.dir),
+        &format!("Set up {} for {url}.", global.dir()),
     );
     Ok(())
 }
@@ -72,16 +80,17 @@ pub async fn status(global: &GlobalArgs, out: &Output) -> Result<(), HarnessErro
         "failed_attempts": s.failed_attempts,
     });
     let text = if !s.configured {
-        format!("{}: not set up", global.dir)
+        format!("{}: not set up", global.dir())
     } else if s.locked {
         format!(
             "{}: set up, locked ({} failed attempts)",
-            global.dir, s.failed_attempts
+            global.dir(),
+            s.failed_attempts
         )
     } else {
         format!(
             "{}: unlocked\norganization: {}\nuser mode: {}\npending changes: {}\nlast sync: {}",
-            global.dir,
+            global.dir(),
             s.organization_url.as_deref().unwrap_or("?"),
             s.user_mode.map_or("?", user_mode_name),
             s.pending_changes,

@@ -10,12 +10,15 @@ mod signin;
 mod synchronize;
 
 pub use crate::account::{AccountState, UserMode};
+pub use crate::store::entities::FieldType;
 pub use crate::sync::{ConflictMode, SyncReport};
 pub use authorization_ui::AuthorizationUi;
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
-pub use records::{ConflictInfo, ConflictResolution, FieldValue, RecordQuery, SyncRecord};
+pub use records::{
+    ConflictInfo, ConflictResolution, FieldInfo, FieldValue, RecordQuery, SyncRecord,
+};
 pub use signin::{AuthorizationRequest, DeviceAuthorization, SignedInUser};
 pub use synchronize::CancelHandle;
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::ffi::{SyncClient, SyncError};
 use crate::store::StoreError;
 use crate::store::conflicts::{self, Conflict, Resolution};
-use crate::store::entities::{self, Query, Record};
+use crate::store::entities::{self, FieldType, Query, Record};
 use crate::store::outbox::{self, Snapshot};
 
 /// One field value.
@@ -39,6 +39,17 @@ pub struct SyncRecord {
     /// The server version this record stands on (0: created offline, not yet synchronized).
     pub version: i64,
     pub fields: HashMap<String, FieldValue>,
+}
+
+/// One field of an entity, for building forms and parsing input.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FieldInfo {
+    pub name: String,
+    pub kind: FieldType,
+    /// Included in full-text search.
+    pub searchable: bool,
+    /// For references: the entity referred to.
+    pub references: Option<String>,
 }
 
 /// What to list.
@@ -233,6 +244,36 @@ impl SyncClient {
             ..Default::default()
         };
         self.query_records(entity, query).await
+    }
+
+    /// The entities the organization's schema defines (known after the first Synchronize).
+    pub async fn entities(&self) -> Result<Vec<String>, SyncError> {
+        self.with_account(|a| {
+            Ok(entities::load_schemas(a.store()?.conn())?
+                .into_iter()
+                .map(|s| s.name)
+                .collect())
+        })
+        .await
+    }
+
+    /// The fields of one entity.
+    pub async fn entity_fields(&self, entity: String) -> Result<Vec<FieldInfo>, SyncError> {
+        self.with_account(move |a| {
+            let schema = entities::load_schema(a.store()?.conn(), &entity)?
+                .ok_or(entities::EntityError::UnknownEntity(entity))?;
+            Ok(schema
+                .fields
+                .into_iter()
+                .map(|f| FieldInfo {
+                    name: f.name,
+                    kind: f.kind,
+                    searchable: f.searchable,
+                    references: f.references,
+                })
+                .collect())
+        })
+        .await
     }
 
     /// How many records of `entity` are on the device.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::StoreError;
 
 /// The type of one field, as the protocol's schema names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Text,

@@ -152,20 +152,23 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, SyncError> {
         .await?;
     result?;
     let seconds = started.elapsed().as_secs_f64();
-    let c = engine.counters.lock().unwrap_or_else(|p| p.into_inner());
-    let report = SyncReport {
-        records_downloaded: c.downloaded,
-        records_uploaded: c.uploaded,
-        conflicts: c.conflicts,
-        rejected: c.rejected,
-        conflicts_pending,
-        pending_changes: pending,
-        bytes_downloaded: c.bytes_down,
-        bytes_uploaded: c.bytes_up,
-        seconds,
-        records_per_second: (c.downloaded + c.uploaded) as f64 / seconds.max(1e-6),
+    let report = {
+        let c = engine.counters.lock().unwrap_or_else(|p| p.into_inner());
+        SyncReport {
+            records_downloaded: c.downloaded,
+            records_uploaded: c.uploaded,
+            conflicts: c.conflicts,
+            rejected: c.rejected,
+            conflicts_pending,
+            pending_changes: pending,
+            bytes_downloaded: c.bytes_down,
+            bytes_uploaded: c.bytes_up,
+            seconds,
+            records_per_second: (c.downloaded + c.uploaded) as f64 / seconds.max(1e-6),
+        }
     };
-    engine.progress(SyncPhase::Finished, c.downloaded + c.uploaded, None);
+    let moved = report.records_downloaded + report.records_uploaded;
+    engine.progress(SyncPhase::Finished, moved, None);
     tracing::info!(
         downloaded = report.records_downloaded,
         uploaded = report.records_uploaded,
