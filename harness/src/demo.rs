@@ -164,12 +164,12 @@ async fn run_in(
         .query_records(
             "activity".into(),
             RecordQuery {
-                limit: Some(1),
+                limit: Some(2),
                 ..Default::default()
             },
         )
         .await?;
-    if let Some(a) = doomed.first().filter(|a| a.id != created) {
+    if let Some(a) = doomed.iter().find(|a| a.id != created) {
         client
             .delete_record("activity".into(), a.id.clone())
             .await?;
