@@ -60,6 +60,9 @@ pub struct Verifier {
     pub org_key: SigningKey,
     pub org_issuer: String,
     pub org_audience: String,
+    /// Tokens seen so far, and those declared expired (tests of expiry in the middle of a sync).
+    pub seen: Mutex<std::collections::HashSet<String>>,
+    pub expired: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,9 +115,19 @@ impl Verifier {
         })
     }
 
+    /// Treats every access token seen so far as expired, as if their lifetime ran out now.
+    pub fn expire_seen_tokens(&self) {
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        self.expired.lock().unwrap().extend(seen);
+    }
+
     /// The verified claims of the request's bearer token.
     pub async fn verify(&self, headers: &HeaderMap) -> Result<Claims, AuthError> {
         let token = bearer(headers)?;
+        if self.expired.lock().unwrap().contains(token) {
+            return Err(AuthError::Invalid("the token expired".into()));
+        }
+        self.seen.lock().unwrap().insert(token.to_string());
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let org_validation = validation(

@@ -104,6 +104,8 @@ pub struct Idp {
     /// Behave like Entra ID's multi-tenant `common` endpoint: metadata at `{issuer}/common` names
     /// the issuer `{issuer}/{tenantid}`, and ID tokens carry `tid`, `oid` and the tenant issuer.
     pub tenant: Option<String>,
+    /// Refresh-token grants served (tests count refreshes).
+    pub refresh_grants: std::sync::atomic::AtomicU64,
     data: Mutex<IdpData>,
 }
 
@@ -179,6 +181,8 @@ struct AccessClaims<'a> {
     name: String,
     scope: &'a str,
     client_id: &'a str,
+    /// A unique id, so two tokens issued in the same second differ (as real providers' do).
+    jti: String,
     iat: u64,
     exp: u64,
 }
@@ -225,8 +229,15 @@ impl Idp {
             id_token_fault,
             rogue_key: SigningKey::generate("dev-1"),
             tenant,
+            refresh_grants: Default::default(),
             data: Mutex::new(IdpData::default()),
         })
+    }
+
+    /// Ends every session, as an admin revoking a user's sessions does: every refresh token is
+    /// refused from now on (tests of "sign in again").
+    pub fn revoke_all_sessions(&self) {
+        self.data.lock().unwrap().refresh.clear();
     }
 
     /// The routes, to be nested under the issuer's path.
@@ -264,6 +275,7 @@ impl Idp {
             name: display_name(email),
             scope,
             client_id: CLIENT_ID,
+            jti: random_token(12),
             iat: now,
             exp,
         });
@@ -589,6 +601,8 @@ async fn token(State(idp): State<Arc<Idp>>, Form(f): Form<TokenForm>) -> Respons
                 );
             }
             old.used = true;
+            idp.refresh_grants
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (email, scope, family) = (old.email.clone(), old.scope.clone(), old.family.clone());
             let (body, _) = idp.issue_tokens(data, &email, &scope, None, Some(family));
             Json(body).into_response()

@@ -179,6 +179,8 @@ impl Org {
             org_key: SigningKey::generate("org-1"),
             org_issuer: url.clone(),
             org_audience: audience,
+            seen: Mutex::default(),
+            expired: Mutex::default(),
         };
         let org = Arc::new(Org {
             url,
@@ -291,6 +293,8 @@ pub struct BoundServer {
 pub struct RunningServer {
     pub url: String,
     pub org: Arc<Org>,
+    /// The built-in provider, when the org uses it.
+    pub idp: Option<Arc<Idp>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -324,7 +328,10 @@ impl BoundServer {
         format!("http://{}", self.local_addr())
     }
 
-    fn app(&self, config: ServerConfig) -> Result<(Arc<Org>, Router), ServerError> {
+    fn app(
+        &self,
+        config: ServerConfig,
+    ) -> Result<(Arc<Org>, Option<Arc<Idp>>, Router), ServerError> {
         let (org, idp) = Org::new(self.url(), config)?;
         let mut router = Router::new()
             .route("/.well-known/syncvault", get(discovery))
@@ -340,15 +347,15 @@ impl BoundServer {
                     faults::inject,
                 )),
             );
-        if let Some(idp) = idp {
+        if let Some(idp) = &idp {
             router = router.nest("/idp", idp.router());
         }
-        Ok((org, router))
+        Ok((org, idp, router))
     }
 
     /// Serves until the process ends.
     pub async fn serve(self, config: ServerConfig) -> Result<(), ServerError> {
-        let (_org, router) = self.app(config)?;
+        let (_org, _idp, router) = self.app(config)?;
         axum::serve(self.listener, router)
             .await
             .map_err(ServerError::Serve)
@@ -357,10 +364,15 @@ impl BoundServer {
     /// Serves in the background; stops when the returned handle is dropped.
     pub fn spawn(self, config: ServerConfig) -> Result<RunningServer, ServerError> {
         let url = self.url();
-        let (org, router) = self.app(config)?;
+        let (org, idp, router) = self.app(config)?;
         let handle = tokio::spawn(async move {
             let _ = axum::serve(self.listener, router).await;
         });
-        Ok(RunningServer { url, org, handle })
+        Ok(RunningServer {
+            url,
+            org,
+            idp,
+            handle,
+        })
     }
 }

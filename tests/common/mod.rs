@@ -113,3 +113,4 @@ impl Rng {
             .collect()
     }
 }
+pub mod org;

@@ -1,0 +1,159 @@
+//! Helpers for tests against the reference organization server: start it, set up a client with
+//! cheap KDF parameters, sign in through the built-in provider's login form, synchronize, and
+//! compare the device with the server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use syncvault::auth::loopback::LoopbackRedirect;
+use syncvault::{
+    ClientOptions, ConflictMode, FieldValue, RecordQuery, SyncClient, SyncError, SyncObserver,
+    SyncPhase, SyncProgress, SyncReport, UserMode,
+};
+use syncvault_server::devlogin;
+use syncvault_server::{BoundServer, RunningServer, ServerConfig};
+
+pub const ORG_PASSWORD: &[u8] = b"offline password";
+
+pub async fn server(config: ServerConfig) -> RunningServer {
+    BoundServer::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .spawn(config)
+        .unwrap()
+}
+
+pub fn options(mode: ConflictMode, page_size: u32) -> ClientOptions {
+    ClientOptions {
+        kdf_memory_kib: 19 * 1024,
+        kdf_iterations: 2,
+        kdf_parallelism: 1,
+        conflict_mode: Some(mode),
+        sync_page_size: Some(page_size),
+        ..Default::default()
+    }
+}
+
+/// A set-up, unlocked, signed-in client.
+pub async fn signed_in_client(
+    dir: &std::path::Path,
+    url: &str,
+    options: ClientOptions,
+    user: &str,
+) -> Arc<SyncClient> {
+    let c = SyncClient::with_options(dir.display().to_string(), options).unwrap();
+    c.setup_offline_password(
+        url.to_string(),
+        UserMode::Oauth,
+        ORG_PASSWORD.to_vec(),
+        ORG_PASSWORD.to_vec(),
+    )
+    .await
+    .unwrap();
+    sign_in(&c, user).await;
+    c
+}
+
+pub async fn sign_in(c: &SyncClient, user: &str) {
+    let redirect = LoopbackRedirect::bind().await.unwrap();
+    let request = c.begin_sign_in(redirect.redirect_uri()).await.unwrap();
+    let callback = devlogin::login(&request.url, user, None, false)
+        .await
+        .unwrap();
+    c.complete_sign_in(callback).await.unwrap();
+}
+
+/// Records every progress update; can run a hook on each.
+#[derive(Default)]
+pub struct Progress {
+    pub seen: Mutex<Vec<SyncProgress>>,
+    #[allow(clippy::type_complexity)]
+    pub hook: Option<Box<dyn Fn(&SyncProgress) + Send + Sync>>,
+}
+
+impl SyncObserver for Progress {
+    fn on_progress(&self, p: SyncProgress) {
+        if let Some(hook) = &self.hook {
+            hook(&p);
+        }
+        self.seen.lock().unwrap().push(p);
+    }
+}
+
+pub async fn sync(c: &Arc<SyncClient>) -> Result<SyncReport, SyncError> {
+    Arc::clone(c)
+        .synchronize(Arc::new(Progress::default()), None)
+        .await
+}
+
+pub fn text(v: &str) -> FieldValue {
+    FieldValue::Text {
+        value: v.to_string(),
+    }
+}
+
+pub fn fields(pairs: &[(&str, FieldValue)]) -> HashMap<String, FieldValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Every local record, by (entity, id): (version, fields).
+pub async fn local_records(
+    c: &SyncClient,
+) -> HashMap<(String, String), (i64, HashMap<String, FieldValue>)> {
+    let mut all = HashMap::new();
+    for entity in c.entities().await.unwrap() {
+        for r in c
+            .query_records(entity.clone(), RecordQuery::default())
+            .await
+            .unwrap()
+        {
+            all.insert((entity.clone(), r.id), (r.version, r.fields));
+        }
+    }
+    all
+}
+
+/// Asserts the device holds exactly the server's live records (ids, versions, field values).
+pub async fn assert_converged(c: &SyncClient, srv: &RunningServer) {
+    let local = local_records(c).await;
+    let server = srv.org.data.live_records();
+    assert_eq!(local.len(), server.len(), "record counts differ");
+    for r in server {
+        let (version, fields) = local
+            .get(&(r.entity.clone(), r.id.clone()))
+            .unwrap_or_else(|| panic!("{} {} missing on the device", r.entity, r.id));
+        assert_eq!(*version, r.version, "{} {} version", r.entity, r.id);
+        for (k, v) in &r.fields {
+            assert_eq!(
+                fields.get(k),
+                Some(&FieldValue::from(v)),
+                "{} {} field {k}",
+                r.entity,
+                r.id
+            );
+        }
+    }
+}
+
+/// The value of a text field of a local record.
+pub async fn local_text(c: &SyncClient, entity: &str, id: &str, field: &str) -> Option<String> {
+    let r = c.get_record(entity.into(), id.into()).await.unwrap()?;
+    match r.fields.get(field) {
+        Some(FieldValue::Text { value }) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+/// The phase sequence of a run, without repeats.
+pub fn phases(p: &Progress) -> Vec<SyncPhase> {
+    let mut out: Vec<SyncPhase> = Vec::new();
+    for s in p.seen.lock().unwrap().iter() {
+        if out.last() != Some(&s.phase) {
+            out.push(s.phase);
+        }
+    }
+    out
+}
