@@ -68,11 +68,13 @@ fn sync_error_fields(err: &SyncError) -> Value {
 
 /// Reports a failure on stderr in the chosen format.
 pub fn print_error(err: &HarnessError, json_mode: bool) {
-    if json_mode {
-        eprintln!("{}", err.to_json());
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = if json_mode {
+        writeln!(stderr, "{}", err.to_json())
     } else {
-        eprintln!("error: {err}");
-    }
+        writeln!(stderr, "error: {err}")
+    };
 }
 
 /// Prints command results: a JSON value on stdout with --json, else human text.
@@ -81,11 +83,15 @@ pub struct Output {
 }
 
 impl Output {
+    /// A closed stdout (a script that stopped reading) is not an error worth a panic.
     pub fn result(&self, value: &Value, text: &str) {
-        if self.json {
-            println!("{value}");
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = if self.json {
+            writeln!(stdout, "{value}")
         } else {
-            println!("{text}");
-        }
+            writeln!(stdout, "{text}")
+        };
+        let _ = stdout.flush();
     }
 }

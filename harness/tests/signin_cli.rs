@@ -1,6 +1,6 @@
 //! The harness's sign-in paths as a script drives them (design.md §8): `serve` prints its org URL,
 //! `sync --json` prints the authorization URL (loopback browser) or the device code, and finishes
-//! once the person signs in. After sign-in `sync` says the protocol is not built yet.
+//! once the person signs in, then synchronizes and prints the report.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -82,17 +82,26 @@ fn sync(dir: &std::path::Path, args: &[&str]) -> (Child, BufReader<std::process:
     (child, out)
 }
 
-/// The process ends with the §8 error saying sign-in worked and the protocol is next.
-fn ends_signed_in(child: Child, email: &str) {
+/// The process signs in, synchronizes the server's 1000 records and prints the §8 report.
+fn ends_signed_in_and_synced(child: Child, out: BufReader<std::process::ChildStdout>) {
+    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let err: Value = serde_json::from_slice(&output.stderr).unwrap();
-    assert_eq!(err["error"]["kind"], "NotBuilt");
-    let message = err["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("signed in as {email}")),
-        "{message}"
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    let report: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(report["records_downloaded"], 1000);
+    for key in [
+        "records_uploaded",
+        "conflicts",
+        "seconds",
+        "records_per_second",
+        "peak_rss_bytes",
+    ] {
+        assert!(report.get(key).is_some(), "{key} in {report}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,8 +111,8 @@ async fn dev_login_device_code_and_loopback_browser() {
 
     let dir = tmp.path().join("dev");
     setup(&dir, &server.1);
-    let (child, _) = sync(&dir, &["--dev-login", "ada@contoso.example"]);
-    ends_signed_in(child, "ada@contoso.example");
+    let (child, out) = sync(&dir, &["--dev-login", "ada@contoso.example"]);
+    ends_signed_in_and_synced(child, out);
 
     let dir = tmp.path().join("device");
     setup(&dir, &server.1);
@@ -120,7 +129,7 @@ async fn dev_login_device_code_and_loopback_browser() {
     )
     .await
     .unwrap();
-    ends_signed_in(child, "grace@contoso.example");
+    ends_signed_in_and_synced(child, out);
 
     let dir = tmp.path().join("browser");
     setup(&dir, &server.1);
@@ -139,5 +148,5 @@ async fn dev_login_device_code_and_loopback_browser() {
         .unwrap();
     let page = reqwest::get(&callback).await.unwrap();
     assert!(page.status().is_success());
-    ends_signed_in(child, "alan@contoso.example");
+    ends_signed_in_and_synced(child, out);
 }
