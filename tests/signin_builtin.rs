@@ -452,7 +452,7 @@ async fn synchronize_brings_up_the_login_page_itself() {
     let observer = Arc::new(Phases::default());
     // No UI: a clear SignInRequired.
     assert!(matches!(
-        c.synchronize(observer.clone()).await,
+        Arc::clone(&c).synchronize(observer.clone(), None).await,
         Err(SyncError::SignInRequired { .. })
     ));
     // The person cancels on the login page.
@@ -461,28 +461,53 @@ async fn synchronize_brings_up_the_login_page_itself() {
         cancel: true,
     }));
     assert_eq!(
-        c.synchronize(observer.clone()).await,
+        Arc::clone(&c).synchronize(observer.clone(), None).await,
         Err(SyncError::SignInCancelled)
     );
     assert!(!c.is_signed_in().await.unwrap());
-    // The person signs in; the protocol after sign-in is not built yet and says so.
+    // The person signs in; the organization's records come down.
     c.set_authorization_ui(Arc::new(DevUi {
         user: "ada@contoso.example",
         cancel: false,
     }));
-    let end = c.synchronize(observer.clone()).await;
-    assert!(
-        matches!(&end, Err(SyncError::Internal { reason }) if reason.contains("not built")),
-        "{end:?}"
-    );
+    let report = Arc::clone(&c)
+        .synchronize(observer.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.records_downloaded, 1000);
     assert!(c.is_signed_in().await.unwrap());
-    assert!(
-        observer
-            .0
-            .lock()
+    let signing_in = |o: &Phases| {
+        o.0.lock()
             .unwrap()
-            .contains(&syncvault::SyncPhase::SigningIn)
-    );
+            .iter()
+            .filter(|p| **p == syncvault::SyncPhase::SigningIn)
+            .count()
+    };
+    // Once for the cancelled login page, once for this one.
+    assert_eq!(signing_in(&observer), 2);
+    // The session dies on the provider: the next Synchronize brings the login page back once,
+    // then syncs.
+    srv.idp.as_ref().unwrap().revoke_all_sessions();
+    srv.org.verifier.expire_seen_tokens();
+    c.update_record(
+        "contact".into(),
+        "c000000001".into(),
+        [(
+            "notes".to_string(),
+            syncvault::FieldValue::Text {
+                value: "kept".into(),
+            },
+        )]
+        .into(),
+    )
+    .await
+    .unwrap();
+    let report = Arc::clone(&c)
+        .synchronize(observer.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.records_uploaded, 1);
+    assert_eq!(signing_in(&observer), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

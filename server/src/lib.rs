@@ -284,6 +284,9 @@ async fn credentials(State(org): State<Arc<Org>>, Json(req): Json<CredentialsReq
     }
 }
 
+/// The org, its built-in provider (if any) and the routes.
+type App = (Arc<Org>, Option<Arc<Idp>>, Router);
+
 /// A bound listener, so callers learn the real port (for `127.0.0.1:0`) before serving.
 pub struct BoundServer {
     listener: TcpListener,
@@ -328,10 +331,7 @@ impl BoundServer {
         format!("http://{}", self.local_addr())
     }
 
-    fn app(
-        &self,
-        config: ServerConfig,
-    ) -> Result<(Arc<Org>, Option<Arc<Idp>>, Router), ServerError> {
+    fn app(&self, config: ServerConfig) -> Result<App, ServerError> {
         let (org, idp) = Org::new(self.url(), config)?;
         let mut router = Router::new()
             .route("/.well-known/syncvault", get(discovery))

@@ -56,7 +56,7 @@ pub struct FieldInfo {
 #[derive(Debug, Clone, PartialEq, Default, uniffi::Record)]
 pub struct RecordQuery {
     /// Field equals value, all of which must hold.
-    #[uniffi(default = [])]
+    #[uniffi(default)]
     pub filters: HashMap<String, FieldValue>,
     /// Full-text search over the entity's searchable fields (a trailing prefix matches).
     #[uniffi(default = None)]

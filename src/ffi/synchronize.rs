@@ -98,6 +98,7 @@ impl SyncClient {
     /// `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
     /// must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
     /// applied and the next one resumes.
+    #[uniffi::method(default(cancel = None))]
     pub async fn synchronize(
         self: Arc<Self>,
         observer: Arc<dyn SyncObserver>,

@@ -59,5 +59,6 @@ fun main() {
     foundationTests(suite)
     vaultTests(suite)
     signInTests(suite)
+    syncTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }

@@ -5,7 +5,6 @@ package dev.syncvault.tests
 import dev.syncvault.*
 import kotlinx.coroutines.runBlocking
 
-private fun pw(s: String) = s.toByteArray(Charsets.UTF_8)
 
 fun vaultTests(suite: Suite) {
     suite.test("setup refuses mismatched and weak passwords, then succeeds") {

@@ -535,6 +535,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -903,6 +919,155 @@ public func FfiConverterTypeAuthorizationUi_lower(_ value: AuthorizationUi) -> U
 
 
 /**
+ * Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
+ * What was applied stays; the next Synchronize resumes where this one stopped.
+ */
+public protocol CancelHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops the Synchronize at the next safe point (`SyncError::Cancelled`).
+     */
+    func cancel() 
+    
+    func isCancelled()  -> Bool
+    
+}
+/**
+ * Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
+ * What was applied stays; the next Synchronize resumes where this one stopped.
+ */
+open class CancelHandle: CancelHandleProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_cancelhandle(self.handle, $0) }
+    }
+public convenience init() {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_constructor_cancelhandle_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_cancelhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops the Synchronize at the next safe point (`SyncError::Cancelled`).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_cancelhandle_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_cancelhandle_is_cancelled(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCancelHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = CancelHandle
+
+    public static func lift(_ handle: UInt64) throws -> CancelHandle {
+        return CancelHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: CancelHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CancelHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CancelHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancelHandle_lift(_ handle: UInt64) throws -> CancelHandle {
+    return try FfiConverterTypeCancelHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancelHandle_lower(_ value: CancelHandle) -> UInt64 {
+    return FfiConverterTypeCancelHandle.lower(value)
+}
+
+
+
+
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -943,16 +1108,6 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func setupOfflinePassword(organizationUrl: String, userMode: UserMode, password: Data, confirmation: Data) async throws 
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
-     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
-     * user mode), and checks the token with the organization.
-     *
-     * The sync protocol itself is not built yet: after signing in this ends with
-     * `Internal("the sync protocol is not built yet")`.
-     */
-    func synchronize(observer: SyncObserver) async throws 
-    
-    /**
      * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
      * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
      */
@@ -962,6 +1117,66 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
      * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
      */
     func wipe() async throws 
+    
+    /**
+     * Conflicts waiting for the app's decision, oldest first.
+     */
+    func conflicts() async throws  -> [ConflictInfo]
+    
+    /**
+     * How many records of `entity` are on the device.
+     */
+    func countRecords(entity: String) async throws  -> UInt64
+    
+    /**
+     * Creates a record offline and queues it; returns its new id.
+     */
+    func createRecord(entity: String, fields: [String: FieldValue]) async throws  -> String
+    
+    /**
+     * Deletes a record offline and queues the delete.
+     */
+    func deleteRecord(entity: String, id: String) async throws 
+    
+    /**
+     * The entities the organization's schema defines (known after the first Synchronize).
+     */
+    func entities() async throws  -> [String]
+    
+    /**
+     * The fields of one entity.
+     */
+    func entityFields(entity: String) async throws  -> [FieldInfo]
+    
+    /**
+     * One record, or None.
+     */
+    func getRecord(entity: String, id: String) async throws  -> SyncRecord?
+    
+    /**
+     * Local changes waiting for the next Synchronize.
+     */
+    func pendingChanges() async throws  -> UInt64
+    
+    /**
+     * Records matching `query` (filters, full-text search, sort, paging).
+     */
+    func queryRecords(entity: String, query: RecordQuery) async throws  -> [SyncRecord]
+    
+    /**
+     * Settles a conflict; what it queues goes up with the next Synchronize.
+     */
+    func resolveConflict(conflictId: Int64, resolution: ConflictResolution) async throws 
+    
+    /**
+     * Full-text search (search as you type: the last word is a prefix).
+     */
+    func searchRecords(entity: String, text: String, limit: UInt32) async throws  -> [SyncRecord]
+    
+    /**
+     * Changes some fields of a record offline and queues the change.
+     */
+    func updateRecord(entity: String, id: String, fields: [String: FieldValue]) async throws 
     
     /**
      * Starts a device-code sign-in for a device without a usable browser: show the returned
@@ -1014,6 +1229,14 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
      * more on a 401).
      */
     func whoAmI() async throws  -> SignedInUser
+    
+    /**
+     * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
+     * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
+     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
+     * applied and the next one resumes.
+     */
+    func synchronize(observer: SyncObserver, cancel: CancelHandle?) async throws  -> SyncReport
     
 }
 /**
@@ -1204,30 +1427,6 @@ open func setupOfflinePassword(organizationUrl: String, userMode: UserMode, pass
 }
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
-     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
-     * user mode), and checks the token with the organization.
-     *
-     * The sync protocol itself is not built yet: after signing in this ends with
-     * `Internal("the sync protocol is not built yet")`.
-     */
-open func synchronize(observer: SyncObserver)async throws   {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_syncvault_fn_method_syncclient_synchronize(
-                        self.uniffiCloneHandle(),FfiConverterTypeSyncObserver_lower(observer)
-                )
-            },
-            pollFunc: ffi_syncvault_rust_future_poll_void,
-            completeFunc: ffi_syncvault_rust_future_complete_void,
-            freeFunc: ffi_syncvault_rust_future_free_void,
-            liftFunc: { $0 },
-            errorHandler: FfiConverterTypeSyncError_lift
-        )
-}
-    
-    /**
      * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
      * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
      */
@@ -1256,6 +1455,234 @@ open func wipe()async throws   {
             rustFutureFunc: {
                 uniffi_syncvault_fn_method_syncclient_wipe(
                         self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Conflicts waiting for the app's decision, oldest first.
+     */
+open func conflicts()async throws  -> [ConflictInfo]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_conflicts(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeConflictInfo.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * How many records of `entity` are on the device.
+     */
+open func countRecords(entity: String)async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_count_records(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_u64,
+            completeFunc: ffi_syncvault_rust_future_complete_u64,
+            freeFunc: ffi_syncvault_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Creates a record offline and queues it; returns its new id.
+     */
+open func createRecord(entity: String, fields: [String: FieldValue])async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_create_record(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterDictionaryStringTypeFieldValue.lower(fields)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Deletes a record offline and queues the delete.
+     */
+open func deleteRecord(entity: String, id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_delete_record(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * The entities the organization's schema defines (known after the first Synchronize).
+     */
+open func entities()async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_entities(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * The fields of one entity.
+     */
+open func entityFields(entity: String)async throws  -> [FieldInfo]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_entity_fields(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeFieldInfo.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * One record, or None.
+     */
+open func getRecord(entity: String, id: String)async throws  -> SyncRecord?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_get_record(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeSyncRecord.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Local changes waiting for the next Synchronize.
+     */
+open func pendingChanges()async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_pending_changes(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_u64,
+            completeFunc: ffi_syncvault_rust_future_complete_u64,
+            freeFunc: ffi_syncvault_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Records matching `query` (filters, full-text search, sort, paging).
+     */
+open func queryRecords(entity: String, query: RecordQuery)async throws  -> [SyncRecord]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_query_records(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterTypeRecordQuery_lower(query)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeSyncRecord.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Settles a conflict; what it queues goes up with the next Synchronize.
+     */
+open func resolveConflict(conflictId: Int64, resolution: ConflictResolution)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_resolve_conflict(
+                        self.uniffiCloneHandle(),FfiConverterInt64.lower(conflictId),FfiConverterTypeConflictResolution_lower(resolution)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Full-text search (search as you type: the last word is a prefix).
+     */
+open func searchRecords(entity: String, text: String, limit: UInt32)async throws  -> [SyncRecord]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_search_records(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(text),FfiConverterUInt32.lower(limit)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeSyncRecord.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Changes some fields of a record offline and queues the change.
+     */
+open func updateRecord(entity: String, id: String, fields: [String: FieldValue])async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_update_record(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(id),FfiConverterDictionaryStringTypeFieldValue.lower(fields)
                 )
             },
             pollFunc: ffi_syncvault_rust_future_poll_void,
@@ -1440,6 +1867,28 @@ open func whoAmI()async throws  -> SignedInUser  {
             completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
             freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeSignedInUser_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
+     * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
+     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
+     * applied and the next one resumes.
+     */
+open func synchronize(observer: SyncObserver, cancel: CancelHandle? = nil)async throws  -> SyncReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_synchronize(
+                        self.uniffiCloneHandle(),FfiConverterTypeSyncObserver_lower(observer),FfiConverterOptionTypeCancelHandle.lower(cancel)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSyncReport_lift,
             errorHandler: FfiConverterTypeSyncError_lift
         )
 }
@@ -1912,6 +2361,14 @@ public struct ClientOptions: Equatable, Hashable {
      * The app's OAuth client id, for organizations whose discovery does not name one.
      */
     public var oauthClientId: String?
+    /**
+     * How conflicts between local edits and server changes are settled (default MergeFields).
+     */
+    public var conflictMode: ConflictMode?
+    /**
+     * Records per downloaded page (default 2000; the server may cap it).
+     */
+    public var syncPageSize: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1936,7 +2393,13 @@ public struct ClientOptions: Equatable, Hashable {
          */extraRootCertificatesPem: [String] = [], 
         /**
          * The app's OAuth client id, for organizations whose discovery does not name one.
-         */oauthClientId: String? = nil) {
+         */oauthClientId: String? = nil, 
+        /**
+         * How conflicts between local edits and server changes are settled (default MergeFields).
+         */conflictMode: ConflictMode? = nil, 
+        /**
+         * Records per downloaded page (default 2000; the server may cap it).
+         */syncPageSize: UInt32? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
@@ -1944,6 +2407,8 @@ public struct ClientOptions: Equatable, Hashable {
         self.maxFailedAttempts = maxFailedAttempts
         self.extraRootCertificatesPem = extraRootCertificatesPem
         self.oauthClientId = oauthClientId
+        self.conflictMode = conflictMode
+        self.syncPageSize = syncPageSize
     }
 
     
@@ -1968,7 +2433,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 minPasswordLength: FfiConverterUInt32.read(from: &buf), 
                 maxFailedAttempts: FfiConverterUInt32.read(from: &buf), 
                 extraRootCertificatesPem: FfiConverterSequenceString.read(from: &buf), 
-                oauthClientId: FfiConverterOptionString.read(from: &buf)
+                oauthClientId: FfiConverterOptionString.read(from: &buf), 
+                conflictMode: FfiConverterOptionTypeConflictMode.read(from: &buf), 
+                syncPageSize: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -1980,6 +2447,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxFailedAttempts, into: &buf)
         FfiConverterSequenceString.write(value.extraRootCertificatesPem, into: &buf)
         FfiConverterOptionString.write(value.oauthClientId, into: &buf)
+        FfiConverterOptionTypeConflictMode.write(value.conflictMode, into: &buf)
+        FfiConverterOptionUInt32.write(value.syncPageSize, into: &buf)
     }
 }
 
@@ -1996,6 +2465,105 @@ public func FfiConverterTypeClientOptions_lift(_ buf: RustBuffer) throws -> Clie
 #endif
 public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustBuffer {
     return FfiConverterTypeClientOptions.lower(value)
+}
+
+
+/**
+ * A conflict the app must settle: the local edit, the server's record, and the common base.
+ */
+public struct ConflictInfo: Equatable, Hashable {
+    public var id: Int64
+    public var entity: String
+    public var recordId: String
+    /**
+     * The fields the local edits set (empty for a delete).
+     */
+    public var localFields: [String: FieldValue]
+    public var localDeleted: Bool
+    /**
+     * The server's record now (None if the server deleted it).
+     */
+    public var serverFields: [String: FieldValue]?
+    public var serverVersion: Int64
+    /**
+     * The server's record when the local edit started (None for a record created offline).
+     */
+    public var baseFields: [String: FieldValue]?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: Int64, entity: String, recordId: String, 
+        /**
+         * The fields the local edits set (empty for a delete).
+         */localFields: [String: FieldValue], localDeleted: Bool, 
+        /**
+         * The server's record now (None if the server deleted it).
+         */serverFields: [String: FieldValue]?, serverVersion: Int64, 
+        /**
+         * The server's record when the local edit started (None for a record created offline).
+         */baseFields: [String: FieldValue]?) {
+        self.id = id
+        self.entity = entity
+        self.recordId = recordId
+        self.localFields = localFields
+        self.localDeleted = localDeleted
+        self.serverFields = serverFields
+        self.serverVersion = serverVersion
+        self.baseFields = baseFields
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ConflictInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConflictInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConflictInfo {
+        return
+            try ConflictInfo(
+                id: FfiConverterInt64.read(from: &buf), 
+                entity: FfiConverterString.read(from: &buf), 
+                recordId: FfiConverterString.read(from: &buf), 
+                localFields: FfiConverterDictionaryStringTypeFieldValue.read(from: &buf), 
+                localDeleted: FfiConverterBool.read(from: &buf), 
+                serverFields: FfiConverterOptionDictionaryStringTypeFieldValue.read(from: &buf), 
+                serverVersion: FfiConverterInt64.read(from: &buf), 
+                baseFields: FfiConverterOptionDictionaryStringTypeFieldValue.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ConflictInfo, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.id, into: &buf)
+        FfiConverterString.write(value.entity, into: &buf)
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterDictionaryStringTypeFieldValue.write(value.localFields, into: &buf)
+        FfiConverterBool.write(value.localDeleted, into: &buf)
+        FfiConverterOptionDictionaryStringTypeFieldValue.write(value.serverFields, into: &buf)
+        FfiConverterInt64.write(value.serverVersion, into: &buf)
+        FfiConverterOptionDictionaryStringTypeFieldValue.write(value.baseFields, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConflictInfo_lift(_ buf: RustBuffer) throws -> ConflictInfo {
+    return try FfiConverterTypeConflictInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConflictInfo_lower(_ value: ConflictInfo) -> RustBuffer {
+    return FfiConverterTypeConflictInfo.lower(value)
 }
 
 
@@ -2085,6 +2653,83 @@ public func FfiConverterTypeDeviceAuthorization_lift(_ buf: RustBuffer) throws -
 #endif
 public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorization) -> RustBuffer {
     return FfiConverterTypeDeviceAuthorization.lower(value)
+}
+
+
+/**
+ * One field of an entity, for building forms and parsing input.
+ */
+public struct FieldInfo: Equatable, Hashable {
+    public var name: String
+    public var kind: FieldType
+    /**
+     * Included in full-text search.
+     */
+    public var searchable: Bool
+    /**
+     * For references: the entity referred to.
+     */
+    public var references: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(name: String, kind: FieldType, 
+        /**
+         * Included in full-text search.
+         */searchable: Bool, 
+        /**
+         * For references: the entity referred to.
+         */references: String?) {
+        self.name = name
+        self.kind = kind
+        self.searchable = searchable
+        self.references = references
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FieldInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldInfo {
+        return
+            try FieldInfo(
+                name: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeFieldType.read(from: &buf), 
+                searchable: FfiConverterBool.read(from: &buf), 
+                references: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FieldInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeFieldType.write(value.kind, into: &buf)
+        FfiConverterBool.write(value.searchable, into: &buf)
+        FfiConverterOptionString.write(value.references, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldInfo_lift(_ buf: RustBuffer) throws -> FieldInfo {
+    return try FfiConverterTypeFieldInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldInfo_lower(_ value: FieldInfo) -> RustBuffer {
+    return FfiConverterTypeFieldInfo.lower(value)
 }
 
 
@@ -2208,6 +2853,97 @@ public func FfiConverterTypeOrganizationInfo_lift(_ buf: RustBuffer) throws -> O
 #endif
 public func FfiConverterTypeOrganizationInfo_lower(_ value: OrganizationInfo) -> RustBuffer {
     return FfiConverterTypeOrganizationInfo.lower(value)
+}
+
+
+/**
+ * What to list.
+ */
+public struct RecordQuery: Equatable, Hashable {
+    /**
+     * Field equals value, all of which must hold.
+     */
+    public var filters: [String: FieldValue]
+    /**
+     * Full-text search over the entity's searchable fields (a trailing prefix matches).
+     */
+    public var search: String?
+    /**
+     * Sort by this field (then by id).
+     */
+    public var orderBy: String?
+    public var descending: Bool
+    public var limit: UInt32?
+    public var offset: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Field equals value, all of which must hold.
+         */filters: [String: FieldValue] = [:], 
+        /**
+         * Full-text search over the entity's searchable fields (a trailing prefix matches).
+         */search: String? = nil, 
+        /**
+         * Sort by this field (then by id).
+         */orderBy: String? = nil, descending: Bool = false, limit: UInt32? = nil, offset: UInt32 = UInt32(0)) {
+        self.filters = filters
+        self.search = search
+        self.orderBy = orderBy
+        self.descending = descending
+        self.limit = limit
+        self.offset = offset
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RecordQuery: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecordQuery: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecordQuery {
+        return
+            try RecordQuery(
+                filters: FfiConverterDictionaryStringTypeFieldValue.read(from: &buf), 
+                search: FfiConverterOptionString.read(from: &buf), 
+                orderBy: FfiConverterOptionString.read(from: &buf), 
+                descending: FfiConverterBool.read(from: &buf), 
+                limit: FfiConverterOptionUInt32.read(from: &buf), 
+                offset: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RecordQuery, into buf: inout [UInt8]) {
+        FfiConverterDictionaryStringTypeFieldValue.write(value.filters, into: &buf)
+        FfiConverterOptionString.write(value.search, into: &buf)
+        FfiConverterOptionString.write(value.orderBy, into: &buf)
+        FfiConverterBool.write(value.descending, into: &buf)
+        FfiConverterOptionUInt32.write(value.limit, into: &buf)
+        FfiConverterUInt32.write(value.offset, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordQuery_lift(_ buf: RustBuffer) throws -> RecordQuery {
+    return try FfiConverterTypeRecordQuery.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordQuery_lower(_ value: RecordQuery) -> RustBuffer {
+    return FfiConverterTypeRecordQuery.lower(value)
 }
 
 
@@ -2359,6 +3095,587 @@ public func FfiConverterTypeSyncProgress_lift(_ buf: RustBuffer) throws -> SyncP
 public func FfiConverterTypeSyncProgress_lower(_ value: SyncProgress) -> RustBuffer {
     return FfiConverterTypeSyncProgress.lower(value)
 }
+
+
+/**
+ * A record as stored on the device.
+ */
+public struct SyncRecord: Equatable, Hashable {
+    public var entity: String
+    public var id: String
+    /**
+     * The server version this record stands on (0: created offline, not yet synchronized).
+     */
+    public var version: Int64
+    public var fields: [String: FieldValue]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(entity: String, id: String, 
+        /**
+         * The server version this record stands on (0: created offline, not yet synchronized).
+         */version: Int64, fields: [String: FieldValue]) {
+        self.entity = entity
+        self.id = id
+        self.version = version
+        self.fields = fields
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncRecord {
+        return
+            try SyncRecord(
+                entity: FfiConverterString.read(from: &buf), 
+                id: FfiConverterString.read(from: &buf), 
+                version: FfiConverterInt64.read(from: &buf), 
+                fields: FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entity, into: &buf)
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterInt64.write(value.version, into: &buf)
+        FfiConverterDictionaryStringTypeFieldValue.write(value.fields, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncRecord_lift(_ buf: RustBuffer) throws -> SyncRecord {
+    return try FfiConverterTypeSyncRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncRecord_lower(_ value: SyncRecord) -> RustBuffer {
+    return FfiConverterTypeSyncRecord.lower(value)
+}
+
+
+/**
+ * What a Synchronize did.
+ */
+public struct SyncReport: Equatable, Hashable {
+    public var recordsDownloaded: UInt64
+    public var recordsUploaded: UInt64
+    /**
+     * Conflicts met (settled by the mode or kept for the app).
+     */
+    public var conflicts: UInt64
+    /**
+     * Local edits the server refused (logged, and the record shows the server's state).
+     */
+    public var rejected: UInt64
+    /**
+     * Conflicts now waiting for the app.
+     */
+    public var conflictsPending: UInt64
+    /**
+     * Local changes still queued (made during the sync, or left by a guard).
+     */
+    public var pendingChanges: UInt64
+    public var bytesDownloaded: UInt64
+    public var bytesUploaded: UInt64
+    public var seconds: Double
+    /**
+     * Records downloaded and uploaded per second.
+     */
+    public var recordsPerSecond: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(recordsDownloaded: UInt64, recordsUploaded: UInt64, 
+        /**
+         * Conflicts met (settled by the mode or kept for the app).
+         */conflicts: UInt64, 
+        /**
+         * Local edits the server refused (logged, and the record shows the server's state).
+         */rejected: UInt64, 
+        /**
+         * Conflicts now waiting for the app.
+         */conflictsPending: UInt64, 
+        /**
+         * Local changes still queued (made during the sync, or left by a guard).
+         */pendingChanges: UInt64, bytesDownloaded: UInt64, bytesUploaded: UInt64, seconds: Double, 
+        /**
+         * Records downloaded and uploaded per second.
+         */recordsPerSecond: Double) {
+        self.recordsDownloaded = recordsDownloaded
+        self.recordsUploaded = recordsUploaded
+        self.conflicts = conflicts
+        self.rejected = rejected
+        self.conflictsPending = conflictsPending
+        self.pendingChanges = pendingChanges
+        self.bytesDownloaded = bytesDownloaded
+        self.bytesUploaded = bytesUploaded
+        self.seconds = seconds
+        self.recordsPerSecond = recordsPerSecond
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncReport {
+        return
+            try SyncReport(
+                recordsDownloaded: FfiConverterUInt64.read(from: &buf), 
+                recordsUploaded: FfiConverterUInt64.read(from: &buf), 
+                conflicts: FfiConverterUInt64.read(from: &buf), 
+                rejected: FfiConverterUInt64.read(from: &buf), 
+                conflictsPending: FfiConverterUInt64.read(from: &buf), 
+                pendingChanges: FfiConverterUInt64.read(from: &buf), 
+                bytesDownloaded: FfiConverterUInt64.read(from: &buf), 
+                bytesUploaded: FfiConverterUInt64.read(from: &buf), 
+                seconds: FfiConverterDouble.read(from: &buf), 
+                recordsPerSecond: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.recordsDownloaded, into: &buf)
+        FfiConverterUInt64.write(value.recordsUploaded, into: &buf)
+        FfiConverterUInt64.write(value.conflicts, into: &buf)
+        FfiConverterUInt64.write(value.rejected, into: &buf)
+        FfiConverterUInt64.write(value.conflictsPending, into: &buf)
+        FfiConverterUInt64.write(value.pendingChanges, into: &buf)
+        FfiConverterUInt64.write(value.bytesDownloaded, into: &buf)
+        FfiConverterUInt64.write(value.bytesUploaded, into: &buf)
+        FfiConverterDouble.write(value.seconds, into: &buf)
+        FfiConverterDouble.write(value.recordsPerSecond, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncReport {
+    return try FfiConverterTypeSyncReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
+    return FfiConverterTypeSyncReport.lower(value)
+}
+
+
+/**
+ * How a conflict between a local edit and a server change is settled.
+ */
+
+public enum ConflictMode: Equatable, Hashable {
+    
+    /**
+     * The server's record replaces the local edit.
+     */
+    case serverWins
+    /**
+     * The local edit is sent again over the server's version.
+     */
+    case clientWins
+    /**
+     * Edits of different fields merge; the same field changed on both sides waits for the app.
+     */
+    case mergeFields
+    /**
+     * Every conflict waits for the app (`conflicts()` / `resolve_conflict()`).
+     */
+    case manual
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ConflictMode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConflictMode: FfiConverterRustBuffer {
+    typealias SwiftType = ConflictMode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConflictMode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .serverWins
+        
+        case 2: return .clientWins
+        
+        case 3: return .mergeFields
+        
+        case 4: return .manual
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ConflictMode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .serverWins:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .clientWins:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .mergeFields:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .manual:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConflictMode_lift(_ buf: RustBuffer) throws -> ConflictMode {
+    return try FfiConverterTypeConflictMode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConflictMode_lower(_ value: ConflictMode) -> RustBuffer {
+    return FfiConverterTypeConflictMode.lower(value)
+}
+
+
+
+/**
+ * How to settle a conflict.
+ */
+
+public enum ConflictResolution: Equatable, Hashable {
+    
+    /**
+     * Send the local edit again, over the server's record.
+     */
+    case keepLocal
+    /**
+     * Drop the local edit.
+     */
+    case keepServer
+    /**
+     * Send these fields over the server's record.
+     */
+    case merge(fields: [String: FieldValue]
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ConflictResolution: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConflictResolution: FfiConverterRustBuffer {
+    typealias SwiftType = ConflictResolution
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConflictResolution {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .keepLocal
+        
+        case 2: return .keepServer
+        
+        case 3: return .merge(fields: try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ConflictResolution, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .keepLocal:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .keepServer:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .merge(fields):
+            writeInt(&buf, Int32(3))
+            FfiConverterDictionaryStringTypeFieldValue.write(fields, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConflictResolution_lift(_ buf: RustBuffer) throws -> ConflictResolution {
+    return try FfiConverterTypeConflictResolution.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConflictResolution_lower(_ value: ConflictResolution) -> RustBuffer {
+    return FfiConverterTypeConflictResolution.lower(value)
+}
+
+
+
+/**
+ * The type of one field, as the protocol's schema names it.
+ */
+
+public enum FieldType: Equatable, Hashable {
+    
+    case text
+    case integer
+    case real
+    case boolean
+    /**
+     * RFC 3339 text.
+     */
+    case timestamp
+    /**
+     * The id of a record of another entity.
+     */
+    case reference
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FieldType: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldType: FfiConverterRustBuffer {
+    typealias SwiftType = FieldType
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldType {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .text
+        
+        case 2: return .integer
+        
+        case 3: return .real
+        
+        case 4: return .boolean
+        
+        case 5: return .timestamp
+        
+        case 6: return .reference
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FieldType, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .text:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .integer:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .real:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .boolean:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .timestamp:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .reference:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldType_lift(_ buf: RustBuffer) throws -> FieldType {
+    return try FfiConverterTypeFieldType.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldType_lower(_ value: FieldType) -> RustBuffer {
+    return FfiConverterTypeFieldType.lower(value)
+}
+
+
+
+/**
+ * One field value.
+ */
+
+public enum FieldValue: Equatable, Hashable {
+    
+    case null
+    /**
+     * Text, timestamps (RFC 3339) and references (a record id).
+     */
+    case text(value: String
+    )
+    case integer(value: Int64
+    )
+    case real(value: Double
+    )
+    case boolean(value: Bool
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FieldValue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFieldValue: FfiConverterRustBuffer {
+    typealias SwiftType = FieldValue
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FieldValue {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .null
+        
+        case 2: return .text(value: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .integer(value: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 4: return .real(value: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        case 5: return .boolean(value: try FfiConverterBool.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FieldValue, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .null:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .text(value):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(value, into: &buf)
+            
+        
+        case let .integer(value):
+            writeInt(&buf, Int32(3))
+            FfiConverterInt64.write(value, into: &buf)
+            
+        
+        case let .real(value):
+            writeInt(&buf, Int32(4))
+            FfiConverterDouble.write(value, into: &buf)
+            
+        
+        case let .boolean(value):
+            writeInt(&buf, Int32(5))
+            FfiConverterBool.write(value, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldValue_lift(_ buf: RustBuffer) throws -> FieldValue {
+    return try FfiConverterTypeFieldValue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFieldValue_lower(_ value: FieldValue) -> RustBuffer {
+    return FfiConverterTypeFieldValue.lower(value)
+}
+
 
 
 /**
@@ -2990,6 +4307,30 @@ public func FfiConverterTypeUserMode_lower(_ value: UserMode) -> RustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
     typealias SwiftType = UInt64?
 
@@ -3062,6 +4403,78 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeCancelHandle: FfiConverterRustBuffer {
+    typealias SwiftType = CancelHandle?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCancelHandle.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCancelHandle.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSyncRecord: FfiConverterRustBuffer {
+    typealias SwiftType = SyncRecord?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSyncRecord.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSyncRecord.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeConflictMode: FfiConverterRustBuffer {
+    typealias SwiftType = ConflictMode?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeConflictMode.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeConflictMode.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeUserMode: FfiConverterRustBuffer {
     typealias SwiftType = UserMode?
 
@@ -3078,6 +4491,30 @@ fileprivate struct FfiConverterOptionTypeUserMode: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeUserMode.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDictionaryStringTypeFieldValue: FfiConverterRustBuffer {
+    typealias SwiftType = [String: FieldValue]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDictionaryStringTypeFieldValue.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3105,6 +4542,107 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
             seq.append(try FfiConverterString.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeConflictInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [ConflictInfo]
+
+    public static func write(_ value: [ConflictInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeConflictInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ConflictInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ConflictInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeConflictInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFieldInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [FieldInfo]
+
+    public static func write(_ value: [FieldInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFieldInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FieldInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FieldInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFieldInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSyncRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [SyncRecord]
+
+    public static func write(_ value: [SyncRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSyncRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SyncRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SyncRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSyncRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringTypeFieldValue: FfiConverterRustBuffer {
+    public static func write(_ value: [String: FieldValue], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterTypeFieldValue.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: FieldValue] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: FieldValue]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterTypeFieldValue.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0

@@ -357,11 +357,6 @@ void uniffi_syncvault_fn_method_syncclient_set_authorization_ui(uint64_t ptr, ui
 uint64_t uniffi_syncvault_fn_method_syncclient_setup_offline_password(uint64_t ptr, RustBuffer organization_url, RustBuffer user_mode, RustBuffer password, RustBuffer confirmation
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
-#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
-uint64_t uniffi_syncvault_fn_method_syncclient_synchronize(uint64_t ptr, uint64_t observer
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UNLOCK
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UNLOCK
 uint64_t uniffi_syncvault_fn_method_syncclient_unlock(uint64_t ptr, RustBuffer password
@@ -370,6 +365,66 @@ uint64_t uniffi_syncvault_fn_method_syncclient_unlock(uint64_t ptr, RustBuffer p
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WIPE
 uint64_t uniffi_syncvault_fn_method_syncclient_wipe(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CONFLICTS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CONFLICTS
+uint64_t uniffi_syncvault_fn_method_syncclient_conflicts(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_COUNT_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_COUNT_RECORDS
+uint64_t uniffi_syncvault_fn_method_syncclient_count_records(uint64_t ptr, RustBuffer entity
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CREATE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CREATE_RECORD
+uint64_t uniffi_syncvault_fn_method_syncclient_create_record(uint64_t ptr, RustBuffer entity, RustBuffer fields
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DELETE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DELETE_RECORD
+uint64_t uniffi_syncvault_fn_method_syncclient_delete_record(uint64_t ptr, RustBuffer entity, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ENTITIES
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ENTITIES
+uint64_t uniffi_syncvault_fn_method_syncclient_entities(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ENTITY_FIELDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ENTITY_FIELDS
+uint64_t uniffi_syncvault_fn_method_syncclient_entity_fields(uint64_t ptr, RustBuffer entity
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_GET_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_GET_RECORD
+uint64_t uniffi_syncvault_fn_method_syncclient_get_record(uint64_t ptr, RustBuffer entity, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGES
+uint64_t uniffi_syncvault_fn_method_syncclient_pending_changes(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_QUERY_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_QUERY_RECORDS
+uint64_t uniffi_syncvault_fn_method_syncclient_query_records(uint64_t ptr, RustBuffer entity, RustBuffer query
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_RESOLVE_CONFLICT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_RESOLVE_CONFLICT
+uint64_t uniffi_syncvault_fn_method_syncclient_resolve_conflict(uint64_t ptr, int64_t conflict_id, RustBuffer resolution
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SEARCH_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SEARCH_RECORDS
+uint64_t uniffi_syncvault_fn_method_syncclient_search_records(uint64_t ptr, RustBuffer entity, RustBuffer text, uint32_t limit
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UPDATE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UPDATE_RECORD
+uint64_t uniffi_syncvault_fn_method_syncclient_update_record(uint64_t ptr, RustBuffer entity, RustBuffer id, RustBuffer fields
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_BEGIN_DEVICE_SIGN_IN
@@ -417,6 +472,11 @@ uint64_t uniffi_syncvault_fn_method_syncclient_sign_out(uint64_t ptr, int8_t wip
 uint64_t uniffi_syncvault_fn_method_syncclient_who_am_i(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
+uint64_t uniffi_syncvault_fn_method_syncclient_synchronize(uint64_t ptr, uint64_t observer, RustBuffer cancel
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
 uint64_t uniffi_syncvault_fn_clone_syncobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -435,6 +495,32 @@ void uniffi_syncvault_fn_init_callback_vtable_syncobserver(const UniffiVTableCal
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCOBSERVER_ON_PROGRESS
 void uniffi_syncvault_fn_method_syncobserver_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_CANCELHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_CANCELHANDLE
+uint64_t uniffi_syncvault_fn_clone_cancelhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_CANCELHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_CANCELHANDLE
+void uniffi_syncvault_fn_free_cancelhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CONSTRUCTOR_CANCELHANDLE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CONSTRUCTOR_CANCELHANDLE_NEW
+uint64_t uniffi_syncvault_fn_constructor_cancelhandle_new(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_CANCEL
+void uniffi_syncvault_fn_method_cancelhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_IS_CANCELLED
+int8_t uniffi_syncvault_fn_method_cancelhandle_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FUNC_NORMALIZE_ORGANIZATION_URL
@@ -768,12 +854,6 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_setup_offline_password(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
-#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
-uint16_t uniffi_syncvault_checksum_method_syncclient_synchronize(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UNLOCK
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UNLOCK
 uint16_t uniffi_syncvault_checksum_method_syncclient_unlock(void
@@ -783,6 +863,78 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_unlock(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WIPE
 uint16_t uniffi_syncvault_checksum_method_syncclient_wipe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CONFLICTS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CONFLICTS
+uint16_t uniffi_syncvault_checksum_method_syncclient_conflicts(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_COUNT_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_COUNT_RECORDS
+uint16_t uniffi_syncvault_checksum_method_syncclient_count_records(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CREATE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CREATE_RECORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_create_record(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DELETE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DELETE_RECORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_delete_record(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ENTITIES
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ENTITIES
+uint16_t uniffi_syncvault_checksum_method_syncclient_entities(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ENTITY_FIELDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ENTITY_FIELDS
+uint16_t uniffi_syncvault_checksum_method_syncclient_entity_fields(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_GET_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_GET_RECORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_get_record(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGES
+uint16_t uniffi_syncvault_checksum_method_syncclient_pending_changes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_QUERY_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_QUERY_RECORDS
+uint16_t uniffi_syncvault_checksum_method_syncclient_query_records(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_RESOLVE_CONFLICT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_RESOLVE_CONFLICT
+uint16_t uniffi_syncvault_checksum_method_syncclient_resolve_conflict(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SEARCH_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SEARCH_RECORDS
+uint16_t uniffi_syncvault_checksum_method_syncclient_search_records(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UPDATE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UPDATE_RECORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_update_record(void
     
 );
 #endif
@@ -840,9 +992,27 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_who_am_i(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
+uint16_t uniffi_syncvault_checksum_method_syncclient_synchronize(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 uint16_t uniffi_syncvault_checksum_method_syncobserver_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_CANCELHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_CANCELHANDLE_CANCEL
+uint16_t uniffi_syncvault_checksum_method_cancelhandle_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
+uint16_t uniffi_syncvault_checksum_method_cancelhandle_is_cancelled(void
     
 );
 #endif
@@ -855,6 +1025,12 @@ uint16_t uniffi_syncvault_checksum_constructor_syncclient_new(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
 uint16_t uniffi_syncvault_checksum_constructor_syncclient_with_options(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
+uint16_t uniffi_syncvault_checksum_constructor_cancelhandle_new(void
     
 );
 #endif

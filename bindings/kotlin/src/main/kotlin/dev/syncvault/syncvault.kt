@@ -753,11 +753,33 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_setup_offline_password(
     ): Int
-    external fun uniffi_syncvault_checksum_method_syncclient_synchronize(
-    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_unlock(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_wipe(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_conflicts(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_count_records(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_create_record(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_delete_record(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_entities(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_entity_fields(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_get_record(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_pending_changes(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_query_records(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_resolve_conflict(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_search_records(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_update_record(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_begin_device_sign_in(
     ): Int
@@ -777,11 +799,19 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_who_am_i(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_synchronize(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncobserver_on_progress(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_cancelhandle_cancel(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_cancelhandle_is_cancelled(
     ): Int
     external fun uniffi_syncvault_checksum_constructor_syncclient_new(
     ): Int
     external fun uniffi_syncvault_checksum_constructor_syncclient_with_options(
+    ): Int
+    external fun uniffi_syncvault_checksum_constructor_cancelhandle_new(
     ): Int
     external fun ffi_syncvault_uniffi_contract_version(
     ): Int
@@ -835,11 +865,33 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_syncvault_fn_method_syncclient_setup_offline_password(`ptr`: Long,`organizationUrl`: RustBuffer.ByValue,`userMode`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`confirmation`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_syncvault_fn_method_syncclient_synchronize(`ptr`: Long,`observer`: Long,
-    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_unlock(`ptr`: Long,`password`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_wipe(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_conflicts(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_count_records(`ptr`: Long,`entity`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_create_record(`ptr`: Long,`entity`: RustBuffer.ByValue,`fields`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_delete_record(`ptr`: Long,`entity`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_entities(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_entity_fields(`ptr`: Long,`entity`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_get_record(`ptr`: Long,`entity`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_pending_changes(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_query_records(`ptr`: Long,`entity`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_resolve_conflict(`ptr`: Long,`conflictId`: Long,`resolution`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_search_records(`ptr`: Long,`entity`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`limit`: Int,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_update_record(`ptr`: Long,`entity`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,`fields`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_begin_device_sign_in(`ptr`: Long,
     ): Long
@@ -859,6 +911,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_who_am_i(`ptr`: Long,
     ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_synchronize(`ptr`: Long,`observer`: Long,`cancel`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_syncvault_fn_clone_syncobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_syncvault_fn_free_syncobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -867,6 +921,16 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_syncvault_fn_method_syncobserver_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_syncvault_fn_clone_cancelhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_cancelhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_constructor_cancelhandle_new(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_method_cancelhandle_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_cancelhandle_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_syncvault_fn_func_normalize_organization_url(`input`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_syncvault_fn_func_syncvault_version(uniffi_out_err: UniffiRustCallStatus, 
@@ -1397,6 +1461,29 @@ public object FfiConverterLong: FfiConverter<Long, Long> {
 
     override fun write(value: Long, buf: ByteBuffer) {
         buf.putLong(value)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterDouble: FfiConverter<Double, Double> {
+    override fun lift(value: Double): Double {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Double {
+        return buf.getDouble()
+    }
+
+    override fun lower(value: Double): Double {
+        return value
+    }
+
+    override fun allocationSize(value: Double) = 8UL
+
+    override fun write(value: Double, buf: ByteBuffer) {
+        buf.putDouble(value)
     }
 }
 
@@ -1987,6 +2074,297 @@ public object FfiConverterTypeAuthorizationUi: FfiConverter<AuthorizationUi, Lon
 
 
 /**
+ * Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
+ * What was applied stays; the next Synchronize resumes where this one stopped.
+ */
+public interface CancelHandleInterface {
+    
+    /**
+     * Stops the Synchronize at the next safe point (`SyncError::Cancelled`).
+     */
+    fun `cancel`()
+    
+    fun `isCancelled`(): kotlin.Boolean
+    
+    companion object
+}
+
+/**
+ * Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
+ * What was applied stays; the next Synchronize resumes where this one stopped.
+ */
+open class CancelHandle: Disposable, AutoCloseable, CancelHandleInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    constructor() :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_constructor_cancelhandle_new(
+    
+        _status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_cancelhandle(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_cancelhandle(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops the Synchronize at the next safe point (`SyncError::Cancelled`).
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_cancelhandle_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    override fun `isCancelled`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_cancelhandle_is_cancelled(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCancelHandle: FfiConverter<CancelHandle, Long> {
+    override fun lower(value: CancelHandle): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): CancelHandle {
+        return CancelHandle(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): CancelHandle {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: CancelHandle) = 8UL
+
+    override fun write(value: CancelHandle, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -2027,16 +2405,6 @@ public interface SyncClientInterface {
     suspend fun `setupOfflinePassword`(`organizationUrl`: kotlin.String, `userMode`: UserMode, `password`: kotlin.ByteArray, `confirmation`: kotlin.ByteArray)
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
-     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
-     * user mode), and checks the token with the organization.
-     *
-     * The sync protocol itself is not built yet: after signing in this ends with
-     * `Internal("the sync protocol is not built yet")`.
-     */
-    suspend fun `synchronize`(`observer`: SyncObserver)
-    
-    /**
      * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
      * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
      */
@@ -2046,6 +2414,66 @@ public interface SyncClientInterface {
      * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
      */
     suspend fun `wipe`()
+    
+    /**
+     * Conflicts waiting for the app's decision, oldest first.
+     */
+    suspend fun `conflicts`(): List<ConflictInfo>
+    
+    /**
+     * How many records of `entity` are on the device.
+     */
+    suspend fun `countRecords`(`entity`: kotlin.String): kotlin.ULong
+    
+    /**
+     * Creates a record offline and queues it; returns its new id.
+     */
+    suspend fun `createRecord`(`entity`: kotlin.String, `fields`: Map<kotlin.String, FieldValue>): kotlin.String
+    
+    /**
+     * Deletes a record offline and queues the delete.
+     */
+    suspend fun `deleteRecord`(`entity`: kotlin.String, `id`: kotlin.String)
+    
+    /**
+     * The entities the organization's schema defines (known after the first Synchronize).
+     */
+    suspend fun `entities`(): List<kotlin.String>
+    
+    /**
+     * The fields of one entity.
+     */
+    suspend fun `entityFields`(`entity`: kotlin.String): List<FieldInfo>
+    
+    /**
+     * One record, or None.
+     */
+    suspend fun `getRecord`(`entity`: kotlin.String, `id`: kotlin.String): SyncRecord?
+    
+    /**
+     * Local changes waiting for the next Synchronize.
+     */
+    suspend fun `pendingChanges`(): kotlin.ULong
+    
+    /**
+     * Records matching `query` (filters, full-text search, sort, paging).
+     */
+    suspend fun `queryRecords`(`entity`: kotlin.String, `query`: RecordQuery): List<SyncRecord>
+    
+    /**
+     * Settles a conflict; what it queues goes up with the next Synchronize.
+     */
+    suspend fun `resolveConflict`(`conflictId`: kotlin.Long, `resolution`: ConflictResolution)
+    
+    /**
+     * Full-text search (search as you type: the last word is a prefix).
+     */
+    suspend fun `searchRecords`(`entity`: kotlin.String, `text`: kotlin.String, `limit`: kotlin.UInt): List<SyncRecord>
+    
+    /**
+     * Changes some fields of a record offline and queues the change.
+     */
+    suspend fun `updateRecord`(`entity`: kotlin.String, `id`: kotlin.String, `fields`: Map<kotlin.String, FieldValue>)
     
     /**
      * Starts a device-code sign-in for a device without a usable browser: show the returned
@@ -2098,6 +2526,14 @@ public interface SyncClientInterface {
      * more on a 401).
      */
     suspend fun `whoAmI`(): SignedInUser
+    
+    /**
+     * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
+     * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
+     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
+     * applied and the next one resumes.
+     */
+    suspend fun `synchronize`(`observer`: SyncObserver, `cancel`: CancelHandle? = null): SyncReport
     
     companion object
 }
@@ -2364,37 +2800,6 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
-     * Runs a Synchronize, reporting progress to `observer`: checks the account is set up and
-     * unlocked, signs in through the `AuthorizationUi` when there are no usable tokens (OAuth
-     * user mode), and checks the token with the organization.
-     *
-     * The sync protocol itself is not built yet: after signing in this ends with
-     * `Internal("the sync protocol is not built yet")`.
-     */
-    @Throws(SyncException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `synchronize`(`observer`: SyncObserver) {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_syncvault_fn_method_syncclient_synchronize(
-                uniffiHandle,
-                
-        FfiConverterTypeSyncObserver.lower(`observer`),
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
-        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
-        // lift function
-        { },
-        
-        // Error FFI converter
-        SyncException.ErrorHandler,
-    )
-    }
-
-    
-    /**
      * Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
      * allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
      */
@@ -2432,6 +2837,315 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
             UniffiLib.uniffi_syncvault_fn_method_syncclient_wipe(
                 uniffiHandle,
                 
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Conflicts waiting for the app's decision, oldest first.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `conflicts`() : List<ConflictInfo> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_conflicts(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeConflictInfo.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * How many records of `entity` are on the device.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `countRecords`(`entity`: kotlin.String) : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_count_records(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Creates a record offline and queues it; returns its new id.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `createRecord`(`entity`: kotlin.String, `fields`: Map<kotlin.String, FieldValue>) : kotlin.String {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_create_record(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterMapStringTypeFieldValue.lower(`fields`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterString.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Deletes a record offline and queues the delete.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deleteRecord`(`entity`: kotlin.String, `id`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_delete_record(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The entities the organization's schema defines (known after the first Synchronize).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `entities`() : List<kotlin.String> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_entities(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceString.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The fields of one entity.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `entityFields`(`entity`: kotlin.String) : List<FieldInfo> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_entity_fields(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeFieldInfo.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * One record, or None.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `getRecord`(`entity`: kotlin.String, `id`: kotlin.String) : SyncRecord? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_get_record(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeSyncRecord.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Local changes waiting for the next Synchronize.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `pendingChanges`() : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_pending_changes(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Records matching `query` (filters, full-text search, sort, paging).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `queryRecords`(`entity`: kotlin.String, `query`: RecordQuery) : List<SyncRecord> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_query_records(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterTypeRecordQuery.lower(`query`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeSyncRecord.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Settles a conflict; what it queues goes up with the next Synchronize.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `resolveConflict`(`conflictId`: kotlin.Long, `resolution`: ConflictResolution) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_resolve_conflict(
+                uniffiHandle,
+                
+        FfiConverterLong.lower(`conflictId`),
+        FfiConverterTypeConflictResolution.lower(`resolution`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Full-text search (search as you type: the last word is a prefix).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `searchRecords`(`entity`: kotlin.String, `text`: kotlin.String, `limit`: kotlin.UInt) : List<SyncRecord> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_search_records(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`text`),
+        FfiConverterUInt.lower(`limit`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeSyncRecord.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Changes some fields of a record offline and queues the change.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `updateRecord`(`entity`: kotlin.String, `id`: kotlin.String, `fields`: Map<kotlin.String, FieldValue>) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_update_record(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`id`),
+        FfiConverterMapStringTypeFieldValue.lower(`fields`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
@@ -2670,6 +3384,35 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterTypeSignedInUser.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
+     * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
+     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
+     * applied and the next one resumes.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `synchronize`(`observer`: SyncObserver, `cancel`: CancelHandle?) : SyncReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_synchronize(
+                uniffiHandle,
+                
+        FfiConverterTypeSyncObserver.lower(`observer`),
+        FfiConverterOptionalTypeCancelHandle.lower(`cancel`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSyncReport.lift(it) },
         // Error FFI converter
         SyncException.ErrorHandler,
     )
@@ -3218,6 +3961,16 @@ data class ClientOptions (
      * The app's OAuth client id, for organizations whose discovery does not name one.
      */
     var `oauthClientId`: kotlin.String? = null 
+    , 
+    /**
+     * How conflicts between local edits and server changes are settled (default MergeFields).
+     */
+    var `conflictMode`: ConflictMode? = null 
+    , 
+    /**
+     * Records per downloaded page (default 2000; the server may cap it).
+     */
+    var `syncPageSize`: kotlin.UInt? = null 
     
 ){
     
@@ -3241,6 +3994,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeConflictMode.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -3251,7 +4006,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.allocationSize(value.`minPasswordLength`) +
             FfiConverterUInt.allocationSize(value.`maxFailedAttempts`) +
             FfiConverterSequenceString.allocationSize(value.`extraRootCertificatesPem`) +
-            FfiConverterOptionalString.allocationSize(value.`oauthClientId`)
+            FfiConverterOptionalString.allocationSize(value.`oauthClientId`) +
+            FfiConverterOptionalTypeConflictMode.allocationSize(value.`conflictMode`) +
+            FfiConverterOptionalUInt.allocationSize(value.`syncPageSize`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -3262,6 +4019,88 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterUInt.write(value.`maxFailedAttempts`, buf)
             FfiConverterSequenceString.write(value.`extraRootCertificatesPem`, buf)
             FfiConverterOptionalString.write(value.`oauthClientId`, buf)
+            FfiConverterOptionalTypeConflictMode.write(value.`conflictMode`, buf)
+            FfiConverterOptionalUInt.write(value.`syncPageSize`, buf)
+    }
+}
+
+
+
+/**
+ * A conflict the app must settle: the local edit, the server's record, and the common base.
+ */
+data class ConflictInfo (
+    var `id`: kotlin.Long
+    , 
+    var `entity`: kotlin.String
+    , 
+    var `recordId`: kotlin.String
+    , 
+    /**
+     * The fields the local edits set (empty for a delete).
+     */
+    var `localFields`: Map<kotlin.String, FieldValue>
+    , 
+    var `localDeleted`: kotlin.Boolean
+    , 
+    /**
+     * The server's record now (None if the server deleted it).
+     */
+    var `serverFields`: Map<kotlin.String, FieldValue>?
+    , 
+    var `serverVersion`: kotlin.Long
+    , 
+    /**
+     * The server's record when the local edit started (None for a record created offline).
+     */
+    var `baseFields`: Map<kotlin.String, FieldValue>?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConflictInfo: FfiConverterRustBuffer<ConflictInfo> {
+    override fun read(buf: ByteBuffer): ConflictInfo {
+        return ConflictInfo(
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterMapStringTypeFieldValue.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalMapStringTypeFieldValue.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterOptionalMapStringTypeFieldValue.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ConflictInfo) = (
+            FfiConverterLong.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`entity`) +
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterMapStringTypeFieldValue.allocationSize(value.`localFields`) +
+            FfiConverterBoolean.allocationSize(value.`localDeleted`) +
+            FfiConverterOptionalMapStringTypeFieldValue.allocationSize(value.`serverFields`) +
+            FfiConverterLong.allocationSize(value.`serverVersion`) +
+            FfiConverterOptionalMapStringTypeFieldValue.allocationSize(value.`baseFields`)
+    )
+
+    override fun write(value: ConflictInfo, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`id`, buf)
+            FfiConverterString.write(value.`entity`, buf)
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterMapStringTypeFieldValue.write(value.`localFields`, buf)
+            FfiConverterBoolean.write(value.`localDeleted`, buf)
+            FfiConverterOptionalMapStringTypeFieldValue.write(value.`serverFields`, buf)
+            FfiConverterLong.write(value.`serverVersion`, buf)
+            FfiConverterOptionalMapStringTypeFieldValue.write(value.`baseFields`, buf)
     }
 }
 
@@ -3325,6 +4164,63 @@ public object FfiConverterTypeDeviceAuthorization: FfiConverterRustBuffer<Device
             FfiConverterOptionalString.write(value.`verificationUriComplete`, buf)
             FfiConverterString.write(value.`userCode`, buf)
             FfiConverterULong.write(value.`expiresIn`, buf)
+    }
+}
+
+
+
+/**
+ * One field of an entity, for building forms and parsing input.
+ */
+data class FieldInfo (
+    var `name`: kotlin.String
+    , 
+    var `kind`: FieldType
+    , 
+    /**
+     * Included in full-text search.
+     */
+    var `searchable`: kotlin.Boolean
+    , 
+    /**
+     * For references: the entity referred to.
+     */
+    var `references`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
+    override fun read(buf: ByteBuffer): FieldInfo {
+        return FieldInfo(
+            FfiConverterString.read(buf),
+            FfiConverterTypeFieldType.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FieldInfo) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterTypeFieldType.allocationSize(value.`kind`) +
+            FfiConverterBoolean.allocationSize(value.`searchable`) +
+            FfiConverterOptionalString.allocationSize(value.`references`)
+    )
+
+    override fun write(value: FieldInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterTypeFieldType.write(value.`kind`, buf)
+            FfiConverterBoolean.write(value.`searchable`, buf)
+            FfiConverterOptionalString.write(value.`references`, buf)
     }
 }
 
@@ -3420,6 +4316,76 @@ public object FfiConverterTypeOrganizationInfo: FfiConverterRustBuffer<Organizat
             FfiConverterOptionalString.write(value.`syncApi`, buf)
             FfiConverterOptionalString.write(value.`credentialsEndpoint`, buf)
             FfiConverterOptionalString.write(value.`resourceId`, buf)
+    }
+}
+
+
+
+/**
+ * What to list.
+ */
+data class RecordQuery (
+    /**
+     * Field equals value, all of which must hold.
+     */
+    var `filters`: Map<kotlin.String, FieldValue> = mapOf() 
+    , 
+    /**
+     * Full-text search over the entity's searchable fields (a trailing prefix matches).
+     */
+    var `search`: kotlin.String? = null 
+    , 
+    /**
+     * Sort by this field (then by id).
+     */
+    var `orderBy`: kotlin.String? = null 
+    , 
+    var `descending`: kotlin.Boolean = false 
+    , 
+    var `limit`: kotlin.UInt? = null 
+    , 
+    var `offset`: kotlin.UInt = 0u 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecordQuery: FfiConverterRustBuffer<RecordQuery> {
+    override fun read(buf: ByteBuffer): RecordQuery {
+        return RecordQuery(
+            FfiConverterMapStringTypeFieldValue.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RecordQuery) = (
+            FfiConverterMapStringTypeFieldValue.allocationSize(value.`filters`) +
+            FfiConverterOptionalString.allocationSize(value.`search`) +
+            FfiConverterOptionalString.allocationSize(value.`orderBy`) +
+            FfiConverterBoolean.allocationSize(value.`descending`) +
+            FfiConverterOptionalUInt.allocationSize(value.`limit`) +
+            FfiConverterUInt.allocationSize(value.`offset`)
+    )
+
+    override fun write(value: RecordQuery, buf: ByteBuffer) {
+            FfiConverterMapStringTypeFieldValue.write(value.`filters`, buf)
+            FfiConverterOptionalString.write(value.`search`, buf)
+            FfiConverterOptionalString.write(value.`orderBy`, buf)
+            FfiConverterBoolean.write(value.`descending`, buf)
+            FfiConverterOptionalUInt.write(value.`limit`, buf)
+            FfiConverterUInt.write(value.`offset`, buf)
     }
 }
 
@@ -3531,6 +4497,504 @@ public object FfiConverterTypeSyncProgress: FfiConverterRustBuffer<SyncProgress>
             FfiConverterULong.write(value.`bytes`, buf)
     }
 }
+
+
+
+/**
+ * A record as stored on the device.
+ */
+data class SyncRecord (
+    var `entity`: kotlin.String
+    , 
+    var `id`: kotlin.String
+    , 
+    /**
+     * The server version this record stands on (0: created offline, not yet synchronized).
+     */
+    var `version`: kotlin.Long
+    , 
+    var `fields`: Map<kotlin.String, FieldValue>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncRecord: FfiConverterRustBuffer<SyncRecord> {
+    override fun read(buf: ByteBuffer): SyncRecord {
+        return SyncRecord(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterMapStringTypeFieldValue.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncRecord) = (
+            FfiConverterString.allocationSize(value.`entity`) +
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterLong.allocationSize(value.`version`) +
+            FfiConverterMapStringTypeFieldValue.allocationSize(value.`fields`)
+    )
+
+    override fun write(value: SyncRecord, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entity`, buf)
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterLong.write(value.`version`, buf)
+            FfiConverterMapStringTypeFieldValue.write(value.`fields`, buf)
+    }
+}
+
+
+
+/**
+ * What a Synchronize did.
+ */
+data class SyncReport (
+    var `recordsDownloaded`: kotlin.ULong
+    , 
+    var `recordsUploaded`: kotlin.ULong
+    , 
+    /**
+     * Conflicts met (settled by the mode or kept for the app).
+     */
+    var `conflicts`: kotlin.ULong
+    , 
+    /**
+     * Local edits the server refused (logged, and the record shows the server's state).
+     */
+    var `rejected`: kotlin.ULong
+    , 
+    /**
+     * Conflicts now waiting for the app.
+     */
+    var `conflictsPending`: kotlin.ULong
+    , 
+    /**
+     * Local changes still queued (made during the sync, or left by a guard).
+     */
+    var `pendingChanges`: kotlin.ULong
+    , 
+    var `bytesDownloaded`: kotlin.ULong
+    , 
+    var `bytesUploaded`: kotlin.ULong
+    , 
+    var `seconds`: kotlin.Double
+    , 
+    /**
+     * Records downloaded and uploaded per second.
+     */
+    var `recordsPerSecond`: kotlin.Double
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
+    override fun read(buf: ByteBuffer): SyncReport {
+        return SyncReport(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncReport) = (
+            FfiConverterULong.allocationSize(value.`recordsDownloaded`) +
+            FfiConverterULong.allocationSize(value.`recordsUploaded`) +
+            FfiConverterULong.allocationSize(value.`conflicts`) +
+            FfiConverterULong.allocationSize(value.`rejected`) +
+            FfiConverterULong.allocationSize(value.`conflictsPending`) +
+            FfiConverterULong.allocationSize(value.`pendingChanges`) +
+            FfiConverterULong.allocationSize(value.`bytesDownloaded`) +
+            FfiConverterULong.allocationSize(value.`bytesUploaded`) +
+            FfiConverterDouble.allocationSize(value.`seconds`) +
+            FfiConverterDouble.allocationSize(value.`recordsPerSecond`)
+    )
+
+    override fun write(value: SyncReport, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`recordsDownloaded`, buf)
+            FfiConverterULong.write(value.`recordsUploaded`, buf)
+            FfiConverterULong.write(value.`conflicts`, buf)
+            FfiConverterULong.write(value.`rejected`, buf)
+            FfiConverterULong.write(value.`conflictsPending`, buf)
+            FfiConverterULong.write(value.`pendingChanges`, buf)
+            FfiConverterULong.write(value.`bytesDownloaded`, buf)
+            FfiConverterULong.write(value.`bytesUploaded`, buf)
+            FfiConverterDouble.write(value.`seconds`, buf)
+            FfiConverterDouble.write(value.`recordsPerSecond`, buf)
+    }
+}
+
+
+
+/**
+ * How a conflict between a local edit and a server change is settled.
+ */
+
+enum class ConflictMode {
+    
+    /**
+     * The server's record replaces the local edit.
+     */
+    SERVER_WINS,
+    /**
+     * The local edit is sent again over the server's version.
+     */
+    CLIENT_WINS,
+    /**
+     * Edits of different fields merge; the same field changed on both sides waits for the app.
+     */
+    MERGE_FIELDS,
+    /**
+     * Every conflict waits for the app (`conflicts()` / `resolve_conflict()`).
+     */
+    MANUAL;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConflictMode: FfiConverterRustBuffer<ConflictMode> {
+    override fun read(buf: ByteBuffer) = try {
+        ConflictMode.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ConflictMode) = 4UL
+
+    override fun write(value: ConflictMode, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * How to settle a conflict.
+ */
+sealed class ConflictResolution {
+    
+    /**
+     * Send the local edit again, over the server's record.
+     */
+    object KeepLocal : ConflictResolution()
+    
+    
+    /**
+     * Drop the local edit.
+     */
+    object KeepServer : ConflictResolution()
+    
+    
+    /**
+     * Send these fields over the server's record.
+     */
+    data class Merge(
+        val `fields`: Map<kotlin.String, dev.syncvault.FieldValue>) : ConflictResolution()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConflictResolution : FfiConverterRustBuffer<ConflictResolution>{
+    override fun read(buf: ByteBuffer): ConflictResolution {
+        return when(buf.getInt()) {
+            1 -> ConflictResolution.KeepLocal
+            2 -> ConflictResolution.KeepServer
+            3 -> ConflictResolution.Merge(
+                FfiConverterMapStringTypeFieldValue.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ConflictResolution): ULong = when(value) {
+        is ConflictResolution.KeepLocal -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ConflictResolution.KeepServer -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ConflictResolution.Merge -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterMapStringTypeFieldValue.allocationSize(value.`fields`)
+            )
+        }
+    }
+
+    override fun write(value: ConflictResolution, buf: ByteBuffer) {
+        when(value) {
+            is ConflictResolution.KeepLocal -> {
+                buf.putInt(1)
+                Unit
+            }
+            is ConflictResolution.KeepServer -> {
+                buf.putInt(2)
+                Unit
+            }
+            is ConflictResolution.Merge -> {
+                buf.putInt(3)
+                FfiConverterMapStringTypeFieldValue.write(value.`fields`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * The type of one field, as the protocol's schema names it.
+ */
+
+enum class FieldType {
+    
+    TEXT,
+    INTEGER,
+    REAL,
+    BOOLEAN,
+    /**
+     * RFC 3339 text.
+     */
+    TIMESTAMP,
+    /**
+     * The id of a record of another entity.
+     */
+    REFERENCE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFieldType: FfiConverterRustBuffer<FieldType> {
+    override fun read(buf: ByteBuffer) = try {
+        FieldType.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: FieldType) = 4UL
+
+    override fun write(value: FieldType, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * One field value.
+ */
+sealed class FieldValue {
+    
+    object Null : FieldValue()
+    
+    
+    /**
+     * Text, timestamps (RFC 3339) and references (a record id).
+     */
+    data class Text(
+        val `value`: kotlin.String) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Integer(
+        val `value`: kotlin.Long) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Real(
+        val `value`: kotlin.Double) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Boolean(
+        val `value`: kotlin.Boolean) : FieldValue()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFieldValue : FfiConverterRustBuffer<FieldValue>{
+    override fun read(buf: ByteBuffer): FieldValue {
+        return when(buf.getInt()) {
+            1 -> FieldValue.Null
+            2 -> FieldValue.Text(
+                FfiConverterString.read(buf),
+                )
+            3 -> FieldValue.Integer(
+                FfiConverterLong.read(buf),
+                )
+            4 -> FieldValue.Real(
+                FfiConverterDouble.read(buf),
+                )
+            5 -> FieldValue.Boolean(
+                FfiConverterBoolean.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: FieldValue): ULong = when(value) {
+        is FieldValue.Null -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is FieldValue.Text -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`value`)
+            )
+        }
+        is FieldValue.Integer -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterLong.allocationSize(value.`value`)
+            )
+        }
+        is FieldValue.Real -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.`value`)
+            )
+        }
+        is FieldValue.Boolean -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterBoolean.allocationSize(value.`value`)
+            )
+        }
+    }
+
+    override fun write(value: FieldValue, buf: ByteBuffer) {
+        when(value) {
+            is FieldValue.Null -> {
+                buf.putInt(1)
+                Unit
+            }
+            is FieldValue.Text -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`value`, buf)
+                Unit
+            }
+            is FieldValue.Integer -> {
+                buf.putInt(3)
+                FfiConverterLong.write(value.`value`, buf)
+                Unit
+            }
+            is FieldValue.Real -> {
+                buf.putInt(4)
+                FfiConverterDouble.write(value.`value`, buf)
+                Unit
+            }
+            is FieldValue.Boolean -> {
+                buf.putInt(5)
+                FfiConverterBoolean.write(value.`value`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
 
 
 
@@ -4180,6 +5644,38 @@ public object FfiConverterTypeUserMode: FfiConverterRustBuffer<UserMode> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
     override fun read(buf: ByteBuffer): kotlin.ULong? {
         if (buf.get().toInt() == 0) {
@@ -4276,6 +5772,102 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeCancelHandle: FfiConverterRustBuffer<CancelHandle?> {
+    override fun read(buf: ByteBuffer): CancelHandle? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeCancelHandle.read(buf)
+    }
+
+    override fun allocationSize(value: CancelHandle?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeCancelHandle.allocationSize(value)
+        }
+    }
+
+    override fun write(value: CancelHandle?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeCancelHandle.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSyncRecord: FfiConverterRustBuffer<SyncRecord?> {
+    override fun read(buf: ByteBuffer): SyncRecord? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSyncRecord.read(buf)
+    }
+
+    override fun allocationSize(value: SyncRecord?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSyncRecord.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SyncRecord?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSyncRecord.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeConflictMode: FfiConverterRustBuffer<ConflictMode?> {
+    override fun read(buf: ByteBuffer): ConflictMode? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeConflictMode.read(buf)
+    }
+
+    override fun allocationSize(value: ConflictMode?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeConflictMode.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ConflictMode?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeConflictMode.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeUserMode: FfiConverterRustBuffer<UserMode?> {
     override fun read(buf: ByteBuffer): UserMode? {
         if (buf.get().toInt() == 0) {
@@ -4308,6 +5900,38 @@ public object FfiConverterOptionalTypeUserMode: FfiConverterRustBuffer<UserMode?
 /**
  * @suppress
  */
+public object FfiConverterOptionalMapStringTypeFieldValue: FfiConverterRustBuffer<Map<kotlin.String, FieldValue>?> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, FieldValue>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterMapStringTypeFieldValue.read(buf)
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, FieldValue>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterMapStringTypeFieldValue.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Map<kotlin.String, FieldValue>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterMapStringTypeFieldValue.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -4326,6 +5950,129 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeConflictInfo: FfiConverterRustBuffer<List<ConflictInfo>> {
+    override fun read(buf: ByteBuffer): List<ConflictInfo> {
+        val len = buf.getInt()
+        return List<ConflictInfo>(len) {
+            FfiConverterTypeConflictInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ConflictInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeConflictInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ConflictInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeConflictInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFieldInfo: FfiConverterRustBuffer<List<FieldInfo>> {
+    override fun read(buf: ByteBuffer): List<FieldInfo> {
+        val len = buf.getInt()
+        return List<FieldInfo>(len) {
+            FfiConverterTypeFieldInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FieldInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFieldInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FieldInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFieldInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSyncRecord: FfiConverterRustBuffer<List<SyncRecord>> {
+    override fun read(buf: ByteBuffer): List<SyncRecord> {
+        val len = buf.getInt()
+        return List<SyncRecord>(len) {
+            FfiConverterTypeSyncRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SyncRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSyncRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SyncRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSyncRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringTypeFieldValue: FfiConverterRustBuffer<Map<kotlin.String, FieldValue>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, FieldValue> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, FieldValue>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterTypeFieldValue.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, FieldValue>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterTypeFieldValue.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, FieldValue>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterTypeFieldValue.write(v, buf)
         }
     }
 }
