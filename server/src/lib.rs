@@ -340,6 +340,7 @@ impl BoundServer {
             .route("/api/auth/credentials", post(credentials))
             .route("/healthz", get(|| async { "ok" }))
             .with_state(Arc::clone(&org))
+            .nest("/api/dev", sync::dev_router(Arc::clone(&org)))
             .nest(
                 "/api/sync/v1",
                 sync::router(Arc::clone(&org)).layer(axum::middleware::from_fn_with_state(

@@ -44,7 +44,21 @@ pub struct FieldSchema {
 pub struct EntitySchema {
     pub name: String,
     pub fields: Vec<FieldSchema>,
+    /// The upsert statement, built once per schema (the sync engine's hot path).
+    #[serde(skip)]
+    upsert_sql: SqlCache,
 }
+
+/// A lazily built SQL text; never part of a schema's identity.
+#[derive(Debug, Clone, Default)]
+struct SqlCache(std::sync::OnceLock<String>);
+
+impl PartialEq for SqlCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for SqlCache {}
 
 /// A record as stored locally.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +128,15 @@ fn sql_type(kind: FieldType) -> &'static str {
 }
 
 impl EntitySchema {
+    /// An entity with these fields.
+    pub fn new(name: String, fields: Vec<FieldSchema>) -> Self {
+        EntitySchema {
+            name,
+            fields,
+            upsert_sql: SqlCache::default(),
+        }
+    }
+
     /// Checks every name before any of them reaches SQL.
     pub fn validate(&self) -> Result<(), EntityError> {
         if !valid_name(&self.name) {
@@ -379,12 +402,21 @@ pub fn upsert_with(
             record.fields.get(&f.name).unwrap_or(&Value::Null),
         )?);
     }
+    let sql = schema.upsert_sql.0.get_or_init(|| upsert_sql(schema));
+    conn.prepare_cached(sql)?
+        .execute(params_from_iter(values.iter()))?;
+    Ok(())
+}
+
+fn upsert_sql(schema: &EntitySchema) -> String {
     let cols: String = schema
         .fields
         .iter()
         .map(|f| format!(", f_{}", f.name))
         .collect();
-    let marks: String = (3..=values.len()).map(|i| format!(", ?{i}")).collect();
+    let marks: String = (3..=schema.fields.len() + 2)
+        .map(|i| format!(", ?{i}"))
+        .collect();
     let updates: String = std::iter::once("version = excluded.version".to_string())
         .chain(
             schema
@@ -395,14 +427,11 @@ pub fn upsert_with(
         .collect::<Vec<_>>()
         .join(", ");
     // Never replaces a newer version with an older one (a late page after an acknowledged edit).
-    let sql = format!(
+    format!(
         "INSERT INTO e_{n} (id, version{cols}) VALUES (?1, ?2{marks})
          ON CONFLICT (id) DO UPDATE SET {updates} WHERE excluded.version >= e_{n}.version",
         n = schema.name
-    );
-    conn.prepare_cached(&sql)?
-        .execute(params_from_iter(values.iter()))?;
-    Ok(())
+    )
 }
 
 /// Removes a record; removing an unknown id is not an error (deletes are idempotent).
@@ -666,18 +695,15 @@ mod tests {
             Err(EntityError::UnknownEntity(_))
         ));
         for bad in ["Contact", "x; DROP TABLE meta", "", "1abc", "a-b"] {
-            let s = EntitySchema {
-                name: bad.into(),
-                fields: vec![],
-            };
+            let s = EntitySchema::new(bad.into(), vec![]);
             assert!(
                 matches!(apply_schema(&c, &[s]), Err(EntityError::InvalidName(_))),
                 "{bad}"
             );
         }
-        let dup = EntitySchema {
-            name: "dup".into(),
-            fields: vec![
+        let dup = EntitySchema::new(
+            "dup".into(),
+            vec![
                 FieldSchema {
                     name: "a".into(),
                     kind: FieldType::Text,
@@ -691,7 +717,7 @@ mod tests {
                     references: None,
                 },
             ],
-        };
+        );
         assert!(apply_schema(&c, &[dup]).is_err());
     }
 

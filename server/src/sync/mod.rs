@@ -39,6 +39,36 @@ pub fn router(org: Arc<Org>) -> Router {
         .with_state(org)
 }
 
+/// Development routes under `/api/dev`: simulate other users' edits (benchmarks, manual tests).
+pub fn dev_router(org: Arc<Org>) -> Router {
+    Router::new()
+        .route("/simulate-edits", post(simulate_edits))
+        .with_state(org)
+}
+
+#[derive(Deserialize)]
+struct SimulateEdits {
+    count: u32,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+async fn simulate_edits(
+    State(org): State<Arc<Org>>,
+    headers: HeaderMap,
+    Json(req): Json<SimulateEdits>,
+) -> Response {
+    if let Err(resp) = org.caller(&headers).await {
+        return resp;
+    }
+    let data = Arc::clone(&org.data);
+    let label = req.label.unwrap_or_else(|| "edited by another user".into());
+    match blocking(move || Ok(data.simulate_edits(req.count, &label)?)).await {
+        Ok(edited) => Json(json!({ "edited": edited })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn get_schema(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response {
     if let Err(resp) = org.caller(&headers).await {
         return resp;

@@ -327,6 +327,36 @@ impl DataStore {
         Some(version)
     }
 
+    /// Other users at work: changes the `notes` (or `name`) of the `count` records written
+    /// longest ago, in one transaction. Returns how many changed.
+    pub fn simulate_edits(&self, count: u32, label: &str) -> Result<u32, rusqlite::Error> {
+        let mut inner = self.lock();
+        let mut seq = inner.seq;
+        let tx = inner.conn.transaction()?;
+        let picked: Vec<(String, String)> = tx
+            .prepare("SELECT entity, id FROM records WHERE deleted = 0 ORDER BY seq LIMIT ?1")?
+            .query_map([count], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (entity, id) in &picked {
+            let current = read_record(&tx, entity, id)?.expect("just selected");
+            let mut fields = current.fields;
+            let field = if entity == "account" { "name" } else { "notes" };
+            fields.insert(field.into(), json!(format!("{label} ({id})")));
+            write_record(
+                &tx,
+                entity,
+                id,
+                current.version + 1,
+                false,
+                &fields,
+                &mut seq,
+            )?;
+        }
+        tx.commit()?;
+        inner.seq = seq;
+        Ok(picked.len() as u32)
+    }
+
     /// How many mutations have been applied in all (each exactly once).
     pub fn change_sequence(&self) -> i64 {
         self.lock().seq

@@ -1,0 +1,261 @@
+//! Sync benchmark, side by side in one process: the initial sync of N records from the reference
+//! server (a separate process, over loopback HTTP) against a local bulk insert of the same rows
+//! into the same kind of encrypted store; the peak RSS of the sync; a delta sync of 1k server
+//! changes; an upload of 10k queued edits. Prints one JSON line.
+//!
+//! Usage: syncvault-sync-bench SERVER_BIN RECORDS
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use syncvault::account::{Account, UserMode};
+use syncvault::auth::loopback::LoopbackRedirect;
+use syncvault::store::entities::{self, EntitySchema, Record};
+use syncvault::vault::{KdfParams, VaultConfig};
+use syncvault::{ClientOptions, FieldValue, RecordQuery, SyncClient, SyncObserver, SyncProgress};
+use syncvault_server::devlogin;
+use syncvault_server::sync::{generate, schema};
+
+const PASSWORD: &[u8] = b"benchmark password";
+const BATCH: u64 = 2000;
+
+struct Quiet;
+impl SyncObserver for Quiet {
+    fn on_progress(&self, _: SyncProgress) {}
+}
+
+fn status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets the kernel's peak-RSS mark to the current RSS (Linux), so a peak is one phase's.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(url: &str) {
+    for _ in 0..3000 {
+        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
+            && r.status().is_success()
+        {
+            // Discovery answers only once the org (and its generated data) is up.
+            if reqwest::get(format!("{url}/.well-known/syncvault"))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not come up");
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        kdf_memory_kib: KdfParams::FLOOR.m_kib,
+        kdf_iterations: KdfParams::FLOOR.t,
+        kdf_parallelism: KdfParams::FLOOR.p,
+        ..Default::default()
+    }
+}
+
+/// The same rows inserted locally: schema, then transactions of BATCH through the store's upsert.
+fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
+    let config = VaultConfig {
+        kdf: KdfParams::FLOOR,
+        ..Default::default()
+    };
+    let mut account = Account::new(dir, config);
+    account
+        .setup("https://org.example", UserMode::Oauth, PASSWORD, PASSWORD)
+        .unwrap();
+    let conn = account.store().unwrap().conn_mut();
+    let schemas: Vec<EntitySchema> =
+        serde_json::from_value(schema::schema_json()["entities"].clone()).unwrap();
+    entities::apply_schema(conn, &schemas).unwrap();
+    let by_name: HashMap<String, EntitySchema> =
+        schemas.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let started = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let tx = conn.transaction().unwrap();
+        for j in i..(i + BATCH).min(n) {
+            let (entity, id, fields) = generate::record(n, j);
+            let fields: Map<String, Value> = fields.as_object().unwrap().clone();
+            let record = Record {
+                id,
+                version: 1,
+                fields,
+            };
+            entities::upsert_with(&tx, &by_name[entity], &record).unwrap();
+        }
+        tx.commit().unwrap();
+        i += BATCH;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    let (bin, n): (&str, u64) = (&args[1], args[2].parse().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+
+    let mut child = Command::new(bin)
+        .args([
+            "--json",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--records",
+            &n.to_string(),
+        ])
+        .arg("--data")
+        .arg(tmp.path().join("server"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Server(child);
+    let url = serde_json::from_str::<Value>(&line).unwrap()["org_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_ready(&url).await;
+
+    let client =
+        SyncClient::with_options(tmp.path().join("vault").display().to_string(), options())
+            .unwrap();
+    client
+        .setup_offline_password(
+            url.clone(),
+            syncvault::UserMode::Oauth,
+            PASSWORD.to_vec(),
+            PASSWORD.to_vec(),
+        )
+        .await
+        .unwrap();
+    let redirect = LoopbackRedirect::bind().await.unwrap();
+    let request = client.begin_sign_in(redirect.redirect_uri()).await.unwrap();
+    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+        .await
+        .unwrap();
+    client.complete_sign_in(callback).await.unwrap();
+
+    // Initial sync, with its own peak RSS.
+    let rss_before = status_kib("VmRSS:") * 1024;
+    reset_peak();
+    let initial = Arc::clone(&client)
+        .synchronize(Arc::new(Quiet), None)
+        .await
+        .unwrap();
+    let peak = status_kib("VmHWM:") * 1024;
+    assert_eq!(initial.records_downloaded, n);
+    let sync_rate = n as f64 / initial.seconds;
+
+    // Delta: 1k records changed by other users.
+    let token: Value = reqwest::Client::new()
+        .post(format!("{url}/api/auth/credentials"))
+        .json(&json!({"username": "grace@contoso.example", "password": "grace-credentials"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let edited: Value = reqwest::Client::new()
+        .post(format!("{url}/api/dev/simulate-edits"))
+        .bearer_auth(&token)
+        .json(&json!({"count": 1000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(edited["edited"], 1000);
+    let delta = Arc::clone(&client)
+        .synchronize(Arc::new(Quiet), None)
+        .await
+        .unwrap();
+    assert_eq!(delta.records_downloaded, 1000);
+
+    // Upload: 10k queued edits (fewer when N is small).
+    let contacts = client
+        .query_records(
+            "contact".into(),
+            RecordQuery {
+                limit: Some(10_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let queue_started = Instant::now();
+    for c in &contacts {
+        let fields = HashMap::from([(
+            "notes".to_string(),
+            FieldValue::Text {
+                value: "edited in the benchmark".into(),
+            },
+        )]);
+        client
+            .update_record("contact".into(), c.id.clone(), fields)
+            .await
+            .unwrap();
+    }
+    let queue_seconds = queue_started.elapsed().as_secs_f64();
+    let upload = Arc::clone(&client)
+        .synchronize(Arc::new(Quiet), None)
+        .await
+        .unwrap();
+    assert_eq!(upload.records_uploaded, contacts.len() as u64);
+    let db_bytes = std::fs::metadata(tmp.path().join("vault").join("store.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    drop(client);
+
+    let local_rate = local_insert(&tmp.path().join("local"), n);
+    println!(
+        "{}",
+        json!({
+            "records": n,
+            "initial_sync_seconds": initial.seconds,
+            "initial_sync_records_per_second": sync_rate,
+            "local_insert_records_per_second": local_rate,
+            "ratio": sync_rate / local_rate,
+            "bytes_downloaded": initial.bytes_downloaded,
+            "rss_before_sync_bytes": rss_before,
+            "peak_rss_during_sync_bytes": peak,
+            "delta_1k_seconds": delta.seconds,
+            "queued_edits": contacts.len(),
+            "queue_edits_seconds": queue_seconds,
+            "upload_seconds": upload.seconds,
+            "store_bytes": db_bytes,
+        })
+    );
+}
