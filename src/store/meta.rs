@@ -21,3 +21,10 @@ pub fn set(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> 
     .classified()?;
     Ok(())
 }
+
+/// Removes a setting.
+pub fn remove(conn: &Connection, key: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM meta WHERE key = ?1", [key])
+        .classified()?;
+    Ok(())
+}

@@ -281,9 +281,10 @@ pub fn page(
     match (&response.page_token, response.cursor) {
         (Some(token), _) => meta::set(conn, PAGE_TOKEN_KEY, token)?,
         (None, Some(cursor)) => {
+            // The last page of an initial download also builds its indexes (same transaction).
+            entities::end_bulk_load(conn).map_err(entity_error)?;
             meta::set(conn, CURSOR_KEY, &cursor.to_string())?;
-            conn.execute("DELETE FROM meta WHERE key = ?1", [PAGE_TOKEN_KEY])
-                .map_err(crate::store::StoreError::classify)?;
+            meta::remove(conn, PAGE_TOKEN_KEY)?;
         }
         (None, None) => return Err(protocol_error("the last page carries no cursor")),
     }

@@ -438,6 +438,10 @@ impl Engine {
                 Ok((cursor, meta::get(c, PAGE_TOKEN_KEY)?))
             })
             .await?;
+        if cursor.is_none() {
+            // An initial download loads into bare tables; its last page builds the indexes.
+            self.db_tx(|c| Ok(entities::begin_bulk_load(c)?)).await?;
+        }
         self.progress(SyncPhase::Downloading, 0, None);
         // The fetcher runs at most one page ahead: the channel holds one page, so a slow store
         // holds back the network instead of filling memory.
