@@ -75,15 +75,6 @@ impl Account {
         }
     }
 
-    /// How the account's store is opened: an 8 MiB page cache keeps bulk downloads (three
-    /// tables, their indexes and full-text indexes) off the disk without a large footprint.
-    fn store_options() -> StoreOptions {
-        StoreOptions {
-            cache_kib: Some(8 * 1024),
-            ..StoreOptions::default()
-        }
-    }
-
     pub fn dir(&self) -> &Path {
         &self.paths.dir
     }
@@ -104,7 +95,7 @@ impl Account {
         let url = crate::org::normalize_organization_url(organization_url)?;
         let unlocked = vault::create(&self.paths, password, confirmation, &self.config)?;
         let result = (|| {
-            let store = Store::open(&self.paths.database(), &unlocked, &Account::store_options())?;
+            let store = Store::open(&self.paths.database(), &unlocked, &StoreOptions::default())?;
             meta::set(store.conn(), ORG_URL, &url)?;
             meta::set(store.conn(), USER_MODE, user_mode.as_str())?;
             Ok::<_, StoreError>(store)
@@ -131,7 +122,7 @@ impl Account {
         self.store = Some(Store::open(
             &self.paths.database(),
             &unlocked,
-            &Account::store_options(),
+            &StoreOptions::default(),
         )?);
         Ok(())
     }

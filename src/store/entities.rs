@@ -275,7 +275,7 @@ fn create_fts_triggers(conn: &Connection, s: &EntitySchema) -> Result<(), Entity
              INSERT INTO fts_{n} (rowid, {cols}) VALUES (new.rowid{new_cols}); END;
          CREATE TRIGGER IF NOT EXISTS e_{n}_ad AFTER DELETE ON e_{n} BEGIN
              INSERT INTO fts_{n} (fts_{n}, rowid, {cols}) VALUES ('delete', old.rowid{old_cols}); END;
-         CREATE TRIGGER IF NOT EXISTS e_{n}_au AFTER UPDATE ON e_{n} BEGIN
+         CREATE TRIGGER IF NOT EXISTS e_{n}_au AFTER UPDATE OF {cols} ON e_{n} BEGIN
              INSERT INTO fts_{n} (fts_{n}, rowid, {cols}) VALUES ('delete', old.rowid{old_cols});
              INSERT INTO fts_{n} (rowid, {cols}) VALUES (new.rowid{new_cols}); END;"
     ))?;
