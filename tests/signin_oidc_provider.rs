@@ -1,6 +1,7 @@
 //! Interop with a real OpenID Connect provider: npm `oidc-provider`, started by the test on
 //! loopback over http and over https with a test CA the client trusts. The full code + PKCE flow
-//! is logged in headlessly through the provider's interaction forms; refresh rotates (the old
+//! is logged in headlessly through the provider's interaction forms, the device flow through its
+//! user-code pages; refresh rotates (the old
 //! refresh token is rejected afterwards); the reference server validates the provider's JWT access
 //! tokens against its JWKS; ID tokens with the wrong audience, nonce or issuer are refused; no
 //! secret reaches a log line.
@@ -57,9 +58,11 @@ fn start_provider(audience: &str, access_ttl: u32, tls: Option<(&PathBuf, &PathB
     }
     let mut child = cmd.spawn().expect("node must be installed");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading: oidc-provider prints notices later (e.g. on its first device-flow page), and
+    // a write to a closed pipe kills it with EPIPE.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("provider said {line:?}: {e}"));
     Node {
@@ -212,6 +215,120 @@ async fn code_flow_over_http() {
 #[tokio::test(flavor = "multi_thread")]
 async fn code_flow_over_https_with_a_test_ca() {
     full_flow(true).await;
+}
+
+/// The person's side of the device flow on oidc-provider's pages: enter the user code, confirm,
+/// then the same login and consent forms as the code flow.
+async fn approve_device(verification_uri: &str, user_code: &str, email: &str) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let field = |html: &str, name: &str| -> Option<String> {
+        let at = html.find(&format!("name=\"{name}\" value=\""))?;
+        let rest = &html[at + name.len() + 15..];
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    let page = http
+        .get(verification_uri)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let xsrf = field(&page, "xsrf").expect("the user code form");
+    let confirm = http
+        .post(verification_uri)
+        .form(&[("xsrf", xsrf.as_str()), ("user_code", user_code)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let xsrf = field(&confirm, "xsrf").expect("the confirmation form");
+    let answer = http
+        .post(verification_uri)
+        .form(&[
+            ("xsrf", xsrf.as_str()),
+            ("user_code", user_code),
+            ("confirm", "yes"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mut next = answer
+        .headers()
+        .get("location")
+        .expect("to the login")
+        .to_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..12 {
+        next = url::Url::parse(verification_uri)
+            .unwrap()
+            .join(&next)
+            .unwrap()
+            .to_string();
+        let page = http.get(&next).send().await.unwrap();
+        if let Some(location) = page.headers().get("location") {
+            next = location.to_str().unwrap().to_string();
+            continue;
+        }
+        let html = page.text().await.unwrap();
+        let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
+            vec![
+                ("prompt", "login"),
+                ("login", email),
+                ("password", "anything"),
+            ]
+        } else if html.contains("name=\"prompt\"") || html.contains("consent") {
+            vec![("prompt", "consent")]
+        } else {
+            return; // the success page
+        };
+        let answer = http.post(&next).form(&form).send().await.unwrap();
+        match answer.headers().get("location") {
+            Some(location) => next = location.to_str().unwrap().to_string(),
+            None => return,
+        }
+    }
+    panic!("the device approval did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_flow_through_the_providers_pages() {
+    let s = setup(600, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c =
+        SyncClient::with_options(dir.path().display().to_string(), client_options(None)).unwrap();
+    c.setup_offline_password(s.org.url.clone(), UserMode::Oauth, PW.to_vec(), PW.to_vec())
+        .await
+        .unwrap();
+    let device = c.begin_device_sign_in().await.unwrap();
+    assert!(
+        device.verification_uri.starts_with(&s.issuer),
+        "{}",
+        device.verification_uri
+    );
+    assert!(device.expires_in > 0);
+    let person = tokio::spawn({
+        let (uri, code) = (device.verification_uri.clone(), device.user_code.clone());
+        async move { approve_device(&uri, &code, "ada@contoso.example").await }
+    });
+    let user = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.complete_device_sign_in(),
+    )
+    .await
+    .expect("the device sign-in completes")
+    .unwrap();
+    person.await.unwrap();
+    assert_eq!(user.email.as_deref(), Some("ada@contoso.example"));
+    let me = c.who_am_i().await.unwrap();
+    assert_eq!(me.org_user_id.as_deref(), Some("u1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
