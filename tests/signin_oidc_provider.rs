@@ -1,10 +1,9 @@
 //! Interop with a real OpenID Connect provider: npm `oidc-provider`, started by the test on
 //! loopback over http and over https with a test CA the client trusts. The full code + PKCE flow
-//! is logged in headlessly through the provider's interaction forms, the device flow through its
-//! user-code pages; refresh rotates (the old
-//! refresh token is rejected afterwards); the reference server validates the provider's JWT access
-//! tokens against its JWKS; ID tokens with the wrong audience, nonce or issuer are refused; no
-//! secret reaches a log line.
+//! is logged in headlessly through the provider's interaction forms, and the device flow through
+//! its user-code pages; refresh rotates (the old refresh token is rejected afterwards); the
+//! reference server validates the provider's JWT access tokens against its JWKS; ID tokens with
+//! the wrong audience, nonce or issuer are refused; no secret reaches a log line.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
