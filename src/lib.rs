@@ -19,7 +19,7 @@ pub mod vault;
 
 pub use ffi::{
     AccountState, AuthorizationUi, CancelHandle, ClientOptions, ConflictInfo, ConflictMode,
-    ConflictResolution, FieldInfo, FieldType, FieldValue, RecordQuery, SyncClient, SyncError,
+    ConflictResolution, FieldInfo, FieldType, FieldValue, LogLevel, LogSink, RecordQuery, SyncClient, SyncError,
     SyncObserver, SyncPhase, SyncProgress, SyncRecord, SyncReport, UserMode,
     normalize_organization_url, syncvault_version,
 };

@@ -4,6 +4,7 @@
 mod authorization_ui;
 mod client;
 mod error;
+mod logging;
 mod observer;
 mod records;
 mod signin;
@@ -15,6 +16,7 @@ pub use crate::sync::{ConflictMode, SyncReport};
 pub use authorization_ui::AuthorizationUi;
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
+pub use logging::{LogLevel, LogSink, init_logging};
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
 pub use records::{
     ConflictInfo, ConflictResolution, FieldInfo, FieldValue, RecordQuery, SyncRecord,

@@ -14,6 +14,13 @@ private class Recorder(val onEach: (SyncProgress) -> Unit = {}) : SyncObserver {
     }
 }
 
+private class Lines : LogSink {
+    val lines = mutableListOf<Triple<LogLevel, String, String>>()
+    override fun log(level: LogLevel, target: String, message: String) {
+        synchronized(lines) { lines += Triple(level, target, message) }
+    }
+}
+
 private fun SyncClient.loginWith(email: String) = setAuthorizationUi(object : AuthorizationUi {
     override fun redirectUri() = "dev.syncvault.app:/oauth/callback"
     override suspend fun authorize(url: String): String = devLogin(url, email)
@@ -28,6 +35,8 @@ fun syncTests(suite: Suite) {
         try {
             SyncClient.withOptions(tempDir("sync").toString(), fastOptions).use { client ->
                 runBlocking {
+                    val logs = Lines()
+                    initLogging(LogLevel.INFO, logs)
                     client.setupOfflinePassword(orgUrl, UserMode.OAUTH, pw("password1"), pw("password1"))
                     client.loginWith("ada@contoso.example")
                     val recorder = Recorder()
@@ -39,6 +48,15 @@ fun syncTests(suite: Suite) {
                     assertEquals(3000uL, downloads.last().recordsDone, "last progress")
                     assertEquals(3000uL, downloads.first().recordsEstimated, "estimate")
                     assertEquals(SyncPhase.FINISHED, recorder.seen.last().phase, "last phase")
+                    // The app's LogSink got syncvault's events, filtered in Rust, with no secret.
+                    val logged = synchronized(logs.lines) { logs.lines.toList() }
+                    check(logged.any { it.third.contains("synchronize finished") }) { "log: $logged" }
+                    check(logged.any { it.third.contains("signed in") }) { "log: $logged" }
+                    check(logged.all { it.first <= LogLevel.INFO }) { "levels: ${logged.map { it.first }}" }
+                    check(logged.none { (_, _, m) -> m.contains("eyJ") || m.contains("password1") || m.contains("code=") }) {
+                        "a secret in the log: $logged"
+                    }
+                    initLogging(LogLevel.ERROR, logs)
 
                     val found = client.searchRecords("contact", "hopper", 20u)
                     check(found.isNotEmpty()) { "search found nothing" }

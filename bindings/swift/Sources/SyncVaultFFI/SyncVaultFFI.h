@@ -256,6 +256,13 @@ typedef void (*UniffiCallbackInterfaceAuthorizationUiMethod1)(uint64_t, RustBuff
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
+typedef void (*UniffiCallbackInterfaceLogSinkMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_OBSERVER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_OBSERVER_METHOD0
 typedef void (*UniffiCallbackInterfaceSyncObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -271,6 +278,15 @@ typedef struct UniffiVTableCallbackInterfaceAuthorizationUi {
     UniffiCallbackInterfaceAuthorizationUiMethod0 _Nonnull redirectUri;
     UniffiCallbackInterfaceAuthorizationUiMethod1 _Nonnull authorize;
 } UniffiVTableCallbackInterfaceAuthorizationUi;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_SINK
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_SINK
+typedef struct UniffiVTableCallbackInterfaceLogSink {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLogSinkMethod0 _Nonnull log;
+} UniffiVTableCallbackInterfaceLogSink;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_SYNC_OBSERVER
@@ -477,6 +493,26 @@ uint64_t uniffi_syncvault_fn_method_syncclient_who_am_i(uint64_t ptr
 uint64_t uniffi_syncvault_fn_method_syncclient_synchronize(uint64_t ptr, uint64_t observer, RustBuffer cancel
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_LOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_LOGSINK
+uint64_t uniffi_syncvault_fn_clone_logsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_LOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_LOGSINK
+void uniffi_syncvault_fn_free_logsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_LOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_LOGSINK
+void uniffi_syncvault_fn_init_callback_vtable_logsink(const UniffiVTableCallbackInterfaceLogSink* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOGSINK_LOG
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOGSINK_LOG
+void uniffi_syncvault_fn_method_logsink_log(uint64_t ptr, RustBuffer level, RustBuffer target, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
 uint64_t uniffi_syncvault_fn_clone_syncobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -532,6 +568,11 @@ RustBuffer uniffi_syncvault_fn_func_normalize_organization_url(RustBuffer input,
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FUNC_SYNCVAULT_VERSION
 RustBuffer uniffi_syncvault_fn_func_syncvault_version(RustCallStatus *_Nonnull out_status
     
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FUNC_INIT_LOGGING
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FUNC_INIT_LOGGING
+void uniffi_syncvault_fn_func_init_logging(RustBuffer level, uint64_t sink, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_SYNCVAULT_RUSTBUFFER_ALLOC
@@ -806,6 +847,12 @@ uint16_t uniffi_syncvault_checksum_func_syncvault_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_FUNC_INIT_LOGGING
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_FUNC_INIT_LOGGING
+uint16_t uniffi_syncvault_checksum_func_init_logging(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_AUTHORIZATIONUI_REDIRECT_URI
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_AUTHORIZATIONUI_REDIRECT_URI
 uint16_t uniffi_syncvault_checksum_method_authorizationui_redirect_uri(void
@@ -995,6 +1042,12 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_who_am_i(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
 uint16_t uniffi_syncvault_checksum_method_syncclient_synchronize(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOGSINK_LOG
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOGSINK_LOG
+uint16_t uniffi_syncvault_checksum_method_logsink_log(void
     
 );
 #endif
