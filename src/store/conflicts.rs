@@ -79,13 +79,6 @@ fn snapshot_from(text: Option<String>) -> Result<Option<Snapshot>, StoreError> {
     }))
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Logs a conflict and how it was settled.
 #[allow(clippy::too_many_arguments)]
 pub fn log(
@@ -114,7 +107,7 @@ pub fn log(
         mode,
         outcome,
         reason,
-        now()
+        super::unix_now()
     ])
     .classified()?;
     tracing::info!(entity, outcome, mode, "sync conflict");
@@ -238,19 +231,7 @@ pub fn resolve(
     });
     let base = (server.version > 0).then_some(server.version);
     let queue = |op: Op, fields: &Map<String, Value>| -> Result<(), EntityError> {
-        conn.prepare_cached(
-            "INSERT INTO outbox (entity, record_id, op, base_version, fields, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            entity,
-            id,
-            op.as_str(),
-            base,
-            Value::Object(fields.clone()).to_string(),
-            now()
-        ])?;
-        Ok(())
+        Ok(outbox::queue(conn, entity, id, op, base, fields)?)
     };
     let op_for_write = if base.is_some() {
         Op::Update
@@ -299,7 +280,7 @@ pub fn resolve(
     };
     conn.execute(
         "UPDATE conflicts SET outcome = ?2, resolved_at = ?3 WHERE id = ?1",
-        params![conflict_id, outcome, now()],
+        params![conflict_id, outcome, super::unix_now()],
     )?;
     Ok(())
 }

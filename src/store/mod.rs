@@ -56,6 +56,14 @@ impl<T> SqlResultExt<T> for Result<T, rusqlite::Error> {
     }
 }
 
+/// Seconds since 1970, for the timestamps the store keeps (outbox, conflicts, sync log).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Options for opening; tests stack a fault-injecting VFS under the encrypting one.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {

@@ -78,13 +78,6 @@ pub fn new_record_id() -> String {
     )
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn to_json(fields: &Map<String, Value>) -> String {
     Value::Object(fields.clone()).to_string()
 }
@@ -93,7 +86,8 @@ fn from_json(text: &str) -> Result<Map<String, Value>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupted(format!("stored fields: {e}")))
 }
 
-fn queue(
+/// Appends a change to the outbox (in the caller's transaction).
+pub(crate) fn queue(
     conn: &Connection,
     entity: &str,
     id: &str,
@@ -112,7 +106,7 @@ fn queue(
         op.as_str(),
         base,
         to_json(fields),
-        now()
+        super::unix_now()
     ])
     .classified()?;
     Ok(())

@@ -19,7 +19,7 @@ use crate::account::Account;
 use crate::ffi::{SyncError, SyncObserver, SyncPhase, SyncProgress};
 use crate::runtime;
 use crate::store::entities::{self, EntitySchema};
-use crate::store::{StoreError, meta, outbox};
+use crate::store::{StoreError, meta, outbox, unix_now};
 
 /// Hands the engine a valid access token; `rejected` is one the server just refused.
 #[async_trait]
@@ -185,13 +185,6 @@ fn error_kind(e: &SyncError) -> String {
         .next()
         .unwrap_or("")
         .to_string()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Full jitter over an exponential backoff: a random wait in [d/2, d].
