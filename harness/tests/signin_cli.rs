@@ -2,13 +2,14 @@
 //! `sync --json` prints the authorization URL (loopback browser) or the device code, and finishes
 //! once the person signs in, then synchronizes and prints the report.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use common::BIN;
 use serde_json::Value;
 use syncvault_server::devlogin;
-
-const BIN: &str = env!("CARGO_BIN_EXE_syncvault");
 
 struct Server(Child, String);
 
@@ -35,49 +36,28 @@ fn serve() -> Server {
 }
 
 fn setup(dir: &std::path::Path, org: &str) {
-    let mut child = Command::new(BIN)
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "--json",
-            "--password-stdin",
-            "setup",
-            "--org",
-            org,
-            "--user-mode",
-            "oauth",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
+    let args = [
+        "--json",
+        "--password-stdin",
+        "setup",
+        "--org",
+        org,
+        "--user-mode",
+        "oauth",
+    ];
+    let output = common::spawn(dir, &args, b"password1\npassword1\n")
+        .wait_with_output()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"password1\npassword1\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(output.status.success());
 }
 
 /// Starts `sync` with `args`; returns the child and a reader of its stdout lines.
 fn sync(dir: &std::path::Path, args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(BIN)
-        .arg("--dir")
-        .arg(dir)
-        .args(["--json", "--password-stdin", "sync"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"password1\n")
-        .unwrap();
+    let all: Vec<&str> = ["--json", "--password-stdin", "sync"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let mut child = common::spawn(dir, &all, b"password1\n");
     let out = BufReader::new(child.stdout.take().unwrap());
     (child, out)
 }

@@ -5,15 +5,15 @@
 //!
 //! Rounds: SYNCVAULT_CRASH_SYNC_ROUNDS (default 10); seed: SYNCVAULT_CRASH_SEED.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use syncvault_server::{BoundServer, ServerConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_syncvault");
 const PASSWORD: &[u8] = b"crash test password\n";
 
 struct Rng(u64);
@@ -27,19 +27,13 @@ impl Rng {
     }
 }
 
+/// The harness with `--json --password-stdin` and `args`.
 fn harness(dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> std::process::Child {
-    let mut child = Command::new(BIN)
-        .arg("--dir")
-        .arg(dir)
-        .args(["--json", "--password-stdin"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child
+    let all: Vec<&str> = ["--json", "--password-stdin"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    common::spawn(dir, &all, stdin)
 }
 
 fn run(dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> Output {
