@@ -80,18 +80,41 @@ async fn headless_login(authorization_url: &str, email: &str, ca_pem: Option<&st
             builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
     }
     let http = builder.build().unwrap();
-    let mut next = authorization_url.to_string();
+    let callback = walk_interactions(&http, authorization_url, email, |url| {
+        url.starts_with("http://127.0.0.1:49152/callback")
+    })
+    .await;
+    assert!(
+        callback.starts_with("http://127.0.0.1:49152/callback"),
+        "the login did not reach the callback: {callback}"
+    );
+    callback
+}
+
+/// Walks oidc-provider's interaction pages from `start`: follows redirects, submits the login
+/// form, then the consent form, until `done` holds for the next URL or a page has no form (the
+/// device flow's success page); returns that URL.
+async fn walk_interactions(
+    http: &reqwest::Client,
+    start: &str,
+    email: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let join = |base: &str, location: &reqwest::header::HeaderValue| {
+        url::Url::parse(base)
+            .unwrap()
+            .join(location.to_str().unwrap())
+            .unwrap()
+            .to_string()
+    };
+    let mut next = start.to_string();
     for _ in 0..12 {
-        if next.starts_with("http://127.0.0.1:49152/callback") {
+        if done(&next) {
             return next;
         }
         let page = http.get(&next).send().await.unwrap();
         if let Some(location) = page.headers().get("location") {
-            next = url::Url::parse(&next)
-                .unwrap()
-                .join(location.to_str().unwrap())
-                .unwrap()
-                .to_string();
+            next = join(&next, location);
             continue;
         }
         let html = page.text().await.unwrap();
@@ -101,23 +124,19 @@ async fn headless_login(authorization_url: &str, email: &str, ca_pem: Option<&st
                 ("login", email),
                 ("password", "anything"),
             ]
-        } else {
+        } else if html.contains("name=\"prompt\"") || html.contains("consent") {
             vec![("prompt", "consent")]
+        } else {
+            return next;
         };
         let answer = http.post(&next).form(&form).send().await.unwrap();
         let location = answer
             .headers()
             .get("location")
-            .unwrap_or_else(|| panic!("no redirect from {next}"))
-            .to_str()
-            .unwrap();
-        next = url::Url::parse(&next)
-            .unwrap()
-            .join(location)
-            .unwrap()
-            .to_string();
+            .unwrap_or_else(|| panic!("no redirect from {next}"));
+        next = join(&next, location);
     }
-    panic!("the login did not reach the callback");
+    panic!("the interactions did not finish");
 }
 
 struct Setup {
@@ -258,43 +277,12 @@ async fn approve_device(verification_uri: &str, user_code: &str, email: &str) {
         .send()
         .await
         .unwrap();
-    let mut next = answer
-        .headers()
-        .get("location")
-        .expect("to the login")
-        .to_str()
+    let login = answer.headers().get("location").expect("to the login");
+    let login = url::Url::parse(verification_uri)
         .unwrap()
-        .to_string();
-    for _ in 0..12 {
-        next = url::Url::parse(verification_uri)
-            .unwrap()
-            .join(&next)
-            .unwrap()
-            .to_string();
-        let page = http.get(&next).send().await.unwrap();
-        if let Some(location) = page.headers().get("location") {
-            next = location.to_str().unwrap().to_string();
-            continue;
-        }
-        let html = page.text().await.unwrap();
-        let form: Vec<(&str, &str)> = if html.contains("name=\"login\"") {
-            vec![
-                ("prompt", "login"),
-                ("login", email),
-                ("password", "anything"),
-            ]
-        } else if html.contains("name=\"prompt\"") || html.contains("consent") {
-            vec![("prompt", "consent")]
-        } else {
-            return; // the success page
-        };
-        let answer = http.post(&next).form(&form).send().await.unwrap();
-        match answer.headers().get("location") {
-            Some(location) => next = location.to_str().unwrap().to_string(),
-            None => return,
-        }
-    }
-    panic!("the device approval did not finish");
+        .join(login.to_str().unwrap())
+        .unwrap();
+    walk_interactions(&http, login.as_str(), email, |_| false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
