@@ -150,6 +150,23 @@ fn write_local(
     Ok(())
 }
 
+/// What a record's queued edits amount to, and the server state they started from; None when
+/// nothing is queued for it.
+fn local_side(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+) -> Result<Option<(LocalChange, Option<Snapshot>)>, SyncError> {
+    let entries = outbox::entries_for(conn, entity, id)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((
+        LocalChange::of(&entries),
+        outbox::mirror(conn, entity, id)?,
+    )))
+}
+
 /// Settles a record whose queued edits met a different server version.
 pub fn settle_conflict(
     conn: &Connection,
@@ -158,12 +175,9 @@ pub fn settle_conflict(
     server: &Snapshot,
     mode: ConflictMode,
 ) -> Result<(), SyncError> {
-    let entries = outbox::entries_for(conn, entity, id)?;
-    if entries.is_empty() {
+    let Some((local, base)) = local_side(conn, entity, id)? else {
         return Ok(());
-    }
-    let local = LocalChange::of(&entries);
-    let base = outbox::mirror(conn, entity, id)?;
+    };
     let resolution = plan::resolve(mode, base.as_ref(), &local, server);
     let outcome = resolution.outcome(mode);
     conflicts::log(
@@ -208,9 +222,9 @@ pub fn settle_conflict(
 /// state again.
 fn reject(conn: &Connection, entry: &Entry, reason: &str) -> Result<(), SyncError> {
     let (entity, id) = (entry.entity.as_str(), entry.record_id.as_str());
-    let entries = outbox::entries_for(conn, entity, id)?;
-    let local = LocalChange::of(&entries);
-    let base = outbox::mirror(conn, entity, id)?;
+    let Some((local, base)) = local_side(conn, entity, id)? else {
+        return Ok(());
+    };
     conflicts::log(
         conn,
         entity,
