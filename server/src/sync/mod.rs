@@ -7,6 +7,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -85,14 +86,31 @@ struct PullRequest {
     limit: Option<u32>,
 }
 
-fn check_client_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 64 {
+/// What every sync call checks first: a signed-in caller, a body of the call's shape, and a
+/// client id of 1 to 64 characters.
+async fn accept<T>(
+    org: &Org,
+    headers: &HeaderMap,
+    body: Result<Json<T>, JsonRejection>,
+    call: &str,
+    client_id: impl Fn(&T) -> &String,
+) -> Result<T, Response> {
+    org.caller(headers).await?;
+    let Ok(Json(req)) = body else {
         return Err(ApiError::bad_request(
             "invalid_request",
-            "client_id is 1 to 64 characters",
-        ));
+            format!("the body is not a {call} request"),
+        )
+        .into_response());
+    };
+    let id = client_id(&req);
+    if id.is_empty() || id.len() > 64 {
+        return Err(
+            ApiError::bad_request("invalid_request", "client_id is 1 to 64 characters")
+                .into_response(),
+        );
     }
-    Ok(())
+    Ok(req)
 }
 
 /// Runs store work off the async threads.
@@ -111,18 +129,12 @@ async fn blocking<T: Send + 'static>(
 async fn pull(
     State(org): State<Arc<Org>>,
     headers: HeaderMap,
-    body: Result<Json<PullRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PullRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(resp) = org.caller(&headers).await {
-        return resp;
-    }
-    let Ok(Json(req)) = body else {
-        return ApiError::bad_request("invalid_request", "the body is not a pull request")
-            .into_response();
+    let req = match accept(&org, &headers, body, "pull", |r: &PullRequest| &r.client_id).await {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    if let Err(e) = check_client_id(&req.client_id) {
-        return e.into_response();
-    }
     if req.schema_version != schema::SCHEMA_VERSION {
         return ApiError {
             status: 409,
@@ -148,18 +160,12 @@ struct PushRequest {
 async fn push(
     State(org): State<Arc<Org>>,
     headers: HeaderMap,
-    body: Result<Json<PushRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PushRequest>, JsonRejection>,
 ) -> Response {
-    if let Err(resp) = org.caller(&headers).await {
-        return resp;
-    }
-    let Ok(Json(req)) = body else {
-        return ApiError::bad_request("invalid_request", "the body is not a push request")
-            .into_response();
+    let req = match accept(&org, &headers, body, "push", |r: &PushRequest| &r.client_id).await {
+        Ok(req) => req,
+        Err(resp) => return resp,
     };
-    if let Err(e) = check_client_id(&req.client_id) {
-        return e.into_response();
-    }
     let data = Arc::clone(&org.data);
     match blocking(move || data.push(&req.client_id, &req.mutations)).await {
         Ok(results) => Json(json!({ "results": results })).into_response(),
