@@ -54,6 +54,8 @@ pub struct AccountState {
     pub last_sync: Option<i64>,
     /// Consecutive failed unlock attempts.
     pub failed_attempts: u32,
+    /// Biometric unlock (a platform key slot) is enabled: show its button.
+    pub platform_unlock_enabled: bool,
 }
 
 /// An account directory and its open store.
@@ -119,12 +121,30 @@ impl Account {
             return Ok(());
         }
         let unlocked = vault::unlock(&self.paths, password, &self.config)?;
+        self.open_store(&unlocked)
+    }
+
+    /// Unlocks with the secret the platform key store opened, and opens the store.
+    pub fn unlock_with_platform_secret(&mut self, secret: &[u8]) -> Result<(), SyncError> {
+        if self.store.is_some() {
+            return Ok(());
+        }
+        let unlocked = vault::unlock_with_platform_secret(&self.paths, secret)?;
+        self.open_store(&unlocked)
+    }
+
+    fn open_store(&mut self, unlocked: &vault::UnlockedVault) -> Result<(), SyncError> {
         self.store = Some(Store::open(
             &self.paths.database(),
-            &unlocked,
+            unlocked,
             &StoreOptions::default(),
         )?);
         Ok(())
+    }
+
+    /// The vault's files, for the platform-slot steps that run between foreign calls.
+    pub fn vault_paths(&self) -> &VaultPaths {
+        &self.paths
     }
 
     /// Closes the store; the key is wiped from memory with it.
@@ -167,6 +187,7 @@ impl Account {
     pub fn state(&self) -> Result<AccountState, SyncError> {
         let configured = self.paths.exists();
         let failed_attempts = vault::failed_attempts(&self.paths)?;
+        let platform_unlock_enabled = configured && vault::platform_slot(&self.paths)?.is_some();
         let mut state = AccountState {
             configured,
             locked: self.store.is_none(),
@@ -175,6 +196,7 @@ impl Account {
             pending_changes: 0,
             last_sync: None,
             failed_attempts,
+            platform_unlock_enabled,
         };
         if let Some(store) = &self.store {
             let conn = store.conn();
@@ -220,6 +242,10 @@ impl From<VaultError> for SyncError {
             VaultError::Wiped => SyncError::VaultWiped,
             VaultError::NotConfigured => SyncError::NotConfigured,
             VaultError::AlreadyConfigured => SyncError::AlreadyConfigured,
+            VaultError::Header(HeaderError::PlatformSecretRejected) => {
+                SyncError::PlatformKeyInvalidated
+            }
+            VaultError::Header(HeaderError::NoPlatformSlot) => SyncError::PlatformUnlockNotEnabled,
             VaultError::Header(HeaderError::Kdf(k)) => SyncError::Internal {
                 reason: k.to_string(),
             },

@@ -19,9 +19,9 @@ pub mod vault;
 
 pub use ffi::{
     AccountState, AuthorizationUi, CancelHandle, ClientOptions, ConflictInfo, ConflictMode,
-    ConflictResolution, FieldInfo, FieldType, FieldValue, LogLevel, LogSink, RecordQuery,
-    SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress, SyncRecord, SyncReport, UserMode,
-    init_logging, normalize_organization_url, syncvault_version,
+    ConflictResolution, FieldInfo, FieldType, FieldValue, LogLevel, LogSink, PlatformKeyStore,
+    RecordQuery, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress, SyncRecord,
+    SyncReport, UserMode, init_logging, normalize_organization_url, syncvault_version,
 };
 pub use org::UrlProblem;
 

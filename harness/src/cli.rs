@@ -24,12 +24,23 @@ pub struct GlobalArgs {
     /// Read passwords one per line from stdin instead of prompting on the TTY.
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// A directory standing in for the platform key store (Keychain / Android Keystore): with
+    /// it, commands unlock through biometric unlock when it is enabled instead of a password.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub key_dir: Option<String>,
 }
 
 impl GlobalArgs {
     /// The vault directory in use.
     pub fn dir(&self) -> &str {
         self.dir.as_deref().unwrap_or("syncvault-data")
+    }
+
+    /// The file-backed key store of `--key-dir`, if given.
+    pub fn key_store(&self) -> Option<std::sync::Arc<crate::key_store::FileKeyStore>> {
+        self.key_dir
+            .as_ref()
+            .map(|dir| std::sync::Arc::new(crate::key_store::FileKeyStore { dir: dir.into() }))
     }
 }
 
@@ -109,6 +120,10 @@ pub enum Command {
     Status,
     /// Change the offline password (old, new, confirmation).
     ChangePassword,
+    /// Turn on biometric unlock with the `--key-dir` key store (offline password on stdin).
+    EnablePlatformUnlock,
+    /// Turn off biometric unlock and delete its key from the `--key-dir` key store.
+    DisablePlatformUnlock,
     /// Crypto-erase and delete the vault.
     Wipe {
         /// Confirm: unsent edits are lost.

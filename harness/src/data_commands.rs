@@ -7,13 +7,11 @@ use syncvault::{FieldType, FieldValue, RecordQuery, SyncClient, SyncRecord};
 
 use crate::cli::GlobalArgs;
 use crate::output::{HarnessError, Output};
-use crate::passwords::Passwords;
 use crate::vault_commands::client;
 
 async fn unlocked(global: &GlobalArgs) -> Result<std::sync::Arc<SyncClient>, HarnessError> {
     let client = client(global)?;
-    let password = Passwords::new(global.password_stdin).next("Offline password")?;
-    client.unlock(password.to_vec()).await?;
+    crate::vault_commands::unlock(&client, global, true).await?;
     Ok(client)
 }
 

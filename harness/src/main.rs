@@ -3,6 +3,7 @@
 mod cli;
 mod data_commands;
 mod demo;
+mod key_store;
 mod output;
 mod passwords;
 mod report;
@@ -89,6 +90,8 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
         Command::Status => vault_commands::status(g, &out).await,
         Command::ChangePassword => vault_commands::change_password(g, &out).await,
         Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,
+        Command::EnablePlatformUnlock => vault_commands::enable_platform_unlock(g, &out).await,
+        Command::DisablePlatformUnlock => vault_commands::disable_platform_unlock(g, &out).await,
         Command::Serve {
             addr,
             data,

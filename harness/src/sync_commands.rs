@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use crate::cli::{ConflictMode as CliConflictMode, GlobalArgs, Provider};
 use crate::output::{HarnessError, Output};
-use crate::passwords::Passwords;
 use crate::report::{ProgressBar, report_json, report_text};
 use crate::vault_commands::client_with;
 
@@ -192,9 +191,7 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs, out: &Output) -> Result<(
         ..Default::default()
     };
     let client = client_with(global, options)?;
-    let mut passwords = Passwords::new(global.password_stdin);
-    let password = passwords.next("Offline password")?;
-    client.unlock(password.to_vec()).await?;
+    crate::vault_commands::unlock(&client, global, true).await?;
     if !client.is_signed_in().await? {
         sign_in(&client, &args.how, out).await?;
     }

@@ -19,6 +19,66 @@ pub fn client(global: &GlobalArgs) -> Result<std::sync::Arc<SyncClient>, Harness
     client_with(global, ClientOptions::default())
 }
 
+/// Unlocks through the `--key-dir` key store when biometric unlock is enabled, else with the
+/// offline password (required, or optional for `status`).
+pub async fn unlock(
+    client: &SyncClient,
+    global: &GlobalArgs,
+    password_required: bool,
+) -> Result<(), HarnessError> {
+    if let Some(store) = global.key_store()
+        && client.account_state().await?.platform_unlock_enabled
+    {
+        return Ok(client.unlock_with_platform_key(store).await?);
+    }
+    let mut passwords = Passwords::new(global.password_stdin);
+    let password = if password_required {
+        Some(passwords.next("Offline password")?)
+    } else if global.password_stdin {
+        passwords.next_optional("Offline password")?
+    } else {
+        None
+    };
+    if let Some(password) = password {
+        client.unlock(password.to_vec()).await?;
+    }
+    Ok(())
+}
+
+fn required_key_store(
+    global: &GlobalArgs,
+) -> Result<std::sync::Arc<crate::key_store::FileKeyStore>, HarnessError> {
+    global
+        .key_store()
+        .ok_or_else(|| HarnessError::Usage("this command needs --key-dir DIR".into()))
+}
+
+pub async fn enable_platform_unlock(global: &GlobalArgs, out: &Output) -> Result<(), HarnessError> {
+    let store = required_key_store(global)?;
+    let password = Passwords::new(global.password_stdin).next("Offline password")?;
+    client(global)?
+        .enable_platform_unlock(password.to_vec(), store)
+        .await?;
+    out.result(
+        &json!({"platform_unlock_enabled": true}),
+        "Biometric unlock enabled.",
+    );
+    Ok(())
+}
+
+pub async fn disable_platform_unlock(
+    global: &GlobalArgs,
+    out: &Output,
+) -> Result<(), HarnessError> {
+    let store = required_key_store(global)?;
+    client(global)?.disable_platform_unlock(store).await?;
+    out.result(
+        &json!({"platform_unlock_enabled": false}),
+        "Biometric unlock disabled.",
+    );
+    Ok(())
+}
+
 pub async fn setup(
     global: &GlobalArgs,
     org: &str,
@@ -63,12 +123,7 @@ fn user_mode_name(mode: UserMode) -> &'static str {
 
 pub async fn status(global: &GlobalArgs, out: &Output) -> Result<(), HarnessError> {
     let client = client(global)?;
-    if global.password_stdin {
-        let mut passwords = Passwords::new(true);
-        if let Some(password) = passwords.next_optional("Offline password")? {
-            client.unlock(password.to_vec()).await?;
-        }
-    }
+    unlock(&client, global, false).await?;
     let s = client.account_state().await?;
     let value = json!({
         "configured": s.configured,
@@ -78,6 +133,7 @@ pub async fn status(global: &GlobalArgs, out: &Output) -> Result<(), HarnessErro
         "pending_changes": s.pending_changes,
         "last_sync": s.last_sync,
         "failed_attempts": s.failed_attempts,
+        "platform_unlock_enabled": s.platform_unlock_enabled,
     });
     let text = if !s.configured {
         format!("{}: not set up", global.dir())

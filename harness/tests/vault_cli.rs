@@ -166,3 +166,87 @@ fn usage_errors_exit_2_and_never_panic() {
         assert!(help.contains(cmd), "--help lacks {cmd}");
     }
 }
+
+#[test]
+fn biometric_unlock_through_a_key_directory_beside_the_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("acct");
+    let keys = tmp.path().join("keys");
+    let keys = keys.to_str().unwrap();
+    let with_keys = |rest: &[&str]| -> Vec<String> {
+        ["--json", "--password-stdin", "--key-dir", keys]
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run_keys = |rest: &[&str], stdin: &str| {
+        let owned = with_keys(rest);
+        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        run(&dir, &refs, stdin)
+    };
+    let key_files = || {
+        std::fs::read_dir(keys)
+            .map(|d| d.map(|e| e.unwrap().path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let setup = [
+        "setup",
+        "--org",
+        "contoso.example.com",
+        "--user-mode",
+        "oauth",
+    ];
+    stdout_json(&run(&dir, &args(&setup), "password1\npassword1\n"));
+
+    let e = error_json(&run_keys(&["enable-platform-unlock"], "password2\n"), 1);
+    assert_eq!(e["kind"], "WrongPassword");
+    assert!(key_files().is_empty());
+    let e = error_json(&run(&dir, &args(&["enable-platform-unlock"]), "x\n"), 2);
+    assert_eq!(e["kind"], "Usage");
+    stdout_json(&run_keys(&["enable-platform-unlock"], "password1\n"));
+    assert_eq!(key_files().len(), 1);
+
+    // With the key store: unlocked without a password (and the failure above was reset).
+    let s = stdout_json(&run_keys(&["status"], ""));
+    assert_eq!(s["locked"], false);
+    assert_eq!(s["platform_unlock_enabled"], true);
+    assert_eq!(s["failed_attempts"], 0);
+    assert_eq!(s["organization_url"], "https://contoso.example.com");
+    // Data commands unlock the same way: before any sync the store has no schema (not Locked).
+    let e = error_json(&run_keys(&["query", "account"], ""), 1);
+    assert_eq!(e["kind"], "InvalidInput");
+    // Without it: locked, and the password still works.
+    let s = stdout_json(&run(&dir, &["--json", "status"], ""));
+    assert_eq!(
+        (s["locked"].clone(), s["platform_unlock_enabled"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+    let s = stdout_json(&run(&dir, &args(&["status"]), "password1\n"));
+    assert_eq!(s["locked"], false);
+
+    // A password change re-wraps the password slot only.
+    stdout_json(&run(
+        &dir,
+        &args(&["change-password"]),
+        "password1\npassword3\npassword3\n",
+    ));
+    assert_eq!(stdout_json(&run_keys(&["status"], ""))["locked"], false);
+
+    // The key vanished (biometrics re-enrolled): typed error, slot removed, password works.
+    std::fs::remove_file(&key_files()[0]).unwrap();
+    let e = error_json(&run_keys(&["status"], ""), 1);
+    assert_eq!(e["kind"], "PlatformKeyInvalidated");
+    let s = stdout_json(&run_keys(&["status"], "password3\n"));
+    assert_eq!(s["platform_unlock_enabled"], false);
+    assert_eq!(s["locked"], false);
+
+    // Enabled again, then disabled: the key is deleted and the password is needed again.
+    stdout_json(&run_keys(&["enable-platform-unlock"], "password3\n"));
+    assert_eq!(key_files().len(), 1);
+    stdout_json(&run_keys(&["disable-platform-unlock"], ""));
+    assert!(key_files().is_empty());
+    let s = stdout_json(&run_keys(&["status"], ""));
+    assert_eq!(s["locked"], true);
+    assert_eq!(s["platform_unlock_enabled"], false);
+}

@@ -41,6 +41,19 @@ pub enum SyncError {
     /// Too many wrong passwords: the offline data was crypto-erased.
     #[error("too many wrong passwords: the offline data was erased")]
     VaultWiped,
+    /// Biometric unlock is not enabled for this account: unlock with the offline password.
+    #[error("biometric unlock is not enabled")]
+    PlatformUnlockNotEnabled,
+    /// The person dismissed the biometric prompt: offer the offline password.
+    #[error("biometric unlock was cancelled")]
+    PlatformKeyCancelled,
+    /// The platform key is gone for good (biometrics changed, key deleted, secret rejected).
+    /// Biometric unlock has been turned off: unlock with the password, then enable it again.
+    #[error("the biometric key is no longer valid")]
+    PlatformKeyInvalidated,
+    /// The key store cannot be used now (no biometrics enrolled, locked out, no secure hardware).
+    #[error("biometric unlock is unavailable: {reason}")]
+    PlatformKeyUnavailable { reason: String },
     /// The server could not be reached or the connection broke.
     #[error("network error: {reason}")]
     Network { reason: String },

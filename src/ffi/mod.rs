@@ -6,6 +6,7 @@ mod client;
 mod error;
 mod logging;
 mod observer;
+mod platform_unlock;
 mod records;
 mod signin;
 mod synchronize;
@@ -18,6 +19,7 @@ pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use logging::{LogLevel, LogSink, init_logging};
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
+pub use platform_unlock::PlatformKeyStore;
 pub use records::{
     ConflictInfo, ConflictResolution, FieldInfo, FieldValue, RecordQuery, SyncRecord,
 };

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use attempts::AttemptPolicy;
 pub(crate) use header::random_bytes;
-pub use header::{Dek, Header, HeaderError};
+pub use header::{Dek, Header, HeaderError, MAX_SEALED_LEN, platform_key_alias};
 pub use kdf::{KdfError, KdfParams, derive_kek};
 pub use policy::{PasswordPolicy, PolicyError};
 
@@ -189,6 +189,85 @@ pub fn unlock(
 
 fn is_upgrade(stored: KdfParams, wanted: KdfParams) -> bool {
     stored != wanted && wanted.in_range() && wanted.m_kib >= stored.m_kib && wanted.t >= stored.t
+}
+
+/// A new platform slot's key, before the platform key store has sealed its secret.
+pub struct PlatformEnrollment {
+    /// The key store's alias for this enrollment.
+    pub key_alias: String,
+    key_id: [u8; 16],
+    /// The random secret the key store must protect; it unwraps the DEK.
+    pub secret: Zeroizing<[u8; 32]>,
+    dek: Dek,
+}
+
+/// First half of enabling biometric unlock: the offline password proves the person (counted like
+/// an unlock attempt) and a fresh random secret is made for the platform key store to seal.
+pub fn begin_platform_enrollment(
+    paths: &VaultPaths,
+    password: &[u8],
+    config: &VaultConfig,
+) -> Result<PlatformEnrollment, VaultError> {
+    let unlocked = unlock(paths, password, config)?;
+    let key_id = random_bytes();
+    Ok(PlatformEnrollment {
+        key_alias: platform_key_alias(&key_id),
+        key_id,
+        secret: Zeroizing::new(random_bytes()),
+        dek: unlocked.dek,
+    })
+}
+
+/// Second half: stores the DEK wrapped under the enrollment's secret with what the key store
+/// returned, replacing any earlier platform slot (whose alias is returned for deletion).
+pub fn finish_platform_enrollment(
+    paths: &VaultPaths,
+    enrollment: PlatformEnrollment,
+    sealed: Vec<u8>,
+) -> Result<Option<String>, VaultError> {
+    let mut header = read_header(paths)?;
+    let replaced = header.remove_platform();
+    header.set_platform(
+        &enrollment.dek,
+        &enrollment.secret,
+        enrollment.key_id,
+        sealed,
+    )?;
+    fsio::write_atomic(&paths.header(), &header.encode())?;
+    Ok(replaced.as_ref().map(platform_key_alias))
+}
+
+/// The platform slot's key alias and sealed secret, or `None` when biometric unlock is off.
+pub fn platform_slot(paths: &VaultPaths) -> Result<Option<(String, Vec<u8>)>, VaultError> {
+    let header = read_header(paths)?;
+    Ok(header
+        .platform_slot()
+        .map(|(key_id, sealed)| (platform_key_alias(key_id), sealed.to_vec())))
+}
+
+/// Unlocks with the secret the platform key store opened (after the OS authenticated the
+/// person). A success proves the person, so it resets the password-failure counter.
+pub fn unlock_with_platform_secret(
+    paths: &VaultPaths,
+    secret: &[u8],
+) -> Result<UnlockedVault, VaultError> {
+    let header = read_header(paths)?;
+    let dek = header.unwrap_with_platform_secret(secret)?;
+    attempts::write(&paths.attempts(), 0)?;
+    Ok(UnlockedVault {
+        vault_id: header.vault_id,
+        dek,
+    })
+}
+
+/// Removes the platform slot; returns its key alias so the key store can delete the key.
+pub fn remove_platform_slot(paths: &VaultPaths) -> Result<Option<String>, VaultError> {
+    let mut header = read_header(paths)?;
+    let Some(key_id) = header.remove_platform() else {
+        return Ok(None);
+    };
+    fsio::write_atomic(&paths.header(), &header.encode())?;
+    Ok(Some(platform_key_alias(&key_id)))
 }
 
 /// Changes the offline password: the old one unlocks (counting as an attempt), the new one is
@@ -367,6 +446,58 @@ mod tests {
         ));
         let unlocked = unlock(&paths, b"new password", &config).unwrap();
         assert_eq!(*unlocked.dek, *created.dek);
+    }
+
+    #[test]
+    fn platform_slot_unlocks_resets_failures_and_outlives_a_password_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = VaultPaths::new(dir.path());
+        let config = fast_config();
+        let created = create(&paths, b"password!!", b"password!!", &config).unwrap();
+        assert!(platform_slot(&paths).unwrap().is_none());
+        assert!(matches!(
+            begin_platform_enrollment(&paths, b"not it!!!", &config),
+            Err(VaultError::WrongPassword { attempts_left: 3 })
+        ));
+        let enrollment = begin_platform_enrollment(&paths, b"password!!", &config).unwrap();
+        let (alias, secret) = (enrollment.key_alias.clone(), *enrollment.secret);
+        assert_eq!(
+            finish_platform_enrollment(&paths, enrollment, vec![7; 60]).unwrap(),
+            None
+        );
+        assert_eq!(
+            platform_slot(&paths).unwrap(),
+            Some((alias.clone(), vec![7; 60]))
+        );
+
+        assert!(unlock(&paths, b"not it!!!", &config).is_err());
+        let unlocked = unlock_with_platform_secret(&paths, &secret).unwrap();
+        assert_eq!(*unlocked.dek, *created.dek);
+        assert_eq!(failed_attempts(&paths).unwrap(), 0);
+        assert!(matches!(
+            unlock_with_platform_secret(&paths, &[0; 32]),
+            Err(VaultError::Header(HeaderError::PlatformSecretRejected))
+        ));
+
+        change_password(&paths, b"password!!", b"another pw", b"another pw", &config).unwrap();
+        assert_eq!(
+            *unlock_with_platform_secret(&paths, &secret).unwrap().dek,
+            *created.dek
+        );
+        // Enrolling again replaces the slot and names the old key for deletion.
+        let again = begin_platform_enrollment(&paths, b"another pw", &config).unwrap();
+        assert_eq!(
+            finish_platform_enrollment(&paths, again, Vec::new()).unwrap(),
+            Some(alias)
+        );
+        assert!(unlock_with_platform_secret(&paths, &secret).is_err());
+        let (alias, _) = platform_slot(&paths).unwrap().unwrap();
+        assert_eq!(remove_platform_slot(&paths).unwrap(), Some(alias));
+        assert_eq!(remove_platform_slot(&paths).unwrap(), None);
+        assert_eq!(
+            *unlock(&paths, b"another pw", &config).unwrap().dek,
+            *created.dek
+        );
     }
 
     #[test]
