@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use crate::account::UserMode;
 use crate::ffi::{SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress};
 use crate::runtime;
-use crate::sync::{self, CancelToken, HttpTransport, SyncContext, SyncReport, TokenSource};
+use crate::sync::{
+    self, CancelOnDrop, CancelToken, HttpTransport, SyncContext, SyncReport, TokenSource,
+};
 
 /// Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
 /// What was applied stays; the next Synchronize resumes where this one stopped.
@@ -88,23 +90,16 @@ impl SyncClient {
             observer: Some(Arc::clone(observer)),
             cancel: cancel.clone(),
         };
-        runtime::spawn(sync::run(ctx)).await
+        sync::run(ctx).await
     }
-}
 
-#[uniffi::export]
-impl SyncClient {
-    /// Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
-    /// `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-    /// must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
-    /// applied and the next one resumes.
-    #[uniffi::method(default(cancel = None))]
-    pub async fn synchronize(
+    /// The whole Synchronize; runs in its own task, which holds the one-at-a-time lock until
+    /// the work has really stopped (even when the caller stopped waiting).
+    async fn synchronize_in_task(
         self: Arc<Self>,
         observer: Arc<dyn SyncObserver>,
-        cancel: Option<Arc<CancelHandle>>,
+        cancel: CancelToken,
     ) -> Result<SyncReport, SyncError> {
-        let cancel = cancel.map(|c| c.token.clone()).unwrap_or_default();
         let _one_at_a_time = self.sync_lock.lock().await;
         observer.on_progress(SyncProgress {
             phase: SyncPhase::Preparing,
@@ -131,6 +126,27 @@ impl SyncClient {
             }
             other => other,
         }
+    }
+}
+
+#[uniffi::export]
+impl SyncClient {
+    /// Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
+    /// `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
+    /// must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
+    /// stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
+    /// Runs are serialized per client: a second call waits until the first has stopped.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn synchronize(
+        self: Arc<Self>,
+        observer: Arc<dyn SyncObserver>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<SyncReport, SyncError> {
+        let cancel = cancel.map(|c| c.token.clone()).unwrap_or_default();
+        let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
+        let result = runtime::spawn(self.synchronize_in_task(observer, cancel)).await;
+        stop_if_abandoned.disarm();
+        result
     }
 }
 

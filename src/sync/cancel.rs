@@ -39,3 +39,26 @@ impl CancelToken {
         }
     }
 }
+
+/// Cancels its token when dropped, unless disarmed. Kotlin cancels a coroutine by dropping the
+/// Rust future it awaits; work spawned on the runtime for that future would otherwise go on.
+pub struct CancelOnDrop(Option<CancelToken>);
+
+impl CancelOnDrop {
+    pub fn new(token: CancelToken) -> Self {
+        CancelOnDrop(Some(token))
+    }
+
+    /// The call finished: leave the token as it is (the app may reuse its handle).
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel();
+        }
+    }
+}

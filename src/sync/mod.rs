@@ -8,7 +8,7 @@ pub mod plan;
 pub mod protocol;
 pub mod transport;
 
-pub use cancel::CancelToken;
+pub use cancel::{CancelOnDrop, CancelToken};
 pub use engine::{SyncContext, SyncOptions, SyncReport, TokenSource, run};
 pub use plan::ConflictMode;
 pub use transport::{HttpTransport, Received, Transport, TransportError};

@@ -21,12 +21,12 @@ private class Lines : LogSink {
     }
 }
 
-private fun SyncClient.loginWith(email: String) = setAuthorizationUi(object : AuthorizationUi {
+internal fun SyncClient.loginWith(email: String) = setAuthorizationUi(object : AuthorizationUi {
     override fun redirectUri() = "dev.syncvault.app:/oauth/callback"
     override suspend fun authorize(url: String): String = devLogin(url, email)
 })
 
-private suspend fun SyncClient.total(): ULong =
+internal suspend fun SyncClient.total(): ULong =
     listOf("account", "contact", "activity").sumOf { countRecords(it) }
 
 fun syncTests(suite: Suite) {

@@ -60,5 +60,6 @@ fun main() {
     vaultTests(suite)
     signInTests(suite)
     syncTests(suite)
+    appLayerTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }

@@ -1278,6 +1278,390 @@ public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
 
 
 /**
+ * Implemented by the app over the platform's key store. Each call may show the system's
+ * biometric prompt, so each is async; run the prompt on the UI as the platform requires.
+ *
+ * Throw `PlatformKeyCancelled` when the person dismisses the prompt, `PlatformKeyInvalidated`
+ * when the key is gone for good (e.g. biometrics were re-enrolled), and
+ * `PlatformKeyUnavailable` when it cannot be used right now.
+ */
+public protocol PlatformKeyStore: AnyObject, Sendable {
+    
+    /**
+     * Protects `secret` under a new key named `key_alias` and returns what syncvault should keep
+     * (e.g. IV + ciphertext from Android Keystore; empty when the Keychain keeps the secret).
+     */
+    func sealSecret(keyAlias: String, secret: Data) async throws  -> Data
+    
+    /**
+     * Authenticates the person and returns the secret `seal_secret` protected.
+     */
+    func openSecret(keyAlias: String, sealed: Data) async throws  -> Data
+    
+    /**
+     * Deletes the key; deleting a key that does not exist is not an error.
+     */
+    func deleteSecret(keyAlias: String) async throws 
+    
+}
+/**
+ * Implemented by the app over the platform's key store. Each call may show the system's
+ * biometric prompt, so each is async; run the prompt on the UI as the platform requires.
+ *
+ * Throw `PlatformKeyCancelled` when the person dismisses the prompt, `PlatformKeyInvalidated`
+ * when the key is gone for good (e.g. biometrics were re-enrolled), and
+ * `PlatformKeyUnavailable` when it cannot be used right now.
+ */
+open class PlatformKeyStoreImpl: PlatformKeyStore, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_platformkeystore(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_platformkeystore(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Protects `secret` under a new key named `key_alias` and returns what syncvault should keep
+     * (e.g. IV + ciphertext from Android Keystore; empty when the Keychain keeps the secret).
+     */
+open func sealSecret(keyAlias: String, secret: Data)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_platformkeystore_seal_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(keyAlias),FfiConverterData.lower(secret)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Authenticates the person and returns the secret `seal_secret` protected.
+     */
+open func openSecret(keyAlias: String, sealed: Data)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_platformkeystore_open_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(keyAlias),FfiConverterData.lower(sealed)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Deletes the key; deleting a key that does not exist is not an error.
+     */
+open func deleteSecret(keyAlias: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_platformkeystore_delete_secret(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(keyAlias)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfacePlatformKeyStore {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfacePlatformKeyStore = UniffiVTableCallbackInterfacePlatformKeyStore(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypePlatformKeyStore.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface PlatformKeyStore: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypePlatformKeyStore.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface PlatformKeyStore: handle missing in uniffiClone")
+            }
+        },
+        sealSecret: { (
+            uniffiHandle: UInt64,
+            keyAlias: RustBuffer,
+            secret: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypePlatformKeyStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.sealSecret(
+                     keyAlias: try FfiConverterString.lift(keyAlias),
+                     secret: try FfiConverterData.lift(secret)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeSyncError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        openSecret: { (
+            uniffiHandle: UInt64,
+            keyAlias: RustBuffer,
+            sealed: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypePlatformKeyStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.openSecret(
+                     keyAlias: try FfiConverterString.lift(keyAlias),
+                     sealed: try FfiConverterData.lift(sealed)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeSyncError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        deleteSecret: { (
+            uniffiHandle: UInt64,
+            keyAlias: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypePlatformKeyStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.deleteSecret(
+                     keyAlias: try FfiConverterString.lift(keyAlias)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeSyncError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfacePlatformKeyStore> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfacePlatformKeyStore>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitPlatformKeyStore() {
+    uniffi_syncvault_fn_init_callback_vtable_platformkeystore(UniffiCallbackInterfacePlatformKeyStore.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlatformKeyStore: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<PlatformKeyStore>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = PlatformKeyStore
+
+    public static func lift(_ handle: UInt64) throws -> PlatformKeyStore {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformKeyStoreImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: PlatformKeyStore) -> UInt64 {
+         if let rustImpl = value as? PlatformKeyStoreImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PlatformKeyStore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PlatformKeyStore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformKeyStore_lift(_ handle: UInt64) throws -> PlatformKeyStore {
+    return try FfiConverterTypePlatformKeyStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlatformKeyStore_lower(_ value: PlatformKeyStore) -> UInt64 {
+    return FfiConverterTypePlatformKeyStore.lower(value)
+}
+
+
+
+
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -1327,6 +1711,26 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
      * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
      */
     func wipe() async throws 
+    
+    /**
+     * Turns biometric unlock off and deletes the key from the key store. The password slot is
+     * untouched; nothing needs to be unlocked.
+     */
+    func disablePlatformUnlock(keyStore: PlatformKeyStore) async throws 
+    
+    /**
+     * Turns on biometric unlock. The offline password proves the person (counted like an
+     * unlock attempt); a fresh random secret then goes to the key store, and the vault gets a
+     * second slot. Enabling again replaces the earlier key.
+     */
+    func enablePlatformUnlock(password: Data, keyStore: PlatformKeyStore) async throws 
+    
+    /**
+     * Unlocks with biometrics: the key store authenticates the person and gives back the
+     * secret. When the key is gone for good, the slot is removed (`PlatformKeyInvalidated`) so
+     * the app can fall back to the password and offer to enable biometrics again.
+     */
+    func unlockWithPlatformKey(keyStore: PlatformKeyStore) async throws 
     
     /**
      * Conflicts waiting for the app's decision, oldest first.
@@ -1443,8 +1847,9 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
-     * applied and the next one resumes.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
+     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
+     * Runs are serialized per client: a second call waits until the first has stopped.
      */
     func synchronize(observer: SyncObserver, cancel: CancelHandle?) async throws  -> SyncReport
     
@@ -1665,6 +2070,68 @@ open func wipe()async throws   {
             rustFutureFunc: {
                 uniffi_syncvault_fn_method_syncclient_wipe(
                         self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Turns biometric unlock off and deletes the key from the key store. The password slot is
+     * untouched; nothing needs to be unlocked.
+     */
+open func disablePlatformUnlock(keyStore: PlatformKeyStore)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_disable_platform_unlock(
+                        self.uniffiCloneHandle(),FfiConverterTypePlatformKeyStore_lower(keyStore)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Turns on biometric unlock. The offline password proves the person (counted like an
+     * unlock attempt); a fresh random secret then goes to the key store, and the vault gets a
+     * second slot. Enabling again replaces the earlier key.
+     */
+open func enablePlatformUnlock(password: Data, keyStore: PlatformKeyStore)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_enable_platform_unlock(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(password),FfiConverterTypePlatformKeyStore_lower(keyStore)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Unlocks with biometrics: the key store authenticates the person and gives back the
+     * secret. When the key is gone for good, the slot is removed (`PlatformKeyInvalidated`) so
+     * the app can fall back to the password and offer to enable biometrics again.
+     */
+open func unlockWithPlatformKey(keyStore: PlatformKeyStore)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_unlock_with_platform_key(
+                        self.uniffiCloneHandle(),FfiConverterTypePlatformKeyStore_lower(keyStore)
                 )
             },
             pollFunc: ffi_syncvault_rust_future_poll_void,
@@ -2084,8 +2551,9 @@ open func whoAmI()async throws  -> SignedInUser  {
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
-     * applied and the next one resumes.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
+     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
+     * Runs are serialized per client: a second call waits until the first has stopped.
      */
 open func synchronize(observer: SyncObserver, cancel: CancelHandle? = nil)async throws  -> SyncReport  {
     return
@@ -2386,6 +2854,10 @@ public struct AccountState: Equatable, Hashable {
      * Consecutive failed unlock attempts.
      */
     public var failedAttempts: UInt32
+    /**
+     * Biometric unlock (a platform key slot) is enabled: show its button.
+     */
+    public var platformUnlockEnabled: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2407,7 +2879,10 @@ public struct AccountState: Equatable, Hashable {
          */lastSync: Int64?, 
         /**
          * Consecutive failed unlock attempts.
-         */failedAttempts: UInt32) {
+         */failedAttempts: UInt32, 
+        /**
+         * Biometric unlock (a platform key slot) is enabled: show its button.
+         */platformUnlockEnabled: Bool) {
         self.configured = configured
         self.locked = locked
         self.organizationUrl = organizationUrl
@@ -2415,6 +2890,7 @@ public struct AccountState: Equatable, Hashable {
         self.pendingChanges = pendingChanges
         self.lastSync = lastSync
         self.failedAttempts = failedAttempts
+        self.platformUnlockEnabled = platformUnlockEnabled
     }
 
     
@@ -2439,7 +2915,8 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
                 userMode: FfiConverterOptionTypeUserMode.read(from: &buf), 
                 pendingChanges: FfiConverterUInt64.read(from: &buf), 
                 lastSync: FfiConverterOptionInt64.read(from: &buf), 
-                failedAttempts: FfiConverterUInt32.read(from: &buf)
+                failedAttempts: FfiConverterUInt32.read(from: &buf), 
+                platformUnlockEnabled: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2451,6 +2928,7 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.pendingChanges, into: &buf)
         FfiConverterOptionInt64.write(value.lastSync, into: &buf)
         FfiConverterUInt32.write(value.failedAttempts, into: &buf)
+        FfiConverterBool.write(value.platformUnlockEnabled, into: &buf)
     }
 }
 
@@ -4037,6 +4515,24 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case VaultWiped
     /**
+     * Biometric unlock is not enabled for this account: unlock with the offline password.
+     */
+    case PlatformUnlockNotEnabled
+    /**
+     * The person dismissed the biometric prompt: offer the offline password.
+     */
+    case PlatformKeyCancelled
+    /**
+     * The platform key is gone for good (biometrics changed, key deleted, secret rejected).
+     * Biometric unlock has been turned off: unlock with the password, then enable it again.
+     */
+    case PlatformKeyInvalidated
+    /**
+     * The key store cannot be used now (no biometrics enrolled, locked out, no secure hardware).
+     */
+    case PlatformKeyUnavailable(reason: String
+    )
+    /**
      * The server could not be reached or the connection broke.
      */
     case Network(reason: String
@@ -4126,27 +4622,33 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
         case 9: return .AlreadyConfigured
         case 10: return .Locked
         case 11: return .VaultWiped
-        case 12: return .Network(
+        case 12: return .PlatformUnlockNotEnabled
+        case 13: return .PlatformKeyCancelled
+        case 14: return .PlatformKeyInvalidated
+        case 15: return .PlatformKeyUnavailable(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .Server(
+        case 16: return .Network(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 17: return .Server(
             status: try FfiConverterUInt16.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Conflict(
+        case 18: return .Conflict(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 15: return .Corrupted(
+        case 19: return .Corrupted(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .Cancelled
-        case 17: return .InvalidInput(
+        case 20: return .Cancelled
+        case 21: return .InvalidInput(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 18: return .Storage(
+        case 22: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .Internal(
+        case 23: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4211,43 +4713,60 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(11))
         
         
-        case let .Network(reason):
+        case .PlatformUnlockNotEnabled:
             writeInt(&buf, Int32(12))
+        
+        
+        case .PlatformKeyCancelled:
+            writeInt(&buf, Int32(13))
+        
+        
+        case .PlatformKeyInvalidated:
+            writeInt(&buf, Int32(14))
+        
+        
+        case let .PlatformKeyUnavailable(reason):
+            writeInt(&buf, Int32(15))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Network(reason):
+            writeInt(&buf, Int32(16))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Server(status,reason):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(17))
             FfiConverterUInt16.write(status, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Conflict(reason):
-            writeInt(&buf, Int32(14))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .Corrupted(reason):
-            writeInt(&buf, Int32(15))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case .Cancelled:
-            writeInt(&buf, Int32(16))
-        
-        
-        case let .InvalidInput(reason):
-            writeInt(&buf, Int32(17))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .Storage(reason):
             writeInt(&buf, Int32(18))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .Corrupted(reason):
             writeInt(&buf, Int32(19))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .Cancelled:
+            writeInt(&buf, Int32(20))
+        
+        
+        case let .InvalidInput(reason):
+            writeInt(&buf, Int32(21))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Storage(reason):
+            writeInt(&buf, Int32(22))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(23))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -5136,6 +5655,7 @@ private let initializationResult: InitializationResult = {
 
     uniffiCallbackInitAuthorizationUi()
     uniffiCallbackInitLogSink()
+    uniffiCallbackInitPlatformKeyStore()
     uniffiCallbackInitSyncObserver()
     return InitializationResult.ok
 }()

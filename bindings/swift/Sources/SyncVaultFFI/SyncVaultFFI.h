@@ -270,6 +270,24 @@ typedef void (*UniffiCallbackInterfaceSyncObserverMethod0)(uint64_t, RustBuffer,
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_KEY_STORE_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_KEY_STORE_METHOD0
+typedef void (*UniffiCallbackInterfacePlatformKeyStoreMethod0)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_KEY_STORE_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_KEY_STORE_METHOD1
+typedef void (*UniffiCallbackInterfacePlatformKeyStoreMethod1)(uint64_t, RustBuffer, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_KEY_STORE_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PLATFORM_KEY_STORE_METHOD2
+typedef void (*UniffiCallbackInterfacePlatformKeyStoreMethod2)(uint64_t, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHORIZATION_UI
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHORIZATION_UI
 typedef struct UniffiVTableCallbackInterfaceAuthorizationUi {
@@ -296,6 +314,17 @@ typedef struct UniffiVTableCallbackInterfaceSyncObserver {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceSyncObserverMethod0 _Nonnull onProgress;
 } UniffiVTableCallbackInterfaceSyncObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_KEY_STORE
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PLATFORM_KEY_STORE
+typedef struct UniffiVTableCallbackInterfacePlatformKeyStore {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfacePlatformKeyStoreMethod0 _Nonnull sealSecret;
+    UniffiCallbackInterfacePlatformKeyStoreMethod1 _Nonnull openSecret;
+    UniffiCallbackInterfacePlatformKeyStoreMethod2 _Nonnull deleteSecret;
+} UniffiVTableCallbackInterfacePlatformKeyStore;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_AUTHORIZATIONUI
@@ -381,6 +410,21 @@ uint64_t uniffi_syncvault_fn_method_syncclient_unlock(uint64_t ptr, RustBuffer p
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WIPE
 uint64_t uniffi_syncvault_fn_method_syncclient_wipe(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DISABLE_PLATFORM_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DISABLE_PLATFORM_UNLOCK
+uint64_t uniffi_syncvault_fn_method_syncclient_disable_platform_unlock(uint64_t ptr, uint64_t key_store
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ENABLE_PLATFORM_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_ENABLE_PLATFORM_UNLOCK
+uint64_t uniffi_syncvault_fn_method_syncclient_enable_platform_unlock(uint64_t ptr, RustBuffer password, uint64_t key_store
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UNLOCK_WITH_PLATFORM_KEY
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_UNLOCK_WITH_PLATFORM_KEY
+uint64_t uniffi_syncvault_fn_method_syncclient_unlock_with_platform_key(uint64_t ptr, uint64_t key_store
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_CONFLICTS
@@ -531,6 +575,36 @@ void uniffi_syncvault_fn_init_callback_vtable_syncobserver(const UniffiVTableCal
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCOBSERVER_ON_PROGRESS
 void uniffi_syncvault_fn_method_syncobserver_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_PLATFORMKEYSTORE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_PLATFORMKEYSTORE
+uint64_t uniffi_syncvault_fn_clone_platformkeystore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_PLATFORMKEYSTORE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_PLATFORMKEYSTORE
+void uniffi_syncvault_fn_free_platformkeystore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_PLATFORMKEYSTORE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_PLATFORMKEYSTORE
+void uniffi_syncvault_fn_init_callback_vtable_platformkeystore(const UniffiVTableCallbackInterfacePlatformKeyStore* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_PLATFORMKEYSTORE_SEAL_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_PLATFORMKEYSTORE_SEAL_SECRET
+uint64_t uniffi_syncvault_fn_method_platformkeystore_seal_secret(uint64_t ptr, RustBuffer key_alias, RustBuffer secret
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_PLATFORMKEYSTORE_OPEN_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_PLATFORMKEYSTORE_OPEN_SECRET
+uint64_t uniffi_syncvault_fn_method_platformkeystore_open_secret(uint64_t ptr, RustBuffer key_alias, RustBuffer sealed
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_PLATFORMKEYSTORE_DELETE_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_PLATFORMKEYSTORE_DELETE_SECRET
+uint64_t uniffi_syncvault_fn_method_platformkeystore_delete_secret(uint64_t ptr, RustBuffer key_alias
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_CANCELHANDLE
@@ -913,6 +987,24 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_wipe(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DISABLE_PLATFORM_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DISABLE_PLATFORM_UNLOCK
+uint16_t uniffi_syncvault_checksum_method_syncclient_disable_platform_unlock(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ENABLE_PLATFORM_UNLOCK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ENABLE_PLATFORM_UNLOCK
+uint16_t uniffi_syncvault_checksum_method_syncclient_enable_platform_unlock(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UNLOCK_WITH_PLATFORM_KEY
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_UNLOCK_WITH_PLATFORM_KEY
+uint16_t uniffi_syncvault_checksum_method_syncclient_unlock_with_platform_key(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CONFLICTS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_CONFLICTS
 uint16_t uniffi_syncvault_checksum_method_syncclient_conflicts(void
@@ -1054,6 +1146,24 @@ uint16_t uniffi_syncvault_checksum_method_logsink_log(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 uint16_t uniffi_syncvault_checksum_method_syncobserver_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_PLATFORMKEYSTORE_SEAL_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_PLATFORMKEYSTORE_SEAL_SECRET
+uint16_t uniffi_syncvault_checksum_method_platformkeystore_seal_secret(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_PLATFORMKEYSTORE_OPEN_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_PLATFORMKEYSTORE_OPEN_SECRET
+uint16_t uniffi_syncvault_checksum_method_platformkeystore_open_secret(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_PLATFORMKEYSTORE_DELETE_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_PLATFORMKEYSTORE_DELETE_SECRET
+uint16_t uniffi_syncvault_checksum_method_platformkeystore_delete_secret(void
     
 );
 #endif

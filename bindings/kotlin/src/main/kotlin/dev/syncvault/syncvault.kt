@@ -671,6 +671,15 @@ internal interface UniffiCallbackInterfaceLogSinkMethod0 : com.sun.jna.Callback 
 internal interface UniffiCallbackInterfaceSyncObserverMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfacePlatformKeyStoreMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfacePlatformKeyStoreMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`sealed`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfacePlatformKeyStoreMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "redirectUri", "authorize")
 internal open class UniffiVTableCallbackInterfaceAuthorizationUi(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -731,6 +740,31 @@ internal open class UniffiVTableCallbackInterfaceSyncObserver(
     }
 
 }
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "sealSecret", "openSecret", "deleteSecret")
+internal open class UniffiVTableCallbackInterfacePlatformKeyStore(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `sealSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod0? = null,
+    @JvmField internal var `openSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod1? = null,
+    @JvmField internal var `deleteSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod2? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `sealSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod0? = null,
+        `openSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod1? = null,
+        `deleteSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod2? = null,
+    ): UniffiVTableCallbackInterfacePlatformKeyStore(`uniffiFree`,`uniffiClone`,`sealSecret`,`openSecret`,`deleteSecret`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfacePlatformKeyStore) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `sealSecret` = other.`sealSecret`
+        `openSecret` = other.`openSecret`
+        `deleteSecret` = other.`deleteSecret`
+    }
+
+}
 
 // A JNA Library to expose the extern-C FFI definitions.
 // This is an implementation detail which will be called internally by the public API.
@@ -781,6 +815,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_wipe(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_disable_platform_unlock(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_enable_platform_unlock(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_unlock_with_platform_key(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_conflicts(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_count_records(
@@ -829,6 +869,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncobserver_on_progress(
     ): Int
+    external fun uniffi_syncvault_checksum_method_platformkeystore_seal_secret(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_platformkeystore_open_secret(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_platformkeystore_delete_secret(
+    ): Int
     external fun uniffi_syncvault_checksum_method_cancelhandle_cancel(
     ): Int
     external fun uniffi_syncvault_checksum_method_cancelhandle_is_cancelled(
@@ -857,6 +903,7 @@ internal object UniffiLib {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "syncvault"))
         uniffiCallbackInterfaceAuthorizationUi.register(this)
         uniffiCallbackInterfaceLogSink.register(this)
+        uniffiCallbackInterfacePlatformKeyStore.register(this)
         uniffiCallbackInterfaceSyncObserver.register(this)
         
     }
@@ -895,6 +942,12 @@ internal object UniffiLib {
     external fun uniffi_syncvault_fn_method_syncclient_unlock(`ptr`: Long,`password`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_wipe(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_disable_platform_unlock(`ptr`: Long,`keyStore`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_enable_platform_unlock(`ptr`: Long,`password`: RustBuffer.ByValue,`keyStore`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_unlock_with_platform_key(`ptr`: Long,`keyStore`: Long,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_conflicts(`ptr`: Long,
     ): Long
@@ -956,6 +1009,18 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_syncvault_fn_method_syncobserver_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_syncvault_fn_clone_platformkeystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_platformkeystore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_platformkeystore(`vtable`: UniffiVTableCallbackInterfacePlatformKeyStore,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_platformkeystore_seal_secret(`ptr`: Long,`keyAlias`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_platformkeystore_open_secret(`ptr`: Long,`keyAlias`: RustBuffer.ByValue,`sealed`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_platformkeystore_delete_secret(`ptr`: Long,`keyAlias`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_syncvault_fn_clone_cancelhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_syncvault_fn_free_cancelhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -2723,6 +2788,505 @@ public object FfiConverterTypeLogSink: FfiConverter<LogSink, Long> {
 
 
 /**
+ * Implemented by the app over the platform's key store. Each call may show the system's
+ * biometric prompt, so each is async; run the prompt on the UI as the platform requires.
+ *
+ * Throw `PlatformKeyCancelled` when the person dismisses the prompt, `PlatformKeyInvalidated`
+ * when the key is gone for good (e.g. biometrics were re-enrolled), and
+ * `PlatformKeyUnavailable` when it cannot be used right now.
+ */
+public interface PlatformKeyStore {
+    
+    /**
+     * Protects `secret` under a new key named `key_alias` and returns what syncvault should keep
+     * (e.g. IV + ciphertext from Android Keystore; empty when the Keychain keeps the secret).
+     */
+    suspend fun `sealSecret`(`keyAlias`: kotlin.String, `secret`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Authenticates the person and returns the secret `seal_secret` protected.
+     */
+    suspend fun `openSecret`(`keyAlias`: kotlin.String, `sealed`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Deletes the key; deleting a key that does not exist is not an error.
+     */
+    suspend fun `deleteSecret`(`keyAlias`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Implemented by the app over the platform's key store. Each call may show the system's
+ * biometric prompt, so each is async; run the prompt on the UI as the platform requires.
+ *
+ * Throw `PlatformKeyCancelled` when the person dismisses the prompt, `PlatformKeyInvalidated`
+ * when the key is gone for good (e.g. biometrics were re-enrolled), and
+ * `PlatformKeyUnavailable` when it cannot be used right now.
+ */
+open class PlatformKeyStoreImpl: Disposable, AutoCloseable, PlatformKeyStore
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_platformkeystore(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_platformkeystore(handle, status)
+        }
+    }
+
+    
+    /**
+     * Protects `secret` under a new key named `key_alias` and returns what syncvault should keep
+     * (e.g. IV + ciphertext from Android Keystore; empty when the Keychain keeps the secret).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `sealSecret`(`keyAlias`: kotlin.String, `secret`: kotlin.ByteArray) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_platformkeystore_seal_secret(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`keyAlias`),
+        FfiConverterByteArray.lower(`secret`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Authenticates the person and returns the secret `seal_secret` protected.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `openSecret`(`keyAlias`: kotlin.String, `sealed`: kotlin.ByteArray) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_platformkeystore_open_secret(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`keyAlias`),
+        FfiConverterByteArray.lower(`sealed`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Deletes the key; deleting a key that does not exist is not an error.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deleteSecret`(`keyAlias`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_platformkeystore_delete_secret(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`keyAlias`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfacePlatformKeyStore {
+    internal object `sealSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod0 {
+        override fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`secret`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypePlatformKeyStore.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`sealSecret`(
+                    FfiConverterString.lift(`keyAlias`),
+                    FfiConverterByteArray.lift(`secret`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: SyncException -> FfiConverterTypeSyncError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `openSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod1 {
+        override fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`sealed`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypePlatformKeyStore.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`openSecret`(
+                    FfiConverterString.lift(`keyAlias`),
+                    FfiConverterByteArray.lift(`sealed`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: SyncException -> FfiConverterTypeSyncError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `deleteSecret`: UniffiCallbackInterfacePlatformKeyStoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypePlatformKeyStore.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`deleteSecret`(
+                    FfiConverterString.lift(`keyAlias`),
+                )
+            }
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: SyncException -> FfiConverterTypeSyncError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypePlatformKeyStore.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypePlatformKeyStore.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfacePlatformKeyStore.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `sealSecret`,
+        `openSecret`,
+        `deleteSecret`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_platformkeystore(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePlatformKeyStore: FfiConverter<PlatformKeyStore, Long> {
+    internal val handleMap = UniffiHandleMap<PlatformKeyStore>()
+
+    override fun lower(value: PlatformKeyStore): Long {
+        if (value is PlatformKeyStoreImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): PlatformKeyStore {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return PlatformKeyStoreImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): PlatformKeyStore {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PlatformKeyStore) = 8UL
+
+    override fun write(value: PlatformKeyStore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -2772,6 +3336,26 @@ public interface SyncClientInterface {
      * Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
      */
     suspend fun `wipe`()
+    
+    /**
+     * Turns biometric unlock off and deletes the key from the key store. The password slot is
+     * untouched; nothing needs to be unlocked.
+     */
+    suspend fun `disablePlatformUnlock`(`keyStore`: PlatformKeyStore)
+    
+    /**
+     * Turns on biometric unlock. The offline password proves the person (counted like an
+     * unlock attempt); a fresh random secret then goes to the key store, and the vault gets a
+     * second slot. Enabling again replaces the earlier key.
+     */
+    suspend fun `enablePlatformUnlock`(`password`: kotlin.ByteArray, `keyStore`: PlatformKeyStore)
+    
+    /**
+     * Unlocks with biometrics: the key store authenticates the person and gives back the
+     * secret. When the key is gone for good, the slot is removed (`PlatformKeyInvalidated`) so
+     * the app can fall back to the password and offer to enable biometrics again.
+     */
+    suspend fun `unlockWithPlatformKey`(`keyStore`: PlatformKeyStore)
     
     /**
      * Conflicts waiting for the app's decision, oldest first.
@@ -2888,8 +3472,9 @@ public interface SyncClientInterface {
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
-     * applied and the next one resumes.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
+     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
+     * Runs are serialized per client: a second call waits until the first has stopped.
      */
     suspend fun `synchronize`(`observer`: SyncObserver, `cancel`: CancelHandle? = null): SyncReport
     
@@ -3195,6 +3780,90 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
             UniffiLib.uniffi_syncvault_fn_method_syncclient_wipe(
                 uniffiHandle,
                 
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Turns biometric unlock off and deletes the key from the key store. The password slot is
+     * untouched; nothing needs to be unlocked.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `disablePlatformUnlock`(`keyStore`: PlatformKeyStore) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_disable_platform_unlock(
+                uniffiHandle,
+                
+        FfiConverterTypePlatformKeyStore.lower(`keyStore`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Turns on biometric unlock. The offline password proves the person (counted like an
+     * unlock attempt); a fresh random secret then goes to the key store, and the vault gets a
+     * second slot. Enabling again replaces the earlier key.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `enablePlatformUnlock`(`password`: kotlin.ByteArray, `keyStore`: PlatformKeyStore) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_enable_platform_unlock(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`password`),
+        FfiConverterTypePlatformKeyStore.lower(`keyStore`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Unlocks with biometrics: the key store authenticates the person and gives back the
+     * secret. When the key is gone for good, the slot is removed (`PlatformKeyInvalidated`) so
+     * the app can fall back to the password and offer to enable biometrics again.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `unlockWithPlatformKey`(`keyStore`: PlatformKeyStore) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_unlock_with_platform_key(
+                uniffiHandle,
+                
+        FfiConverterTypePlatformKeyStore.lower(`keyStore`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
@@ -3751,8 +4420,9 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel`; a cancelled or failed run keeps everything it
-     * applied and the next one resumes.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
+     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
+     * Runs are serialized per client: a second call waits until the first has stopped.
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -4185,6 +4855,11 @@ data class AccountState (
      * Consecutive failed unlock attempts.
      */
     var `failedAttempts`: kotlin.UInt
+    , 
+    /**
+     * Biometric unlock (a platform key slot) is enabled: show its button.
+     */
+    var `platformUnlockEnabled`: kotlin.Boolean
     
 ){
     
@@ -4208,6 +4883,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterULong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4218,7 +4894,8 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterOptionalTypeUserMode.allocationSize(value.`userMode`) +
             FfiConverterULong.allocationSize(value.`pendingChanges`) +
             FfiConverterOptionalLong.allocationSize(value.`lastSync`) +
-            FfiConverterUInt.allocationSize(value.`failedAttempts`)
+            FfiConverterUInt.allocationSize(value.`failedAttempts`) +
+            FfiConverterBoolean.allocationSize(value.`platformUnlockEnabled`)
     )
 
     override fun write(value: AccountState, buf: ByteBuffer) {
@@ -4229,6 +4906,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterULong.write(value.`pendingChanges`, buf)
             FfiConverterOptionalLong.write(value.`lastSync`, buf)
             FfiConverterUInt.write(value.`failedAttempts`, buf)
+            FfiConverterBoolean.write(value.`platformUnlockEnabled`, buf)
     }
 }
 
@@ -5516,6 +6194,45 @@ sealed class SyncException: kotlin.Exception() {
     }
     
     /**
+     * Biometric unlock is not enabled for this account: unlock with the offline password.
+     */
+    class PlatformUnlockNotEnabled(
+        ) : SyncException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The person dismissed the biometric prompt: offer the offline password.
+     */
+    class PlatformKeyCancelled(
+        ) : SyncException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The platform key is gone for good (biometrics changed, key deleted, secret rejected).
+     * Biometric unlock has been turned off: unlock with the password, then enable it again.
+     */
+    class PlatformKeyInvalidated(
+        ) : SyncException() {
+        override val message
+            get() = ""
+    }
+    
+    /**
+     * The key store cannot be used now (no biometrics enrolled, locked out, no secure hardware).
+     */
+    class PlatformKeyUnavailable(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * The server could not be reached or the connection broke.
      */
     class Network(
@@ -5644,27 +6361,33 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             9 -> SyncException.AlreadyConfigured()
             10 -> SyncException.Locked()
             11 -> SyncException.VaultWiped()
-            12 -> SyncException.Network(
+            12 -> SyncException.PlatformUnlockNotEnabled()
+            13 -> SyncException.PlatformKeyCancelled()
+            14 -> SyncException.PlatformKeyInvalidated()
+            15 -> SyncException.PlatformKeyUnavailable(
                 FfiConverterString.read(buf),
                 )
-            13 -> SyncException.Server(
+            16 -> SyncException.Network(
+                FfiConverterString.read(buf),
+                )
+            17 -> SyncException.Server(
                 FfiConverterUShort.read(buf),
                 FfiConverterString.read(buf),
                 )
-            14 -> SyncException.Conflict(
+            18 -> SyncException.Conflict(
                 FfiConverterString.read(buf),
                 )
-            15 -> SyncException.Corrupted(
+            19 -> SyncException.Corrupted(
                 FfiConverterString.read(buf),
                 )
-            16 -> SyncException.Cancelled()
-            17 -> SyncException.InvalidInput(
+            20 -> SyncException.Cancelled()
+            21 -> SyncException.InvalidInput(
                 FfiConverterString.read(buf),
                 )
-            18 -> SyncException.Storage(
+            22 -> SyncException.Storage(
                 FfiConverterString.read(buf),
                 )
-            19 -> SyncException.Internal(
+            23 -> SyncException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -5722,6 +6445,23 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             is SyncException.VaultWiped -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is SyncException.PlatformUnlockNotEnabled -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is SyncException.PlatformKeyCancelled -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is SyncException.PlatformKeyInvalidated -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is SyncException.PlatformKeyUnavailable -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SyncException.Network -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -5818,43 +6558,60 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 buf.putInt(11)
                 Unit
             }
-            is SyncException.Network -> {
+            is SyncException.PlatformUnlockNotEnabled -> {
                 buf.putInt(12)
+                Unit
+            }
+            is SyncException.PlatformKeyCancelled -> {
+                buf.putInt(13)
+                Unit
+            }
+            is SyncException.PlatformKeyInvalidated -> {
+                buf.putInt(14)
+                Unit
+            }
+            is SyncException.PlatformKeyUnavailable -> {
+                buf.putInt(15)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Network -> {
+                buf.putInt(16)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SyncException.Server -> {
-                buf.putInt(13)
+                buf.putInt(17)
                 FfiConverterUShort.write(value.`status`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SyncException.Conflict -> {
-                buf.putInt(14)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is SyncException.Corrupted -> {
-                buf.putInt(15)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is SyncException.Cancelled -> {
-                buf.putInt(16)
-                Unit
-            }
-            is SyncException.InvalidInput -> {
-                buf.putInt(17)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is SyncException.Storage -> {
                 buf.putInt(18)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Internal -> {
+            is SyncException.Corrupted -> {
                 buf.putInt(19)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Cancelled -> {
+                buf.putInt(20)
+                Unit
+            }
+            is SyncException.InvalidInput -> {
+                buf.putInt(21)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Storage -> {
+                buf.putInt(22)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Internal -> {
+                buf.putInt(23)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
