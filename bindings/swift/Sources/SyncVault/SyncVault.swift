@@ -2832,32 +2832,32 @@ public struct AccountState: Equatable, Hashable {
     /**
      * A vault (offline password) exists.
      */
-    public var configured: Bool
+    public let configured: Bool
     /**
      * The offline data is locked (always true when not configured).
      */
-    public var locked: Bool
+    public let locked: Bool
     /**
      * Known only while unlocked: the organization lives inside the encrypted store.
      */
-    public var organizationUrl: String?
-    public var userMode: UserMode?
+    public let organizationUrl: String?
+    public let userMode: UserMode?
     /**
      * Local edits waiting for the next Synchronize (0 while locked).
      */
-    public var pendingChanges: UInt64
+    public let pendingChanges: UInt64
     /**
      * Unix seconds of the last successful Synchronize, when unlocked and known.
      */
-    public var lastSync: Int64?
+    public let lastSync: Int64?
     /**
      * Consecutive failed unlock attempts.
      */
-    public var failedAttempts: UInt32
+    public let failedAttempts: UInt32
     /**
      * Biometric unlock (a platform key slot) is enabled: show its button.
      */
-    public var platformUnlockEnabled: Bool
+    public let platformUnlockEnabled: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2955,11 +2955,11 @@ public struct AuthorizationRequest: Equatable, Hashable {
     /**
      * Open this in the system browser session.
      */
-    public var url: String
+    public let url: String
     /**
      * The callback arrives at this URI; pass the full callback URL to `complete_sign_in`.
      */
-    public var redirectUri: String
+    public let redirectUri: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3024,39 +3024,39 @@ public struct ClientOptions: Equatable, Hashable {
     /**
      * Argon2id memory in KiB (default 64 MiB; at least 19 MiB).
      */
-    public var kdfMemoryKib: UInt32
+    public let kdfMemoryKib: UInt32
     /**
      * Argon2id passes (default 3; at least 2).
      */
-    public var kdfIterations: UInt32
+    public let kdfIterations: UInt32
     /**
      * Argon2id lanes (default 4).
      */
-    public var kdfParallelism: UInt32
+    public let kdfParallelism: UInt32
     /**
      * Shortest accepted offline password, in characters (default 8).
      */
-    public var minPasswordLength: UInt32
+    public let minPasswordLength: UInt32
     /**
      * Wrong passwords in a row before the offline data is erased (default 10).
      */
-    public var maxFailedAttempts: UInt32
+    public let maxFailedAttempts: UInt32
     /**
      * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
      */
-    public var extraRootCertificatesPem: [String]
+    public let extraRootCertificatesPem: [String]
     /**
      * The app's OAuth client id, for organizations whose discovery does not name one.
      */
-    public var oauthClientId: String?
+    public let oauthClientId: String?
     /**
      * How conflicts between local edits and server changes are settled (default MergeFields).
      */
-    public var conflictMode: ConflictMode?
+    public let conflictMode: ConflictMode?
     /**
      * Records per downloaded page (default 2000; the server may cap it).
      */
-    public var syncPageSize: UInt32?
+    public let syncPageSize: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3160,23 +3160,23 @@ public func FfiConverterTypeClientOptions_lower(_ value: ClientOptions) -> RustB
  * A conflict the app must settle: the local edit, the server's record, and the common base.
  */
 public struct ConflictInfo: Equatable, Hashable {
-    public var id: Int64
-    public var entity: String
-    public var recordId: String
+    public let id: Int64
+    public let entity: String
+    public let recordId: String
     /**
      * The fields the local edits set (empty for a delete).
      */
-    public var localFields: [String: FieldValue]
-    public var localDeleted: Bool
+    public let localFields: [String: FieldValue]
+    public let localDeleted: Bool
     /**
      * The server's record now (None if the server deleted it).
      */
-    public var serverFields: [String: FieldValue]?
-    public var serverVersion: Int64
+    public let serverFields: [String: FieldValue]?
+    public let serverVersion: Int64
     /**
      * The server's record when the local edit started (None for a record created offline).
      */
-    public var baseFields: [String: FieldValue]?
+    public let baseFields: [String: FieldValue]?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3262,19 +3262,19 @@ public struct DeviceAuthorization: Equatable, Hashable {
     /**
      * Where the person goes on another device.
      */
-    public var verificationUri: String
+    public let verificationUri: String
     /**
      * The same with the code filled in (for a QR code), when the provider gives one.
      */
-    public var verificationUriComplete: String?
+    public let verificationUriComplete: String?
     /**
      * The code the person types there.
      */
-    public var userCode: String
+    public let userCode: String
     /**
      * Seconds until the code expires.
      */
-    public var expiresIn: UInt64
+    public let expiresIn: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3348,16 +3348,16 @@ public func FfiConverterTypeDeviceAuthorization_lower(_ value: DeviceAuthorizati
  * One field of an entity, for building forms and parsing input.
  */
 public struct FieldInfo: Equatable, Hashable {
-    public var name: String
-    public var kind: FieldType
+    public let name: String
+    public let kind: FieldType
     /**
      * Included in full-text search.
      */
-    public var searchable: Bool
+    public let searchable: Bool
     /**
      * For references: the entity referred to.
      */
-    public var references: String?
+    public let references: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3425,34 +3425,34 @@ public func FfiConverterTypeFieldInfo_lower(_ value: FieldInfo) -> RustBuffer {
  * What an organization says about itself.
  */
 public struct OrganizationInfo: Equatable, Hashable {
-    public var organizationUrl: String
-    public var name: String
+    public let organizationUrl: String
+    public let name: String
     /**
      * "oauth" and/or "credentials".
      */
-    public var userModes: [String]
+    public let userModes: [String]
     /**
      * The OpenID Connect issuer for OAuth user mode.
      */
-    public var issuer: String?
+    public let issuer: String?
     /**
      * The OAuth client id the app uses (None when only a Bearer challenge was found: the app
      * supplies its registered client id).
      */
-    public var clientId: String?
-    public var scopes: [String]
+    public let clientId: String?
+    public let scopes: [String]
     /**
      * Base URL of the sync API.
      */
-    public var syncApi: String?
+    public let syncApi: String?
     /**
      * Where credentials user mode signs in.
      */
-    public var credentialsEndpoint: String?
+    public let credentialsEndpoint: String?
     /**
      * The resource (audience) named by a Bearer challenge.
      */
-    public var resourceId: String?
+    public let resourceId: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3551,18 +3551,18 @@ public struct RecordQuery: Equatable, Hashable {
     /**
      * Field equals value, all of which must hold.
      */
-    public var filters: [String: FieldValue]
+    public let filters: [String: FieldValue]
     /**
      * Full-text search over the entity's searchable fields (a trailing prefix matches).
      */
-    public var search: String?
+    public let search: String?
     /**
      * Sort by this field (then by id).
      */
-    public var orderBy: String?
-    public var descending: Bool
-    public var limit: UInt32?
-    public var offset: UInt32
+    public let orderBy: String?
+    public let descending: Bool
+    public let limit: UInt32?
+    public let offset: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3639,12 +3639,12 @@ public func FfiConverterTypeRecordQuery_lower(_ value: RecordQuery) -> RustBuffe
  * Who is signed in.
  */
 public struct SignedInUser: Equatable, Hashable {
-    public var email: String?
-    public var name: String?
+    public let email: String?
+    public let name: String?
     /**
      * The organization's user id, when the organization was asked (`who_am_i`).
      */
-    public var orgUserId: String?
+    public let orgUserId: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3706,19 +3706,19 @@ public func FfiConverterTypeSignedInUser_lower(_ value: SignedInUser) -> RustBuf
  * One progress update.
  */
 public struct SyncProgress: Equatable, Hashable {
-    public var phase: SyncPhase
+    public let phase: SyncPhase
     /**
      * Records handled so far in this phase.
      */
-    public var recordsDone: UInt64
+    public let recordsDone: UInt64
     /**
      * The server's estimate of the phase's total, when it gave one.
      */
-    public var recordsEstimated: UInt64?
+    public let recordsEstimated: UInt64?
     /**
      * Bytes received and sent so far in this Synchronize.
      */
-    public var bytes: UInt64
+    public let bytes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3789,13 +3789,13 @@ public func FfiConverterTypeSyncProgress_lower(_ value: SyncProgress) -> RustBuf
  * A record as stored on the device.
  */
 public struct SyncRecord: Equatable, Hashable {
-    public var entity: String
-    public var id: String
+    public let entity: String
+    public let id: String
     /**
      * The server version this record stands on (0: created offline, not yet synchronized).
      */
-    public var version: Int64
-    public var fields: [String: FieldValue]
+    public let version: Int64
+    public let fields: [String: FieldValue]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3860,31 +3860,31 @@ public func FfiConverterTypeSyncRecord_lower(_ value: SyncRecord) -> RustBuffer 
  * What a Synchronize did.
  */
 public struct SyncReport: Equatable, Hashable {
-    public var recordsDownloaded: UInt64
-    public var recordsUploaded: UInt64
+    public let recordsDownloaded: UInt64
+    public let recordsUploaded: UInt64
     /**
      * Conflicts met (settled by the mode or kept for the app).
      */
-    public var conflicts: UInt64
+    public let conflicts: UInt64
     /**
      * Local edits the server refused (logged, and the record shows the server's state).
      */
-    public var rejected: UInt64
+    public let rejected: UInt64
     /**
      * Conflicts now waiting for the app.
      */
-    public var conflictsPending: UInt64
+    public let conflictsPending: UInt64
     /**
      * Local changes still queued (made during the sync, or left by a guard).
      */
-    public var pendingChanges: UInt64
-    public var bytesDownloaded: UInt64
-    public var bytesUploaded: UInt64
-    public var seconds: Double
+    public let pendingChanges: UInt64
+    public let bytesDownloaded: UInt64
+    public let bytesUploaded: UInt64
+    public let seconds: Double
     /**
      * Records downloaded and uploaded per second.
      */
-    public var recordsPerSecond: Double
+    public let recordsPerSecond: Double
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.

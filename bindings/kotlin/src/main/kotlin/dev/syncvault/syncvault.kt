@@ -4827,39 +4827,39 @@ data class AccountState (
     /**
      * A vault (offline password) exists.
      */
-    var `configured`: kotlin.Boolean
+    val `configured`: kotlin.Boolean
     , 
     /**
      * The offline data is locked (always true when not configured).
      */
-    var `locked`: kotlin.Boolean
+    val `locked`: kotlin.Boolean
     , 
     /**
      * Known only while unlocked: the organization lives inside the encrypted store.
      */
-    var `organizationUrl`: kotlin.String?
+    val `organizationUrl`: kotlin.String?
     , 
-    var `userMode`: UserMode?
+    val `userMode`: UserMode?
     , 
     /**
      * Local edits waiting for the next Synchronize (0 while locked).
      */
-    var `pendingChanges`: kotlin.ULong
+    val `pendingChanges`: kotlin.ULong
     , 
     /**
      * Unix seconds of the last successful Synchronize, when unlocked and known.
      */
-    var `lastSync`: kotlin.Long?
+    val `lastSync`: kotlin.Long?
     , 
     /**
      * Consecutive failed unlock attempts.
      */
-    var `failedAttempts`: kotlin.UInt
+    val `failedAttempts`: kotlin.UInt
     , 
     /**
      * Biometric unlock (a platform key slot) is enabled: show its button.
      */
-    var `platformUnlockEnabled`: kotlin.Boolean
+    val `platformUnlockEnabled`: kotlin.Boolean
     
 ){
     
@@ -4919,12 +4919,12 @@ data class AuthorizationRequest (
     /**
      * Open this in the system browser session.
      */
-    var `url`: kotlin.String
+    val `url`: kotlin.String
     , 
     /**
      * The callback arrives at this URI; pass the full callback URL to `complete_sign_in`.
      */
-    var `redirectUri`: kotlin.String
+    val `redirectUri`: kotlin.String
     
 ){
     
@@ -4966,47 +4966,47 @@ data class ClientOptions (
     /**
      * Argon2id memory in KiB (default 64 MiB; at least 19 MiB).
      */
-    var `kdfMemoryKib`: kotlin.UInt = 65536u 
+    val `kdfMemoryKib`: kotlin.UInt = 65536u 
     , 
     /**
      * Argon2id passes (default 3; at least 2).
      */
-    var `kdfIterations`: kotlin.UInt = 3u 
+    val `kdfIterations`: kotlin.UInt = 3u 
     , 
     /**
      * Argon2id lanes (default 4).
      */
-    var `kdfParallelism`: kotlin.UInt = 4u 
+    val `kdfParallelism`: kotlin.UInt = 4u 
     , 
     /**
      * Shortest accepted offline password, in characters (default 8).
      */
-    var `minPasswordLength`: kotlin.UInt = 8u 
+    val `minPasswordLength`: kotlin.UInt = 8u 
     , 
     /**
      * Wrong passwords in a row before the offline data is erased (default 10).
      */
-    var `maxFailedAttempts`: kotlin.UInt = 10u 
+    val `maxFailedAttempts`: kotlin.UInt = 10u 
     , 
     /**
      * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
      */
-    var `extraRootCertificatesPem`: List<kotlin.String> = listOf() 
+    val `extraRootCertificatesPem`: List<kotlin.String> = listOf() 
     , 
     /**
      * The app's OAuth client id, for organizations whose discovery does not name one.
      */
-    var `oauthClientId`: kotlin.String? = null 
+    val `oauthClientId`: kotlin.String? = null 
     , 
     /**
      * How conflicts between local edits and server changes are settled (default MergeFields).
      */
-    var `conflictMode`: ConflictMode? = null 
+    val `conflictMode`: ConflictMode? = null 
     , 
     /**
      * Records per downloaded page (default 2000; the server may cap it).
      */
-    var `syncPageSize`: kotlin.UInt? = null 
+    val `syncPageSize`: kotlin.UInt? = null 
     
 ){
     
@@ -5066,30 +5066,30 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
  * A conflict the app must settle: the local edit, the server's record, and the common base.
  */
 data class ConflictInfo (
-    var `id`: kotlin.Long
+    val `id`: kotlin.Long
     , 
-    var `entity`: kotlin.String
+    val `entity`: kotlin.String
     , 
-    var `recordId`: kotlin.String
+    val `recordId`: kotlin.String
     , 
     /**
      * The fields the local edits set (empty for a delete).
      */
-    var `localFields`: Map<kotlin.String, FieldValue>
+    val `localFields`: Map<kotlin.String, FieldValue>
     , 
-    var `localDeleted`: kotlin.Boolean
+    val `localDeleted`: kotlin.Boolean
     , 
     /**
      * The server's record now (None if the server deleted it).
      */
-    var `serverFields`: Map<kotlin.String, FieldValue>?
+    val `serverFields`: Map<kotlin.String, FieldValue>?
     , 
-    var `serverVersion`: kotlin.Long
+    val `serverVersion`: kotlin.Long
     , 
     /**
      * The server's record when the local edit started (None for a record created offline).
      */
-    var `baseFields`: Map<kotlin.String, FieldValue>?
+    val `baseFields`: Map<kotlin.String, FieldValue>?
     
 ){
     
@@ -5149,22 +5149,22 @@ data class DeviceAuthorization (
     /**
      * Where the person goes on another device.
      */
-    var `verificationUri`: kotlin.String
+    val `verificationUri`: kotlin.String
     , 
     /**
      * The same with the code filled in (for a QR code), when the provider gives one.
      */
-    var `verificationUriComplete`: kotlin.String?
+    val `verificationUriComplete`: kotlin.String?
     , 
     /**
      * The code the person types there.
      */
-    var `userCode`: kotlin.String
+    val `userCode`: kotlin.String
     , 
     /**
      * Seconds until the code expires.
      */
-    var `expiresIn`: kotlin.ULong
+    val `expiresIn`: kotlin.ULong
     
 ){
     
@@ -5209,19 +5209,19 @@ public object FfiConverterTypeDeviceAuthorization: FfiConverterRustBuffer<Device
  * One field of an entity, for building forms and parsing input.
  */
 data class FieldInfo (
-    var `name`: kotlin.String
+    val `name`: kotlin.String
     , 
-    var `kind`: FieldType
+    val `kind`: FieldType
     , 
     /**
      * Included in full-text search.
      */
-    var `searchable`: kotlin.Boolean
+    val `searchable`: kotlin.Boolean
     , 
     /**
      * For references: the entity referred to.
      */
-    var `references`: kotlin.String?
+    val `references`: kotlin.String?
     
 ){
     
@@ -5266,42 +5266,42 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
  * What an organization says about itself.
  */
 data class OrganizationInfo (
-    var `organizationUrl`: kotlin.String
+    val `organizationUrl`: kotlin.String
     , 
-    var `name`: kotlin.String
+    val `name`: kotlin.String
     , 
     /**
      * "oauth" and/or "credentials".
      */
-    var `userModes`: List<kotlin.String>
+    val `userModes`: List<kotlin.String>
     , 
     /**
      * The OpenID Connect issuer for OAuth user mode.
      */
-    var `issuer`: kotlin.String?
+    val `issuer`: kotlin.String?
     , 
     /**
      * The OAuth client id the app uses (None when only a Bearer challenge was found: the app
      * supplies its registered client id).
      */
-    var `clientId`: kotlin.String?
+    val `clientId`: kotlin.String?
     , 
-    var `scopes`: List<kotlin.String>
+    val `scopes`: List<kotlin.String>
     , 
     /**
      * Base URL of the sync API.
      */
-    var `syncApi`: kotlin.String?
+    val `syncApi`: kotlin.String?
     , 
     /**
      * Where credentials user mode signs in.
      */
-    var `credentialsEndpoint`: kotlin.String?
+    val `credentialsEndpoint`: kotlin.String?
     , 
     /**
      * The resource (audience) named by a Bearer challenge.
      */
-    var `resourceId`: kotlin.String?
+    val `resourceId`: kotlin.String?
     
 ){
     
@@ -5364,23 +5364,23 @@ data class RecordQuery (
     /**
      * Field equals value, all of which must hold.
      */
-    var `filters`: Map<kotlin.String, FieldValue> = mapOf() 
+    val `filters`: Map<kotlin.String, FieldValue> = mapOf() 
     , 
     /**
      * Full-text search over the entity's searchable fields (a trailing prefix matches).
      */
-    var `search`: kotlin.String? = null 
+    val `search`: kotlin.String? = null 
     , 
     /**
      * Sort by this field (then by id).
      */
-    var `orderBy`: kotlin.String? = null 
+    val `orderBy`: kotlin.String? = null 
     , 
-    var `descending`: kotlin.Boolean = false 
+    val `descending`: kotlin.Boolean = false 
     , 
-    var `limit`: kotlin.UInt? = null 
+    val `limit`: kotlin.UInt? = null 
     , 
-    var `offset`: kotlin.UInt = 0u 
+    val `offset`: kotlin.UInt = 0u 
     
 ){
     
@@ -5431,14 +5431,14 @@ public object FfiConverterTypeRecordQuery: FfiConverterRustBuffer<RecordQuery> {
  * Who is signed in.
  */
 data class SignedInUser (
-    var `email`: kotlin.String?
+    val `email`: kotlin.String?
     , 
-    var `name`: kotlin.String?
+    val `name`: kotlin.String?
     , 
     /**
      * The organization's user id, when the organization was asked (`who_am_i`).
      */
-    var `orgUserId`: kotlin.String?
+    val `orgUserId`: kotlin.String?
     
 ){
     
@@ -5480,22 +5480,22 @@ public object FfiConverterTypeSignedInUser: FfiConverterRustBuffer<SignedInUser>
  * One progress update.
  */
 data class SyncProgress (
-    var `phase`: SyncPhase
+    val `phase`: SyncPhase
     , 
     /**
      * Records handled so far in this phase.
      */
-    var `recordsDone`: kotlin.ULong
+    val `recordsDone`: kotlin.ULong
     , 
     /**
      * The server's estimate of the phase's total, when it gave one.
      */
-    var `recordsEstimated`: kotlin.ULong?
+    val `recordsEstimated`: kotlin.ULong?
     , 
     /**
      * Bytes received and sent so far in this Synchronize.
      */
-    var `bytes`: kotlin.ULong
+    val `bytes`: kotlin.ULong
     
 ){
     
@@ -5540,16 +5540,16 @@ public object FfiConverterTypeSyncProgress: FfiConverterRustBuffer<SyncProgress>
  * A record as stored on the device.
  */
 data class SyncRecord (
-    var `entity`: kotlin.String
+    val `entity`: kotlin.String
     , 
-    var `id`: kotlin.String
+    val `id`: kotlin.String
     , 
     /**
      * The server version this record stands on (0: created offline, not yet synchronized).
      */
-    var `version`: kotlin.Long
+    val `version`: kotlin.Long
     , 
-    var `fields`: Map<kotlin.String, FieldValue>
+    val `fields`: Map<kotlin.String, FieldValue>
     
 ){
     
@@ -5594,40 +5594,40 @@ public object FfiConverterTypeSyncRecord: FfiConverterRustBuffer<SyncRecord> {
  * What a Synchronize did.
  */
 data class SyncReport (
-    var `recordsDownloaded`: kotlin.ULong
+    val `recordsDownloaded`: kotlin.ULong
     , 
-    var `recordsUploaded`: kotlin.ULong
+    val `recordsUploaded`: kotlin.ULong
     , 
     /**
      * Conflicts met (settled by the mode or kept for the app).
      */
-    var `conflicts`: kotlin.ULong
+    val `conflicts`: kotlin.ULong
     , 
     /**
      * Local edits the server refused (logged, and the record shows the server's state).
      */
-    var `rejected`: kotlin.ULong
+    val `rejected`: kotlin.ULong
     , 
     /**
      * Conflicts now waiting for the app.
      */
-    var `conflictsPending`: kotlin.ULong
+    val `conflictsPending`: kotlin.ULong
     , 
     /**
      * Local changes still queued (made during the sync, or left by a guard).
      */
-    var `pendingChanges`: kotlin.ULong
+    val `pendingChanges`: kotlin.ULong
     , 
-    var `bytesDownloaded`: kotlin.ULong
+    val `bytesDownloaded`: kotlin.ULong
     , 
-    var `bytesUploaded`: kotlin.ULong
+    val `bytesUploaded`: kotlin.ULong
     , 
-    var `seconds`: kotlin.Double
+    val `seconds`: kotlin.Double
     , 
     /**
      * Records downloaded and uploaded per second.
      */
-    var `recordsPerSecond`: kotlin.Double
+    val `recordsPerSecond`: kotlin.Double
     
 ){
     
