@@ -42,7 +42,17 @@ android {
     }
 }
 
+// rustls-platform-verifier (the certificate verifier reqwest uses on Android) has a Kotlin part
+// that must match the Rust crate's version exactly: read it from the workspace's Cargo.lock.
+// (Its Maven repository is declared in settings.gradle.kts.)
+val rustlsPlatformVerifierVersion: String = rootDir.resolve("../../Cargo.lock").readLines().let { lines ->
+    val at = lines.indexOfFirst { it.trim() == "name = \"rustls-platform-verifier-android\"" }
+    check(at >= 0) { "rustls-platform-verifier-android not found in Cargo.lock" }
+    lines[at + 1].substringAfter('"').substringBefore('"')
+}
+
 dependencies {
+    implementation("rustls:rustls-platform-verifier:$rustlsPlatformVerifierVersion")
     // The generated code's public types use JNA (Pointer) and coroutines (suspend, Flow).
     api("net.java.dev.jna:jna:5.15.0@aar")
     api("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.9.0")
