@@ -7,6 +7,8 @@
 uniffi::setup_scaffolding!("syncvault");
 
 pub mod account;
+#[cfg(target_os = "android")]
+mod android;
 pub mod auth;
 pub mod ffi;
 mod fsio;

@@ -62,3 +62,17 @@ impl Drop for CancelOnDrop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_guard_cancels_and_a_disarmed_one_does_not() {
+        let token = CancelToken::default();
+        CancelOnDrop::new(token.clone()).disarm();
+        assert!(!token.is_cancelled());
+        drop(CancelOnDrop::new(token.clone()));
+        assert!(token.is_cancelled());
+    }
+}
