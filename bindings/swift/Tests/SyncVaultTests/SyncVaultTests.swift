@@ -83,20 +83,27 @@ private final class MemoryKeyStore: PlatformKeyStore, @unchecked Sendable {
     var nextPromptFails: SyncError?
 
     func sealSecret(keyAlias: String, secret: Data) async throws -> Data {
-        lock.withLock { secrets[keyAlias] = secret }
+        lock.lock()
+        defer { lock.unlock() }
+        secrets[keyAlias] = secret
         return Data()
     }
 
     func openSecret(keyAlias: String, sealed: Data) async throws -> Data {
-        try lock.withLock {
-            if let failure = nextPromptFails { nextPromptFails = nil; throw failure }
-            guard let secret = secrets[keyAlias] else { throw SyncError.PlatformKeyInvalidated }
-            return secret
+        lock.lock()
+        defer { lock.unlock() }
+        if let failure = nextPromptFails {
+            nextPromptFails = nil
+            throw failure
         }
+        guard let secret = secrets[keyAlias] else { throw SyncError.PlatformKeyInvalidated }
+        return secret
     }
 
     func deleteSecret(keyAlias: String) async throws {
-        lock.withLock { _ = secrets.removeValue(forKey: keyAlias) }
+        lock.lock()
+        defer { lock.unlock() }
+        secrets.removeValue(forKey: keyAlias)
     }
 }
 
