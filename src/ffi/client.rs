@@ -153,6 +153,8 @@ impl SyncClient {
                 reason: "the data directory is empty".into(),
             });
         }
+        #[cfg(target_os = "android")]
+        crate::android::require_init()?;
         let config = options.vault_config()?;
         let signin = super::signin::SignInState::new(&options)?;
         let data_dir = PathBuf::from(data_dir);
