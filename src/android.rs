@@ -8,24 +8,33 @@ use jni::EnvUnowned;
 use jni::errors::ThrowRuntimeExAndDefault;
 use jni::objects::{JClass, JObject};
 
-use crate::ffi::SyncError;
+use crate::ffi::{ClientOptions, SyncError};
 
 static VERIFIER_READY: AtomicBool = AtomicBool::new(false);
 
-/// A `SyncClient` made before `SyncVaultAndroid.init` would fail every HTTPS request later with
-/// a panic deep in the verifier; say what to do at construction instead.
-pub(crate) fn require_init() -> Result<(), SyncError> {
-    if VERIFIER_READY.load(Ordering::Acquire) {
-        Ok(())
-    } else {
-        Err(SyncError::InvalidInput {
+/// Refuses, at construction, what would otherwise fail every HTTPS request later: a client made
+/// before `SyncVaultAndroid.init`, or extra CA certificates, which Android's verifier does not take
+/// (the app's network security config is where Android apps add trust anchors).
+pub(crate) fn check_options(options: &ClientOptions) -> Result<(), SyncError> {
+    if !VERIFIER_READY.load(Ordering::Acquire) {
+        return Err(SyncError::InvalidInput {
             reason: concat!(
                 "call SyncVaultAndroid.init(context) in Application.onCreate ",
                 "before creating a SyncClient"
             )
             .into(),
-        })
+        });
     }
+    if !options.extra_root_certificates_pem.is_empty() {
+        return Err(SyncError::InvalidInput {
+            reason: concat!(
+                "on Android, trust extra CAs through the app's network security config ",
+                "(trust-anchors), not extra_root_certificates_pem"
+            )
+            .into(),
+        });
+    }
+    Ok(())
 }
 
 /// `dev.syncvault.android.SyncVaultAndroid.initPlatformVerifier(Context)`. A JNI failure or a

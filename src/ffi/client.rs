@@ -27,7 +27,8 @@ pub struct ClientOptions {
     /// Wrong passwords in a row before the offline data is erased (default 10).
     #[uniffi(default = 10)]
     pub max_failed_attempts: u32,
-    /// Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+    /// Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA. Not on Android,
+    /// whose verifier takes trust anchors from the app's network security config.
     #[uniffi(default = [])]
     pub extra_root_certificates_pem: Vec<String>,
     /// The app's OAuth client id, for organizations whose discovery does not name one.
@@ -154,7 +155,7 @@ impl SyncClient {
             });
         }
         #[cfg(target_os = "android")]
-        crate::android::require_init()?;
+        crate::android::check_options(&options)?;
         let config = options.vault_config()?;
         let signin = super::signin::SignInState::new(&options)?;
         let data_dir = PathBuf::from(data_dir);

@@ -3042,7 +3042,8 @@ public struct ClientOptions: Equatable, Hashable {
      */
     public let maxFailedAttempts: UInt32
     /**
-     * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+     * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA. Not on Android,
+     * whose verifier takes trust anchors from the app's network security config.
      */
     public let extraRootCertificatesPem: [String]
     /**
@@ -3077,7 +3078,8 @@ public struct ClientOptions: Equatable, Hashable {
          * Wrong passwords in a row before the offline data is erased (default 10).
          */maxFailedAttempts: UInt32 = UInt32(10), 
         /**
-         * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+         * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA. Not on Android,
+         * whose verifier takes trust anchors from the app's network security config.
          */extraRootCertificatesPem: [String] = [], 
         /**
          * The app's OAuth client id, for organizations whose discovery does not name one.

@@ -4989,7 +4989,8 @@ data class ClientOptions (
     val `maxFailedAttempts`: kotlin.UInt = 10u 
     , 
     /**
-     * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA.
+     * Extra trusted CA certificates (PEM), e.g. a company's TLS-inspection CA. Not on Android,
+     * whose verifier takes trust anchors from the app's network security config.
      */
     val `extraRootCertificatesPem`: List<kotlin.String> = listOf() 
     , 
