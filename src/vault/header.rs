@@ -122,17 +122,11 @@ impl Header {
         password: &[u8],
         params: KdfParams,
     ) -> Result<(), HeaderError> {
-        let kind = SlotKind::Password {
-            params,
-            salt: random_bytes(),
-        };
-        let SlotKind::Password { salt, .. } = &kind else {
-            unreachable!()
-        };
-        let kek = derive_kek(password, salt, params)?;
+        let salt = random_bytes();
+        let kek = derive_kek(password, &salt, params)?;
         self.slots
             .retain(|s| !matches!(s.kind, SlotKind::Password { .. }));
-        let slot = self.seal_slot(kind, &kek, dek)?;
+        let slot = self.seal_slot(SlotKind::Password { params, salt }, &kek, dek)?;
         self.slots.insert(0, slot);
         Ok(())
     }
@@ -184,15 +178,15 @@ impl Header {
 
     /// Runs the KDF and unwraps the DEK; `WrongPassword` when the AEAD rejects it.
     pub fn unwrap_with_password(&self, password: &[u8]) -> Result<Dek, HeaderError> {
-        let slot = self
+        let (slot, params, salt) = self
             .slots
             .iter()
-            .find(|s| matches!(s.kind, SlotKind::Password { .. }))
+            .find_map(|s| match &s.kind {
+                SlotKind::Password { params, salt } => Some((s, *params, salt)),
+                SlotKind::Platform { .. } => None,
+            })
             .ok_or(HeaderError::Corrupted("no password slot"))?;
-        let SlotKind::Password { params, salt } = &slot.kind else {
-            unreachable!()
-        };
-        let kek = derive_kek(password, salt, *params)?;
+        let kek = derive_kek(password, salt, params)?;
         self.open_slot(slot, &kek).ok_or(HeaderError::WrongPassword)
     }
 
