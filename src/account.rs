@@ -246,6 +246,9 @@ impl From<VaultError> for SyncError {
                 SyncError::PlatformKeyInvalidated
             }
             VaultError::Header(HeaderError::NoPlatformSlot) => SyncError::PlatformUnlockNotEnabled,
+            VaultError::Header(e @ HeaderError::SealedTooLong(_)) => SyncError::InvalidInput {
+                reason: e.to_string(),
+            },
             VaultError::Header(HeaderError::Kdf(k)) => SyncError::Internal {
                 reason: k.to_string(),
             },

@@ -51,15 +51,6 @@ impl SyncClient {
         let sealed = key_store
             .seal_secret(enrollment.key_alias.clone(), enrollment.secret.to_vec())
             .await?;
-        if sealed.len() > vault::MAX_SEALED_LEN {
-            return Err(SyncError::InvalidInput {
-                reason: format!(
-                    "the key store returned {} bytes to keep; at most {} fit",
-                    sealed.len(),
-                    vault::MAX_SEALED_LEN
-                ),
-            });
-        }
         let alias = enrollment.key_alias.clone();
         let replaced = self
             .with_account(move |a| {

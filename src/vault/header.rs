@@ -39,7 +39,7 @@ const NO_PARAMS: KdfParams = KdfParams {
     p: 0,
 };
 /// Android Keystore's AES-GCM output for a 32-byte secret is ~60 bytes; leave room, refuse junk.
-pub const MAX_SEALED_LEN: usize = 4096;
+const MAX_SEALED_LEN: usize = 4096;
 
 /// The database encryption key, 32 bytes, wiped when dropped.
 pub type Dek = Zeroizing<[u8; 32]>;
@@ -86,6 +86,8 @@ pub enum HeaderError {
     PlatformSecretRejected,
     #[error("no platform key slot in this vault")]
     NoPlatformSlot,
+    #[error("the key store returned {0} bytes to keep; at most {MAX_SEALED_LEN} fit")]
+    SealedTooLong(usize),
     #[error(transparent)]
     Kdf(#[from] KdfError),
 }
@@ -141,9 +143,7 @@ impl Header {
         sealed: Vec<u8>,
     ) -> Result<(), HeaderError> {
         if sealed.len() > MAX_SEALED_LEN {
-            return Err(HeaderError::Corrupted(
-                "the key store's sealed secret is too long",
-            ));
+            return Err(HeaderError::SealedTooLong(sealed.len()));
         }
         self.remove_platform();
         let slot = self.seal_slot(SlotKind::Platform { key_id, sealed }, secret, dek)?;
@@ -452,6 +452,10 @@ mod tests {
             *key
         );
 
+        assert_eq!(
+            header.set_platform(&key, &secret, random_bytes(), vec![0; MAX_SEALED_LEN + 1]),
+            Err(HeaderError::SealedTooLong(MAX_SEALED_LEN + 1))
+        );
         let key_id = *header.platform_slot().unwrap().0;
         assert_eq!(header.remove_platform(), Some(key_id));
         let decoded = Header::decode(&header.encode()).unwrap();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use attempts::AttemptPolicy;
 pub(crate) use header::random_bytes;
-pub use header::{Dek, Header, HeaderError, MAX_SEALED_LEN, platform_key_alias};
+pub use header::{Dek, Header, HeaderError, platform_key_alias};
 pub use kdf::{KdfError, KdfParams, derive_kek};
 pub use policy::{PasswordPolicy, PolicyError};
 
