@@ -4,14 +4,33 @@
 
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
-use crate::ffi::SyncError;
-use crate::store::{Store, StoreError, StoreOptions, meta};
+use crate::org::OrgUrlError;
+use crate::runtime::TaskError;
+use crate::store::{Store, StoreError, StoreOptions, meta, outbox, sync_log};
 use crate::vault::{self, VaultConfig, VaultError, VaultPaths};
 
-/// How the person signs in to the organization (design.md §1, step 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Url(#[from] OrgUrlError),
+    /// The store is closed: unlock first.
+    #[error("the offline data is locked")]
+    Locked,
+    /// The store holds no organization (setup never finished).
+    #[error("this account is not set up yet")]
+    NotConfigured,
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+/// How the person signs in to the organization (the seed's step 2: User Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum UserMode {
     /// The identity provider's login page (OAuth / OpenID Connect).
     Oauth,
@@ -39,7 +58,8 @@ impl UserMode {
 }
 
 /// Where an account stands, for the app's start screen.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct AccountState {
     /// A vault (offline password) exists.
     pub configured: bool,
@@ -93,7 +113,7 @@ impl Account {
         user_mode: UserMode,
         password: &[u8],
         confirmation: &[u8],
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), AccountError> {
         let url = crate::org::normalize_organization_url(organization_url)?;
         let unlocked = vault::create(&self.paths, password, confirmation, &self.config)?;
         let result = (|| {
@@ -116,7 +136,7 @@ impl Account {
     }
 
     /// Unlocks with the offline password and opens the store.
-    pub fn unlock(&mut self, password: &[u8]) -> Result<(), SyncError> {
+    pub fn unlock(&mut self, password: &[u8]) -> Result<(), AccountError> {
         if self.store.is_some() {
             return Ok(());
         }
@@ -125,7 +145,7 @@ impl Account {
     }
 
     /// Unlocks with the secret the platform key store opened, and opens the store.
-    pub fn unlock_with_platform_secret(&mut self, secret: &[u8]) -> Result<(), SyncError> {
+    pub fn unlock_with_platform_secret(&mut self, secret: &[u8]) -> Result<(), AccountError> {
         if self.store.is_some() {
             return Ok(());
         }
@@ -133,7 +153,7 @@ impl Account {
         self.open_store(&unlocked)
     }
 
-    fn open_store(&mut self, unlocked: &vault::UnlockedVault) -> Result<(), SyncError> {
+    fn open_store(&mut self, unlocked: &vault::UnlockedVault) -> Result<(), AccountError> {
         self.store = Some(Store::open(
             &self.paths.database(),
             unlocked,
@@ -157,8 +177,19 @@ impl Account {
     }
 
     /// The open store, or `Locked`.
-    pub fn store(&mut self) -> Result<&mut Store, SyncError> {
-        self.store.as_mut().ok_or(SyncError::Locked)
+    pub fn store(&mut self) -> Result<&mut Store, AccountError> {
+        self.store.as_mut().ok_or(AccountError::Locked)
+    }
+
+    /// The organization URL and user mode recorded at setup (requires unlocked).
+    pub fn organization(&mut self) -> Result<(String, UserMode), AccountError> {
+        let conn = self.store()?.conn();
+        let url = meta::get(conn, ORG_URL)?.ok_or(AccountError::NotConfigured)?;
+        let mode = meta::get(conn, USER_MODE)?
+            .as_deref()
+            .and_then(UserMode::parse)
+            .unwrap_or(UserMode::Oauth);
+        Ok((url, mode))
     }
 
     /// Re-wraps the key under a new password; the store stays as it is (open or not).
@@ -167,7 +198,7 @@ impl Account {
         old: &[u8],
         new: &[u8],
         confirmation: &[u8],
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), AccountError> {
         Ok(vault::change_password(
             &self.paths,
             old,
@@ -178,13 +209,13 @@ impl Account {
     }
 
     /// Locks and crypto-erases everything in the account directory.
-    pub fn wipe(&mut self) -> Result<(), SyncError> {
+    pub fn wipe(&mut self) -> Result<(), AccountError> {
         self.lock();
         Ok(vault::wipe(&self.paths)?)
     }
 
     /// The account's state, reading what the lock allows.
-    pub fn state(&self) -> Result<AccountState, SyncError> {
+    pub fn state(&self) -> Result<AccountState, AccountError> {
         let configured = self.paths.exists();
         let failed_attempts = vault::failed_attempts(&self.paths)?;
         let platform_unlock_enabled = configured && vault::platform_slot(&self.paths)?.is_some();
@@ -204,87 +235,9 @@ impl Account {
             state.user_mode = meta::get(conn, USER_MODE)?
                 .as_deref()
                 .and_then(UserMode::parse);
-            let pending: i64 = conn
-                .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
-                .map_err(StoreError::from)?;
-            state.pending_changes = pending as u64;
-            state.last_sync = conn
-                .query_row(
-                    "SELECT max(finished_at) FROM sync_log WHERE outcome = 'ok'",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(StoreError::from)?;
+            state.pending_changes = outbox::pending_count(conn)?;
+            state.last_sync = sync_log::last_success(conn)?;
         }
         Ok(state)
-    }
-}
-
-/// Takes a password from the FFI and makes sure it is wiped when dropped.
-pub(crate) fn secret(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(bytes)
-}
-
-impl From<VaultError> for SyncError {
-    fn from(e: VaultError) -> Self {
-        use crate::vault::{HeaderError, PolicyError};
-        match e {
-            VaultError::Policy(PolicyError::Mismatch) => SyncError::PasswordMismatch,
-            VaultError::Policy(PolicyError::TooShort { min_length }) => {
-                SyncError::WeakPassword { min_length }
-            }
-            VaultError::Policy(PolicyError::NotUtf8) => SyncError::InvalidInput {
-                reason: "the password is not valid UTF-8".into(),
-            },
-            VaultError::WrongPassword { attempts_left } => {
-                SyncError::WrongPassword { attempts_left }
-            }
-            VaultError::Wiped => SyncError::VaultWiped,
-            VaultError::NotConfigured => SyncError::NotConfigured,
-            VaultError::AlreadyConfigured => SyncError::AlreadyConfigured,
-            VaultError::Header(HeaderError::PlatformSecretRejected) => {
-                SyncError::PlatformKeyInvalidated
-            }
-            VaultError::Header(HeaderError::NoPlatformSlot) => SyncError::PlatformUnlockNotEnabled,
-            VaultError::Header(e @ HeaderError::SealedTooLong(_)) => SyncError::InvalidInput {
-                reason: e.to_string(),
-            },
-            VaultError::Header(HeaderError::Kdf(k)) => SyncError::Internal {
-                reason: k.to_string(),
-            },
-            VaultError::Header(h) => SyncError::Corrupted {
-                reason: h.to_string(),
-            },
-            VaultError::Io(io) => SyncError::Storage {
-                reason: io.to_string(),
-            },
-        }
-    }
-}
-
-impl From<StoreError> for SyncError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Corrupted(_) | StoreError::NotEncrypted => SyncError::Corrupted {
-                reason: e.to_string(),
-            },
-            StoreError::Sqlite(_) | StoreError::Io(_) => SyncError::Storage {
-                reason: e.to_string(),
-            },
-            StoreError::Vfs(_) => SyncError::Internal {
-                reason: e.to_string(),
-            },
-        }
-    }
-}
-
-impl From<crate::store::entities::EntityError> for SyncError {
-    fn from(e: crate::store::entities::EntityError) -> Self {
-        match e {
-            crate::store::entities::EntityError::Store(s) => s.into(),
-            other => SyncError::InvalidInput {
-                reason: other.to_string(),
-            },
-        }
     }
 }

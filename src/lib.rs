@@ -2,28 +2,32 @@
 //!
 //! Apps link this crate (through the uniffi bindings in `bindings/`) to sign in to an
 //! organization, keep its records in an encrypted SQLite database on the device, work offline and
-//! synchronize. See docs/ and design.md for the architecture.
+//! synchronize. docs/architecture.md maps the layers; with the `uniffi` feature off the core is a
+//! plain Rust library (`account`, `auth::Session`, `sync::run`) without the mobile API.
 
+#[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!("syncvault");
 
 pub mod account;
-#[cfg(target_os = "android")]
+#[cfg(all(target_os = "android", feature = "uniffi"))]
 mod android;
 pub mod auth;
+#[cfg(feature = "uniffi")]
 pub mod ffi;
 mod fsio;
 pub mod net;
 pub mod org;
-mod runtime;
+pub mod runtime;
 pub mod store;
 pub mod sync;
 pub mod vault;
 
+#[cfg(feature = "uniffi")]
 pub use ffi::{
     AccountState, AuthorizationUi, CancelHandle, ClientOptions, ConflictInfo, ConflictMode,
-    ConflictResolution, FieldInfo, FieldType, FieldValue, LogLevel, LogSink, PlatformKeyStore,
-    RecordQuery, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress, SyncRecord,
-    SyncReport, UserMode, init_logging, normalize_organization_url, syncvault_version,
+    ConflictResolution, DeviceCodeUi, FieldInfo, FieldType, FieldValue, LogLevel, LogSink,
+    PlatformKeyStore, RecordQuery, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
+    SyncRecord, SyncReport, UserMode, init_logging, normalize_organization_url, syncvault_version,
 };
 pub use org::UrlProblem;
 

@@ -12,19 +12,46 @@ use reqwest::header::HeaderMap;
 /// Bodies larger than this are refused (discovery, OAuth and most API responses are tiny).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
-/// A failed request.
+/// A failed request, in syncvault's words (the library's own chain of messages goes to the log
+/// at debug level). `{0}` / `host` is the host and port the request went to.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("cannot reach the server: {0}")]
+    #[error("cannot reach {0}")]
     Connect(String),
-    #[error("the secure connection failed: {0}")]
-    Tls(String),
-    #[error("the server did not answer in time")]
-    Timeout,
+    #[error("the secure connection to {host} failed: {problem}")]
+    Tls { host: String, problem: TlsProblem },
+    #[error("{0} did not answer in time")]
+    Timeout(String),
     #[error("the response is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the connection to {0} broke")]
+    Broken(String),
     #[error("bad request: {0}")]
     Request(String),
+}
+
+/// Why a TLS connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// Something answered, but not with TLS: an http:// server at an https:// URL.
+    NotHttps,
+    /// The server's certificate is not trusted (unknown CA, wrong name, expired).
+    Untrusted,
+    /// Any other handshake failure.
+    Handshake,
+}
+
+impl std::fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsProblem::NotHttps => {
+                "the server does not speak HTTPS at this address (for a local development \
+                 server, use an http:// URL)"
+            }
+            TlsProblem::Untrusted => "its certificate is not trusted",
+            TlsProblem::Handshake => "the TLS handshake failed",
+        })
+    }
 }
 
 /// A response read in full (within the size limit).
@@ -44,10 +71,18 @@ pub struct Http {
     client: reqwest::Client,
 }
 
+/// `host:port` of a request, for messages (the path and query can carry codes; never shown).
+fn endpoint(err: &reqwest::Error) -> String {
+    err.url()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_else(|| "the server".into())
+}
+
 fn classify(err: reqwest::Error) -> NetError {
-    if err.is_timeout() {
-        return NetError::Timeout;
-    }
+    let host = endpoint(&err);
     // reqwest flattens TLS failures into connect errors; the chain names them.
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
@@ -56,13 +91,27 @@ fn classify(err: reqwest::Error) -> NetError {
         text.push_str(&s.to_string());
         source = s.source();
     }
+    tracing::debug!(%host, "request failed: {text}");
+    if err.is_timeout() {
+        return NetError::Timeout(host);
+    }
     let lower = text.to_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        NetError::Tls(text)
-    } else if err.is_builder() || err.is_request() && !err.is_connect() {
-        NetError::Request(text)
+    let tls = |problem| NetError::Tls {
+        host: host.clone(),
+        problem,
+    };
+    if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        tls(TlsProblem::NotHttps)
+    } else if lower.contains("certificate") || lower.contains("unknownissuer") {
+        tls(TlsProblem::Untrusted)
+    } else if lower.contains("tls") || lower.contains("handshake") {
+        tls(TlsProblem::Handshake)
+    } else if err.is_builder() {
+        NetError::Request("the request could not be built".into())
+    } else if err.is_body() || err.is_decode() || (err.is_request() && !err.is_connect()) {
+        NetError::Broken(host)
     } else {
-        NetError::Connect(text)
+        NetError::Connect(host)
     }
 }
 
@@ -77,8 +126,9 @@ impl Http {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("syncvault/", env!("CARGO_PKG_VERSION")));
         for pem in extra_roots_pem {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| NetError::Request(format!("bad CA certificate: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|_| {
+                NetError::Request("an extra CA certificate is not valid PEM".into())
+            })?;
             builder = builder.add_root_certificate(cert);
         }
         Ok(Http {
@@ -141,7 +191,7 @@ impl Http {
                 }
                 response
                     .body(r.body)
-                    .map_err(|e| NetError::Request(e.to_string()))
+                    .map_err(|_| NetError::Request("an unusable response header".into()))
             })
         }
     }

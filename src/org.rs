@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 /// What is wrong with an organization URL; the apps map each to a message next to the field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum UrlProblem {
     /// Nothing but whitespace was entered.
     Empty,
@@ -63,7 +64,7 @@ fn fail(problem: UrlProblem) -> Result<String, OrgUrlError> {
 
 /// Turns what a person typed into the canonical organization URL, or says what is wrong.
 ///
-/// Rules (design.md §4): trim; add `https://` when no scheme is given; lowercase the host
+/// Rules (docs/protocol.md, "Discovery and authentication"): trim; add `https://` when no scheme is given; lowercase the host
 /// (IDNs become punycode); drop the default port and trailing slashes; refuse http:// except on
 /// loopback; refuse credentials, queries and fragments. The result is stable: normalizing it again
 /// gives the same string.
@@ -159,7 +160,8 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 }
 
 /// What an organization says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct OrganizationInfo {
     pub organization_url: String,
     pub name: String,

@@ -1,16 +1,35 @@
-//! The one tokio runtime behind the mobile API.
+//! The one tokio runtime behind the core's async work.
 //!
-//! Async FFI methods hand their work to this runtime and await the join handle, so the work runs on
-//! tokio whatever executor the foreign side polls with (Kotlin coroutines, Swift tasks), and a
-//! caller's thread is never blocked by network or KDF work.
-
-use std::sync::OnceLock;
+//! Async methods hand their work to this runtime and await the join handle, so the work runs on
+//! tokio whatever executor the caller polls with (Kotlin coroutines, Swift tasks, a Rust host's own
+//! runtime), and a caller's thread is never blocked by network, disk or KDF work. The helpers are
+//! generic over the caller's error: a panic or a stopped task becomes that error through
+//! [`TaskError`], never an unwind into the caller.
 
 use std::future::Future;
+use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Runtime};
 
-use crate::ffi::SyncError;
+/// A background task did not return: it panicked, or the runtime stopped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    #[error("a background task panicked")]
+    Panicked,
+    #[error("a background task was stopped")]
+    Stopped,
+}
+
+impl From<tokio::task::JoinError> for TaskError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        if err.is_panic() {
+            tracing::error!("a background task panicked");
+            TaskError::Panicked
+        } else {
+            TaskError::Stopped
+        }
+    }
+}
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -25,19 +44,27 @@ fn runtime() -> &'static Runtime {
 }
 
 /// Runs CPU-heavy or blocking work (KDF, SQLite) on the runtime's blocking pool.
-pub(crate) async fn spawn_blocking<T, F>(work: F) -> Result<T, SyncError>
+pub(crate) async fn spawn_blocking<T, E, F>(work: F) -> Result<T, E>
 where
-    F: FnOnce() -> Result<T, SyncError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<TaskError> + Send + 'static,
 {
-    runtime().spawn_blocking(work).await?
+    match runtime().spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join) => Err(TaskError::from(join).into()),
+    }
 }
 
-/// Runs `fut` (network I/O) on the shared runtime; a panic inside becomes `SyncError::Internal`.
-pub(crate) async fn spawn<T, F>(fut: F) -> Result<T, SyncError>
+/// Runs `fut` (network I/O) on the shared runtime.
+pub(crate) async fn spawn<T, E, F>(fut: F) -> Result<T, E>
 where
-    F: Future<Output = Result<T, SyncError>> + Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
+    E: From<TaskError> + Send + 'static,
 {
-    runtime().spawn(fut).await?
+    match runtime().spawn(fut).await {
+        Ok(result) => result,
+        Err(join) => Err(TaskError::from(join).into()),
+    }
 }

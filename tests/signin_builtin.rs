@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use syncvault::{ClientOptions, SyncClient, SyncError, UserMode};
-use syncvault_server::devlogin;
+use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::idp::IdpLifetimes;
 use syncvault_server::{BoundServer, RunningServer, ServerConfig};
+use syncvault_testkit::devlogin;
 
 const PW: &[u8] = b"offline password";
 const REDIRECT: &str = "http://127.0.0.1:1/callback";
@@ -41,7 +42,7 @@ async fn client(dir: &std::path::Path, url: &str, mode: UserMode) -> Arc<SyncCli
 /// Starts a sign-in and submits the provider's login form: the callback URL the browser would get.
 async fn provider_callback(c: &SyncClient, user: &str, cancel: bool) -> String {
     let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
-    devlogin::login(&request.url, user, None, cancel)
+    devlogin::login(&request.url, user, DEV_PASSWORD, cancel)
         .await
         .unwrap()
 }
@@ -173,7 +174,7 @@ async fn tampered_or_cancelled_callbacks_are_refused() {
         assert!(
             matches!(
                 err,
-                SyncError::Server { .. } | SyncError::SignInRequired { .. }
+                SyncError::SignInRejected { .. } | SyncError::SignInRequired { .. }
             ),
             "{what}: {err:?}"
         );
@@ -266,7 +267,7 @@ async fn discovery_errors_are_typed() {
     ));
     assert!(matches!(
         c.discover(srv.url.clone()).await,
-        Err(SyncError::Server { .. })
+        Err(SyncError::ProtocolViolation { .. })
     ));
     let _ = Mutex::new(());
 }
@@ -289,6 +290,7 @@ async fn device_code_flow_approve_and_deny() {
         &device.verification_uri,
         &device.user_code,
         "grace@contoso.example",
+        DEV_PASSWORD,
     )
     .await
     .unwrap();
@@ -336,7 +338,7 @@ async fn broken_id_tokens_are_refused() {
         let callback = provider_callback(&c, "ada@contoso.example", false).await;
         let err = c.complete_sign_in(callback).await.unwrap_err();
         assert!(
-            matches!(&err, SyncError::Server { reason, .. } if reason.contains("ID token")),
+            matches!(&err, SyncError::SignInRejected { reason } if reason.contains("ID token")),
             "{fault:?}: {err:?}"
         );
         assert!(!c.is_signed_in().await.unwrap(), "{fault:?} signed in");
@@ -389,7 +391,7 @@ async fn revocation_kills_the_refresh_token() {
     .await
     .unwrap();
     let pending = provider.begin(REDIRECT).unwrap();
-    let callback = devlogin::login(&pending.url, "ada@contoso.example", None, false)
+    let callback = devlogin::login(&pending.url, "ada@contoso.example", DEV_PASSWORD, false)
         .await
         .unwrap();
     let tokens = provider.complete(&http, pending, &callback).await.unwrap();
@@ -427,7 +429,7 @@ impl syncvault::AuthorizationUi for DevUi {
         REDIRECT.into()
     }
     async fn authorize(&self, url: String) -> Result<String, SyncError> {
-        devlogin::login(&url, self.user, None, self.cancel)
+        devlogin::login(&url, self.user, DEV_PASSWORD, self.cancel)
             .await
             .map_err(|e| SyncError::Internal {
                 reason: e.to_string(),
@@ -543,6 +545,6 @@ async fn multi_tenant_issuer_is_checked_through_tid() {
     let callback = provider_callback(&c, "ada@contoso.example", false).await;
     assert!(matches!(
         c.complete_sign_in(callback).await,
-        Err(SyncError::Server { .. })
+        Err(SyncError::SignInRejected { .. })
     ));
 }

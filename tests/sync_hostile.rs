@@ -1,7 +1,8 @@
 //! A hostile or broken server: the engine is driven through an in-process transport that answers
 //! with wrong types, duplicate ids, unknown entities, pages that make no progress, a cursor going
-//! backwards and bogus push answers, and over real HTTP with a huge body. Each is a typed error,
-//! and nothing of a refused page or answer is applied.
+//! backwards and bogus push answers, and over real HTTP with a huge body. Each is a typed error
+//! (`EngineError::Protocol`, the app's `ProtocolViolation`), and nothing of a refused page or
+//! answer is applied.
 
 mod common;
 
@@ -11,20 +12,20 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use syncvault::SyncError;
 use syncvault::account::{Account, UserMode};
+use syncvault::auth::AuthError;
 use syncvault::store::{entities, meta, outbox};
 use syncvault::sync::protocol::*;
 use syncvault::sync::{
-    CancelToken, HttpTransport, Received, SyncContext, SyncOptions, TokenSource, Transport,
-    TransportError,
+    CancelToken, EngineError, HttpTransport, ProtocolError, Received, SyncContext, SyncOptions,
+    TokenSource, Transport, TransportError,
 };
 
 struct StaticToken;
 
 #[async_trait]
 impl TokenSource for StaticToken {
-    async fn access_token(&self, _rejected: Option<&str>) -> Result<String, SyncError> {
+    async fn access_token(&self, _rejected: Option<&str>) -> Result<String, AuthError> {
         Ok("token".into())
     }
 }
@@ -139,7 +140,7 @@ impl Device {
     async fn sync(
         &self,
         transport: Arc<dyn Transport>,
-    ) -> Result<syncvault::SyncReport, SyncError> {
+    ) -> Result<syncvault::sync::SyncReport, EngineError> {
         syncvault::sync::run(SyncContext {
             account: Arc::clone(&self.account),
             transport,
@@ -148,7 +149,7 @@ impl Device {
                 page_size: 10,
                 ..Default::default()
             },
-            observer: None,
+            progress: None,
             cancel: CancelToken::default(),
         })
         .await
@@ -177,12 +178,9 @@ fn scripted(pulls: Vec<PullResponse>) -> Arc<Scripted> {
     })
 }
 
-fn assert_protocol_error(result: Result<syncvault::SyncReport, SyncError>, needle: &str) {
+fn assert_protocol_error(result: Result<syncvault::sync::SyncReport, EngineError>, needle: &str) {
     match result {
-        Err(SyncError::Server {
-            status: 200,
-            reason,
-        }) => {
+        Err(EngineError::Protocol(ProtocolError(reason))) => {
             assert!(
                 reason.contains(needle),
                 "{reason:?} should mention {needle:?}"
@@ -326,7 +324,7 @@ async fn bogus_push_answers_keep_the_outbox() {
         });
         let r = d.sync(t).await;
         assert!(
-            matches!(r, Err(SyncError::Server { status: 200, .. })),
+            matches!(r, Err(EngineError::Protocol(_))),
             "{results}: {r:?}"
         );
         assert_eq!(d.pending(), 1, "{results}: the edit is still queued");

@@ -1,4 +1,4 @@
-//! The command line: design.md §8 is its contract. Extend it; never break it.
+//! The command line: docs/harness.md is its contract. Extend it; never break it.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -78,11 +78,15 @@ pub enum Command {
     /// Unlock, sign in if needed, and synchronize.
     Sync {
         /// Sign in with the device code flow (headless).
-        #[arg(long, conflicts_with = "dev_login")]
+        #[arg(long, conflicts_with_all = ["dev_login", "username"])]
         device_code: bool,
-        /// Sign in as USER[:PASS] on the built-in development provider.
-        #[arg(long, value_name = "USER[:PASS]")]
+        /// Sign in as USER on the built-in development provider's login page.
+        #[arg(long, value_name = "USER", conflicts_with = "username")]
         dev_login: Option<String>,
+        /// Credentials user mode: the organization user name (its password is read from the TTY,
+        /// or from stdin after the offline password with --password-stdin).
+        #[arg(long, value_name = "NAME")]
+        username: Option<String>,
         /// How conflicts with server changes are settled.
         #[arg(long, value_enum, default_value = "merge-fields")]
         conflict_mode: ConflictMode,
@@ -124,6 +128,13 @@ pub enum Command {
     EnablePlatformUnlock,
     /// Turn off biometric unlock and delete its key from the `--key-dir` key store.
     DisablePlatformUnlock,
+    /// Sign out: revoke the refresh token and forget the tokens (the next sync shows the login
+    /// page); with --wipe, erase the offline data too.
+    SignOut {
+        /// Also crypto-erase the vault (unsent edits are lost).
+        #[arg(long)]
+        wipe: bool,
+    },
     /// Crypto-erase and delete the vault.
     Wipe {
         /// Confirm: unsent edits are lost.

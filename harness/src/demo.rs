@@ -20,7 +20,7 @@ use crate::data_commands::record_json;
 use crate::output::{HarnessError, Output};
 use crate::passwords::Passwords;
 use crate::report::{peak_rss_bytes, report_json};
-use crate::sync_commands::{SignIn, sign_in, synchronize};
+use crate::sync_commands::{SignIn, install_sign_in_ui, synchronize};
 
 const DEMO_USER: &str = "ada@contoso.example";
 
@@ -110,12 +110,14 @@ async fn run_in(
         );
     }
 
-    // Sign-in on the identity provider's page, as the demo user.
-    sign_in(&client, &SignIn::DevLogin(DEMO_USER.into()), out).await?;
-    say(out, &format!("Signed in as {DEMO_USER}"));
-
-    // The initial sync.
+    // The first Synchronize signs in on the identity provider's page (as the demo user), then
+    // runs the initial sync.
+    install_sign_in_ui(&client, &SignIn::DevLogin(DEMO_USER.into()), out);
     let first = synchronize(&client, out).await?;
+    say(
+        out,
+        &format!("Signed in as {DEMO_USER} on the provider's login page"),
+    );
     say(
         out,
         &format!(

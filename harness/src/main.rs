@@ -1,4 +1,4 @@
-//! `syncvault`: the desktop sync test harness (design.md §8).
+//! `syncvault`: the desktop sync test harness (docs/harness.md is its contract).
 
 mod cli;
 mod data_commands;
@@ -7,6 +7,7 @@ mod key_store;
 mod output;
 mod passwords;
 mod report;
+mod signin_ui;
 mod sync_commands;
 mod vault_commands;
 
@@ -52,6 +53,7 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
         Command::Sync {
             device_code,
             dev_login,
+            username,
             conflict_mode,
             page_size,
         } => {
@@ -62,6 +64,7 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             };
             let args = sync_commands::SyncArgs {
                 how,
+                username,
                 conflict_mode,
                 page_size,
             };
@@ -90,6 +93,7 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
         Command::Status => vault_commands::status(g, &out).await,
         Command::ChangePassword => vault_commands::change_password(g, &out).await,
         Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,
+        Command::SignOut { wipe } => vault_commands::sign_out(g, wipe, &out).await,
         Command::EnablePlatformUnlock => vault_commands::enable_platform_unlock(g, &out).await,
         Command::DisablePlatformUnlock => vault_commands::disable_platform_unlock(g, &out).await,
         Command::Serve {

@@ -1,4 +1,4 @@
-//! Printing results and errors the way design.md §8 promises: human text, or JSON with --json.
+//! Printing results and errors the way docs/harness.md promises: human text, or JSON with --json.
 
 use serde_json::{Value, json};
 use syncvault::SyncError;
@@ -37,37 +37,19 @@ impl HarnessError {
     }
 }
 
+/// The case's stable name (`SyncError::kind`) and the fields an app would act on.
 fn sync_error_fields(err: &SyncError) -> Value {
     use SyncError::*;
+    let mut error = json!({"kind": err.kind()});
     match err {
-        WrongPassword { attempts_left } => {
-            json!({"kind": "WrongPassword", "attempts_left": attempts_left})
-        }
-        PasswordMismatch => json!({"kind": "PasswordMismatch"}),
-        WeakPassword { min_length } => json!({"kind": "WeakPassword", "min_length": min_length}),
-        InvalidOrganizationUrl { problem, .. } => {
-            json!({"kind": "InvalidOrganizationUrl", "problem": format!("{problem:?}")})
-        }
-        UserModeNotAllowed { mode } => json!({"kind": "UserModeNotAllowed", "mode": mode}),
-        SignInRequired { .. } => json!({"kind": "SignInRequired"}),
-        SignInCancelled => json!({"kind": "SignInCancelled"}),
-        NotConfigured => json!({"kind": "NotConfigured"}),
-        AlreadyConfigured => json!({"kind": "AlreadyConfigured"}),
-        Locked => json!({"kind": "Locked"}),
-        VaultWiped => json!({"kind": "VaultWiped"}),
-        PlatformUnlockNotEnabled => json!({"kind": "PlatformUnlockNotEnabled"}),
-        PlatformKeyCancelled => json!({"kind": "PlatformKeyCancelled"}),
-        PlatformKeyInvalidated => json!({"kind": "PlatformKeyInvalidated"}),
-        PlatformKeyUnavailable { .. } => json!({"kind": "PlatformKeyUnavailable"}),
-        Network { .. } => json!({"kind": "Network"}),
-        Server { status, .. } => json!({"kind": "Server", "status": status}),
-        Conflict { .. } => json!({"kind": "Conflict"}),
-        Corrupted { .. } => json!({"kind": "Corrupted"}),
-        Cancelled => json!({"kind": "Cancelled"}),
-        InvalidInput { .. } => json!({"kind": "InvalidInput"}),
-        Storage { .. } => json!({"kind": "Storage"}),
-        Internal { .. } => json!({"kind": "Internal"}),
+        WrongPassword { attempts_left } => error["attempts_left"] = json!(attempts_left),
+        WeakPassword { min_length } => error["min_length"] = json!(min_length),
+        InvalidOrganizationUrl { problem, .. } => error["problem"] = json!(format!("{problem:?}")),
+        UserModeNotAllowed { mode } => error["mode"] = json!(mode),
+        Server { status, .. } => error["status"] = json!(status),
+        _ => {}
     }
+    error
 }
 
 /// Reports a failure on stderr in the chosen format.
@@ -82,6 +64,7 @@ pub fn print_error(err: &HarnessError, json_mode: bool) {
 }
 
 /// Prints command results: a JSON value on stdout with --json, else human text.
+#[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
 }

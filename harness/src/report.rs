@@ -1,4 +1,4 @@
-//! The sync report as design.md §8 promises it, with the process's peak memory.
+//! The sync report as docs/harness.md promises it, with the process's peak memory.
 
 use serde_json::{Value, json};
 use syncvault::SyncReport;

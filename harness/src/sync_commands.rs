@@ -1,21 +1,19 @@
-//! `serve` (the reference organization server) and `sync` (unlock, sign in if needed, then
-//! synchronize).
-
-use std::time::Duration;
-
-use serde_json::json;
-use syncvault::auth::loopback::LoopbackRedirect;
-use syncvault::{
-    CancelHandle, ClientOptions, ConflictMode, SyncClient, SyncError, SyncReport, UserMode,
-};
-use syncvault_server::faults::FaultSpec;
-use syncvault_server::{BoundServer, ProviderConfig, ServerConfig, devlogin};
+//! `serve` (the reference organization server) and `sync` (unlock, then synchronize: the core
+//! signs in through the harness's sign-in UI when it must).
 
 use std::sync::Arc;
 
+use serde_json::json;
+use syncvault::{CancelHandle, ClientOptions, ConflictMode, SyncClient, SyncReport, UserMode};
+use syncvault_server::faults::FaultSpec;
+use syncvault_server::idp::DEV_PASSWORD;
+use syncvault_server::{BoundServer, ProviderConfig, ServerConfig};
+
 use crate::cli::{ConflictMode as CliConflictMode, GlobalArgs, Provider};
 use crate::output::{HarnessError, Output};
+use crate::passwords::Passwords;
 use crate::report::{ProgressBar, report_json, report_text};
+use crate::signin_ui::{DevLogin, DeviceCodeScreen, LoopbackBrowser};
 use crate::vault_commands::client_with;
 
 /// Options of `serve` that shape the organization.
@@ -64,93 +62,48 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::Io(std::io::Error::other(e.to_string())))
 }
 
-/// How `sync` signs in when it has to.
+/// How `sync` signs in when it has to (OAuth user mode).
 pub enum SignIn {
     Browser,
     DeviceCode,
+    /// The development provider's form, filled in as this user.
     DevLogin(String),
 }
 
-pub async fn sign_in(client: &SyncClient, how: &SignIn, out: &Output) -> Result<(), HarnessError> {
-    let mode = client
-        .account_state()
-        .await?
-        .user_mode
-        .unwrap_or(UserMode::Oauth);
-    if mode == UserMode::Credentials {
-        let SignIn::DevLogin(login) = how else {
-            return Err(HarnessError::Usage(
-                "credentials user mode: pass --dev-login USER:PASS".into(),
-            ));
-        };
-        let (user, pass) = login
-            .split_once(':')
-            .ok_or_else(|| HarnessError::Usage("--dev-login USER:PASS".into()))?;
-        client
-            .sign_in_with_credentials(user.into(), pass.as_bytes().to_vec())
-            .await?;
-        return Ok(());
-    }
+/// Gives the client the sign-in UI `how` asks for; `synchronize()` uses it when it must sign in
+/// (and again when the refresh token dies).
+pub fn install_sign_in_ui(client: &SyncClient, how: &SignIn, out: &Output) {
     match how {
-        SignIn::DeviceCode => {
-            let device = client.begin_device_sign_in().await?;
-            out.result(
-                &json!({"device_code": {
-                    "verification_uri": device.verification_uri,
-                    "user_code": device.user_code,
-                    "expires_in": device.expires_in,
-                }}),
-                &format!(
-                    "Go to {} and enter the code {}",
-                    device.verification_uri, device.user_code
-                ),
-            );
-            client.complete_device_sign_in().await?;
-            Ok(())
-        }
-        SignIn::DevLogin(login) => {
-            let (user, pass) = match login.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (login.as_str(), None),
-            };
-            let redirect = LoopbackRedirect::bind().await.map_err(SyncError::from)?;
-            let request = client.begin_sign_in(redirect.redirect_uri()).await?;
-            let callback = devlogin::login(&request.url, user, pass, false)
-                .await
-                .map_err(|e| SyncError::SignInRequired {
-                    reason: e.to_string(),
-                })?;
-            client.complete_sign_in(callback).await?;
-            Ok(())
-        }
-        SignIn::Browser => {
-            let redirect = LoopbackRedirect::bind().await.map_err(SyncError::from)?;
-            let request = client.begin_sign_in(redirect.redirect_uri()).await?;
-            out.result(
-                &json!({"authorization_url": request.url}),
-                &format!(
-                    "Sign in at:\n  {}\n(waiting for the browser to return)",
-                    request.url
-                ),
-            );
-            if !out.json {
-                let _ = std::process::Command::new("xdg-open")
-                    .arg(&request.url)
-                    .spawn();
-            }
-            let callback = redirect
-                .wait(Duration::from_secs(600))
-                .await
-                .map_err(SyncError::from)?;
-            client.complete_sign_in(callback).await?;
-            Ok(())
-        }
+        SignIn::Browser => client.set_authorization_ui(Arc::new(LoopbackBrowser::new(*out))),
+        SignIn::DevLogin(user) => client.set_authorization_ui(Arc::new(DevLogin::new(
+            user.clone(),
+            DEV_PASSWORD.to_string(),
+        ))),
+        SignIn::DeviceCode => client.set_device_code_ui(Arc::new(DeviceCodeScreen { out: *out })),
     }
+}
+
+/// Credentials user mode: the organization's user name from `--username`, its password from the
+/// TTY or the next line of stdin (never the command line).
+async fn sign_in_with_credentials(
+    client: &SyncClient,
+    username: Option<&str>,
+    passwords: &mut Passwords,
+) -> Result<(), HarnessError> {
+    let username = username
+        .ok_or_else(|| HarnessError::Usage("credentials user mode: pass --username NAME".into()))?;
+    let password = passwords.next("Organization password")?;
+    client
+        .sign_in_with_credentials(username.to_string(), password.to_vec())
+        .await?;
+    Ok(())
 }
 
 /// Options of `sync`.
 pub struct SyncArgs {
     pub how: SignIn,
+    /// Credentials user mode: the organization's user name.
+    pub username: Option<String>,
     pub conflict_mode: CliConflictMode,
     pub page_size: Option<u32>,
 }
@@ -191,9 +144,28 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs, out: &Output) -> Result<(
         ..Default::default()
     };
     let client = client_with(global, options)?;
-    crate::vault_commands::unlock(&client, global, true).await?;
-    if !client.is_signed_in().await? {
-        sign_in(&client, &args.how, out).await?;
+    let mut passwords = Passwords::new(global.password_stdin);
+    crate::vault_commands::unlock_with(&client, global, &mut passwords, true).await?;
+    let mode = client.account_state().await?.user_mode;
+    match (mode, &args.how) {
+        (Some(UserMode::Credentials), SignIn::Browser) => {
+            if !client.is_signed_in().await? {
+                sign_in_with_credentials(&client, args.username.as_deref(), &mut passwords).await?;
+            }
+        }
+        (Some(UserMode::Credentials), _) => {
+            return Err(HarnessError::Usage(
+                "--dev-login and --device-code sign in with OAuth; this account uses credentials \
+                 (--username NAME)"
+                    .into(),
+            ));
+        }
+        _ if args.username.is_some() => {
+            return Err(HarnessError::Usage(
+                "--username is for credentials user mode; this account uses OAuth".into(),
+            ));
+        }
+        _ => install_sign_in_ui(&client, &args.how, out),
     }
     let report = synchronize(&client, out).await?;
     out.result(&report_json(&report), &report_text(&report));

@@ -1,4 +1,5 @@
-//! The commands that need only the vault: setup, status, change-password, wipe.
+//! The commands that need only the vault (and, for sign-out, the provider): setup, status,
+//! change-password, biometric unlock, sign-out, wipe.
 
 use serde_json::json;
 use syncvault::{ClientOptions, SyncClient, UserMode};
@@ -26,12 +27,22 @@ pub async fn unlock(
     global: &GlobalArgs,
     password_required: bool,
 ) -> Result<(), HarnessError> {
+    let mut passwords = Passwords::new(global.password_stdin);
+    unlock_with(client, global, &mut passwords, password_required).await
+}
+
+/// As [`unlock`], reading from `passwords` (a command that needs a second password next).
+pub async fn unlock_with(
+    client: &SyncClient,
+    global: &GlobalArgs,
+    passwords: &mut Passwords,
+    password_required: bool,
+) -> Result<(), HarnessError> {
     if let Some(store) = global.key_store()
         && client.account_state().await?.platform_unlock_enabled
     {
         return Ok(client.unlock_with_platform_key(store).await?);
     }
-    let mut passwords = Passwords::new(global.password_stdin);
     let password = if password_required {
         Some(passwords.next("Offline password")?)
     } else if global.password_stdin {
@@ -167,6 +178,21 @@ pub async fn change_password(global: &GlobalArgs, out: &Output) -> Result<(), Ha
         .change_offline_password(old.to_vec(), new.to_vec(), confirmation.to_vec())
         .await?;
     out.result(&json!({"changed": true}), "Offline password changed.");
+    Ok(())
+}
+
+pub async fn sign_out(global: &GlobalArgs, wipe: bool, out: &Output) -> Result<(), HarnessError> {
+    let client = client(global)?;
+    unlock(&client, global, true).await?;
+    client.sign_out(wipe).await?;
+    out.result(
+        &json!({"signed_out": true, "wiped": wipe}),
+        if wipe {
+            "Signed out; offline data erased."
+        } else {
+            "Signed out; the next sync shows the login page."
+        },
+    );
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The harness's sign-in paths as a script drives them (design.md §8): `serve` prints its org URL,
+//! The harness's sign-in paths as a script drives them (docs/harness.md): `serve` prints its org URL,
 //! `sync --json` prints the authorization URL (loopback browser) or the device code, and finishes
 //! once the person signs in, then synchronizes and prints the report.
 
@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 
 use common::BIN;
 use serde_json::Value;
-use syncvault_server::devlogin;
+use syncvault_server::idp::DEV_PASSWORD;
+use syncvault_testkit::devlogin;
 
 struct Server(Child, String);
 
@@ -106,6 +107,7 @@ async fn dev_login_device_code_and_loopback_browser() {
         code["verification_uri"].as_str().unwrap(),
         code["user_code"].as_str().unwrap(),
         "grace@contoso.example",
+        DEV_PASSWORD,
     )
     .await
     .unwrap();
@@ -123,7 +125,7 @@ async fn dev_login_device_code_and_loopback_browser() {
         "{url}"
     );
     // The browser: sign in, then follow the redirect to the harness's loopback listener.
-    let callback = devlogin::login(url, "alan@contoso.example", None, false)
+    let callback = devlogin::login(url, "alan@contoso.example", DEV_PASSWORD, false)
         .await
         .unwrap();
     let page = reqwest::get(&callback).await.unwrap();

@@ -1,4 +1,4 @@
-//! The harness contract (design.md §8) for the vault commands, run as a real process.
+//! The harness contract (docs/harness.md) for the vault commands, run as a real process.
 
 mod common;
 

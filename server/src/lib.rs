@@ -4,7 +4,6 @@
 //! trust in an external issuer, credentials-mode sign-in, and the org's API.
 
 pub mod auth;
-pub mod devlogin;
 pub mod faults;
 pub mod idp;
 pub mod keys;

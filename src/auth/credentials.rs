@@ -21,9 +21,9 @@ pub async fn sign_in(
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
     match r.status.as_u16() {
         200 => {
-            let access_token = body["access_token"]
-                .as_str()
-                .ok_or_else(|| AuthError::Provider("no access_token in the answer".into()))?;
+            let access_token = body["access_token"].as_str().ok_or_else(|| {
+                AuthError::OrgProtocol("the credentials answer has no access_token".into())
+            })?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .expect("after 1970")
@@ -33,6 +33,7 @@ pub async fn sign_in(
                 refresh_token: None,
                 id_token: None,
                 expires_at: body["expires_in"].as_u64().map(|s| now + s),
+                issued_at: Some(now),
                 subject: None,
                 email: Some(username.to_string()),
                 name: None,
@@ -40,10 +41,8 @@ pub async fn sign_in(
         }
         401 => Err(AuthError::BadCredentials),
         403 if body["error"] == "user_mode_not_allowed" => {
-            Err(AuthError::ModeNotAllowed("credentials".into()))
+            Err(AuthError::ModeNotAllowed("credentials"))
         }
-        status => Err(AuthError::Provider(format!(
-            "credentials sign-in failed with HTTP {status}"
-        ))),
+        status => Err(AuthError::OrgStatus(status)),
     }
 }

@@ -11,16 +11,23 @@ use super::AuthError;
 
 /// A bound loopback listener.
 pub struct LoopbackRedirect {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     path: String,
 }
 
 impl LoopbackRedirect {
     /// Binds 127.0.0.1 on a port the OS picks.
     pub async fn bind() -> Result<Self, AuthError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| AuthError::InvalidRedirect(format!("cannot listen on loopback: {e}")))?;
+        Self::bind_now()
+    }
+
+    /// As [`Self::bind`], without awaiting (for `AuthorizationUi::redirect_uri`, a plain call).
+    pub fn bind_now() -> Result<Self, AuthError> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| {
+                AuthError::InvalidRedirect(format!("cannot listen on loopback ({:?})", e.kind()))
+            })?;
         Ok(LoopbackRedirect {
             listener,
             path: "/callback".into(),
@@ -35,54 +42,56 @@ impl LoopbackRedirect {
 
     /// Waits for the callback; `Cancelled` after `timeout`.
     pub async fn wait(self, timeout: Duration) -> Result<String, AuthError> {
-        tokio::time::timeout(timeout, self.accept_one())
+        let uri = self.redirect_uri();
+        let listener = TcpListener::from_std(self.listener).map_err(|e| {
+            AuthError::InvalidRedirect(format!("the loopback listener failed ({:?})", e.kind()))
+        })?;
+        tokio::time::timeout(timeout, accept_one(&listener, &uri, &self.path))
             .await
             .map_err(|_| AuthError::Cancelled)?
     }
+}
 
-    async fn accept_one(&self) -> Result<String, AuthError> {
-        loop {
-            let (mut stream, _) = self
-                .listener
-                .accept()
-                .await
-                .map_err(|e| AuthError::Provider(e.to_string()))?;
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            // Read the request line and headers (small; callbacks carry no body).
-            while n < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..])).await
-                {
-                    Ok(Ok(0)) | Err(_) => break,
-                    Ok(Ok(k)) => n += k,
-                    Ok(Err(_)) => break,
-                }
-                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
+/// Serves requests until the callback arrives; returns its full URL.
+async fn accept_one(listener: &TcpListener, uri: &str, path: &str) -> Result<String, AuthError> {
+    loop {
+        let (mut stream, _) = listener.accept().await.map_err(|e| {
+            AuthError::InvalidRedirect(format!("the loopback listener failed: {e}"))
+        })?;
+        let mut buf = vec![0u8; 8192];
+        let mut n = 0;
+        // Read the request line and headers (small; callbacks carry no body).
+        while n < buf.len() {
+            match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..])).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(k)) => n += k,
+                Ok(Err(_)) => break,
             }
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let target = head.lines().next().and_then(|l| {
-                let mut parts = l.split(' ');
-                (parts.next() == Some("GET"))
-                    .then(|| parts.next())
-                    .flatten()
-            });
-            match target {
-                Some(t) if t.split('?').next() == Some(self.path.as_str()) => {
-                    let page = "<!doctype html><title>Signed in</title><p>You can close this window and return to the app.</p>";
-                    let _ = stream
+            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let target = head.lines().next().and_then(|l| {
+            let mut parts = l.split(' ');
+            (parts.next() == Some("GET"))
+                .then(|| parts.next())
+                .flatten()
+        });
+        match target {
+            Some(t) if t.split('?').next() == Some(path) => {
+                let page = "<!doctype html><title>Signed in</title><p>You can close this window and return to the app.</p>";
+                let _ = stream
                         .write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}", page.len()).as_bytes())
                         .await;
-                    return Ok(format!(
-                        "{}{}",
-                        self.redirect_uri().trim_end_matches(self.path.as_str()),
-                        t
-                    ));
-                }
-                _ => {
-                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-                }
+                return Ok(format!("{}{}", uri.trim_end_matches(path), t));
+            }
+            _ => {
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    )
+                    .await;
             }
         }
     }

@@ -15,7 +15,7 @@ use openidconnect::{
     RequestTokenError, Scope, TokenResponse,
 };
 
-use super::{AuthError, TokenSet};
+use super::{AuthError, IdTokenProblem, TokenSet};
 use crate::net::{Http, NetError};
 
 /// Tolerated clock difference between the device and the provider.
@@ -75,29 +75,50 @@ fn token_error(
     e: RequestTokenError<NetError, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
 ) -> AuthError {
     match e {
-        RequestTokenError::ServerResponse(r) => match r.error() {
-            CoreErrorResponseType::InvalidGrant => AuthError::SignInRequired(
-                r.error_description()
-                    .cloned()
-                    .unwrap_or_else(|| "the sign-in expired".into()),
-            ),
-            CoreErrorResponseType::Extension(x)
-                if x == "interaction_required" || x == "login_required" =>
-            {
-                AuthError::SignInRequired(x.clone())
+        RequestTokenError::ServerResponse(r) => {
+            tracing::debug!(
+                error = r.error().as_ref(),
+                description = r.error_description().map(String::as_str).unwrap_or(""),
+                "the token endpoint refused"
+            );
+            match r.error() {
+                CoreErrorResponseType::InvalidGrant => {
+                    AuthError::SignInRequired("the provider refused the sign-in (invalid_grant)")
+                }
+                CoreErrorResponseType::Extension(x)
+                    if x == "interaction_required" || x == "login_required" =>
+                {
+                    AuthError::SignInRequired("the provider asks the person to sign in again")
+                }
+                other => AuthError::ProviderRefused(super::oauth_code(other.as_ref())),
             }
-            other => AuthError::Provider(format!(
-                "{}: {}",
-                other.as_ref(),
-                r.error_description().map(String::as_str).unwrap_or("")
-            )),
-        },
-        RequestTokenError::Request(net) => AuthError::Net(net),
-        RequestTokenError::Parse(e, _) => {
-            AuthError::Provider(format!("unreadable token response: {e}"))
         }
-        RequestTokenError::Other(s) => AuthError::Provider(s),
+        RequestTokenError::Request(net) => AuthError::Net(net),
+        RequestTokenError::Parse(_, _) => {
+            AuthError::ProviderProtocol("an unreadable token response".into())
+        }
+        RequestTokenError::Other(_) => {
+            AuthError::ProviderProtocol("an unexpected token response".into())
+        }
     }
+}
+
+/// Which check a token's claims failed, in syncvault's words.
+fn id_token_problem(e: &openidconnect::ClaimsVerificationError) -> IdTokenProblem {
+    use openidconnect::ClaimsVerificationError as C;
+    tracing::debug!(error = %e, "the ID token was rejected");
+    match e {
+        C::Expired(_) => IdTokenProblem::Expired,
+        C::InvalidAudience(_) => IdTokenProblem::Audience,
+        C::InvalidIssuer(_) => IdTokenProblem::Issuer,
+        C::InvalidNonce(_) => IdTokenProblem::Nonce,
+        C::SignatureVerification(_) => IdTokenProblem::Signature,
+        _ => IdTokenProblem::Claims,
+    }
+}
+
+fn protocol(what: &str) -> AuthError {
+    AuthError::ProviderProtocol(what.to_string())
 }
 
 impl Provider {
@@ -108,8 +129,7 @@ impl Provider {
         client_id: &str,
         scopes: &[String],
     ) -> Result<Provider, AuthError> {
-        crate::org::check_endpoint("issuer", issuer)
-            .map_err(|e| AuthError::Provider(e.to_string()))?;
+        crate::org::check_endpoint("issuer", issuer)?;
         // One fetch of the raw document: openidconnect's typed metadata drops fields it does not
         // model (RFC 9207, RFC 8628), and multi-tenant providers need a relaxed issuer check.
         let raw = http
@@ -120,24 +140,18 @@ impl Provider {
             )
             .await?;
         if !raw.status.is_success() {
-            return Err(AuthError::Provider(format!(
-                "provider discovery answered HTTP {}",
-                raw.status
-            )));
+            return Err(AuthError::ProviderStatus(raw.status.as_u16()));
         }
         let raw: serde_json::Value = serde_json::from_slice(&raw.body)
-            .map_err(|e| AuthError::Provider(format!("unreadable provider metadata: {e}")))?;
+            .map_err(|_| protocol("unreadable provider metadata"))?;
         let metadata: CoreProviderMetadata = serde_json::from_value(raw.clone())
-            .map_err(|e| AuthError::Provider(format!("unreadable provider metadata: {e}")))?;
+            .map_err(|_| protocol("unreadable provider metadata"))?;
         // Entra ID's `common` / `organizations` metadata names `{tenantid}` in its issuer: then the
         // ID token's issuer is checked against the template with its own `tid` filled in.
         let tenant_issuer_template =
             Some(metadata.issuer().as_str().to_string()).filter(|i| i.contains("{tenantid}"));
         if tenant_issuer_template.is_none() && metadata.issuer().as_str() != issuer {
-            return Err(AuthError::Provider(format!(
-                "issuer mismatch: asked {issuer}, the metadata says {}",
-                metadata.issuer().as_str()
-            )));
+            return Err(protocol("the metadata names another issuer"));
         }
         for (what, url) in [
             (
@@ -150,17 +164,15 @@ impl Provider {
             ),
             ("JWKS", Some(metadata.jwks_uri().as_str())),
         ] {
-            let url =
-                url.ok_or_else(|| AuthError::Provider(format!("the provider has no {what}")))?;
-            crate::org::check_endpoint(what, url)
-                .map_err(|e| AuthError::Provider(e.to_string()))?;
+            let url = url.ok_or_else(|| protocol(&format!("the provider has no {what}")))?;
+            crate::org::check_endpoint(what, url)?;
         }
         let jwks =
             openidconnect::core::CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &http.oauth())
                 .await
                 .map_err(|e| match e {
                     openidconnect::DiscoveryError::Request(net) => AuthError::Net(net),
-                    other => AuthError::Provider(format!("provider keys: {other}")),
+                    _ => protocol("unreadable provider keys"),
                 })?;
         let metadata = metadata.set_jwks(jwks);
         let iss_in_callback = raw["authorization_response_iss_parameter_supported"]
@@ -171,7 +183,6 @@ impl Provider {
                 .as_str()
                 .map(|u| crate::org::check_endpoint(what, u))
                 .transpose()
-                .map_err(|e| AuthError::Provider(e.to_string()))
         };
         let device_endpoint = endpoint("device_authorization_endpoint", "device endpoint")?;
         let revocation_endpoint = endpoint("revocation_endpoint", "revocation endpoint")?;
@@ -202,7 +213,7 @@ impl Provider {
         Ok(match redirect_uri {
             Some(r) => client.set_redirect_uri(
                 RedirectUrl::new(r.to_string())
-                    .map_err(|e| AuthError::InvalidRedirect(e.to_string()))?,
+                    .map_err(|_| AuthError::InvalidRedirect(r.to_string()))?,
             ),
             None => client,
         })
@@ -239,33 +250,31 @@ impl Provider {
         pending: PendingSignIn,
         callback_url: &str,
     ) -> Result<TokenSet, AuthError> {
-        let callback = url::Url::parse(callback_url)
-            .map_err(|_| AuthError::BadCallback("not a URL".into()))?;
+        let callback =
+            url::Url::parse(callback_url).map_err(|_| AuthError::BadCallback("not a URL"))?;
         let expected = url::Url::parse(&pending.redirect_uri)
-            .map_err(|_| AuthError::BadCallback("bad redirect".into()))?;
+            .map_err(|_| AuthError::BadCallback("bad redirect"))?;
         if callback.scheme() != expected.scheme()
             || callback.host_str() != expected.host_str()
             || callback.path() != expected.path()
             || callback.port() != expected.port()
         {
             return Err(AuthError::BadCallback(
-                "the callback does not match the redirect URI".into(),
+                "the callback does not match the redirect URI",
             ));
         }
         let params: std::collections::HashMap<String, String> =
             callback.query_pairs().into_owned().collect();
         if params.get("state").map(String::as_str) != Some(pending.state.secret().as_str()) {
-            return Err(AuthError::BadCallback("state mismatch".into()));
+            return Err(AuthError::BadCallback("state mismatch"));
         }
         match params.get("iss") {
             // A multi-tenant issuer is checked on the ID token instead (tid filled in).
             Some(iss) if self.tenant_issuer_template.is_none() && iss != &self.issuer => {
-                return Err(AuthError::BadCallback(
-                    "iss mismatch (mix-up attack?)".into(),
-                ));
+                return Err(AuthError::BadCallback("iss mismatch (mix-up attack?)"));
             }
             None if self.iss_in_callback => {
-                return Err(AuthError::BadCallback("iss missing".into()));
+                return Err(AuthError::BadCallback("iss missing"));
             }
             _ => {}
         }
@@ -273,26 +282,26 @@ impl Provider {
             return Err(if error == "access_denied" {
                 AuthError::Cancelled
             } else {
-                AuthError::Provider(format!("sign-in failed: {error}"))
+                AuthError::ProviderRefused(super::oauth_code(error))
             });
         }
         let code = params
             .get("code")
-            .ok_or_else(|| AuthError::BadCallback("no code".into()))?;
+            .ok_or(AuthError::BadCallback("no code"))?;
         let client = self.client(Some(&pending.redirect_uri))?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.clone()))
-            .map_err(|e| AuthError::Provider(e.to_string()))?
+            .map_err(|_| protocol("the provider has no token endpoint"))?
             .set_pkce_verifier(pending.verifier)
             .request_async(&http.oauth())
             .await
             .map_err(token_error)?;
         let id_token = response
             .id_token()
-            .ok_or_else(|| AuthError::IdToken("no ID token".into()))?;
+            .ok_or(AuthError::IdToken(IdTokenProblem::Missing))?;
         let claims = id_token
             .claims(&self.id_token_verifier(&client), &pending.nonce)
-            .map_err(|e| AuthError::IdToken(e.to_string()))?;
+            .map_err(|e| AuthError::IdToken(id_token_problem(&e)))?;
         let tenant = self.check_tenant_issuer(&id_token.to_string(), claims.issuer().as_str())?;
         let mut set = token_set(&response, Some(claims), None);
         if let Some((tid, oid)) = tenant {
@@ -335,17 +344,15 @@ impl Provider {
                     .ok()
             })
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .ok_or_else(|| AuthError::IdToken("unreadable payload".into()))?;
+            .ok_or(AuthError::IdToken(IdTokenProblem::Claims))?;
         let tid = payload["tid"]
             .as_str()
-            .ok_or_else(|| AuthError::IdToken("no tid claim".into()))?;
+            .ok_or(AuthError::IdToken(IdTokenProblem::Claims))?;
         if tid.is_empty() || !tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(AuthError::IdToken("malformed tid".into()));
+            return Err(AuthError::IdToken(IdTokenProblem::Claims));
         }
         if iss != template.replace("{tenantid}", tid) {
-            return Err(AuthError::IdToken(format!(
-                "issuer {iss} does not match tenant {tid}"
-            )));
+            return Err(AuthError::IdToken(IdTokenProblem::Issuer));
         }
         let oid = payload["oid"]
             .as_str()
@@ -355,12 +362,13 @@ impl Provider {
 
     /// Starts the device authorization grant (RFC 8628) for a headless desktop.
     pub async fn device_begin(&self, http: &Http) -> Result<DeviceSignIn, AuthError> {
-        let endpoint = self.device_endpoint.clone().ok_or_else(|| {
-            AuthError::Provider("the provider has no device authorization endpoint".into())
-        })?;
+        let endpoint = self
+            .device_endpoint
+            .clone()
+            .ok_or_else(|| protocol("the provider has no device authorization endpoint"))?;
         let client = self.client(None)?.set_device_authorization_url(
             openidconnect::DeviceAuthorizationUrl::new(endpoint)
-                .map_err(|e| AuthError::Provider(e.to_string()))?,
+                .map_err(|_| protocol("an invalid device authorization endpoint"))?,
         );
         let mut request = client.exchange_device_code();
         for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
@@ -391,7 +399,7 @@ impl Provider {
         let client = self.client(None)?;
         let response = client
             .exchange_device_access_token(&pending.details)
-            .map_err(|e| AuthError::Provider(e.to_string()))?
+            .map_err(|_| protocol("the provider has no token endpoint"))?
             .request_async(&http.oauth(), tokio::time::sleep, None)
             .await
             .map_err(|e| match e {
@@ -399,23 +407,21 @@ impl Provider {
                     AuthError::Cancelled
                 }
                 RequestTokenError::ServerResponse(r) if r.error().as_ref() == "expired_token" => {
-                    AuthError::SignInRequired("the device code expired".into())
+                    AuthError::SignInRequired("the device code expired")
                 }
                 RequestTokenError::ServerResponse(r) => {
-                    AuthError::Provider(r.error().as_ref().to_string())
+                    AuthError::ProviderRefused(super::oauth_code(r.error().as_ref()))
                 }
                 RequestTokenError::Request(net) => AuthError::Net(net),
-                RequestTokenError::Parse(e, _) => {
-                    AuthError::Provider(format!("unreadable token response: {e}"))
-                }
-                RequestTokenError::Other(s) => AuthError::Provider(s),
+                RequestTokenError::Parse(_, _) => protocol("an unreadable token response"),
+                RequestTokenError::Other(_) => protocol("an unexpected token response"),
             })?;
         let claims = match response.id_token() {
             Some(token) => {
                 // No nonce in the device grant.
                 let claims = token
                     .claims(&self.id_token_verifier(&client), |_: Option<&Nonce>| Ok(()))
-                    .map_err(|e| AuthError::IdToken(e.to_string()))?;
+                    .map_err(|e| AuthError::IdToken(id_token_problem(&e)))?;
                 self.check_tenant_issuer(&token.to_string(), claims.issuer().as_str())?;
                 Some(claims)
             }
@@ -444,10 +450,7 @@ impl Provider {
         if r.status.is_success() {
             Ok(())
         } else {
-            Err(AuthError::Provider(format!(
-                "revocation answered HTTP {}",
-                r.status
-            )))
+            Err(AuthError::ProviderStatus(r.status.as_u16()))
         }
     }
 
@@ -456,7 +459,7 @@ impl Provider {
         let client = self.client(None)?;
         let response = client
             .exchange_refresh_token(&RefreshToken::new(refresh_token.to_string()))
-            .map_err(|e| AuthError::Provider(e.to_string()))?
+            .map_err(|_| protocol("the provider has no token endpoint"))?
             .request_async(&http.oauth())
             .await
             .map_err(token_error)?;
@@ -478,6 +481,7 @@ fn token_set(
             .or_else(|| previous_refresh.map(str::to_string)),
         id_token: response.id_token().map(|t| t.to_string()),
         expires_at: response.expires_in().map(|d| now_secs() + d.as_secs()),
+        issued_at: Some(now_secs()),
         subject: claims.map(|c| c.subject().as_str().to_string()),
         email: claims.and_then(|c| c.email().map(|e| e.as_str().to_string())),
         name: claims.and_then(|c| {

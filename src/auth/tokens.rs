@@ -32,6 +32,8 @@ pub fn save(conn: &Connection, tokens: &TokenSet) -> Result<(), StoreError> {
         put("email", tokens.email.as_deref(), None)?;
         put("subject", tokens.subject.as_deref(), None)?;
         put("name", tokens.name.as_deref(), None)?;
+        let issued = tokens.issued_at.map(|t| t.to_string());
+        put("issued_at", issued.as_deref(), None)?;
         Ok(())
     })();
     match result {
@@ -65,6 +67,7 @@ pub fn load(conn: &Connection) -> Result<Option<TokenSet>, StoreError> {
         subject: get("subject")?.map(|v| v.0),
         email: get("email")?.map(|v| v.0),
         name: get("name")?.map(|v| v.0),
+        issued_at: get("issued_at")?.and_then(|v| v.0.parse().ok()),
     }))
 }
 

@@ -3,11 +3,20 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::account::{Account, AccountState, UserMode, secret};
+use zeroize::Zeroizing;
+
+use crate::account::{Account, AccountState, UserMode};
+use crate::auth::Session;
 use crate::ffi::SyncError;
+use crate::net::Http;
 use crate::runtime;
 use crate::sync::{ConflictMode, SyncOptions};
 use crate::vault::{AttemptPolicy, KdfParams, PasswordPolicy, VaultConfig};
+
+/// Takes a password from the FFI and makes sure it is wiped when dropped.
+pub(crate) fn secret(bytes: Vec<u8>) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(bytes)
+}
 
 /// Tuning an app may choose at construction; `ClientOptions::default()` is right for most.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -110,8 +119,10 @@ impl ClientOptions {
 pub struct SyncClient {
     pub(crate) account: Arc<Mutex<Account>>,
     data_dir: PathBuf,
-    pub(crate) signin: super::signin::SignInState,
+    /// Sign-in state and the token lifecycle (auth::Session).
+    pub(crate) session: Arc<Session>,
     pub(crate) ui: Mutex<Option<Arc<dyn super::AuthorizationUi>>>,
+    pub(crate) device_ui: Mutex<Option<Arc<dyn super::DeviceCodeUi>>>,
     pub(crate) sync_options: SyncOptions,
     /// One Synchronize at a time per client.
     pub(crate) sync_lock: tokio::sync::Mutex<()>,
@@ -157,17 +168,23 @@ impl SyncClient {
         #[cfg(target_os = "android")]
         crate::android::check_options(&options)?;
         let config = options.vault_config()?;
-        let signin = super::signin::SignInState::new(&options)?;
+        let http = Http::new(&options.extra_root_certificates_pem)?;
         let data_dir = PathBuf::from(data_dir);
         std::fs::create_dir_all(&data_dir).map_err(|err| SyncError::Storage {
-            reason: format!("cannot create the data directory: {err}"),
+            reason: format!("cannot create the data directory ({:?})", err.kind()),
         })?;
         let account = Arc::new(Mutex::new(Account::new(&data_dir, config)));
+        let session = Arc::new(Session::new(
+            http,
+            Arc::clone(&account),
+            options.oauth_client_id.clone(),
+        ));
         Ok(Arc::new(SyncClient {
             account,
             data_dir,
-            signin,
+            session,
             ui: Mutex::new(None),
+            device_ui: Mutex::new(None),
             sync_options: options.sync_options(),
             sync_lock: tokio::sync::Mutex::new(()),
         }))
@@ -180,7 +197,7 @@ impl SyncClient {
 
     /// Where the account stands (configured, locked, organization, pending changes).
     pub async fn account_state(&self) -> Result<AccountState, SyncError> {
-        self.with_account(|a| a.state()).await
+        self.with_account(|a| Ok(a.state()?)).await
     }
 
     /// First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
@@ -194,15 +211,17 @@ impl SyncClient {
         confirmation: Vec<u8>,
     ) -> Result<(), SyncError> {
         let (password, confirmation) = (secret(password), secret(confirmation));
-        self.with_account(move |a| a.setup(&organization_url, user_mode, &password, &confirmation))
-            .await
+        self.with_account(move |a| {
+            Ok(a.setup(&organization_url, user_mode, &password, &confirmation)?)
+        })
+        .await
     }
 
     /// Unlocks the offline data. `WrongPassword { attempts_left }` on failure; after the last
     /// allowed failure the data is erased (`VaultWiped`). Waits (escalating) after 5 failures.
     pub async fn unlock(&self, password: Vec<u8>) -> Result<(), SyncError> {
         let password = secret(password);
-        self.with_account(move |a| a.unlock(&password)).await
+        self.with_account(move |a| Ok(a.unlock(&password)?)).await
     }
 
     /// Closes the offline data and wipes the key from memory.
@@ -226,17 +245,23 @@ impl SyncClient {
             secret(new_password),
             secret(confirmation),
         );
-        self.with_account(move |a| a.change_password(&old, &new, &confirmation))
+        self.with_account(move |a| Ok(a.change_password(&old, &new, &confirmation)?))
             .await
     }
 
     /// Erases the offline data (crypto-erase, then delete). Unsent edits are lost: ask first.
     pub async fn wipe(&self) -> Result<(), SyncError> {
-        self.with_account(|a| a.wipe()).await
+        self.with_account(|a| Ok(a.wipe()?)).await
     }
 
     /// Lets `synchronize()` bring up the login page by itself when it must sign in.
     pub fn set_authorization_ui(&self, ui: Arc<dyn super::AuthorizationUi>) {
         *self.ui.lock().unwrap_or_else(|p| p.into_inner()) = Some(ui);
+    }
+
+    /// Lets `synchronize()` sign in with a device code (RFC 8628) when it must and no
+    /// `AuthorizationUi` is set: for devices without a usable browser.
+    pub fn set_device_code_ui(&self, ui: Arc<dyn super::DeviceCodeUi>) {
+        *self.device_ui.lock().unwrap_or_else(|p| p.into_inner()) = Some(ui);
     }
 }

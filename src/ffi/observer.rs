@@ -1,36 +1,23 @@
-//! Progress reporting: the app implements `SyncObserver`; Rust calls it as work advances, so the
-//! app never polls.
+//! Progress reporting: the app implements `SyncObserver`; the engine's progress (a
+//! `sync::ProgressSink`) reaches it through [`ObserverSink`], so the app never polls.
 
-/// Which step of a Synchronize is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum SyncPhase {
-    /// Checking the account, unlocking, reading the organization's configuration.
-    Preparing,
-    /// Waiting for the person to sign in on the identity provider's page.
-    SigningIn,
-    /// Sending queued local edits.
-    Uploading,
-    /// Receiving the organization's changes.
-    Downloading,
-    /// Done; the report follows.
-    Finished,
-}
+use std::sync::Arc;
 
-/// One progress update.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct SyncProgress {
-    pub phase: SyncPhase,
-    /// Records handled so far in this phase.
-    pub records_done: u64,
-    /// The server's estimate of the phase's total, when it gave one.
-    pub records_estimated: Option<u64>,
-    /// Bytes received and sent so far in this Synchronize.
-    pub bytes: u64,
-}
+use crate::sync::ProgressSink;
+pub use crate::sync::{SyncPhase, SyncProgress};
 
 /// Implemented by the app (a Kotlin Flow or Swift AsyncStream wraps it) to see progress.
 /// Called from a syncvault worker thread: hop to the UI thread yourself.
 #[uniffi::export(foreign)]
 pub trait SyncObserver: Send + Sync {
     fn on_progress(&self, progress: SyncProgress);
+}
+
+/// The engine's progress, delivered to the app's observer.
+pub(crate) struct ObserverSink(pub Arc<dyn SyncObserver>);
+
+impl ProgressSink for ObserverSink {
+    fn on_progress(&self, progress: SyncProgress) {
+        self.0.on_progress(progress);
+    }
 }

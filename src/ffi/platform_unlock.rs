@@ -1,7 +1,7 @@
 //! Biometric unlock: a second vault slot whose secret the platform's key store protects
 //! (Keychain item with biometry access control, Android Keystore key requiring user
-//! authentication). The offline password keeps working beside it; design.md §3 and
-//! docs/security.md say what it does and does not protect.
+//! authentication). The offline password keeps working beside it; docs/security.md says what it
+//! does and does not protect.
 
 use std::sync::Arc;
 
@@ -96,7 +96,7 @@ impl SyncClient {
         let opened = match key_store.open_secret(alias.clone(), sealed).await {
             Ok(secret) => {
                 let secret = Zeroizing::new(secret);
-                self.with_account(move |a| a.unlock_with_platform_secret(&secret))
+                self.with_account(move |a| Ok(a.unlock_with_platform_secret(&secret)?))
                     .await
             }
             Err(err) => Err(err),

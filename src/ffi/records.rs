@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::ffi::{SyncClient, SyncError};
 use crate::store::StoreError;
-use crate::store::conflicts::{self, Conflict, Resolution};
+use crate::store::conflicts::{self, AppDecision, Conflict};
 use crate::store::entities::{self, FieldType, Query, Record};
 use crate::store::outbox::{self, Snapshot};
 
@@ -334,12 +334,12 @@ impl SyncClient {
         conflict_id: i64,
         resolution: ConflictResolution,
     ) -> Result<(), SyncError> {
-        let resolution = match resolution {
-            ConflictResolution::KeepLocal => Resolution::KeepLocal,
-            ConflictResolution::KeepServer => Resolution::KeepServer,
-            ConflictResolution::Merge { fields } => Resolution::Merge(fields_to_json(fields)?),
+        let decision = match resolution {
+            ConflictResolution::KeepLocal => AppDecision::KeepLocal,
+            ConflictResolution::KeepServer => AppDecision::KeepServer,
+            ConflictResolution::Merge { fields } => AppDecision::Merge(fields_to_json(fields)?),
         };
-        self.in_transaction(move |c| Ok(conflicts::resolve(c, conflict_id, resolution)?))
+        self.in_transaction(move |c| Ok(conflicts::resolve(c, conflict_id, decision)?))
             .await
     }
 }

@@ -1,17 +1,15 @@
 //! `synchronize()`: the seed's whole flow from the Synchronize button — check the account, sign in
-//! through the app's `AuthorizationUi` when there are no usable tokens (or the refresh token
-//! died), then run the sync engine over HTTP — plus the cancel handle.
+//! through the app's `AuthorizationUi` (or `DeviceCodeUi`) when there are no usable tokens or the
+//! refresh token died, then run the sync engine over HTTP — plus the cancel handle.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use crate::account::UserMode;
+use crate::ffi::observer::ObserverSink;
 use crate::ffi::{SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress};
 use crate::runtime;
-use crate::sync::{
-    self, CancelOnDrop, CancelToken, HttpTransport, SyncContext, SyncReport, TokenSource,
-};
+use crate::store::sync_log;
+use crate::sync::{self, CancelOnDrop, CancelToken, HttpTransport, SyncContext, SyncReport};
 
 /// Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
 /// What was applied stays; the next Synchronize resumes where this one stopped.
@@ -37,38 +35,61 @@ impl CancelHandle {
     }
 }
 
-/// The engine's access tokens come from the client's token lifecycle (refresh, rotation).
-struct ClientTokens(Arc<SyncClient>);
-
-#[async_trait]
-impl TokenSource for ClientTokens {
-    async fn access_token(&self, rejected: Option<&str>) -> Result<String, SyncError> {
-        self.0.access_token(rejected).await
+/// What the app's sign-in UI failed with, as the app should see it: the person closing the page
+/// stays `SignInCancelled`; anything else the UI threw is the UI's failure.
+fn ui_failure(err: SyncError) -> SyncError {
+    match err {
+        SyncError::SignInCancelled => SyncError::SignInCancelled,
+        other => SyncError::AuthorizationUiFailed {
+            reason: format!("the app's sign-in UI threw {}", other.kind()),
+        },
     }
 }
 
 impl SyncClient {
-    /// Signs in through the app's login page (OAuth user mode only).
+    fn has_sign_in_ui(&self) -> bool {
+        self.ui.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+            || self
+                .device_ui
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+    }
+
+    /// Signs in through the app's login page or device-code screen (OAuth user mode only).
     async fn sign_in_with_ui(&self, observer: &Arc<dyn SyncObserver>) -> Result<(), SyncError> {
-        let state = self.account_state().await?;
-        if state.user_mode != Some(UserMode::Oauth) {
+        let (_, mode) = self.session.organization().await?;
+        if mode != UserMode::Oauth {
             return Err(SyncError::SignInRequired {
                 reason: "sign in with the organization's credentials".into(),
             });
         }
         let ui = self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let ui = ui.ok_or_else(|| SyncError::SignInRequired {
-            reason: "no AuthorizationUi is set".into(),
-        })?;
+        let device_ui = self
+            .device_ui
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if ui.is_none() && device_ui.is_none() {
+            return Err(SyncError::SignInRequired {
+                reason: "no AuthorizationUi is set".into(),
+            });
+        }
         observer.on_progress(SyncProgress {
             phase: SyncPhase::SigningIn,
             records_done: 0,
             records_estimated: None,
             bytes: 0,
         });
-        let request = self.begin_sign_in(ui.redirect_uri()).await?;
-        let callback = ui.authorize(request.url).await?;
-        self.complete_sign_in(callback).await?;
+        if let Some(ui) = ui {
+            let request = self.session.begin_sign_in(ui.redirect_uri()).await?;
+            let callback = ui.authorize(request.url).await.map_err(ui_failure)?;
+            self.session.complete_sign_in(callback).await?;
+        } else if let Some(ui) = device_ui {
+            let code = self.session.begin_device_sign_in().await?;
+            ui.show_code(code).await.map_err(ui_failure)?;
+            self.session.complete_device_sign_in().await?;
+        }
         Ok(())
     }
 
@@ -77,20 +98,32 @@ impl SyncClient {
         observer: &Arc<dyn SyncObserver>,
         cancel: &CancelToken,
     ) -> Result<SyncReport, SyncError> {
-        let info = self.org_info().await?;
-        let base = info.sync_api.ok_or_else(|| SyncError::Server {
-            status: 0,
+        let info = self.session.org_info().await?;
+        let base = info.sync_api.ok_or_else(|| SyncError::ProtocolViolation {
             reason: "the organization names no sync API".into(),
         })?;
         let ctx = SyncContext {
             account: Arc::clone(&self.account),
-            transport: Arc::new(HttpTransport::new(self.signin.http.clone(), &base)),
-            tokens: Arc::new(ClientTokens(Arc::clone(self))),
+            transport: Arc::new(HttpTransport::new(self.session.http().clone(), &base)),
+            tokens: Arc::clone(&self.session) as _,
             options: self.sync_options.clone(),
-            observer: Some(Arc::clone(observer)),
+            progress: Some(Arc::new(ObserverSink(Arc::clone(observer)))),
             cancel: cancel.clone(),
         };
-        sync::run(ctx).await
+        match sync::run(ctx).await {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                let error = SyncError::from(e);
+                let kind = error.kind();
+                // The sync log keeps the failure's stable name (support screens).
+                let _ = self
+                    .with_account(move |a| {
+                        Ok(sync_log::record_error_kind(a.store()?.conn(), kind)?)
+                    })
+                    .await;
+                Err(error)
+            }
+        }
     }
 
     /// The whole Synchronize; runs in its own task, which holds the one-at-a-time lock until
@@ -114,12 +147,12 @@ impl SyncClient {
         if state.locked {
             return Err(SyncError::Locked);
         }
-        if !self.is_signed_in().await? {
+        if !self.session.is_signed_in().await? {
             self.sign_in_with_ui(&observer).await?;
         }
         match self.run_engine(&observer, &cancel).await {
             // The refresh token died: the login page comes back, then the sync runs again.
-            Err(SyncError::SignInRequired { reason }) if self.has_authorization_ui() => {
+            Err(SyncError::SignInRequired { reason }) if self.has_sign_in_ui() => {
                 tracing::info!("signing in again: {reason}");
                 self.sign_in_with_ui(&observer).await?;
                 self.run_engine(&observer, &cancel).await
@@ -147,11 +180,5 @@ impl SyncClient {
         let result = runtime::spawn(self.synchronize_in_task(observer, cancel)).await;
         stop_if_abandoned.disarm();
         result
-    }
-}
-
-impl SyncClient {
-    fn has_authorization_ui(&self) -> bool {
-        self.ui.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 }

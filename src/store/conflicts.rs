@@ -5,14 +5,101 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, params};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::entities::{self, EntityError, Record};
 use super::outbox::{self, Op, Snapshot};
 use super::{SqlResultExt, StoreError};
 
+/// How a conflict between a local edit and a server change is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum ConflictMode {
+    /// The server's record replaces the local edit.
+    ServerWins,
+    /// The local edit is sent again over the server's version.
+    ClientWins,
+    /// Edits of different fields merge; the same field changed on both sides waits for the app.
+    #[default]
+    MergeFields,
+    /// Every conflict waits for the app (`conflicts()` / `resolve_conflict()`).
+    Manual,
+}
+
+impl ConflictMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictMode::ServerWins => "server_wins",
+            ConflictMode::ClientWins => "client_wins",
+            ConflictMode::MergeFields => "merge_fields",
+            ConflictMode::Manual => "manual",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ConflictMode> {
+        [
+            ConflictMode::ServerWins,
+            ConflictMode::ClientWins,
+            ConflictMode::MergeFields,
+            ConflictMode::Manual,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+/// How a logged conflict ended (or that it waits for the app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConflictOutcome {
+    ServerWins,
+    ClientWins,
+    Merged,
+    /// The server refused the edit (not a conflict of versions: `reason` says why).
+    Rejected,
+    /// Waits for the app's decision.
+    Pending,
+    ResolvedLocal,
+    ResolvedServer,
+    ResolvedMerged,
+}
+
+impl ConflictOutcome {
+    const ALL: [ConflictOutcome; 8] = [
+        ConflictOutcome::ServerWins,
+        ConflictOutcome::ClientWins,
+        ConflictOutcome::Merged,
+        ConflictOutcome::Rejected,
+        ConflictOutcome::Pending,
+        ConflictOutcome::ResolvedLocal,
+        ConflictOutcome::ResolvedServer,
+        ConflictOutcome::ResolvedMerged,
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictOutcome::ServerWins => "server_wins",
+            ConflictOutcome::ClientWins => "client_wins",
+            ConflictOutcome::Merged => "merged",
+            ConflictOutcome::Rejected => "rejected",
+            ConflictOutcome::Pending => "pending",
+            ConflictOutcome::ResolvedLocal => "resolved_local",
+            ConflictOutcome::ResolvedServer => "resolved_server",
+            ConflictOutcome::ResolvedMerged => "resolved_merged",
+        }
+    }
+
+    fn parse(s: &str) -> Result<ConflictOutcome, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupted(format!("conflict outcome {s:?}")))
+    }
+}
+
 /// The local side of a conflict: the fields the pending edits set, or a delete.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LocalChange {
     pub fields: Map<String, Value>,
     pub deleted: bool,
@@ -47,15 +134,28 @@ pub struct Conflict {
     pub base: Option<Snapshot>,
     pub local: LocalChange,
     pub server: Option<Snapshot>,
-    pub mode: String,
-    /// server_wins, client_wins, merged, rejected, pending (for the app), or resolved_*.
-    pub outcome: String,
+    /// The mode that met it (None for a rejection).
+    pub mode: Option<ConflictMode>,
+    pub outcome: ConflictOutcome,
     pub reason: Option<String>,
 }
 
-/// How the app settles a pending conflict.
+/// One conflict to log: what each side held and how it was settled.
+#[derive(Debug, Clone, Copy)]
+pub struct LogEntry<'a> {
+    pub entity: &'a str,
+    pub record_id: &'a str,
+    pub base: Option<&'a Snapshot>,
+    pub local: &'a LocalChange,
+    pub server: Option<&'a Snapshot>,
+    pub mode: Option<ConflictMode>,
+    pub outcome: ConflictOutcome,
+    pub reason: Option<&'a str>,
+}
+
+/// The app's decision on a pending conflict.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Resolution {
+pub enum AppDecision {
     /// Send the local change again, over the server's version.
     KeepLocal,
     /// Drop the local change.
@@ -80,37 +180,33 @@ fn snapshot_from(text: Option<String>) -> Result<Option<Snapshot>, StoreError> {
 }
 
 /// Logs a conflict and how it was settled.
-#[allow(clippy::too_many_arguments)]
-pub fn log(
-    conn: &Connection,
-    entity: &str,
-    id: &str,
-    base: Option<&Snapshot>,
-    local: &LocalChange,
-    server: Option<&Snapshot>,
-    mode: &str,
-    outcome: &str,
-    reason: Option<&str>,
-) -> Result<(), StoreError> {
-    let local = json!({"deleted": local.deleted, "created": local.created, "fields": local.fields});
+pub fn log(conn: &Connection, e: &LogEntry<'_>) -> Result<(), StoreError> {
+    let local =
+        json!({"deleted": e.local.deleted, "created": e.local.created, "fields": e.local.fields});
+    let mode = e.mode.map_or("none", ConflictMode::as_str);
     conn.prepare_cached(
         "INSERT INTO conflicts (entity, record_id, base, local, server, mode, outcome, reason, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .classified()?
     .execute(params![
-        entity,
-        id,
-        base.map(snapshot_json),
+        e.entity,
+        e.record_id,
+        e.base.map(snapshot_json),
         local.to_string(),
-        server.map(snapshot_json),
+        e.server.map(snapshot_json),
         mode,
-        outcome,
-        reason,
+        e.outcome.as_str(),
+        e.reason,
         super::unix_now()
     ])
     .classified()?;
-    tracing::info!(entity, outcome, mode, "sync conflict");
+    tracing::info!(
+        entity = e.entity,
+        outcome = e.outcome.as_str(),
+        mode,
+        "sync conflict"
+    );
     Ok(())
 }
 
@@ -167,8 +263,8 @@ fn read(
                         created: local["created"].as_bool().unwrap_or(false),
                     },
                     server: snapshot_from(server)?,
-                    mode,
-                    outcome,
+                    mode: ConflictMode::parse(&mode),
+                    outcome: ConflictOutcome::parse(&outcome)?,
                     reason,
                 })
             },
@@ -214,7 +310,7 @@ pub fn refresh_server(
 pub fn resolve(
     conn: &Connection,
     conflict_id: i64,
-    resolution: Resolution,
+    decision: AppDecision,
 ) -> Result<(), EntityError> {
     let conflict = read(
         conn,
@@ -238,16 +334,16 @@ pub fn resolve(
     } else {
         Op::Create
     };
-    let outcome = match resolution {
-        Resolution::KeepLocal => {
+    let outcome = match decision {
+        AppDecision::KeepLocal => {
             if conflict.local.deleted {
                 queue(Op::Delete, &Map::new())?;
             } else {
                 queue(op_for_write, &conflict.local.fields)?;
             }
-            "resolved_local"
+            ConflictOutcome::ResolvedLocal
         }
-        Resolution::KeepServer => {
+        AppDecision::KeepServer => {
             if server.deleted {
                 entities::delete(conn, entity, id)?;
             } else {
@@ -259,9 +355,9 @@ pub fn resolve(
                 entities::upsert(conn, entity, &record)?;
             }
             outbox::set_mirror(conn, entity, id, None)?;
-            "resolved_server"
+            ConflictOutcome::ResolvedServer
         }
-        Resolution::Merge(fields) => {
+        AppDecision::Merge(fields) => {
             let mut merged = if server.deleted {
                 Map::new()
             } else {
@@ -275,12 +371,12 @@ pub fn resolve(
             };
             entities::upsert(conn, entity, &record)?;
             queue(op_for_write, &fields)?;
-            "resolved_merged"
+            ConflictOutcome::ResolvedMerged
         }
     };
     conn.execute(
         "UPDATE conflicts SET outcome = ?2, resolved_at = ?3 WHERE id = ?1",
-        params![conflict_id, outcome, super::unix_now()],
+        params![conflict_id, outcome.as_str(), super::unix_now()],
     )?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The encrypted store: SQLite through the page-encryption VFS, opened with the settings
-//! design.md §3 requires (WAL, memory temp store, no mmap, 4096-byte pages with 40 reserved
+//! docs/security.md requires (WAL, memory temp store, no mmap, 4096-byte pages with 40 reserved
 //! bytes), and the schema of the offline data.
 
 mod cipher;
@@ -8,6 +8,7 @@ pub mod entities;
 pub mod meta;
 pub mod outbox;
 pub mod schema;
+pub mod sync_log;
 mod vfs;
 
 use std::path::Path;

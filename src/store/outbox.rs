@@ -14,7 +14,8 @@ use super::entities::{self, EntityError, Record};
 use super::{SqlResultExt, StoreError};
 
 /// What a queued mutation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     Create,
     Update,
@@ -54,7 +55,7 @@ pub struct Entry {
 }
 
 /// The last known server state of a record with pending edits.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Snapshot {
     pub version: i64,
     pub deleted: bool,

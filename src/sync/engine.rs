@@ -1,31 +1,27 @@
 //! One Synchronize: schema, then upload the outbox, then download pages (the next page is fetched
-//! while the current one is applied, at most one page ahead), with retries, one token refresh
-//! per rejected call, cancellation, progress, and a sync log entry.
+//! while the current one is applied, at most one page ahead), with retries, the one refresh a
+//! refused token gets, cancellation, progress, and a sync log entry. What to do with what the
+//! server sent is decided by plan.rs and applied by apply.rs; this file only drives.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use rusqlite::Connection;
 
 use super::apply::{self, CLIENT_ID_KEY, CURSOR_KEY, PAGE_TOKEN_KEY, SCHEMA_VERSION_KEY};
 use super::cancel::CancelToken;
-use super::plan::ConflictMode;
+use super::error::EngineError;
+use super::plan::{self, ConflictMode, Outgoing, PageEnd, PullState};
+use super::progress::{ProgressSink, SyncPhase, SyncProgress};
 use super::protocol::{Mutation, PullRequest, PullResponse, PushRequest};
 use super::transport::{Received, Transport, TransportError};
 use crate::account::Account;
-use crate::ffi::{SyncError, SyncObserver, SyncPhase, SyncProgress};
+use crate::auth::{OneRefresh, TokenSource};
 use crate::runtime;
 use crate::store::entities::{self, EntitySchema};
-use crate::store::{StoreError, meta, outbox, unix_now};
-
-/// Hands the engine a valid access token; `rejected` is one the server just refused.
-#[async_trait]
-pub trait TokenSource: Send + Sync {
-    async fn access_token(&self, rejected: Option<&str>) -> Result<String, SyncError>;
-}
+use crate::store::{meta, outbox, sync_log};
 
 /// How a Synchronize behaves.
 #[derive(Debug, Clone)]
@@ -56,7 +52,8 @@ impl Default for SyncOptions {
 }
 
 /// What a Synchronize did.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncReport {
     pub records_downloaded: u64,
     pub records_uploaded: u64,
@@ -81,7 +78,7 @@ pub struct SyncContext {
     pub transport: Arc<dyn Transport>,
     pub tokens: Arc<dyn TokenSource>,
     pub options: SyncOptions,
-    pub observer: Option<Arc<dyn SyncObserver>>,
+    pub progress: Option<Arc<dyn ProgressSink>>,
     pub cancel: CancelToken,
 }
 
@@ -103,48 +100,31 @@ struct Engine {
 
 /// Runs one Synchronize to the end (or to the first error, leaving the store consistent and the
 /// next run able to resume).
-pub async fn run(ctx: SyncContext) -> Result<SyncReport, SyncError> {
+pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
     let engine = Arc::new(Engine {
         ctx,
         token: tokio::sync::Mutex::new(None),
         counters: Mutex::new(Counters::default()),
     });
     let started = Instant::now();
-    let log_id = engine
-        .db(|c| {
-            c.execute(
-                "INSERT INTO sync_log (started_at) VALUES (?1)",
-                [unix_now()],
-            )
-            .map_err(StoreError::classify)?;
-            Ok(c.last_insert_rowid())
-        })
-        .await?;
+    let log_id = engine.db(|c| Ok(sync_log::start(c)?)).await?;
     let result = Arc::clone(&engine).run_steps().await;
-    let (downloaded, uploaded, conflicts) = {
-        let c = engine.counters.lock().unwrap_or_else(|p| p.into_inner());
-        (c.downloaded, c.uploaded, c.conflicts)
+    let totals = {
+        let c = engine.counters();
+        sync_log::Totals {
+            downloaded: c.downloaded,
+            uploaded: c.uploaded,
+            conflicts: c.conflicts,
+        }
     };
     let outcome = match &result {
-        Ok(()) => "ok".to_string(),
-        Err(SyncError::Cancelled) => "cancelled".to_string(),
-        Err(e) => format!("error: {}", error_kind(e)),
+        Ok(()) => sync_log::Outcome::Ok,
+        Err(EngineError::Cancelled) => sync_log::Outcome::Cancelled,
+        Err(_) => sync_log::Outcome::Failed,
     };
     let (pending, conflicts_pending) = engine
         .db(move |c| {
-            c.execute(
-                "UPDATE sync_log SET finished_at = ?2, outcome = ?3, downloaded = ?4,
-                     uploaded = ?5, conflicts = ?6 WHERE id = ?1",
-                rusqlite::params![
-                    log_id,
-                    unix_now(),
-                    outcome,
-                    downloaded as i64,
-                    uploaded as i64,
-                    conflicts as i64
-                ],
-            )
-            .map_err(StoreError::classify)?;
+            sync_log::finish(c, log_id, outcome, totals)?;
             let pending = outbox::pending_count(c)?;
             let open = crate::store::conflicts::pending(c)?.len() as u64;
             Ok((pending, open))
@@ -153,7 +133,7 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, SyncError> {
     result?;
     let seconds = started.elapsed().as_secs_f64();
     let report = {
-        let c = engine.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let c = engine.counters();
         SyncReport {
             records_downloaded: c.downloaded,
             records_uploaded: c.uploaded,
@@ -178,15 +158,6 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, SyncError> {
     Ok(report)
 }
 
-/// The error's case name, for the sync log (never its text, which may quote server data).
-fn error_kind(e: &SyncError) -> String {
-    format!("{e:?}")
-        .split([' ', '{', '('])
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Full jitter over an exponential backoff: a random wait in [d/2, d].
 fn backoff(options: &SyncOptions, attempt: u32) -> Duration {
     let d = options
@@ -200,10 +171,14 @@ fn backoff(options: &SyncOptions, attempt: u32) -> Duration {
 }
 
 impl Engine {
+    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs store work on the blocking pool with the account's store.
-    async fn db<T, F>(&self, work: F) -> Result<T, SyncError>
+    async fn db<T, F>(&self, work: F) -> Result<T, EngineError>
     where
-        F: FnOnce(&mut Connection) -> Result<T, SyncError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, EngineError> + Send + 'static,
         T: Send + 'static,
     {
         let account = Arc::clone(&self.ctx.account);
@@ -215,27 +190,29 @@ impl Engine {
     }
 
     /// As `db`, inside one transaction.
-    async fn db_tx<T, F>(&self, work: F) -> Result<T, SyncError>
+    async fn db_tx<T, F>(&self, work: F) -> Result<T, EngineError>
     where
-        F: FnOnce(&Connection) -> Result<T, SyncError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, EngineError> + Send + 'static,
         T: Send + 'static,
     {
         self.db(|c| {
-            let tx = c.transaction().map_err(StoreError::classify)?;
+            let tx = c
+                .transaction()
+                .map_err(crate::store::StoreError::classify)?;
             let value = work(&tx)?;
-            tx.commit().map_err(StoreError::classify)?;
+            tx.commit().map_err(crate::store::StoreError::classify)?;
             Ok(value)
         })
         .await
     }
 
     fn progress(&self, phase: SyncPhase, records_done: u64, records_estimated: Option<u64>) {
-        if let Some(observer) = &self.ctx.observer {
+        if let Some(sink) = &self.ctx.progress {
             let bytes = {
-                let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+                let c = self.counters();
                 c.bytes_down + c.bytes_up
             };
-            observer.on_progress(SyncProgress {
+            sink.on_progress(SyncProgress {
                 phase,
                 records_done,
                 records_estimated,
@@ -244,88 +221,72 @@ impl Engine {
         }
     }
 
-    fn check_cancel(&self) -> Result<(), SyncError> {
+    fn check_cancel(&self) -> Result<(), EngineError> {
         if self.ctx.cancel.is_cancelled() {
-            Err(SyncError::Cancelled)
+            Err(EngineError::Cancelled)
         } else {
             Ok(())
         }
     }
 
-    async fn token(&self, rejected: Option<&str>) -> Result<String, SyncError> {
+    /// The access token calls start with (cached for the run).
+    async fn token(&self) -> Result<String, EngineError> {
         let mut cached = self.token.lock().await;
-        match (&*cached, rejected) {
-            (Some(t), None) => return Ok(t.clone()),
-            // Another call already replaced the rejected token.
-            (Some(t), Some(r)) if t != r => return Ok(t.clone()),
-            _ => {}
+        if let Some(t) = cached.as_ref() {
+            return Ok(t.clone());
         }
-        let fresh = self.ctx.tokens.access_token(rejected).await?;
+        let fresh = self.ctx.tokens.access_token(None).await?;
         *cached = Some(fresh.clone());
         Ok(fresh)
     }
 
-    /// One protocol call with retries (backoff + jitter, Retry-After), one token refresh on 401,
-    /// and cancellation.
-    async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<Received<T>, SyncError>
+    /// One protocol call with retries (backoff + jitter, Retry-After), the one refresh a refused
+    /// token gets, and cancellation.
+    async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<Received<T>, EngineError>
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = Result<Received<T>, TransportError>>,
     {
-        let mut token = self.token(None).await?;
-        let mut refreshed = false;
+        let mut attempt_token = OneRefresh::new(self.token().await?);
         let mut attempt = 0;
         loop {
             self.check_cancel()?;
             let result = tokio::select! {
-                r = op(token.clone()) => r,
-                _ = self.ctx.cancel.cancelled() => return Err(SyncError::Cancelled),
+                r = op(attempt_token.token().to_string()) => r,
+                _ = self.ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
             };
             let err = match result {
                 Ok(received) => return Ok(received),
                 Err(err) => err,
             };
             match err {
-                TransportError::Unauthorized if !refreshed => {
-                    tracing::info!(what, "access token refused; refreshing once");
-                    refreshed = true;
-                    token = self.token(Some(&token)).await?;
-                }
                 TransportError::Unauthorized => {
-                    return Err(SyncError::SignInRequired {
-                        reason: "the organization refused the refreshed access token".into(),
-                    });
+                    tracing::info!(what, "access token refused; refreshing once");
+                    let fresh = attempt_token.refused(self.ctx.tokens.as_ref()).await?;
+                    *self.token.lock().await = Some(fresh.to_string());
                 }
-                TransportError::Retryable {
-                    reason,
-                    retry_after,
-                } if attempt + 1 < self.ctx.options.max_attempts => {
+                TransportError::Retryable { retry_after, .. }
+                    if attempt + 1 < self.ctx.options.max_attempts =>
+                {
                     attempt += 1;
                     let wait = backoff(&self.ctx.options, attempt)
                         .max(retry_after.unwrap_or_default().min(Duration::from_secs(60)));
-                    tracing::warn!(what, attempt, ?wait, "retrying after: {reason}");
+                    tracing::warn!(what, attempt, ?wait, "retrying: {err}");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = self.ctx.cancel.cancelled() => return Err(SyncError::Cancelled),
+                        _ = self.ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
                     }
                 }
-                TransportError::Retryable { reason, .. } => {
-                    return Err(SyncError::Network { reason });
-                }
-                TransportError::Tls(reason) => return Err(SyncError::Network { reason }),
-                TransportError::Status { status, reason, .. } => {
-                    return Err(SyncError::Server { status, reason });
-                }
-                TransportError::Protocol(reason) => return Err(apply::protocol_error(reason)),
+                other => return Err(other.into()),
             }
         }
     }
 
     fn count(&self, f: impl FnOnce(&mut Counters)) {
-        f(&mut self.counters.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut self.counters());
     }
 
-    async fn run_steps(self: Arc<Self>) -> Result<(), SyncError> {
+    async fn run_steps(self: Arc<Self>) -> Result<(), EngineError> {
         self.progress(SyncPhase::Preparing, 0, None);
         let client_id = self
             .db_tx(|c| {
@@ -362,31 +323,38 @@ impl Engine {
         self.download(&client_id, version, Arc::new(schemas)).await
     }
 
-    async fn upload(&self, client_id: &str) -> Result<(), SyncError> {
-        let batch = self.ctx.options.push_batch.max(1);
-        let initial = self.db(|c| Ok(outbox::pending_count(c)?)).await?;
+    /// Every queued edit, one mutation per record (plan::coalesce), in rounds of `push_batch`.
+    async fn pending_mutations(&self) -> Result<Vec<Outgoing>, EngineError> {
+        self.db(|c| Ok(plan::coalesce(outbox::oldest(c, u32::MAX)?)))
+            .await
+    }
+
+    async fn upload(&self, client_id: &str) -> Result<(), EngineError> {
+        let batch = self.ctx.options.push_batch.max(1) as usize;
+        let initial = self.pending_mutations().await?.len() as u64;
         // ClientWins can resend a record that keeps changing on the server: bound the rounds and
         // leave what remains for the next Synchronize.
         let max_rounds = initial / batch as u64 + 5;
         let mut done = 0;
         for _ in 0..max_rounds {
             self.check_cancel()?;
-            let entries = self.db(move |c| Ok(outbox::oldest(c, batch)?)).await?;
-            if entries.is_empty() {
+            let mut mutations = self.pending_mutations().await?;
+            if mutations.is_empty() {
                 break;
             }
+            mutations.truncate(batch);
             self.progress(SyncPhase::Uploading, done, Some(initial));
             let request = Arc::new(PushRequest {
                 client_id: client_id.to_string(),
-                mutations: entries
+                mutations: mutations
                     .iter()
-                    .map(|e| Mutation {
-                        mutation_id: e.seq,
-                        entity: e.entity.clone(),
-                        id: e.record_id.clone(),
-                        op: e.op.as_str(),
-                        base_version: e.base_version,
-                        fields: e.fields.clone(),
+                    .map(|m| Mutation {
+                        mutation_id: m.mutation_id,
+                        entity: m.entity.clone(),
+                        id: m.record_id.clone(),
+                        op: m.op.as_str(),
+                        base_version: m.base_version,
+                        fields: m.fields.clone(),
                     })
                     .collect(),
             });
@@ -400,7 +368,7 @@ impl Engine {
             let mode = self.ctx.options.conflict_mode;
             let results = answer.value.results;
             let outcome = self
-                .db_tx(move |c| apply::push_results(c, &entries, results, mode))
+                .db_tx(move |c| apply::push_results(c, &mutations, results, mode))
                 .await?;
             done += outcome.acknowledged;
             self.count(|c| {
@@ -409,11 +377,6 @@ impl Engine {
                 c.conflicts += outcome.conflicts;
                 c.rejected += outcome.rejected;
             });
-            if !outcome.progressed {
-                return Err(apply::protocol_error(
-                    "the server answered none of the uploaded changes",
-                ));
-            }
         }
         self.progress(SyncPhase::Uploading, done, Some(initial));
         Ok(())
@@ -424,7 +387,7 @@ impl Engine {
         client_id: &str,
         schema_version: i64,
         schemas: Arc<HashMap<String, EntitySchema>>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<(), EngineError> {
         let (cursor, page_token) = self
             .db(|c| {
                 let cursor = meta::get(c, CURSOR_KEY)?.and_then(|v| v.parse::<i64>().ok());
@@ -438,7 +401,8 @@ impl Engine {
         self.progress(SyncPhase::Downloading, 0, None);
         // The fetcher runs at most one page ahead: the channel holds one page, so a slow store
         // holds back the network instead of filling memory.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<PullResponse, SyncError>>(1);
+        type Page = Result<(PullResponse, PageEnd), EngineError>;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Page>(1);
         let fetcher = {
             let engine = Arc::clone(self);
             let client_id = client_id.to_string();
@@ -454,11 +418,13 @@ impl Engine {
         let mut done = 0;
         let result = async {
             while let Some(page) = rx.recv().await {
-                let page = page?;
+                let (page, end) = page?;
                 self.check_cancel()?;
                 let estimated = page.estimated_total;
                 let schemas = Arc::clone(&schemas);
-                done += self.db_tx(move |c| apply::page(c, page, &schemas)).await?;
+                done += self
+                    .db_tx(move |c| apply::page(c, page, end, &schemas))
+                    .await?;
                 self.count(|c| c.downloaded = done);
                 self.progress(SyncPhase::Downloading, done, estimated);
             }
@@ -469,24 +435,30 @@ impl Engine {
         result
     }
 
-    /// Fetches pages in order and hands them over; checks that every page makes progress.
+    /// Fetches pages in order, checks each against the pull's rules (plan::validate_page), and
+    /// hands them over.
     async fn fetch_pages(
         &self,
         client_id: String,
         schema_version: i64,
         cursor: Option<i64>,
-        mut page_token: Option<String>,
-        pages: &tokio::sync::mpsc::Sender<Result<PullResponse, SyncError>>,
-    ) -> Result<(), SyncError> {
-        let limit = self.ctx.options.page_size.max(1);
-        let mut resumed = page_token.is_some();
+        page_token: Option<String>,
+        pages: &tokio::sync::mpsc::Sender<Result<(PullResponse, PageEnd), EngineError>>,
+    ) -> Result<(), EngineError> {
+        let mut state = PullState {
+            limit: self.ctx.options.page_size.max(1),
+            cursor,
+            asked: page_token,
+            ..Default::default()
+        };
+        let mut resumed = state.asked.is_some();
         loop {
             let request = Arc::new(PullRequest {
                 client_id: client_id.clone(),
                 schema_version,
-                cursor: if page_token.is_none() { cursor } else { None },
-                page_token: page_token.clone(),
-                limit,
+                cursor: if state.asked.is_none() { cursor } else { None },
+                page_token: state.asked.clone(),
+                limit: state.limit,
             });
             let transport = Arc::clone(&self.ctx.transport);
             let answer = self
@@ -497,10 +469,12 @@ impl Engine {
                 .await;
             let answer = match answer {
                 // A saved page token the server no longer accepts: start over from the cursor.
-                Err(SyncError::Server { status: 400, .. }) if resumed => {
+                Err(EngineError::Transport(TransportError::Status { status: 400, .. }))
+                    if resumed =>
+                {
                     tracing::warn!("the saved page token was refused; restarting from the cursor");
                     resumed = false;
-                    page_token = None;
+                    state.asked = None;
                     continue;
                 }
                 other => other?,
@@ -508,34 +482,18 @@ impl Engine {
             resumed = false;
             self.count(|c| c.bytes_down += answer.bytes);
             let page = answer.value;
-            if page.changes.len() > limit as usize {
-                return Err(apply::protocol_error(format!(
-                    "a page of {} changes when {limit} were asked for",
-                    page.changes.len()
-                )));
-            }
-            match (&page.page_token, page.cursor) {
-                (Some(next), _) => {
-                    if page.changes.is_empty() || page_token.as_ref() == Some(next) {
-                        return Err(apply::protocol_error("a page that makes no progress"));
-                    }
-                }
-                (None, Some(new)) => {
-                    if cursor.is_some_and(|old| new < old) {
-                        return Err(apply::protocol_error("the cursor went backwards"));
-                    }
-                }
-                (None, None) => {
-                    return Err(apply::protocol_error("the last page carries no cursor"));
-                }
-            }
-            let next = page.page_token.clone();
-            if pages.send(Ok(page)).await.is_err() {
+            let end = plan::validate_page(&page, &state)?;
+            state.received += page.changes.len() as u64;
+            state.estimated = state.estimated.max(page.estimated_total);
+            if pages.send(Ok((page, end.clone()))).await.is_err() {
                 return Ok(());
             }
-            match next {
-                Some(t) => page_token = Some(t),
-                None => return Ok(()),
+            match end {
+                PageEnd::More(token) => {
+                    state.tokens_seen.insert(token.clone());
+                    state.asked = Some(token);
+                }
+                PageEnd::Last(_) => return Ok(()),
             }
         }
     }
@@ -556,10 +514,5 @@ mod tests {
                 .min(o.max_backoff);
             assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
         }
-        assert_eq!(error_kind(&SyncError::Cancelled), "Cancelled");
-        assert_eq!(
-            error_kind(&SyncError::Network { reason: "x".into() }),
-            "Network"
-        );
     }
 }

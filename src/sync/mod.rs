@@ -1,14 +1,20 @@
-//! Synchronize: protocol v1's wire types, the transport (trait + HTTP), the pure planning of pages
-//! and conflicts, the store side of applying them, and the engine that runs a whole sync.
+//! Synchronize: protocol v1's wire types, the transport (trait + HTTP), the pure plans of what a
+//! page or a push answer means for the store, their execution, and the engine that runs a whole
+//! sync and reports progress to a [`ProgressSink`].
 
 pub mod apply;
 pub mod cancel;
 pub mod engine;
+pub mod error;
 pub mod plan;
+pub mod progress;
 pub mod protocol;
 pub mod transport;
 
+pub use crate::auth::TokenSource;
 pub use cancel::{CancelOnDrop, CancelToken};
-pub use engine::{SyncContext, SyncOptions, SyncReport, TokenSource, run};
+pub use engine::{SyncContext, SyncOptions, SyncReport, run};
+pub use error::{EngineError, ProtocolError};
 pub use plan::ConflictMode;
+pub use progress::{ProgressSink, SyncPhase, SyncProgress};
 pub use transport::{HttpTransport, Received, Transport, TransportError};

@@ -1,42 +1,28 @@
-//! Decide first, then apply: pure functions that turn a downloaded page, or a conflict answered by
-//! the server, into what the store must do. The engine applies a plan in one transaction.
+//! Decide first, then apply: pure functions that turn what the server sent, and what the store
+//! holds, into what the store must do. The engine applies each plan in one transaction
+//! (apply.rs). Nothing here touches the store or the network, so each rule is tested alone
+//! (unit tests below, and the golden cases in src/sync/goldens/).
+//!
+//! - [`validate_page`]: a downloaded page against the rules of a pull (progress, limits, cursor).
+//! - [`plan_page`]: what to do with each change of a valid page.
+//! - [`coalesce`]: a record's queued edits as one mutation against its base version.
+//! - [`plan_push`]: what to do with each answer to an upload.
+//! - [`settle`]: how a conflict mode settles a local edit that met a different server version.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::protocol::{Change, ChangeOp};
-use crate::store::conflicts::LocalChange;
-use crate::store::outbox::Snapshot;
+use super::protocol::{Change, ChangeOp, MutationResult, MutationStatus, PullResponse};
+pub use crate::store::conflicts::ConflictMode;
+use crate::store::conflicts::{ConflictOutcome, LocalChange};
+use crate::store::entities::shown;
+use crate::store::outbox::{Entry, Op, Snapshot};
 
-/// How a conflict between a local edit and a server change is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Enum)]
-pub enum ConflictMode {
-    /// The server's record replaces the local edit.
-    ServerWins,
-    /// The local edit is sent again over the server's version.
-    ClientWins,
-    /// Edits of different fields merge; the same field changed on both sides waits for the app.
-    #[default]
-    MergeFields,
-    /// Every conflict waits for the app (`conflicts()` / `resolve_conflict()`).
-    Manual,
-}
-
-impl ConflictMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictMode::ServerWins => "server_wins",
-            ConflictMode::ClientWins => "client_wins",
-            ConflictMode::MergeFields => "merge_fields",
-            ConflictMode::Manual => "manual",
-        }
-    }
-}
-
-/// What to do with a record whose local edit conflicts with the server.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resolution {
+/// How a conflict mode settles one conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Settlement {
     /// Drop the local edit; the record becomes the server's.
     TakeServer,
     /// Send the local edit again over the server's version; the local record shows the server's
@@ -46,36 +32,36 @@ pub enum Resolution {
     Manual,
 }
 
-impl Resolution {
+impl Settlement {
     /// The outcome written to the conflict log.
-    pub fn outcome(&self, mode: ConflictMode) -> &'static str {
+    pub fn outcome(self, mode: ConflictMode) -> ConflictOutcome {
         match (self, mode) {
-            (Resolution::TakeServer, _) => "server_wins",
-            (Resolution::Rebase, ConflictMode::MergeFields) => "merged",
-            (Resolution::Rebase, _) => "client_wins",
-            (Resolution::Manual, _) => "pending",
+            (Settlement::TakeServer, _) => ConflictOutcome::ServerWins,
+            (Settlement::Rebase, ConflictMode::MergeFields) => ConflictOutcome::Merged,
+            (Settlement::Rebase, _) => ConflictOutcome::ClientWins,
+            (Settlement::Manual, _) => ConflictOutcome::Pending,
         }
     }
 }
 
 /// Settles one conflict: `base` is the server state the local edit started from (None for a
 /// record created offline), `server` the server's state now.
-pub fn resolve(
+pub fn settle(
     mode: ConflictMode,
     base: Option<&Snapshot>,
     local: &LocalChange,
     server: &Snapshot,
-) -> Resolution {
+) -> Settlement {
     match mode {
-        ConflictMode::ServerWins => Resolution::TakeServer,
-        ConflictMode::ClientWins => Resolution::Rebase,
-        ConflictMode::Manual => Resolution::Manual,
+        ConflictMode::ServerWins => Settlement::TakeServer,
+        ConflictMode::ClientWins => Settlement::Rebase,
+        ConflictMode::Manual => Settlement::Manual,
         ConflictMode::MergeFields => {
             let Some(base) = base else {
-                return Resolution::Manual;
+                return Settlement::Manual;
             };
             if server.deleted || local.deleted {
-                return Resolution::Manual;
+                return Settlement::Manual;
             }
             let server_changed = |name: &String| {
                 server.fields.get(name).unwrap_or(&Value::Null)
@@ -85,9 +71,9 @@ pub fn resolve(
                 server_changed(name) && server.fields.get(name).unwrap_or(&Value::Null) != value
             });
             if clash {
-                Resolution::Manual
+                Settlement::Manual
             } else {
-                Resolution::Rebase
+                Settlement::Rebase
             }
         }
     }
@@ -100,8 +86,110 @@ pub fn rebased_fields(server: &Snapshot, local: &LocalChange) -> Map<String, Val
     fields
 }
 
+/// Why a page or a push answer cannot be applied. The texts name only what syncvault checked:
+/// an identifier is shown when it is a valid name, never arbitrary server text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the page names unknown entity {}", shown(.0))]
+    UnknownEntity(String),
+    #[error("the page lists a record twice")]
+    DuplicateRecord(String, String),
+    #[error("the page carries version {1}, versions start at 1")]
+    BadVersion(String, i64),
+    #[error("the page carries an empty or oversized id")]
+    BadId,
+    #[error("a page of {got} changes when {limit} were asked for")]
+    TooManyChanges { got: usize, limit: u32 },
+    #[error("a page that makes no progress")]
+    NoProgress,
+    #[error("a page token that came before in this pull (a page that makes no progress)")]
+    TokenRepeated,
+    #[error("{received} changes in a pull the server estimated at {estimated}")]
+    FarBeyondEstimate { received: u64, estimated: u64 },
+    #[error("the last page carries no cursor")]
+    NoCursor,
+    #[error("the cursor went backwards")]
+    CursorBackwards,
+    #[error("a push answer for mutation {0} that was not sent or twice")]
+    UnknownMutation(i64),
+    #[error("a conflict without the server's record")]
+    ConflictWithoutServer,
+    #[error("an applied write without a version")]
+    AppliedWithoutVersion,
+    #[error("the server answered none of the uploaded changes")]
+    NoAnswer,
+}
+
+/// Where a pull stands, for checking its next page.
+#[derive(Debug, Clone, Default)]
+pub struct PullState {
+    /// The page size asked for.
+    pub limit: u32,
+    /// The cursor the pull started from.
+    pub cursor: Option<i64>,
+    /// The page token the page was asked with.
+    pub asked: Option<String>,
+    /// Every page token this pull has received.
+    pub tokens_seen: HashSet<String>,
+    /// Changes received so far in this pull.
+    pub received: u64,
+    /// The largest `estimated_total` the server gave in this pull.
+    pub estimated: Option<u64>,
+}
+
+/// How a valid page ends its pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PageEnd {
+    /// More pages follow; ask with this token.
+    More(String),
+    /// The last page: the pull ends at this cursor.
+    Last(i64),
+}
+
+/// Changes beyond the server's own estimate that a pull tolerates (the estimate may grow while
+/// the pull runs), as a multiple of the estimate plus a few pages.
+const ESTIMATE_SLACK: u64 = 2;
+
+/// Checks a page against the rules of a pull (docs/protocol.md, "Client rules"): a bounded size,
+/// progress (a non-empty page and a token never seen in this pull), a cursor on the last page
+/// that never goes backwards, and no more changes than the estimate allows.
+pub fn validate_page(page: &PullResponse, state: &PullState) -> Result<PageEnd, PlanError> {
+    if page.changes.len() > state.limit as usize {
+        return Err(PlanError::TooManyChanges {
+            got: page.changes.len(),
+            limit: state.limit,
+        });
+    }
+    let received = state.received + page.changes.len() as u64;
+    let estimated = state.estimated.max(page.estimated_total);
+    if let Some(estimated) = estimated
+        && received > estimated * ESTIMATE_SLACK + 4 * state.limit as u64
+    {
+        return Err(PlanError::FarBeyondEstimate {
+            received,
+            estimated,
+        });
+    }
+    match (&page.page_token, page.cursor) {
+        (Some(next), _) => {
+            if page.changes.is_empty() || state.asked.as_ref() == Some(next) {
+                return Err(PlanError::NoProgress);
+            }
+            if state.tokens_seen.contains(next) {
+                return Err(PlanError::TokenRepeated);
+            }
+            Ok(PageEnd::More(next.clone()))
+        }
+        (None, Some(new)) if state.cursor.is_some_and(|old| new < old) => {
+            Err(PlanError::CursorBackwards)
+        }
+        (None, Some(new)) => Ok(PageEnd::Last(new)),
+        (None, None) => Err(PlanError::NoCursor),
+    }
+}
+
 /// What to do with one downloaded change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum PageAction {
     /// Write the server's record (unless the local copy is already newer).
     Upsert(Change),
@@ -112,19 +200,6 @@ pub enum PageAction {
     KeepLocal(Change),
     /// The record's conflict waits for the app: refresh the server side it will be shown.
     RefreshConflict(Change),
-}
-
-/// Why a page cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    #[error("the page names unknown entity {0:?}")]
-    UnknownEntity(String),
-    #[error("the page lists {0}/{1} twice")]
-    DuplicateRecord(String, String),
-    #[error("the page carries version {1} for {0}, versions start at 1")]
-    BadVersion(String, i64),
-    #[error("the page carries an empty or oversized id")]
-    BadId,
 }
 
 /// Plans a page: `entities` are the known entity names, `queued` the records with queued edits,
@@ -163,6 +238,157 @@ pub fn plan_page(
     Ok(plan)
 }
 
+/// One record's queued edits as one mutation: what goes up in a push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outgoing {
+    /// The newest queued entry's sequence number: unique per client and never reused, so a
+    /// retry of the same coalesced edits is answered `duplicate`.
+    pub mutation_id: i64,
+    pub entity: String,
+    pub record_id: String,
+    pub op: Op,
+    pub base_version: Option<i64>,
+    /// The fields the edits set, later edits winning.
+    pub fields: Map<String, Value>,
+    /// The outbox entries this mutation stands for (removed together when acknowledged).
+    pub seqs: Vec<i64>,
+}
+
+/// Folds each record's queued edits, oldest first, into one mutation against the record's base
+/// version: a create followed by updates is one create with the merged fields, updates are one
+/// update with the changed fields, and a delete ends the record (a record created offline and
+/// then deleted sends a delete without a base, which the server applies as a no-op when it never
+/// saw the record). One mutation per record means a record edited many times offline goes up in
+/// one request, and no answer in a push can concern an entry an earlier answer already moved.
+/// Mutations come out in the order of each record's first edit (a parent created before its
+/// child reaches the server first).
+pub fn coalesce(entries: Vec<Entry>) -> Vec<Outgoing> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut by_record: HashMap<(String, String), Outgoing> = HashMap::new();
+    for e in entries {
+        let key = (e.entity.clone(), e.record_id.clone());
+        match by_record.get_mut(&key) {
+            None => {
+                order.push(key.clone());
+                by_record.insert(
+                    key,
+                    Outgoing {
+                        mutation_id: e.seq,
+                        entity: e.entity,
+                        record_id: e.record_id,
+                        op: e.op,
+                        base_version: e.base_version,
+                        fields: e.fields,
+                        seqs: vec![e.seq],
+                    },
+                );
+            }
+            Some(out) => {
+                out.mutation_id = out.mutation_id.max(e.seq);
+                out.seqs.push(e.seq);
+                match (out.op, e.op) {
+                    (Op::Delete, _) => {}
+                    (Op::Create, Op::Delete) => {
+                        out.op = Op::Delete;
+                        out.base_version = None;
+                        out.fields = Map::new();
+                    }
+                    (_, Op::Delete) => {
+                        out.op = Op::Delete;
+                        out.fields = Map::new();
+                    }
+                    (_, _) => out.fields.extend(e.fields),
+                }
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| by_record.remove(&k))
+        .collect()
+}
+
+/// What to do with one answered mutation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum PushAction {
+    /// Applied (or a duplicate of an applied one): its entries leave the outbox and the record
+    /// stands on `version` (None for a delete).
+    Acknowledge {
+        mutation_id: i64,
+        version: Option<i64>,
+    },
+    /// The server holds a different version: settle the local edits by the conflict mode.
+    Settle {
+        mutation_id: i64,
+        settlement: Settlement,
+        server: Snapshot,
+    },
+    /// The server refused the edits: log them with the reason; the record shows the server's
+    /// state again.
+    Reject { mutation_id: i64, reason: String },
+}
+
+/// Plans the answer to a push. `sent` are the mutations of the request, `locals` the local side
+/// (edits and merge base) of every record whose mutation met a conflict. The whole answer is
+/// refused when it names a mutation not sent (or twice), carries a conflict without the server's
+/// record or an applied write without a version, or answers nothing.
+pub fn plan_push(
+    sent: &[Outgoing],
+    results: Vec<MutationResult>,
+    locals: &HashMap<i64, (LocalChange, Option<Snapshot>)>,
+    mode: ConflictMode,
+) -> Result<Vec<PushAction>, PlanError> {
+    let by_id: HashMap<i64, &Outgoing> = sent.iter().map(|m| (m.mutation_id, m)).collect();
+    let mut seen = HashSet::new();
+    for r in &results {
+        if !by_id.contains_key(&r.mutation_id) || !seen.insert(r.mutation_id) {
+            return Err(PlanError::UnknownMutation(r.mutation_id));
+        }
+    }
+    if results.is_empty() && !sent.is_empty() {
+        return Err(PlanError::NoAnswer);
+    }
+    let mut results = results;
+    results.sort_by_key(|r| r.mutation_id);
+    results
+        .into_iter()
+        .map(|r| {
+            let mutation = by_id[&r.mutation_id];
+            Ok(match r.status {
+                MutationStatus::Applied | MutationStatus::Duplicate => {
+                    if mutation.op != Op::Delete && r.version.is_none() {
+                        return Err(PlanError::AppliedWithoutVersion);
+                    }
+                    PushAction::Acknowledge {
+                        mutation_id: r.mutation_id,
+                        version: r.version,
+                    }
+                }
+                MutationStatus::Conflict => {
+                    let row = r.server.ok_or(PlanError::ConflictWithoutServer)?;
+                    let server = Snapshot {
+                        version: row.version,
+                        deleted: row.deleted,
+                        fields: row.fields,
+                    };
+                    let settlement = match locals.get(&r.mutation_id) {
+                        Some((local, base)) => settle(mode, base.as_ref(), local, &server),
+                        None => Settlement::TakeServer,
+                    };
+                    PushAction::Settle {
+                        mutation_id: r.mutation_id,
+                        settlement,
+                        server,
+                    }
+                }
+                MutationStatus::Rejected => PushAction::Reject {
+                    mutation_id: r.mutation_id,
+                    reason: r.reason.unwrap_or_else(|| "rejected".into()),
+                },
+            })
+        })
+        .collect()
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,30 +417,30 @@ mod tests {
         let mine_a = local(json!({"a": 7}));
         use ConflictMode::*;
         assert_eq!(
-            resolve(ServerWins, Some(&base), &mine_b, &server),
-            Resolution::TakeServer
+            settle(ServerWins, Some(&base), &mine_b, &server),
+            Settlement::TakeServer
         );
         assert_eq!(
-            resolve(ClientWins, Some(&base), &mine_a, &server),
-            Resolution::Rebase
+            settle(ClientWins, Some(&base), &mine_a, &server),
+            Settlement::Rebase
         );
         assert_eq!(
-            resolve(Manual, Some(&base), &mine_b, &server),
-            Resolution::Manual
+            settle(Manual, Some(&base), &mine_b, &server),
+            Settlement::Manual
         );
         // Different fields merge, the same field does not.
         assert_eq!(
-            resolve(MergeFields, Some(&base), &mine_b, &server),
-            Resolution::Rebase
+            settle(MergeFields, Some(&base), &mine_b, &server),
+            Settlement::Rebase
         );
         assert_eq!(
-            resolve(MergeFields, Some(&base), &mine_a, &server),
-            Resolution::Manual
+            settle(MergeFields, Some(&base), &mine_a, &server),
+            Settlement::Manual
         );
         // The same change on both sides is no clash.
         assert_eq!(
-            resolve(MergeFields, Some(&base), &local(json!({"a": 2})), &server),
-            Resolution::Rebase
+            settle(MergeFields, Some(&base), &local(json!({"a": 2})), &server),
+            Settlement::Rebase
         );
         // Deletes and records without a base wait for the app.
         let gone = Snapshot {
@@ -222,27 +448,33 @@ mod tests {
             ..server.clone()
         };
         assert_eq!(
-            resolve(MergeFields, Some(&base), &mine_b, &gone),
-            Resolution::Manual
+            settle(MergeFields, Some(&base), &mine_b, &gone),
+            Settlement::Manual
         );
         assert_eq!(
-            resolve(MergeFields, None, &mine_b, &server),
-            Resolution::Manual
+            settle(MergeFields, None, &mine_b, &server),
+            Settlement::Manual
         );
         let deleting = LocalChange {
             deleted: true,
             ..Default::default()
         };
         assert_eq!(
-            resolve(MergeFields, Some(&base), &deleting, &server),
-            Resolution::Manual
+            settle(MergeFields, Some(&base), &deleting, &server),
+            Settlement::Manual
         );
         assert_eq!(
             rebased_fields(&server, &mine_b),
             json!({"a": 2, "b": 5}).as_object().unwrap().clone()
         );
-        assert_eq!(Resolution::Rebase.outcome(MergeFields), "merged");
-        assert_eq!(Resolution::Rebase.outcome(ClientWins), "client_wins");
+        assert_eq!(
+            Settlement::Rebase.outcome(MergeFields),
+            ConflictOutcome::Merged
+        );
+        assert_eq!(
+            Settlement::Rebase.outcome(ClientWins),
+            ConflictOutcome::ClientWins
+        );
     }
 
     fn change(id: &str, op: ChangeOp) -> Change {

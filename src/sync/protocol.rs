@@ -26,7 +26,7 @@ pub struct PullRequest {
 }
 
 /// One page of changes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PullResponse {
     pub changes: Vec<Change>,
     /// Present while more pages follow.
@@ -37,7 +37,7 @@ pub struct PullResponse {
 }
 
 /// Upsert or delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOp {
     Upsert,
@@ -45,7 +45,7 @@ pub enum ChangeOp {
 }
 
 /// One record's new server state.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub entity: String,
     pub id: String,
@@ -75,13 +75,13 @@ pub struct Mutation {
 }
 
 /// The answer to a push.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushResponse {
     pub results: Vec<MutationResult>,
 }
 
 /// What happened to one mutation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MutationStatus {
     Applied,
@@ -92,7 +92,7 @@ pub enum MutationStatus {
 }
 
 /// The server's state of a record, sent with a conflict.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerRow {
     pub version: i64,
     #[serde(default)]
@@ -102,7 +102,7 @@ pub struct ServerRow {
 }
 
 /// One result of a push.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MutationResult {
     pub mutation_id: i64,
     pub status: MutationStatus,

@@ -110,7 +110,7 @@ impl HttpTransport {
             .send(request.bearer_auth(token), limit)
             .await
             .map_err(|e| match e {
-                NetError::Tls(t) => TransportError::Tls(t),
+                NetError::Tls { .. } => TransportError::Tls(e.to_string()),
                 NetError::TooLarge(n) => {
                     TransportError::Protocol(format!("an answer larger than {n} bytes"))
                 }
@@ -121,8 +121,14 @@ impl HttpTransport {
             })?;
         let status = response.status;
         if status.is_success() {
-            let value = serde_json::from_slice(&response.body)
-                .map_err(|e| TransportError::Protocol(format!("{path}: unexpected answer: {e}")))?;
+            let value = serde_json::from_slice(&response.body).map_err(|e| {
+                tracing::debug!(path, "undecodable answer: {e}");
+                TransportError::Protocol(format!(
+                    "{path}: an answer of the wrong shape (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })?;
             return Ok(Received {
                 value,
                 bytes: sent + response.body.len() as u64,
@@ -136,25 +142,22 @@ impl HttpTransport {
             .map(Duration::from_secs);
         let error: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
         let code = error["error"].as_str().map(str::to_string);
+        // The server's own words stay in the log; errors carry the status and code.
         let reason = error["error_description"]
             .as_str()
-            .or(code.as_deref())
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error"))
+            .unwrap_or_default()
             .chars()
             .take(200)
             .collect::<String>();
+        tracing::debug!(path, %status, code = code.as_deref(), "{reason}");
+        let retryable = || TransportError::Retryable {
+            reason: format!("the server answered HTTP {}", status.as_u16()),
+            retry_after,
+        };
         Err(match status {
             StatusCode::UNAUTHORIZED => TransportError::Unauthorized,
-            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
-                TransportError::Retryable {
-                    reason: format!("{status}: {reason}"),
-                    retry_after,
-                }
-            }
-            s if s.is_server_error() => TransportError::Retryable {
-                reason: format!("{status}: {reason}"),
-                retry_after,
-            },
+            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => retryable(),
+            s if s.is_server_error() => retryable(),
             s => TransportError::Status {
                 status: s.as_u16(),
                 code,

@@ -1,5 +1,5 @@
 //! The offline vault: the unrecoverable offline password, the Argon2id key hierarchy, the
-//! failed-attempt policy, and the crypto-erase wipe. design.md §3 is the specification.
+//! failed-attempt policy, and the crypto-erase wipe. docs/security.md is the specification.
 //!
 //! Files in an account directory: `vault.header` (wrapped DEK), `vault.attempts` (failure
 //! counter), and the encrypted database `store.db` with its `-wal` and `-shm`.

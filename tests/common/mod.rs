@@ -113,4 +113,5 @@ impl Rng {
             .collect()
     }
 }
+#[cfg(feature = "uniffi")]
 pub mod org;

@@ -10,8 +10,9 @@ use syncvault::{
     ClientOptions, ConflictMode, FieldValue, RecordQuery, SyncClient, SyncError, SyncObserver,
     SyncPhase, SyncProgress, SyncReport, UserMode,
 };
-use syncvault_server::devlogin;
+use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::{BoundServer, RunningServer, ServerConfig};
+use syncvault_testkit::devlogin;
 
 pub const ORG_PASSWORD: &[u8] = b"offline password";
 
@@ -57,7 +58,7 @@ pub async fn signed_in_client(
 pub async fn sign_in(c: &SyncClient, user: &str) {
     let redirect = LoopbackRedirect::bind().await.unwrap();
     let request = c.begin_sign_in(redirect.redirect_uri()).await.unwrap();
-    let callback = devlogin::login(&request.url, user, None, false)
+    let callback = devlogin::login(&request.url, user, DEV_PASSWORD, false)
         .await
         .unwrap();
     c.complete_sign_in(callback).await.unwrap();

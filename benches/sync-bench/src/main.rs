@@ -17,8 +17,9 @@ use syncvault::auth::loopback::LoopbackRedirect;
 use syncvault::store::entities::{self, EntitySchema, Record};
 use syncvault::vault::{KdfParams, VaultConfig};
 use syncvault::{ClientOptions, FieldValue, RecordQuery, SyncClient, SyncObserver, SyncProgress};
-use syncvault_server::devlogin;
+use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::sync::{generate, schema};
+use syncvault_testkit::devlogin;
 
 const PASSWORD: &[u8] = b"benchmark password";
 const BATCH: u64 = 2000;
@@ -163,7 +164,7 @@ async fn main() {
         .unwrap();
     let redirect = LoopbackRedirect::bind().await.unwrap();
     let request = client.begin_sign_in(redirect.redirect_uri()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", None, false)
+    let callback = devlogin::login(&request.url, "ada@contoso.example", DEV_PASSWORD, false)
         .await
         .unwrap();
     client.complete_sign_in(callback).await.unwrap();

@@ -115,7 +115,7 @@ fun signInTests(suite: Suite) {
                     val request = client.beginSignIn("dev.syncvault.app:/oauth/callback")
                     val callback = devLogin(request.url, "ada@contoso.example")
                     val forged = callback.replace(Regex("state=[^&]+"), "state=forged")
-                    assertThrows<SyncException.Server> { client.completeSignIn(forged) }
+                    assertThrows<SyncException.SignInRejected> { client.completeSignIn(forged) }
                     assertEquals(false, client.isSignedIn(), "not signed in")
                 }
             }

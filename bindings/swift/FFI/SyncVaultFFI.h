@@ -256,6 +256,12 @@ typedef void (*UniffiCallbackInterfaceAuthorizationUiMethod1)(uint64_t, RustBuff
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DEVICE_CODE_UI_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DEVICE_CODE_UI_METHOD0
+typedef void (*UniffiCallbackInterfaceDeviceCodeUiMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
 typedef void (*UniffiCallbackInterfaceLogSinkMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
@@ -296,6 +302,15 @@ typedef struct UniffiVTableCallbackInterfaceAuthorizationUi {
     UniffiCallbackInterfaceAuthorizationUiMethod0 _Nonnull redirectUri;
     UniffiCallbackInterfaceAuthorizationUiMethod1 _Nonnull authorize;
 } UniffiVTableCallbackInterfaceAuthorizationUi;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DEVICE_CODE_UI
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DEVICE_CODE_UI
+typedef struct UniffiVTableCallbackInterfaceDeviceCodeUi {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceDeviceCodeUiMethod0 _Nonnull showCode;
+} UniffiVTableCallbackInterfaceDeviceCodeUi;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_SINK
@@ -352,6 +367,26 @@ RustBuffer uniffi_syncvault_fn_method_authorizationui_redirect_uri(uint64_t ptr,
 uint64_t uniffi_syncvault_fn_method_authorizationui_authorize(uint64_t ptr, RustBuffer url
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_DEVICECODEUI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_DEVICECODEUI
+uint64_t uniffi_syncvault_fn_clone_devicecodeui(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_DEVICECODEUI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_DEVICECODEUI
+void uniffi_syncvault_fn_free_devicecodeui(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_DEVICECODEUI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_DEVICECODEUI
+void uniffi_syncvault_fn_init_callback_vtable_devicecodeui(const UniffiVTableCallbackInterfaceDeviceCodeUi* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_DEVICECODEUI_SHOW_CODE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_DEVICECODEUI_SHOW_CODE
+uint64_t uniffi_syncvault_fn_method_devicecodeui_show_code(uint64_t ptr, RustBuffer authorization
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCCLIENT
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCCLIENT
 uint64_t uniffi_syncvault_fn_clone_syncclient(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -395,6 +430,11 @@ uint64_t uniffi_syncvault_fn_method_syncclient_lock(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
 void uniffi_syncvault_fn_method_syncclient_set_authorization_ui(uint64_t ptr, uint64_t ui, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SET_DEVICE_CODE_UI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SET_DEVICE_CODE_UI
+void uniffi_syncvault_fn_method_syncclient_set_device_code_ui(uint64_t ptr, uint64_t ui, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SETUP_OFFLINE_PASSWORD
@@ -631,6 +671,11 @@ void uniffi_syncvault_fn_method_cancelhandle_cancel(uint64_t ptr, RustCallStatus
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_IS_CANCELLED
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_IS_CANCELLED
 int8_t uniffi_syncvault_fn_method_cancelhandle_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCERROR_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCERROR_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_syncvault_fn_method_syncerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FUNC_NORMALIZE_ORGANIZATION_URL
@@ -939,6 +984,12 @@ uint16_t uniffi_syncvault_checksum_method_authorizationui_authorize(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_DEVICECODEUI_SHOW_CODE
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_DEVICECODEUI_SHOW_CODE
+uint16_t uniffi_syncvault_checksum_method_devicecodeui_show_code(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ACCOUNT_STATE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_ACCOUNT_STATE
 uint16_t uniffi_syncvault_checksum_method_syncclient_account_state(void
@@ -966,6 +1017,12 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_lock(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SET_AUTHORIZATION_UI
 uint16_t uniffi_syncvault_checksum_method_syncclient_set_authorization_ui(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SET_DEVICE_CODE_UI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SET_DEVICE_CODE_UI
+uint16_t uniffi_syncvault_checksum_method_syncclient_set_device_code_ui(void
     
 );
 #endif

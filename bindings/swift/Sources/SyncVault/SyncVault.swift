@@ -642,7 +642,8 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 /**
  * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
  * with a loopback listener on desktop) and return the full callback URL. Throw
- * `SignInCancelled` when the person closes the page.
+ * `SignInCancelled` when the person closes the page; anything else thrown becomes
+ * `AuthorizationUiFailed`.
  */
 public protocol AuthorizationUi: AnyObject, Sendable {
     
@@ -660,7 +661,8 @@ public protocol AuthorizationUi: AnyObject, Sendable {
 /**
  * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
  * with a loopback listener on desktop) and return the full callback URL. Throw
- * `SignInCancelled` when the person closes the page.
+ * `SignInCancelled` when the person closes the page; anything else thrown becomes
+ * `AuthorizationUiFailed`.
  */
 open class AuthorizationUiImpl: AuthorizationUi, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1060,6 +1062,236 @@ public func FfiConverterTypeCancelHandle_lift(_ handle: UInt64) throws -> Cancel
 #endif
 public func FfiConverterTypeCancelHandle_lower(_ value: CancelHandle) -> UInt64 {
     return FfiConverterTypeCancelHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Implemented by apps on devices without a usable browser (RFC 8628): show the code and where
+ * to enter it, and return; `synchronize()` then waits for the person's approval.
+ */
+public protocol DeviceCodeUi: AnyObject, Sendable {
+    
+    func showCode(authorization: DeviceAuthorization) async throws 
+    
+}
+/**
+ * Implemented by apps on devices without a usable browser (RFC 8628): show the code and where
+ * to enter it, and return; `synchronize()` then waits for the person's approval.
+ */
+open class DeviceCodeUiImpl: DeviceCodeUi, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_devicecodeui(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_devicecodeui(handle, $0) }
+    }
+
+    
+
+    
+open func showCode(authorization: DeviceAuthorization)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_devicecodeui_show_code(
+                        self.uniffiCloneHandle(),FfiConverterTypeDeviceAuthorization_lower(authorization)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceDeviceCodeUi {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceDeviceCodeUi = UniffiVTableCallbackInterfaceDeviceCodeUi(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeDeviceCodeUi.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface DeviceCodeUi: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeDeviceCodeUi.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface DeviceCodeUi: handle missing in uniffiClone")
+            }
+        },
+        showCode: { (
+            uniffiHandle: UInt64,
+            authorization: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDeviceCodeUi.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.showCode(
+                     authorization: try FfiConverterTypeDeviceAuthorization_lift(authorization)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeSyncError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceDeviceCodeUi> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceDeviceCodeUi>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitDeviceCodeUi() {
+    uniffi_syncvault_fn_init_callback_vtable_devicecodeui(UniffiCallbackInterfaceDeviceCodeUi.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDeviceCodeUi: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<DeviceCodeUi>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = DeviceCodeUi
+
+    public static func lift(_ handle: UInt64) throws -> DeviceCodeUi {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DeviceCodeUiImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: DeviceCodeUi) -> UInt64 {
+         if let rustImpl = value as? DeviceCodeUiImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DeviceCodeUi {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DeviceCodeUi, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceCodeUi_lift(_ handle: UInt64) throws -> DeviceCodeUi {
+    return try FfiConverterTypeDeviceCodeUi.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceCodeUi_lower(_ value: DeviceCodeUi) -> UInt64 {
+    return FfiConverterTypeDeviceCodeUi.lower(value)
 }
 
 
@@ -1695,6 +1927,12 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func setAuthorizationUi(ui: AuthorizationUi) 
     
     /**
+     * Lets `synchronize()` sign in with a device code (RFC 8628) when it must and no
+     * `AuthorizationUi` is set: for devices without a usable browser.
+     */
+    func setDeviceCodeUi(ui: DeviceCodeUi) 
+    
+    /**
      * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
      * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
      * password cannot be recovered: tell the person so before calling.
@@ -1840,7 +2078,7 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     
     /**
      * Asks the organization who the current token belongs to (refreshing it if needed, and once
-     * more on a 401).
+     * more when the organization refuses it).
      */
     func whoAmI() async throws  -> SignedInUser
     
@@ -2016,6 +2254,19 @@ open func setAuthorizationUi(ui: AuthorizationUi)  {try! rustCall() {
     uniffi_syncvault_fn_method_syncclient_set_authorization_ui(
             self.uniffiCloneHandle(),
         FfiConverterTypeAuthorizationUi_lower(ui),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Lets `synchronize()` sign in with a device code (RFC 8628) when it must and no
+     * `AuthorizationUi` is set: for devices without a usable browser.
+     */
+open func setDeviceCodeUi(ui: DeviceCodeUi)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncclient_set_device_code_ui(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDeviceCodeUi_lower(ui),uniffiCallStatus
     )
 }
 }
@@ -2530,7 +2781,7 @@ open func signOut(wipe: Bool)async throws   {
     
     /**
      * Asks the organization who the current token belongs to (refreshing it if needed, and once
-     * more on a 401).
+     * more when the organization refuses it).
      */
 open func whoAmI()async throws  -> SignedInUser  {
     return
@@ -4501,6 +4752,25 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case SignInCancelled
     /**
+     * The answer of the login page or the identity provider failed syncvault's checks (a
+     * callback that does not belong to this sign-in, an ID token that fails verification, a
+     * provider that refused). Starting the sign-in again is safe; if it keeps happening, the
+     * organization or its provider is misconfigured.
+     */
+    case SignInRejected(reason: String
+    )
+    /**
+     * The app's `AuthorizationUi` failed to show the login page (it threw).
+     */
+    case AuthorizationUiFailed(reason: String
+    )
+    /**
+     * The organization refuses the access tokens its identity provider issues, even fresh ones:
+     * a configuration error (audience, issuer) only the administrator can fix. No login page can.
+     */
+    case TokenNotAccepted(reason: String
+    )
+    /**
      * No vault exists yet in this data directory: run setup first.
      */
     case NotConfigured
@@ -4540,9 +4810,16 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Network(reason: String
     )
     /**
-     * The server answered with an error or with something that breaks the protocol.
+     * The server answered with an HTTP error status: try again later.
      */
     case Server(status: UInt16, reason: String
+    )
+    /**
+     * A server (the organization's or its identity provider) answered something that breaks its
+     * protocol; nothing of that answer was applied. Try again later; if it persists, the server
+     * needs fixing.
+     */
+    case ProtocolViolation(reason: String
     )
     /**
      * A change conflicts with the server and needs the app's decision.
@@ -4577,6 +4854,17 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     
 
     
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncerror_uniffi_trait_display(
+            FfiConverterTypeSyncError_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 
     
     public var errorDescription: String? {
@@ -4620,37 +4908,49 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             reason: try FfiConverterString.read(from: &buf)
             )
         case 7: return .SignInCancelled
-        case 8: return .NotConfigured
-        case 9: return .AlreadyConfigured
-        case 10: return .Locked
-        case 11: return .VaultWiped
-        case 12: return .PlatformUnlockNotEnabled
-        case 13: return .PlatformKeyCancelled
-        case 14: return .PlatformKeyInvalidated
-        case 15: return .PlatformKeyUnavailable(
+        case 8: return .SignInRejected(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .Network(
+        case 9: return .AuthorizationUiFailed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 17: return .Server(
+        case 10: return .TokenNotAccepted(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 11: return .NotConfigured
+        case 12: return .AlreadyConfigured
+        case 13: return .Locked
+        case 14: return .VaultWiped
+        case 15: return .PlatformUnlockNotEnabled
+        case 16: return .PlatformKeyCancelled
+        case 17: return .PlatformKeyInvalidated
+        case 18: return .PlatformKeyUnavailable(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 19: return .Network(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 20: return .Server(
             status: try FfiConverterUInt16.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 18: return .Conflict(
+        case 21: return .ProtocolViolation(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .Corrupted(
+        case 22: return .Conflict(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 20: return .Cancelled
-        case 21: return .InvalidInput(
+        case 23: return .Corrupted(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 22: return .Storage(
+        case 24: return .Cancelled
+        case 25: return .InvalidInput(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 23: return .Internal(
+        case 26: return .Storage(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 27: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4699,76 +4999,96 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(7))
         
         
-        case .NotConfigured:
+        case let .SignInRejected(reason):
             writeInt(&buf, Int32(8))
+            FfiConverterString.write(reason, into: &buf)
+            
         
-        
-        case .AlreadyConfigured:
+        case let .AuthorizationUiFailed(reason):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(reason, into: &buf)
+            
         
-        
-        case .Locked:
+        case let .TokenNotAccepted(reason):
             writeInt(&buf, Int32(10))
+            FfiConverterString.write(reason, into: &buf)
+            
         
-        
-        case .VaultWiped:
+        case .NotConfigured:
             writeInt(&buf, Int32(11))
         
         
-        case .PlatformUnlockNotEnabled:
+        case .AlreadyConfigured:
             writeInt(&buf, Int32(12))
         
         
-        case .PlatformKeyCancelled:
+        case .Locked:
             writeInt(&buf, Int32(13))
         
         
-        case .PlatformKeyInvalidated:
+        case .VaultWiped:
             writeInt(&buf, Int32(14))
         
         
-        case let .PlatformKeyUnavailable(reason):
+        case .PlatformUnlockNotEnabled:
             writeInt(&buf, Int32(15))
-            FfiConverterString.write(reason, into: &buf)
-            
         
-        case let .Network(reason):
+        
+        case .PlatformKeyCancelled:
             writeInt(&buf, Int32(16))
-            FfiConverterString.write(reason, into: &buf)
-            
         
-        case let .Server(status,reason):
+        
+        case .PlatformKeyInvalidated:
             writeInt(&buf, Int32(17))
-            FfiConverterUInt16.write(status, into: &buf)
-            FfiConverterString.write(reason, into: &buf)
-            
         
-        case let .Conflict(reason):
+        
+        case let .PlatformKeyUnavailable(reason):
             writeInt(&buf, Int32(18))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Corrupted(reason):
+        case let .Network(reason):
             writeInt(&buf, Int32(19))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .Cancelled:
+        case let .Server(status,reason):
             writeInt(&buf, Int32(20))
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
         
-        
-        case let .InvalidInput(reason):
+        case let .ProtocolViolation(reason):
             writeInt(&buf, Int32(21))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Storage(reason):
+        case let .Conflict(reason):
             writeInt(&buf, Int32(22))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .Corrupted(reason):
             writeInt(&buf, Int32(23))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .Cancelled:
+            writeInt(&buf, Int32(24))
+        
+        
+        case let .InvalidInput(reason):
+            writeInt(&buf, Int32(25))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Storage(reason):
+            writeInt(&buf, Int32(26))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(27))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -5052,7 +5372,7 @@ public func FfiConverterTypeUrlProblem_lower(_ value: UrlProblem) -> RustBuffer 
 
 
 /**
- * How the person signs in to the organization (design.md §1, step 2).
+ * How the person signs in to the organization (the seed's step 2: User Mode).
  */
 
 public enum UserMode: Equatable, Hashable {
@@ -5656,6 +5976,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAuthorizationUi()
+    uniffiCallbackInitDeviceCodeUi()
     uniffiCallbackInitLogSink()
     uniffiCallbackInitPlatformKeyStore()
     uniffiCallbackInitSyncObserver()

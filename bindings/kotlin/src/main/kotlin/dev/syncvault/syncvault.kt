@@ -665,6 +665,9 @@ internal interface UniffiCallbackInterfaceAuthorizationUiMethod0 : com.sun.jna.C
 internal interface UniffiCallbackInterfaceAuthorizationUiMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`url`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
+internal interface UniffiCallbackInterfaceDeviceCodeUiMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`authorization`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
 internal interface UniffiCallbackInterfaceLogSinkMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`level`: RustBuffer.ByValue,`target`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -699,6 +702,25 @@ internal open class UniffiVTableCallbackInterfaceAuthorizationUi(
         `uniffiClone` = other.`uniffiClone`
         `redirectUri` = other.`redirectUri`
         `authorize` = other.`authorize`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "showCode")
+internal open class UniffiVTableCallbackInterfaceDeviceCodeUi(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `showCode`: UniffiCallbackInterfaceDeviceCodeUiMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `showCode`: UniffiCallbackInterfaceDeviceCodeUiMethod0? = null,
+    ): UniffiVTableCallbackInterfaceDeviceCodeUi(`uniffiFree`,`uniffiClone`,`showCode`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceDeviceCodeUi) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `showCode` = other.`showCode`
     }
 
 }
@@ -799,6 +821,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_authorizationui_authorize(
     ): Int
+    external fun uniffi_syncvault_checksum_method_devicecodeui_show_code(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_account_state(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_change_offline_password(
@@ -808,6 +832,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_syncvault_checksum_method_syncclient_lock(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_set_authorization_ui(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_set_device_code_ui(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_setup_offline_password(
     ): Int
@@ -902,6 +928,7 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "syncvault"))
         uniffiCallbackInterfaceAuthorizationUi.register(this)
+        uniffiCallbackInterfaceDeviceCodeUi.register(this)
         uniffiCallbackInterfaceLogSink.register(this)
         uniffiCallbackInterfacePlatformKeyStore.register(this)
         uniffiCallbackInterfaceSyncObserver.register(this)
@@ -918,6 +945,14 @@ internal object UniffiLib {
     external fun uniffi_syncvault_fn_method_authorizationui_redirect_uri(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_syncvault_fn_method_authorizationui_authorize(`ptr`: Long,`url`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_clone_devicecodeui(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_devicecodeui(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_devicecodeui(`vtable`: UniffiVTableCallbackInterfaceDeviceCodeUi,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_devicecodeui_show_code(`ptr`: Long,`authorization`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_clone_syncclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -936,6 +971,8 @@ internal object UniffiLib {
     external fun uniffi_syncvault_fn_method_syncclient_lock(`ptr`: Long,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_set_authorization_ui(`ptr`: Long,`ui`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_syncclient_set_device_code_ui(`ptr`: Long,`ui`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_syncvault_fn_method_syncclient_setup_offline_password(`ptr`: Long,`organizationUrl`: RustBuffer.ByValue,`userMode`: RustBuffer.ByValue,`password`: RustBuffer.ByValue,`confirmation`: RustBuffer.ByValue,
     ): Long
@@ -1031,6 +1068,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_syncvault_fn_method_cancelhandle_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_syncvault_fn_method_syncerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_syncvault_fn_func_normalize_organization_url(`input`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_syncvault_fn_func_syncvault_version(uniffi_out_err: UniffiRustCallStatus, 
@@ -1787,7 +1826,8 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 /**
  * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
  * with a loopback listener on desktop) and return the full callback URL. Throw
- * `SignInCancelled` when the person closes the page.
+ * `SignInCancelled` when the person closes the page; anything else thrown becomes
+ * `AuthorizationUiFailed`.
  */
 public interface AuthorizationUi {
     
@@ -1807,7 +1847,8 @@ public interface AuthorizationUi {
 /**
  * Implemented by the app: open `url` in ASWebAuthenticationSession / Custom Tabs (or a browser
  * with a loopback listener on desktop) and return the full callback URL. Throw
- * `SignInCancelled` when the person closes the page.
+ * `SignInCancelled` when the person closes the page; anything else thrown becomes
+ * `AuthorizationUiFailed`.
  */
 open class AuthorizationUiImpl: Disposable, AutoCloseable, AuthorizationUi
 {
@@ -2366,6 +2407,355 @@ public object FfiConverterTypeCancelHandle: FfiConverter<CancelHandle, Long> {
     override fun allocationSize(value: CancelHandle) = 8UL
 
     override fun write(value: CancelHandle, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Implemented by apps on devices without a usable browser (RFC 8628): show the code and where
+ * to enter it, and return; `synchronize()` then waits for the person's approval.
+ */
+public interface DeviceCodeUi {
+    
+    suspend fun `showCode`(`authorization`: DeviceAuthorization)
+    
+    companion object
+}
+
+/**
+ * Implemented by apps on devices without a usable browser (RFC 8628): show the code and where
+ * to enter it, and return; `synchronize()` then waits for the person's approval.
+ */
+open class DeviceCodeUiImpl: Disposable, AutoCloseable, DeviceCodeUi
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_devicecodeui(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_devicecodeui(handle, status)
+        }
+    }
+
+    
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `showCode`(`authorization`: DeviceAuthorization) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_devicecodeui_show_code(
+                uniffiHandle,
+                
+        FfiConverterTypeDeviceAuthorization.lower(`authorization`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceDeviceCodeUi {
+    internal object `showCode`: UniffiCallbackInterfaceDeviceCodeUiMethod0 {
+        override fun callback(`uniffiHandle`: Long,`authorization`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeDeviceCodeUi.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`showCode`(
+                    FfiConverterTypeDeviceAuthorization.lift(`authorization`),
+                )
+            }
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: SyncException -> FfiConverterTypeSyncError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeDeviceCodeUi.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeDeviceCodeUi.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceDeviceCodeUi.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `showCode`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_devicecodeui(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeviceCodeUi: FfiConverter<DeviceCodeUi, Long> {
+    internal val handleMap = UniffiHandleMap<DeviceCodeUi>()
+
+    override fun lower(value: DeviceCodeUi): Long {
+        if (value is DeviceCodeUiImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): DeviceCodeUi {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DeviceCodeUiImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): DeviceCodeUi {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: DeviceCodeUi) = 8UL
+
+    override fun write(value: DeviceCodeUi, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3320,6 +3710,12 @@ public interface SyncClientInterface {
     fun `setAuthorizationUi`(`ui`: AuthorizationUi)
     
     /**
+     * Lets `synchronize()` sign in with a device code (RFC 8628) when it must and no
+     * `AuthorizationUi` is set: for devices without a usable browser.
+     */
+    fun `setDeviceCodeUi`(`ui`: DeviceCodeUi)
+    
+    /**
      * First-run setup (the seed's steps 2-4): the organization URL, the user mode, and the new
      * offline password entered twice. Creates the encrypted store and leaves it unlocked. The
      * password cannot be recovered: tell the person so before calling.
@@ -3465,7 +3861,7 @@ public interface SyncClientInterface {
     
     /**
      * Asks the organization who the current token belongs to (refreshing it if needed, and once
-     * more on a 401).
+     * more when the organization refuses it).
      */
     suspend fun `whoAmI`(): SignedInUser
     
@@ -3705,6 +4101,23 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         it,
         
         FfiConverterTypeAuthorizationUi.lower(`ui`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Lets `synchronize()` sign in with a device code (RFC 8628) when it must and no
+     * `AuthorizationUi` is set: for devices without a usable browser.
+     */override fun `setDeviceCodeUi`(`ui`: DeviceCodeUi)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncclient_set_device_code_ui(
+        it,
+        
+        FfiConverterTypeDeviceCodeUi.lower(`ui`),_status)
 }
     }
     
@@ -4394,7 +4807,7 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
     
     /**
      * Asks the organization who the current token belongs to (refreshing it if needed, and once
-     * more on a 401).
+     * more when the organization refuses it).
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -6159,6 +6572,43 @@ sealed class SyncException: kotlin.Exception() {
     }
     
     /**
+     * The answer of the login page or the identity provider failed syncvault's checks (a
+     * callback that does not belong to this sign-in, an ID token that fails verification, a
+     * provider that refused). Starting the sign-in again is safe; if it keeps happening, the
+     * organization or its provider is misconfigured.
+     */
+    class SignInRejected(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The app's `AuthorizationUi` failed to show the login page (it threw).
+     */
+    class AuthorizationUiFailed(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The organization refuses the access tokens its identity provider issues, even fresh ones:
+     * a configuration error (audience, issuer) only the administrator can fix. No login page can.
+     */
+    class TokenNotAccepted(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * No vault exists yet in this data directory: run setup first.
      */
     class NotConfigured(
@@ -6245,7 +6695,7 @@ sealed class SyncException: kotlin.Exception() {
     }
     
     /**
-     * The server answered with an error or with something that breaks the protocol.
+     * The server answered with an HTTP error status: try again later.
      */
     class Server(
         
@@ -6255,6 +6705,19 @@ sealed class SyncException: kotlin.Exception() {
         ) : SyncException() {
         override val message
             get() = "status=${ `status` }, reason=${ `reason` }"
+    }
+    
+    /**
+     * A server (the organization's or its identity provider) answered something that breaks its
+     * protocol; nothing of that answer was applied. Try again later; if it persists, the server
+     * needs fixing.
+     */
+    class ProtocolViolation(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -6324,6 +6787,15 @@ sealed class SyncException: kotlin.Exception() {
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncerror_uniffi_trait_display(FfiConverterTypeSyncError.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<SyncException> {
         override fun lift(error_buf: RustBuffer.ByValue): SyncException = FfiConverterTypeSyncError.lift(error_buf)
@@ -6358,37 +6830,49 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 FfiConverterString.read(buf),
                 )
             7 -> SyncException.SignInCancelled()
-            8 -> SyncException.NotConfigured()
-            9 -> SyncException.AlreadyConfigured()
-            10 -> SyncException.Locked()
-            11 -> SyncException.VaultWiped()
-            12 -> SyncException.PlatformUnlockNotEnabled()
-            13 -> SyncException.PlatformKeyCancelled()
-            14 -> SyncException.PlatformKeyInvalidated()
-            15 -> SyncException.PlatformKeyUnavailable(
+            8 -> SyncException.SignInRejected(
                 FfiConverterString.read(buf),
                 )
-            16 -> SyncException.Network(
+            9 -> SyncException.AuthorizationUiFailed(
                 FfiConverterString.read(buf),
                 )
-            17 -> SyncException.Server(
+            10 -> SyncException.TokenNotAccepted(
+                FfiConverterString.read(buf),
+                )
+            11 -> SyncException.NotConfigured()
+            12 -> SyncException.AlreadyConfigured()
+            13 -> SyncException.Locked()
+            14 -> SyncException.VaultWiped()
+            15 -> SyncException.PlatformUnlockNotEnabled()
+            16 -> SyncException.PlatformKeyCancelled()
+            17 -> SyncException.PlatformKeyInvalidated()
+            18 -> SyncException.PlatformKeyUnavailable(
+                FfiConverterString.read(buf),
+                )
+            19 -> SyncException.Network(
+                FfiConverterString.read(buf),
+                )
+            20 -> SyncException.Server(
                 FfiConverterUShort.read(buf),
                 FfiConverterString.read(buf),
                 )
-            18 -> SyncException.Conflict(
+            21 -> SyncException.ProtocolViolation(
                 FfiConverterString.read(buf),
                 )
-            19 -> SyncException.Corrupted(
+            22 -> SyncException.Conflict(
                 FfiConverterString.read(buf),
                 )
-            20 -> SyncException.Cancelled()
-            21 -> SyncException.InvalidInput(
+            23 -> SyncException.Corrupted(
                 FfiConverterString.read(buf),
                 )
-            22 -> SyncException.Storage(
+            24 -> SyncException.Cancelled()
+            25 -> SyncException.InvalidInput(
                 FfiConverterString.read(buf),
                 )
-            23 -> SyncException.Internal(
+            26 -> SyncException.Storage(
+                FfiConverterString.read(buf),
+                )
+            27 -> SyncException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6430,6 +6914,21 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             is SyncException.SignInCancelled -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is SyncException.SignInRejected -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is SyncException.AuthorizationUiFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is SyncException.TokenNotAccepted -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SyncException.NotConfigured -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -6473,6 +6972,11 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterUShort.allocationSize(value.`status`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is SyncException.ProtocolViolation -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is SyncException.Conflict -> (
@@ -6543,76 +7047,96 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 buf.putInt(7)
                 Unit
             }
-            is SyncException.NotConfigured -> {
+            is SyncException.SignInRejected -> {
                 buf.putInt(8)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.AlreadyConfigured -> {
+            is SyncException.AuthorizationUiFailed -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Locked -> {
+            is SyncException.TokenNotAccepted -> {
                 buf.putInt(10)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.VaultWiped -> {
+            is SyncException.NotConfigured -> {
                 buf.putInt(11)
                 Unit
             }
-            is SyncException.PlatformUnlockNotEnabled -> {
+            is SyncException.AlreadyConfigured -> {
                 buf.putInt(12)
                 Unit
             }
-            is SyncException.PlatformKeyCancelled -> {
+            is SyncException.Locked -> {
                 buf.putInt(13)
                 Unit
             }
-            is SyncException.PlatformKeyInvalidated -> {
+            is SyncException.VaultWiped -> {
                 buf.putInt(14)
                 Unit
             }
-            is SyncException.PlatformKeyUnavailable -> {
+            is SyncException.PlatformUnlockNotEnabled -> {
                 buf.putInt(15)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Network -> {
+            is SyncException.PlatformKeyCancelled -> {
                 buf.putInt(16)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Server -> {
+            is SyncException.PlatformKeyInvalidated -> {
                 buf.putInt(17)
-                FfiConverterUShort.write(value.`status`, buf)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Conflict -> {
+            is SyncException.PlatformKeyUnavailable -> {
                 buf.putInt(18)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Corrupted -> {
+            is SyncException.Network -> {
                 buf.putInt(19)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Cancelled -> {
+            is SyncException.Server -> {
                 buf.putInt(20)
+                FfiConverterUShort.write(value.`status`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.InvalidInput -> {
+            is SyncException.ProtocolViolation -> {
                 buf.putInt(21)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Storage -> {
+            is SyncException.Conflict -> {
                 buf.putInt(22)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Internal -> {
+            is SyncException.Corrupted -> {
                 buf.putInt(23)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Cancelled -> {
+                buf.putInt(24)
+                Unit
+            }
+            is SyncException.InvalidInput -> {
+                buf.putInt(25)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Storage -> {
+                buf.putInt(26)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Internal -> {
+                buf.putInt(27)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -6754,7 +7278,7 @@ public object FfiConverterTypeUrlProblem: FfiConverterRustBuffer<UrlProblem> {
 
 
 /**
- * How the person signs in to the organization (design.md §1, step 2).
+ * How the person signs in to the organization (the seed's step 2: User Mode).
  */
 
 enum class UserMode {

@@ -1,8 +1,8 @@
-//! Signing in at the built-in development provider without a browser: what `syncvault sync
-//! --dev-login` and the tests do in place of a person at the login page. It submits the same
-//! form the page shows and returns the callback URL the browser would have been sent to.
-
-use crate::idp::DEV_PASSWORD;
+//! Signing in at the reference server's development provider without a browser: what `syncvault
+//! sync --dev-login` and the tests do in place of a person at the login page. It submits the same
+//! form the page shows (fields `request_id`, `username`, `password`, `action`) and returns the
+//! callback URL the browser would have been sent to. The provider's password is the caller's to
+//! give (`syncvault_server::idp::DEV_PASSWORD`).
 
 /// Why the headless login failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,13 +21,12 @@ fn client() -> Result<reqwest::Client, DevLoginError> {
         .build()?)
 }
 
-/// Opens `authorization_url`, submits `user` / `password` (default: the dev password), and
-/// returns the redirect target: the callback URL with `code`, `state` and `iss`. With `cancel`,
-/// presses Cancel instead.
+/// Opens `authorization_url`, submits `user` / `password`, and returns the redirect target: the
+/// callback URL with `code`, `state` and `iss`. With `cancel`, presses Cancel instead.
 pub async fn login(
     authorization_url: &str,
     user: &str,
-    password: Option<&str>,
+    password: &str,
     cancel: bool,
 ) -> Result<String, DevLoginError> {
     let http = client()?;
@@ -54,7 +53,7 @@ pub async fn login(
         .form(&[
             ("request_id", request_id.as_str()),
             ("username", user),
-            ("password", password.unwrap_or(DEV_PASSWORD)),
+            ("password", password),
             ("action", if cancel { "cancel" } else { "login" }),
         ])
         .send()
@@ -76,13 +75,14 @@ pub async fn approve_device(
     verification_uri: &str,
     user_code: &str,
     user: &str,
+    password: &str,
 ) -> Result<(), DevLoginError> {
     let r = client()?
         .post(verification_uri)
         .form(&[
             ("user_code", user_code),
             ("username", user),
-            ("password", DEV_PASSWORD),
+            ("password", password),
             ("action", "approve"),
         ])
         .send()

@@ -1,0 +1,55 @@
+//! The value codec: a field's JSON value to its SQL column value and back, checking the field's
+//! type on the way in.
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use serde_json::Value;
+
+use super::EntityError;
+use super::schema::{FieldSchema, FieldType};
+
+/// Converts a JSON value to the column's SQL value, checking its type.
+pub(super) fn to_sql(field: &FieldSchema, value: &Value) -> Result<SqlValue, EntityError> {
+    let wrong = || EntityError::WrongType {
+        field: field.name.clone(),
+        expected: field.kind,
+        got: match value {
+            Value::Null => "null".into(),
+            Value::Bool(_) => "a boolean".into(),
+            Value::Number(_) => "a number".into(),
+            Value::String(_) => "a string".into(),
+            Value::Array(_) => "an array".into(),
+            Value::Object(_) => "an object".into(),
+        },
+    };
+    Ok(match (field.kind, value) {
+        (_, Value::Null) => SqlValue::Null,
+        (FieldType::Text | FieldType::Reference, Value::String(s)) => SqlValue::Text(s.clone()),
+        (FieldType::Timestamp, Value::String(s)) if looks_like_rfc3339(s) => {
+            SqlValue::Text(s.clone())
+        }
+        (FieldType::Integer, Value::Number(n)) => SqlValue::Integer(n.as_i64().ok_or_else(wrong)?),
+        (FieldType::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().ok_or_else(wrong)?),
+        (FieldType::Boolean, Value::Bool(b)) => SqlValue::Integer(*b as i64),
+        _ => return Err(wrong()),
+    })
+}
+
+fn looks_like_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+}
+
+pub(super) fn from_sql(field: &FieldSchema, value: ValueRef<'_>) -> Value {
+    match (field.kind, value) {
+        (_, ValueRef::Null) => Value::Null,
+        (FieldType::Boolean, ValueRef::Integer(i)) => Value::Bool(i != 0),
+        (_, ValueRef::Integer(i)) => Value::from(i),
+        (_, ValueRef::Real(r)) => Value::from(r),
+        (_, ValueRef::Text(t)) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        (_, ValueRef::Blob(_)) => Value::Null,
+    }
+}

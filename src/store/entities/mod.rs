@@ -1,0 +1,349 @@
+//! Entity tables built from the organization's schema description, split by job: the schema
+//! types and their stored form (`schema`), the DDL and bulk load (`tables`), the value codec
+//! (`codec`), record CRUD (`records`) and queries with full-text search (`query`).
+//!
+//! Names from the server become SQL identifiers only after validation (`[a-z][a-z0-9_]*`), and are
+//! prefixed (`e_`, `f_`, `fts_`) so no server name can collide with our own tables or keywords.
+
+mod codec;
+mod query;
+mod records;
+mod schema;
+mod tables;
+
+pub use query::{Query, query};
+pub use records::{
+    Record, count, delete, delete_if_not_newer, get, set_version, upsert, upsert_with,
+};
+pub use schema::{EntitySchema, FieldSchema, FieldType, load_schema, load_schemas, valid_name};
+pub use tables::{apply_schema, begin_bulk_load, end_bulk_load, in_bulk_load};
+
+use super::StoreError;
+
+/// A name as an error may show it: itself when it is a valid identifier (server and app texts
+/// never reach an error otherwise; src/ffi/error.rs has the rule).
+pub fn shown(name: &str) -> &str {
+    if valid_name(name) {
+        name
+    } else {
+        "(an invalid name)"
+    }
+}
+
+/// Errors of this module that are the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EntityError {
+    #[error("unknown entity {}", shown(.0))]
+    UnknownEntity(String),
+    #[error("entity {} has no field {}", shown(.entity), shown(.field))]
+    UnknownField { entity: String, field: String },
+    #[error("field {field:?} expects {expected:?}, got {got}")]
+    WrongType {
+        field: String,
+        expected: FieldType,
+        got: String,
+    },
+    /// A name in a schema that is not `[a-z][a-z0-9_]{0,63}`, or a reserved one (`id`,
+    /// `version`), or given twice.
+    #[error("the schema has an invalid, reserved or repeated name ({})", shown(.0))]
+    InvalidName(String),
+    /// A schema gave an existing field another storage type.
+    #[error("the schema changes the type of {entity}.{field} from {from:?} to {to:?}")]
+    TypeChanged {
+        entity: String,
+        field: String,
+        from: FieldType,
+        to: FieldType,
+    },
+    #[error("no {entity} record with id {id:?}")]
+    NoSuchRecord { entity: String, id: String },
+    #[error("no pending conflict with id {0}")]
+    NoSuchConflict(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for EntityError {
+    fn from(e: rusqlite::Error) -> Self {
+        EntityError::Store(StoreError::classify(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+    use serde_json::{Value, json};
+
+    pub(crate) fn contact_schema() -> EntitySchema {
+        serde_json::from_value(json!({
+            "name": "contact",
+            "fields": [
+                {"name": "full_name", "type": "text", "searchable": true},
+                {"name": "notes", "type": "text", "searchable": true},
+                {"name": "age", "type": "integer"},
+                {"name": "score", "type": "real"},
+                {"name": "active", "type": "boolean"},
+                {"name": "born", "type": "timestamp"},
+                {"name": "account_id", "type": "reference", "references": "account"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn conn() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&c).unwrap();
+        apply_schema(&c, &[contact_schema()]).unwrap();
+        c
+    }
+
+    fn rec(id: &str, fields: Value) -> Record {
+        Record {
+            id: id.into(),
+            version: 1,
+            fields: fields.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn typed_round_trip_query_and_search() {
+        let c = conn();
+        upsert(&c, "contact", &rec("c1", json!({"full_name": "Ada Lovelace", "notes": "analytical engine",
+            "age": 36, "score": 9.5, "active": true, "born": "1815-12-10T00:00:00Z", "account_id": "a1"}))).unwrap();
+        upsert(
+            &c,
+            "contact",
+            &rec(
+                "c2",
+                json!({"full_name": "Charles Babbage", "age": 79, "active": false}),
+            ),
+        )
+        .unwrap();
+        let ada = get(&c, "contact", "c1").unwrap().unwrap();
+        assert_eq!(ada.fields["active"], json!(true));
+        assert_eq!(ada.fields["score"], json!(9.5));
+        assert_eq!(ada.fields["account_id"], json!("a1"));
+        let c2 = get(&c, "contact", "c2").unwrap().unwrap();
+        assert_eq!(c2.fields["notes"], Value::Null);
+
+        let q = Query {
+            search: Some("analyt".into()),
+            ..Default::default()
+        };
+        assert_eq!(query(&c, "contact", &q).unwrap().len(), 1);
+        let q = Query {
+            filters: vec![("active".into(), json!(false))],
+            ..Default::default()
+        };
+        assert_eq!(query(&c, "contact", &q).unwrap()[0].id, "c2");
+        let q = Query {
+            order_by: Some("age".into()),
+            descending: true,
+            ..Default::default()
+        };
+        assert_eq!(query(&c, "contact", &q).unwrap()[0].id, "c2");
+
+        // Updates and deletes keep the index right.
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "Ada King", "notes": "countess"})),
+        )
+        .unwrap();
+        let q = Query {
+            search: Some("analytical".into()),
+            ..Default::default()
+        };
+        assert!(query(&c, "contact", &q).unwrap().is_empty());
+        assert!(delete(&c, "contact", "c1").unwrap());
+        assert!(!delete(&c, "contact", "c1").unwrap());
+        let q = Query {
+            search: Some("countess".into()),
+            ..Default::default()
+        };
+        assert!(query(&c, "contact", &q).unwrap().is_empty());
+    }
+
+    #[test]
+    fn wrong_types_and_names_are_refused() {
+        let c = conn();
+        let err = upsert(&c, "contact", &rec("x", json!({"age": "old"}))).unwrap_err();
+        assert!(matches!(err, EntityError::WrongType { .. }), "{err}");
+        assert!(matches!(
+            upsert(&c, "contact", &rec("x", json!({"born": "yesterday"}))),
+            Err(EntityError::WrongType { .. })
+        ));
+        assert!(matches!(
+            upsert(&c, "contact", &rec("x", json!({"nope": 1}))),
+            Err(EntityError::UnknownField { .. })
+        ));
+        assert!(matches!(
+            upsert(&c, "ghost", &rec("x", json!({}))),
+            Err(EntityError::UnknownEntity(_))
+        ));
+        for bad in ["Contact", "x; DROP TABLE meta", "", "1abc", "a-b"] {
+            let s = EntitySchema::new(bad.into(), vec![]);
+            assert!(
+                matches!(apply_schema(&c, &[s]), Err(EntityError::InvalidName(_))),
+                "{bad}"
+            );
+        }
+        let dup = EntitySchema::new(
+            "dup".into(),
+            vec![
+                FieldSchema {
+                    name: "a".into(),
+                    kind: FieldType::Text,
+                    searchable: false,
+                    references: None,
+                },
+                FieldSchema {
+                    name: "a".into(),
+                    kind: FieldType::Text,
+                    searchable: false,
+                    references: None,
+                },
+            ],
+        );
+        assert!(apply_schema(&c, &[dup]).is_err());
+    }
+
+    #[test]
+    fn bulk_load_builds_indexes_and_search_at_the_end() {
+        let c = conn();
+        apply_schema(&c, &[contact_schema()]).unwrap();
+        let search = |text: &str| {
+            let q = Query {
+                search: Some(text.into()),
+                ..Default::default()
+            };
+            query(&c, "contact", &q).unwrap().len()
+        };
+        let trigger_count = || -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'e_contact'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        upsert(
+            &c,
+            "contact",
+            &rec("before", json!({"full_name": "Ada Lovelace"})),
+        )
+        .unwrap();
+        begin_bulk_load(&c).unwrap();
+        assert!(in_bulk_load(&c).unwrap());
+        assert_eq!(trigger_count(), 0);
+        for i in 0..50 {
+            let r = rec(
+                &format!("r{i}"),
+                json!({"full_name": format!("Grace Hopper {i}")}),
+            );
+            upsert(&c, "contact", &r).unwrap();
+        }
+        upsert(
+            &c,
+            "contact",
+            &rec("before", json!({"full_name": "Alan Turing"})),
+        )
+        .unwrap();
+        end_bulk_load(&c).unwrap();
+        assert!(!in_bulk_load(&c).unwrap());
+        assert_eq!(trigger_count(), 3);
+        assert_eq!(search("hopper"), 50);
+        assert_eq!(search("turing"), 1);
+        assert_eq!(
+            search("lovelace"),
+            0,
+            "the update during the load was indexed"
+        );
+        // Back to incremental indexing.
+        upsert(
+            &c,
+            "contact",
+            &rec("after", json!({"full_name": "Edsger Dijkstra"})),
+        )
+        .unwrap();
+        assert_eq!(search("dijkstra"), 1);
+        end_bulk_load(&c).unwrap();
+    }
+
+    #[test]
+    fn search_text_is_never_fts_syntax() {
+        let c = conn();
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "O'Brien \"Bob\" NEAR AND"})),
+        )
+        .unwrap();
+        for text in ["\"", "NEAR(", "AND", "bob\"", "*", "o'brien"] {
+            query(
+                &c,
+                "contact",
+                &Query {
+                    search: Some(text.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn schema_grows_without_losing_data() {
+        let c = conn();
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "Grace Hopper"})),
+        )
+        .unwrap();
+        let mut s = contact_schema();
+        s.fields.push(FieldSchema {
+            name: "title".into(),
+            kind: FieldType::Text,
+            searchable: true,
+            references: None,
+        });
+        apply_schema(&c, &[s]).unwrap();
+        upsert(
+            &c,
+            "contact",
+            &rec(
+                "c2",
+                json!({"full_name": "Someone", "title": "rear admiral"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            query(
+                &c,
+                "contact",
+                &Query {
+                    search: Some("admiral".into()),
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+        assert_eq!(
+            query(
+                &c,
+                "contact",
+                &Query {
+                    search: Some("hopper".into()),
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+    }
+}

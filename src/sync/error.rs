@@ -1,0 +1,77 @@
+//! Why a Synchronize stopped. The engine returns [`EngineError`]; the mobile API maps it to the
+//! app's `SyncError` in one place (src/ffi/error.rs).
+
+use crate::account::AccountError;
+use crate::auth::AuthError;
+use crate::runtime::TaskError;
+use crate::store::StoreError;
+use crate::store::entities::EntityError;
+
+use super::plan::PlanError;
+use super::transport::TransportError;
+
+/// The server broke sync protocol v1 (docs/protocol.md): nothing of the offending page or answer
+/// was applied. The text is syncvault's own (it may name identifiers that passed validation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        ProtocolError(reason.into())
+    }
+}
+
+impl From<PlanError> for ProtocolError {
+    fn from(e: PlanError) -> Self {
+        ProtocolError(e.to_string())
+    }
+}
+
+/// Why a Synchronize stopped. What was committed before stays; the next run resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Cancelled through the cancel token.
+    #[error("cancelled")]
+    Cancelled,
+    /// No usable access token (sign in again), or the organization refuses fresh ones.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A final transport failure (after the retries the error allows).
+    #[error(transparent)]
+    Transport(TransportError),
+    #[error("the server broke the protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+impl From<PlanError> for EngineError {
+    fn from(e: PlanError) -> Self {
+        EngineError::Protocol(e.into())
+    }
+}
+
+impl From<TransportError> for EngineError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Protocol(reason) => EngineError::Protocol(ProtocolError(reason)),
+            other => EngineError::Transport(other),
+        }
+    }
+}
+
+/// Entity errors met while applying server data are the server's fault; a store failure stays
+/// a store failure.
+impl From<EntityError> for EngineError {
+    fn from(e: EntityError) -> Self {
+        match e {
+            EntityError::Store(s) => EngineError::Store(s),
+            other => EngineError::Protocol(ProtocolError(other.to_string())),
+        }
+    }
+}
