@@ -2,6 +2,8 @@
 //! discovery, code + PKCE through the login form, ID token checks, refresh rotation, the org's
 //! API with the access token, credentials mode, and the refusals of a tampered callback.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,12 +25,7 @@ async fn server(config: ServerConfig) -> RunningServer {
 }
 
 fn options() -> ClientOptions {
-    ClientOptions {
-        kdf_memory_kib: 19 * 1024,
-        kdf_iterations: 2,
-        kdf_parallelism: 1,
-        ..Default::default()
-    }
+    common::org::floor_kdf()
 }
 
 async fn client(dir: &std::path::Path, url: &str, mode: UserMode) -> Arc<SyncClient> {

@@ -5,6 +5,8 @@
 //! reference server validates the provider's JWT access tokens against its JWKS; ID tokens with
 //! the wrong audience, nonce or issuer are refused; no secret reaches a log line.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -195,11 +197,8 @@ fn test_ca(dir: &std::path::Path) -> (String, PathBuf, PathBuf) {
 
 fn client_options(ca_pem: Option<&str>) -> ClientOptions {
     ClientOptions {
-        kdf_memory_kib: 19 * 1024,
-        kdf_iterations: 2,
-        kdf_parallelism: 1,
         extra_root_certificates_pem: ca_pem.map(|c| vec![c.to_string()]).unwrap_or_default(),
-        ..Default::default()
+        ..common::org::floor_kdf()
     }
 }
 

@@ -132,3 +132,79 @@ async fn dev_login_device_code_and_loopback_browser() {
     assert!(page.status().is_success());
     ends_signed_in_and_synced(child, out);
 }
+
+/// POSTs a JSON body to the reference server's development API.
+async fn dev_post(org: &str, path: &str, body: &str) -> Value {
+    let r = devlogin::client()
+        .unwrap()
+        .post(format!("{org}/api/dev/{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    serde_json::from_str(&r.text().await.unwrap()).unwrap()
+}
+
+async fn code_grants(org: &str) -> u64 {
+    let r = devlogin::client()
+        .unwrap()
+        .get(format!("{org}/api/dev/stats"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    v["code_grants"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_token_that_dies_mid_sync_brings_the_login_page_back() {
+    let server = serve();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("acct");
+    setup(&dir, &server.1);
+    // Three pages of 100 come down, then every session ends: the fourth pull is refused, the
+    // refresh token is dead, and the core brings the (dev) login page back once.
+    dev_post(&server.1, "end-sessions", r#"{"after_pulls": 3}"#).await;
+    let before = code_grants(&server.1).await;
+    let (child, out) = sync(
+        &dir,
+        &["--dev-login", "ada@contoso.example", "--page-size", "100"],
+    );
+    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(code_grants(&server.1).await, before + 2, "signed in twice");
+    let report: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    // The second run resumed after the three pages the first one committed.
+    assert_eq!(report["records_downloaded"], 700, "{report}");
+
+    // Later, with the provider's sessions ended again, `sync` shows the login page again instead
+    // of failing with SignInRequired forever; `sign-out` forgets the tokens.
+    dev_post(&server.1, "end-sessions", r#"{"after_pulls": 0}"#).await;
+    let (child, out) = sync(&dir, &["--dev-login", "ada@contoso.example"]);
+    drop(out);
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(code_grants(&server.1).await, before + 3);
+    let signed_out = common::spawn(
+        &dir,
+        &["--json", "--password-stdin", "sign-out"],
+        b"password1\n",
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(signed_out.status.success());
+    let (child, out) = sync(&dir, &["--dev-login", "ada@contoso.example"]);
+    drop(out);
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        code_grants(&server.1).await,
+        before + 4,
+        "signed in after sign-out"
+    );
+}

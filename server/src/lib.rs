@@ -12,6 +12,7 @@ pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,6 +108,8 @@ pub struct Org {
     pub data: Arc<DataStore>,
     /// Faults injected into the sync API (tests change them while the server runs).
     pub faults: Arc<Faults>,
+    /// Pulls still answered before every session ends (-1: never); `/api/dev/end-sessions`.
+    end_sessions_after_pulls: AtomicI64,
 }
 
 /// The OAuth client id the apps use with this org's provider.
@@ -190,8 +193,50 @@ impl Org {
             discovery_override: Mutex::new(None),
             data: Arc::new(data),
             faults,
+            end_sessions_after_pulls: AtomicI64::new(-1),
         });
         Ok((org, idp))
+    }
+
+    /// Ends every session now, as an administrator revoking all sign-ins does: the provider
+    /// refuses every refresh token and the org every access token seen so far.
+    pub fn end_all_sessions(&self) {
+        if let TokenIssuer::Builtin(idp) = &self.verifier.issuer {
+            idp.revoke_all_sessions();
+        }
+        self.verifier.expire_seen_tokens();
+    }
+
+    /// Ends every session once `pulls` more pulls have been answered.
+    pub fn end_sessions_after(&self, pulls: u32) {
+        if pulls == 0 {
+            self.end_all_sessions();
+        } else {
+            self.end_sessions_after_pulls
+                .store(pulls as i64, Ordering::SeqCst);
+        }
+    }
+
+    /// Counts a pull toward a scheduled end of sessions.
+    fn count_pull(&self) {
+        let left = self.end_sessions_after_pulls.load(Ordering::SeqCst);
+        if left == 0 {
+            self.end_sessions_after_pulls.store(-1, Ordering::SeqCst);
+            self.end_all_sessions();
+        } else if left > 0 {
+            self.end_sessions_after_pulls.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// What the development provider served (tests count sign-ins and refreshes).
+    pub fn stats(&self) -> serde_json::Value {
+        match &self.verifier.issuer {
+            TokenIssuer::Builtin(idp) => json!({
+                "code_grants": idp.code_grants.load(Ordering::Relaxed),
+                "refresh_grants": idp.refresh_grants.load(Ordering::Relaxed),
+            }),
+            TokenIssuer::External { .. } => json!({}),
+        }
     }
 
     fn user_modes(&self) -> Vec<&'static str> {

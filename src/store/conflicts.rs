@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::entities::{self, EntityError, Record};
@@ -13,7 +13,7 @@ use super::outbox::{self, Op, Snapshot};
 use super::{SqlResultExt, StoreError};
 
 /// How a conflict between a local edit and a server change is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ConflictMode {
     /// The server's record replaces the local edit.
@@ -99,7 +99,7 @@ impl ConflictOutcome {
 }
 
 /// The local side of a conflict: the fields the pending edits set, or a delete.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LocalChange {
     pub fields: Map<String, Value>,
     pub deleted: bool,

@@ -14,7 +14,7 @@ use super::entities::{self, EntityError, Record};
 use super::{SqlResultExt, StoreError};
 
 /// What a queued mutation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Create,
@@ -41,7 +41,7 @@ impl Op {
 }
 
 /// One queued local change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Also the mutation id.
     pub seq: i64,
@@ -55,7 +55,7 @@ pub struct Entry {
 }
 
 /// The last known server state of a record with pending edits.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub version: i64,
     pub deleted: bool,

@@ -6,6 +6,8 @@ pub mod apply;
 pub mod cancel;
 pub mod engine;
 pub mod error;
+#[cfg(test)]
+mod goldens;
 pub mod plan;
 pub mod progress;
 pub mod protocol;

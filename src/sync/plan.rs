@@ -239,7 +239,7 @@ pub fn plan_page(
 }
 
 /// One record's queued edits as one mutation: what goes up in a push.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Outgoing {
     /// The newest queued entry's sequence number: unique per client and never reused, so a
     /// retry of the same coalesced edits is answered `duplicate`.

@@ -13,7 +13,9 @@ pub enum DevLoginError {
     Unexpected(String),
 }
 
-fn client() -> Result<reqwest::Client, DevLoginError> {
+/// An HTTP client that does not follow redirects (the callback is read from `Location`), with
+/// rustls on ring installed for the process when nothing else chose a provider.
+pub fn client() -> Result<reqwest::Client, DevLoginError> {
     // reqwest is built without a default TLS provider: use ring unless the process chose one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(reqwest::Client::builder()

@@ -24,14 +24,22 @@ pub async fn server(config: ServerConfig) -> RunningServer {
         .unwrap()
 }
 
+/// Client options with the KDF at its floor (tests run many unlocks).
+pub fn floor_kdf() -> ClientOptions {
+    let floor = syncvault::vault::KdfParams::FLOOR;
+    ClientOptions {
+        kdf_memory_kib: floor.m_kib,
+        kdf_iterations: floor.t,
+        kdf_parallelism: floor.p,
+        ..Default::default()
+    }
+}
+
 pub fn options(mode: ConflictMode, page_size: u32) -> ClientOptions {
     ClientOptions {
-        kdf_memory_kib: 19 * 1024,
-        kdf_iterations: 2,
-        kdf_parallelism: 1,
         conflict_mode: Some(mode),
         sync_page_size: Some(page_size),
-        ..Default::default()
+        ..floor_kdf()
     }
 }
 

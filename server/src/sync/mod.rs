@@ -40,11 +40,31 @@ pub fn router(org: Arc<Org>) -> Router {
         .with_state(org)
 }
 
-/// Development routes under `/api/dev`: simulate other users' edits (benchmarks, manual tests).
+/// Development routes under `/api/dev` (reference server only): simulate other users' edits
+/// (benchmarks, manual tests), end every session after some pulls (tests of a refresh token that
+/// dies in the middle of a sync, from another process), and count sign-ins.
 pub fn dev_router(org: Arc<Org>) -> Router {
     Router::new()
         .route("/simulate-edits", post(simulate_edits))
+        .route("/end-sessions", post(end_sessions))
+        .route("/stats", get(stats))
         .with_state(org)
+}
+
+#[derive(Deserialize)]
+struct EndSessions {
+    /// Pulls still answered before every session ends (0: now).
+    #[serde(default)]
+    after_pulls: u32,
+}
+
+async fn end_sessions(State(org): State<Arc<Org>>, Json(req): Json<EndSessions>) -> Response {
+    org.end_sessions_after(req.after_pulls);
+    Json(json!({"after_pulls": req.after_pulls})).into_response()
+}
+
+async fn stats(State(org): State<Arc<Org>>) -> Response {
+    Json(org.stats()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -131,6 +151,7 @@ async fn pull(
     headers: HeaderMap,
     body: Result<Json<PullRequest>, JsonRejection>,
 ) -> Response {
+    org.count_pull();
     let req = match accept(&org, &headers, body, "pull", |r: &PullRequest| &r.client_id).await {
         Ok(req) => req,
         Err(resp) => return resp,

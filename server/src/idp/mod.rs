@@ -9,9 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+mod grants;
+mod pages;
+
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -106,6 +109,8 @@ pub struct Idp {
     pub tenant: Option<String>,
     /// Refresh-token grants served (tests count refreshes).
     pub refresh_grants: std::sync::atomic::AtomicU64,
+    /// Authorization-code grants served (tests count sign-ins).
+    pub code_grants: std::sync::atomic::AtomicU64,
     data: Mutex<IdpData>,
 }
 
@@ -230,6 +235,7 @@ impl Idp {
             rogue_key: SigningKey::generate("dev-1"),
             tenant,
             refresh_grants: Default::default(),
+            code_grants: Default::default(),
             data: Mutex::new(IdpData::default()),
         })
     }
@@ -249,11 +255,14 @@ impl Idp {
                 get(common_metadata),
             )
             .route("/jwks", get(jwks))
-            .route("/authorize", get(authorize).post(login))
-            .route("/token", post(token))
+            .route("/authorize", get(pages::authorize).post(pages::login))
+            .route("/token", post(grants::token))
             .route("/revoke", post(revoke))
             .route("/device/authorize", post(device_authorize))
-            .route("/device", get(device_page).post(device_approve))
+            .route(
+                "/device",
+                get(pages::device_page).post(pages::device_approve),
+            )
             .with_state(Arc::clone(self))
     }
 
@@ -376,288 +385,6 @@ async fn jwks(State(idp): State<Arc<Idp>>) -> Json<Value> {
 }
 
 #[derive(Deserialize)]
-struct AuthorizeQuery {
-    response_type: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    scope: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
-}
-
-fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
-    let mut url = url::Url::parse(uri).expect("checked redirect URI");
-    {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in params {
-            q.append_pair(k, v);
-        }
-    }
-    Redirect::to(url.as_str()).into_response()
-}
-
-async fn authorize(State(idp): State<Arc<Idp>>, Query(q): Query<AuthorizeQuery>) -> Response {
-    // Errors about the client or redirect URI are shown here, never redirected (RFC 6749 §4.1.2.1).
-    if q.client_id.as_deref() != Some(CLIENT_ID) {
-        return (StatusCode::BAD_REQUEST, Html("unknown client_id")).into_response();
-    }
-    let Some(redirect_uri) = q.redirect_uri.filter(|r| allowed_redirect(r)) else {
-        return (StatusCode::BAD_REQUEST, Html("redirect_uri not allowed")).into_response();
-    };
-    let state = q.state.clone();
-    let err = |e: &str, d: &str| {
-        let mut p = vec![
-            ("error", e),
-            ("error_description", d),
-            ("iss", idp.issuer.as_str()),
-        ];
-        if let Some(s) = state.as_deref() {
-            p.push(("state", s));
-        }
-        redirect_with(&redirect_uri, &p)
-    };
-    if q.response_type.as_deref() != Some("code") {
-        return err("unsupported_response_type", "only code");
-    }
-    let (Some(challenge), Some("S256")) =
-        (q.code_challenge.clone(), q.code_challenge_method.as_deref())
-    else {
-        return err("invalid_request", "PKCE with S256 is required");
-    };
-    let scope = q.scope.unwrap_or_default();
-    if !scope.split(' ').any(|s| s == "openid") {
-        return err("invalid_scope", "openid is required");
-    }
-    let id = random_token(16);
-    idp.data.lock().unwrap().pending.insert(
-        id.clone(),
-        PendingAuth {
-            redirect_uri: redirect_uri.clone(),
-            state: q.state,
-            nonce: q.nonce,
-            challenge,
-            scope,
-        },
-    );
-    login_form(&id, None).into_response()
-}
-
-fn login_form(request_id: &str, error: Option<&str>) -> Html<String> {
-    let error = error
-        .map(|e| format!("<p class=\"error\">{e}</p>"))
-        .unwrap_or_default();
-    Html(format!(
-        "<!doctype html><html><head><title>Sign in — syncvault development provider</title></head><body>\
-         <h1>Sign in</h1><p>Development provider: any email, password <code>{DEV_PASSWORD}</code>.</p>{error}\
-         <form method=\"post\" action=\"authorize\">\
-         <input type=\"hidden\" name=\"request_id\" value=\"{request_id}\">\
-         <label>Email <input name=\"username\" type=\"email\" autocomplete=\"username\"></label>\
-         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
-         <button name=\"action\" value=\"login\">Sign in</button>\
-         <button name=\"action\" value=\"cancel\">Cancel</button></form></body></html>"
-    ))
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    request_id: String,
-    username: Option<String>,
-    password: Option<String>,
-    action: Option<String>,
-}
-
-async fn login(State(idp): State<Arc<Idp>>, Form(f): Form<LoginForm>) -> Response {
-    let mut data = idp.data.lock().unwrap();
-    let Some(pending) = data.pending.get(&f.request_id) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Html("this sign-in request expired; start again"),
-        )
-            .into_response();
-    };
-    let mut params: Vec<(&str, String)> = vec![("iss", idp.issuer.clone())];
-    if let Some(s) = &pending.state {
-        params.push(("state", s.clone()));
-    }
-    if f.action.as_deref() == Some("cancel") {
-        let pending = data.pending.remove(&f.request_id).expect("present");
-        params.push(("error", "access_denied".into()));
-        params.push(("error_description", "the user cancelled".into()));
-        let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        return redirect_with(&pending.redirect_uri, &p);
-    }
-    let email = f.username.unwrap_or_default().trim().to_lowercase();
-    if !valid_email(&email) || f.password.as_deref() != Some(DEV_PASSWORD) {
-        return login_form(&f.request_id, Some("Wrong email or password.")).into_response();
-    }
-    let pending = data.pending.remove(&f.request_id).expect("present");
-    let code = random_token(32);
-    data.codes.insert(
-        code.clone(),
-        Code {
-            email,
-            redirect_uri: pending.redirect_uri.clone(),
-            nonce: pending.nonce,
-            challenge: pending.challenge,
-            scope: pending.scope,
-            expires: now() + idp.lifetimes.code.as_secs(),
-            used: false,
-            family: None,
-        },
-    );
-    params.push(("code", code));
-    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    redirect_with(&pending.redirect_uri, &p)
-}
-
-#[derive(Deserialize)]
-struct TokenForm {
-    grant_type: String,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    client_id: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
-    device_code: Option<String>,
-}
-
-async fn token(State(idp): State<Arc<Idp>>, Form(f): Form<TokenForm>) -> Response {
-    if f.client_id.as_deref() != Some(CLIENT_ID) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
-    }
-    let mut data = idp.data.lock().unwrap();
-    let data = &mut *data;
-    match f.grant_type.as_str() {
-        "authorization_code" => {
-            let Some(code) = f.code.as_deref().and_then(|c| data.codes.get_mut(c)) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown code");
-            };
-            if code.used {
-                // Replay: revoke what the code produced (RFC 6749 §4.1.2).
-                if let Some(family) = code.family.clone() {
-                    data.revoked_families.insert(family);
-                }
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "code already used",
-                );
-            }
-            code.used = true;
-            if code.expires < now() {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "code expired");
-            }
-            if f.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "redirect_uri mismatch",
-                );
-            }
-            let Some(verifier) = f.code_verifier.as_deref() else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "code_verifier required",
-                );
-            };
-            if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != code.challenge {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "PKCE verification failed",
-                );
-            }
-            let (email, scope, nonce) =
-                (code.email.clone(), code.scope.clone(), code.nonce.clone());
-            let (body, family) = idp.issue_tokens(data, &email, &scope, nonce.as_deref(), None);
-            if let Some(c) = f.code.as_deref().and_then(|c| data.codes.get_mut(c)) {
-                c.family = Some(family);
-            }
-            Json(body).into_response()
-        }
-        "refresh_token" => {
-            let Some(old) = f
-                .refresh_token
-                .as_deref()
-                .and_then(|t| data.refresh.get_mut(t))
-            else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown refresh token",
-                );
-            };
-            if old.used || data.revoked_families.contains(&old.family) {
-                // Reuse of a rotated token: someone has a copy. Revoke the whole family.
-                let family = old.family.clone();
-                data.revoked_families.insert(family);
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "refresh token revoked",
-                );
-            }
-            old.used = true;
-            idp.refresh_grants
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (email, scope, family) = (old.email.clone(), old.scope.clone(), old.family.clone());
-            let (body, _) = idp.issue_tokens(data, &email, &scope, None, Some(family));
-            Json(body).into_response()
-        }
-        "urn:ietf:params:oauth:grant-type:device_code" => {
-            let Some(device) = f
-                .device_code
-                .as_deref()
-                .and_then(|d| data.devices.get_mut(d))
-            else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "unknown device code",
-                );
-            };
-            let t = now();
-            if device.expires < t {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "expired_token",
-                    "the device code expired",
-                );
-            }
-            if device.denied {
-                return oauth_error(StatusCode::BAD_REQUEST, "access_denied", "the user denied");
-            }
-            let too_fast = device.last_poll.is_some_and(|p| t < p + device.interval);
-            device.last_poll = Some(t);
-            let Some(email) = device.approved_email.clone() else {
-                if too_fast {
-                    device.interval += 5;
-                    return oauth_error(StatusCode::BAD_REQUEST, "slow_down", "poll more slowly");
-                }
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "authorization_pending",
-                    "waiting for the user",
-                );
-            };
-            let scope = device.scope.clone();
-            data.devices
-                .remove(f.device_code.as_deref().expect("present"));
-            let (body, _) = idp.issue_tokens(data, &email, &scope, None, None);
-            Json(body).into_response()
-        }
-        _ => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "unsupported grant type",
-        ),
-    }
-}
-
-#[derive(Deserialize)]
 struct RevokeForm {
     token: String,
     client_id: Option<String>,
@@ -716,58 +443,4 @@ async fn device_authorize(State(idp): State<Arc<Idp>>, Form(f): Form<DeviceAuthF
         "interval": 1,
     }))
     .into_response()
-}
-
-#[derive(Deserialize)]
-struct DevicePageQuery {
-    user_code: Option<String>,
-}
-
-async fn device_page(Query(q): Query<DevicePageQuery>) -> Html<String> {
-    let code = q
-        .user_code
-        .unwrap_or_default()
-        .replace(['"', '<', '>', '&'], "");
-    Html(format!(
-        "<!doctype html><html><body><h1>Connect a device</h1><form method=\"post\" action=\"device\">\
-         <label>Code <input name=\"user_code\" value=\"{code}\"></label>\
-         <label>Email <input name=\"username\" type=\"email\"></label>\
-         <label>Password <input name=\"password\" type=\"password\"></label>\
-         <button name=\"action\" value=\"approve\">Approve</button>\
-         <button name=\"action\" value=\"deny\">Deny</button></form></body></html>"
-    ))
-}
-
-#[derive(Deserialize)]
-struct DeviceApproveForm {
-    user_code: String,
-    username: Option<String>,
-    password: Option<String>,
-    action: Option<String>,
-}
-
-async fn device_approve(
-    State(idp): State<Arc<Idp>>,
-    _h: HeaderMap,
-    Form(f): Form<DeviceApproveForm>,
-) -> Response {
-    let mut data = idp.data.lock().unwrap();
-    let wanted = f.user_code.trim().to_uppercase();
-    let Some(device) = data.devices.values_mut().find(|d| d.user_code == wanted) else {
-        return (StatusCode::BAD_REQUEST, Html("unknown or expired code")).into_response();
-    };
-    if f.action.as_deref() == Some("deny") {
-        device.denied = true;
-        return Html("Denied. You can close this page.").into_response();
-    }
-    let email = f.username.unwrap_or_default().trim().to_lowercase();
-    if !valid_email(&email) || f.password.as_deref() != Some(DEV_PASSWORD) {
-        return (StatusCode::UNAUTHORIZED, Html("Wrong email or password.")).into_response();
-    }
-    device.approved_email = Some(email);
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html("Approved. Return to your device."),
-    )
-        .into_response()
 }
