@@ -468,3 +468,49 @@ async fn cancel_mid_download_then_resume() {
         .unwrap();
     assert_eq!(rows.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_offline_edits_of_one_record_go_up_in_one_synchronize() {
+    let srv = server(config(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = signed_in_client(
+        dir.path(),
+        &srv.url,
+        options(ConflictMode::MergeFields, 50),
+        "ada@contoso.example",
+    )
+    .await;
+    sync(&c).await.unwrap();
+    let id = "c000000001".to_string();
+    let before = srv.org.data.get("contact", &id).unwrap().version;
+    // Twelve offline edits of one contact (the field case: a form saved again and again), and
+    // one of another field in between.
+    for i in 1..=12 {
+        c.update_record(
+            "contact".into(),
+            id.clone(),
+            fields(&[("notes", text(&format!("visit {i}")))]),
+        )
+        .await
+        .unwrap();
+        if i == 6 {
+            c.update_record(
+                "contact".into(),
+                id.clone(),
+                fields(&[("phone", text("+1 555 0199"))]),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    assert_eq!(c.pending_changes().await.unwrap(), 13);
+    let report = sync(&c).await.unwrap();
+    assert_eq!(report.pending_changes, 0, "{report:?}");
+    assert_eq!(c.pending_changes().await.unwrap(), 0);
+    let server = srv.org.data.get("contact", &id).unwrap();
+    assert_eq!(server.fields["notes"], json!("visit 12"));
+    assert_eq!(server.fields["phone"], json!("+1 555 0199"));
+    // One mutation against the base version: one new server version.
+    assert_eq!(server.version, before + 1);
+    assert_converged(&c, &srv).await;
+}

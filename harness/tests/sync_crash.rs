@@ -94,7 +94,9 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
         &pw2,
     );
 
-    let mut edits_per_contact: HashMap<String, i64> = HashMap::new();
+    // The last value each contact was given offline (the edits of one record are coalesced into
+    // one mutation per upload, so versions count uploads, not edits).
+    let mut last_notes: HashMap<String, String> = HashMap::new();
     let mut created = 0;
     let mut kills = 0;
     let mut typical = Duration::from_millis(1500);
@@ -103,13 +105,14 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
         if round > 0 {
             for k in 0..3 {
                 let id = format!("c{:09}", 1 + rng.below(40));
-                let value = format!("notes=round {round} edit {k}");
+                let notes = format!("round {round} edit {k}");
+                let value = format!("notes={notes}");
                 // Before the first complete download the record may not be here yet.
                 let output = harness(&dir, &["edit", "contact", &id, &value], PASSWORD)
                     .wait_with_output()
                     .unwrap();
                 if output.status.success() {
-                    *edits_per_contact.entry(id).or_default() += 1;
+                    last_notes.insert(id, notes);
                 } else {
                     let err = String::from_utf8_lossy(&output.stderr);
                     assert!(
@@ -178,10 +181,26 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
         }
     }
     assert_eq!(local, server.len());
-    // Nothing lost, nothing applied twice.
-    for (id, n) in &edits_per_contact {
+    // Nothing lost: every contact holds its last offline value. Nothing applied twice: no
+    // mutation id appears twice in the server's audit log, and each contact's version grew by
+    // exactly the mutations applied to it.
+    let audit = srv.org.data.audit();
+    let mut seen = std::collections::HashSet::new();
+    for (client, mutation, entity, id) in &audit {
+        assert!(
+            seen.insert((client.clone(), *mutation)),
+            "mutation {mutation} ({entity} {id}) was applied twice"
+        );
+    }
+    for (id, notes) in &last_notes {
         let s = srv.org.data.get("contact", id).unwrap();
-        assert_eq!(s.version, 1 + n, "contact {id}: {n} edits");
+        assert_eq!(s.fields["notes"], json!(notes), "contact {id}");
+        let applied = audit
+            .iter()
+            .filter(|(_, _, e, i)| e == "contact" && i == id)
+            .count() as i64;
+        assert!(applied >= 1, "contact {id}: no upload applied");
+        assert_eq!(s.version, 1 + applied, "contact {id}: {applied} uploads");
     }
     let crash_activities = server
         .iter()
@@ -194,7 +213,8 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
         .count();
     assert_eq!(crash_activities, created);
     eprintln!(
-        "{rounds} rounds, {kills} kills, {created} creates, {} contacts edited",
-        edits_per_contact.len()
+        "{rounds} rounds, {kills} kills, {created} creates, {} contacts edited, {} mutations applied",
+        last_notes.len(),
+        audit.len()
     );
 }

@@ -52,6 +52,9 @@ pub struct Entry {
     pub base_version: Option<i64>,
     /// The fields the change sets (all given fields for a create, changed ones for an update).
     pub fields: Map<String, Value>,
+    /// The mutation id this entry went up as, while the server's answer is outstanding.
+    #[serde(default)]
+    pub sent_as: Option<i64>,
 }
 
 /// The last known server state of a record with pending edits.
@@ -189,9 +192,17 @@ pub fn pending_count(conn: &Connection) -> Result<u64, StoreError> {
         .map(|n| n as u64)
 }
 
-fn entry_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, String, String, Option<i64>, String)> {
+type EntryRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
+
+fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -199,6 +210,7 @@ fn entry_from_row(
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
@@ -214,20 +226,24 @@ fn entries(
         .collect::<Result<_, _>>()
         .classified()?;
     rows.into_iter()
-        .map(|(seq, entity, record_id, op, base_version, fields)| {
-            Ok(Entry {
-                seq,
-                entity,
-                record_id,
-                op: Op::parse(&op)?,
-                base_version,
-                fields: from_json(&fields)?,
-            })
-        })
+        .map(
+            |(seq, entity, record_id, op, base_version, fields, sent_as)| {
+                Ok(Entry {
+                    seq,
+                    entity,
+                    record_id,
+                    op: Op::parse(&op)?,
+                    base_version,
+                    fields: from_json(&fields)?,
+                    sent_as,
+                })
+            },
+        )
         .collect()
 }
 
-const ENTRY_COLUMNS: &str = "SELECT seq, entity, record_id, op, base_version, fields FROM outbox";
+const ENTRY_COLUMNS: &str =
+    "SELECT seq, entity, record_id, op, base_version, fields, sent_as FROM outbox";
 
 /// The oldest `limit` queued changes, in order.
 pub fn oldest(conn: &Connection, limit: u32) -> Result<Vec<Entry>, StoreError> {
@@ -272,7 +288,7 @@ pub fn remove_record(conn: &Connection, entity: &str, id: &str) -> Result<(), St
 }
 
 /// Rebases every queued change of a record on a new server version (and turns a queued create
-/// into an update, for a record the server already has).
+/// into an update, for a record the server already has). They go up again as a new mutation.
 pub fn rebase_record(
     conn: &Connection,
     entity: &str,
@@ -280,12 +296,24 @@ pub fn rebase_record(
     version: i64,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE outbox SET base_version = ?3,
+        "UPDATE outbox SET base_version = ?3, sent_as = NULL,
              op = CASE op WHEN 'create' THEN 'update' ELSE op END
          WHERE entity = ?1 AND record_id = ?2",
         params![entity, id, version],
     )
     .classified()?;
+    Ok(())
+}
+
+/// Records that the entries `seqs` go up as mutation `mutation_id`: committed before the request
+/// is sent, so a retry after a lost answer sends the same mutation again.
+pub fn mark_sent(conn: &Connection, seqs: &[i64], mutation_id: i64) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE outbox SET sent_as = ?2 WHERE seq = ?1")
+        .classified()?;
+    for seq in seqs {
+        stmt.execute(params![seq, mutation_id]).classified()?;
+    }
     Ok(())
 }
 

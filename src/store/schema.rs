@@ -4,9 +4,9 @@ use rusqlite::Connection;
 
 use super::{SqlResultExt, StoreError};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-/// Creates or upgrades the fixed tables.
+/// Creates or upgrades the fixed tables, one version step per transaction.
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -14,6 +14,21 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
+    if version < 1 {
+        create_v1(conn)?;
+    }
+    // v2: the mutation id a queued edit was last sent as (frozen until the server answers, so a
+    // retry after a lost answer is recognised as a duplicate).
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE outbox ADD COLUMN sent_as INTEGER;
+         PRAGMA user_version = 2;
+         COMMIT;",
+    )
+    .classified()
+}
+
+fn create_v1(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "BEGIN;
          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;

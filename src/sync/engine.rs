@@ -343,6 +343,19 @@ impl Engine {
                 break;
             }
             mutations.truncate(batch);
+            // Committed before the request goes out: a retry after a lost answer (or a crash)
+            // sends the very same mutations, which the server answers `duplicate`.
+            let sent: Vec<(Vec<i64>, i64)> = mutations
+                .iter()
+                .map(|m| (m.seqs.clone(), m.mutation_id))
+                .collect();
+            self.db_tx(move |c| {
+                for (seqs, id) in &sent {
+                    outbox::mark_sent(c, seqs, *id)?;
+                }
+                Ok(())
+            })
+            .await?;
             self.progress(SyncPhase::Uploading, done, Some(initial));
             let request = Arc::new(PushRequest {
                 client_id: client_id.to_string(),

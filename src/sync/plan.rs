@@ -258,54 +258,69 @@ pub struct Outgoing {
 /// version: a create followed by updates is one create with the merged fields, updates are one
 /// update with the changed fields, and a delete ends the record (a record created offline and
 /// then deleted sends a delete without a base, which the server applies as a no-op when it never
-/// saw the record). One mutation per record means a record edited many times offline goes up in
-/// one request, and no answer in a push can concern an entry an earlier answer already moved.
-/// Mutations come out in the order of each record's first edit (a parent created before its
-/// child reaches the server first).
+/// saw the record). A record edited many times offline goes up in one request, and no answer in a
+/// push can concern an entry an earlier answer already moved.
+///
+/// Entries already sent (`sent_as`) whose answer never came are frozen: they go up again as
+/// exactly the same mutation (same id, same fields), so the server recognises a retry as a
+/// duplicate; the record's newer edits wait for the next round. Mutations come out in the order of
+/// each record's first edit (a parent created before its child reaches the server first).
 pub fn coalesce(entries: Vec<Entry>) -> Vec<Outgoing> {
     let mut order: Vec<(String, String)> = Vec::new();
-    let mut by_record: HashMap<(String, String), Outgoing> = HashMap::new();
+    let mut by_record: HashMap<(String, String), Vec<Entry>> = HashMap::new();
     for e in entries {
         let key = (e.entity.clone(), e.record_id.clone());
-        match by_record.get_mut(&key) {
-            None => {
-                order.push(key.clone());
-                by_record.insert(
-                    key,
-                    Outgoing {
-                        mutation_id: e.seq,
-                        entity: e.entity,
-                        record_id: e.record_id,
-                        op: e.op,
-                        base_version: e.base_version,
-                        fields: e.fields,
-                        seqs: vec![e.seq],
-                    },
-                );
-            }
-            Some(out) => {
-                out.mutation_id = out.mutation_id.max(e.seq);
-                out.seqs.push(e.seq);
-                match (out.op, e.op) {
-                    (Op::Delete, _) => {}
-                    (Op::Create, Op::Delete) => {
-                        out.op = Op::Delete;
-                        out.base_version = None;
-                        out.fields = Map::new();
-                    }
-                    (_, Op::Delete) => {
-                        out.op = Op::Delete;
-                        out.fields = Map::new();
-                    }
-                    (_, _) => out.fields.extend(e.fields),
-                }
-            }
-        }
+        by_record
+            .entry(key.clone())
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(e);
     }
     order
         .into_iter()
         .filter_map(|k| by_record.remove(&k))
+        .filter_map(|mut record| {
+            if record.iter().any(|e| e.sent_as.is_some()) {
+                record.retain(|e| e.sent_as.is_some());
+            }
+            fold(record)
+        })
         .collect()
+}
+
+/// One record's entries, oldest first, as one mutation.
+fn fold(entries: Vec<Entry>) -> Option<Outgoing> {
+    let mut entries = entries.into_iter();
+    let first = entries.next()?;
+    let mut out = Outgoing {
+        mutation_id: first.sent_as.unwrap_or(first.seq),
+        entity: first.entity,
+        record_id: first.record_id,
+        op: first.op,
+        base_version: first.base_version,
+        fields: first.fields,
+        seqs: vec![first.seq],
+    };
+    for e in entries {
+        out.mutation_id = out.mutation_id.max(e.sent_as.unwrap_or(e.seq));
+        out.seqs.push(e.seq);
+        match (out.op, e.op) {
+            (Op::Delete, _) => {}
+            (Op::Create, Op::Delete) => {
+                out.op = Op::Delete;
+                out.base_version = None;
+                out.fields = Map::new();
+            }
+            (_, Op::Delete) => {
+                out.op = Op::Delete;
+                out.fields = Map::new();
+            }
+            (_, _) => out.fields.extend(e.fields),
+        }
+    }
+    Some(out)
 }
 
 /// What to do with one answered mutation.

@@ -120,7 +120,10 @@ impl DataStore {
                  fields TEXT NOT NULL, PRIMARY KEY (entity, id)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS applied (
                  client_id TEXT NOT NULL, mutation_id INTEGER NOT NULL, version INTEGER,
-                 PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;",
+                 PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS audit (
+                 client_id TEXT NOT NULL, mutation_id INTEGER NOT NULL,
+                 entity TEXT NOT NULL, id TEXT NOT NULL);",
         )?;
         let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
             r.get(0)
@@ -361,6 +364,21 @@ impl DataStore {
     pub fn change_sequence(&self) -> i64 {
         self.lock().seq
     }
+
+    /// Client mutations ever applied, as `(client_id, mutation_id, entity, id)`, in order. The
+    /// audit log is never pruned (unlike the duplicate check's table): tests prove with it that no
+    /// mutation was applied twice.
+    pub fn audit(&self) -> Vec<(String, i64, String, String)> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT client_id, mutation_id, entity, id FROM audit ORDER BY rowid")
+            .expect("static SQL");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("static SQL")
+            .collect::<Result<_, _>>()
+            .expect("readable rows")
+    }
 }
 
 impl Inner {
@@ -516,5 +534,9 @@ fn apply_one(
     };
     tx.prepare_cached("INSERT INTO applied (client_id, mutation_id, version) VALUES (?1, ?2, ?3)")?
         .execute(params![client_id, mutation_id, version])?;
+    tx.prepare_cached(
+        "INSERT INTO audit (client_id, mutation_id, entity, id) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![client_id, mutation_id, entity, id])?;
     Ok(json!({"mutation_id": mutation_id, "status": "applied", "version": version}))
 }
