@@ -100,10 +100,10 @@ async fn code_flow_refresh_and_the_org_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn short_lived_tokens_refresh_with_rotation_one_at_a_time() {
-    // Access tokens shorter than the refresh margin: every use refreshes.
+    // Two-second access tokens: once one has expired, every call needs a refresh.
     let config = ServerConfig {
         lifetimes: IdpLifetimes {
-            access_token: Duration::from_secs(30),
+            access_token: Duration::from_secs(2),
             ..Default::default()
         },
         ..Default::default()
@@ -112,6 +112,7 @@ async fn short_lived_tokens_refresh_with_rotation_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
     sign_in(&c, "grace@contoso.example").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     // Eight concurrent calls: refreshes are serialized, none reuses a rotated refresh token
     // (which would revoke the family and end in SignInRequired).
     let calls: Vec<_> = (0..8)
@@ -189,6 +190,21 @@ async fn tampered_or_cancelled_callbacks_are_refused() {
         c.complete_sign_in(callback).await.is_err(),
         "state of the new request differs; the old code is dead anyway"
     );
+    // A callback that does not belong to the request (forged state, another redirect) leaves the
+    // request waiting: the real callback still completes it.
+    let callback = provider_callback(&c, "ada@contoso.example", false).await;
+    let forged = tamper(&callback, "state", "forged");
+    assert!(matches!(
+        c.complete_sign_in(forged).await,
+        Err(SyncError::SignInRejected { .. })
+    ));
+    assert!(matches!(
+        c.complete_sign_in(callback.replace("127.0.0.1:1", "127.0.0.1:2"))
+            .await,
+        Err(SyncError::SignInRejected { .. })
+    ));
+    c.complete_sign_in(callback).await.unwrap();
+    assert!(c.is_signed_in().await.unwrap());
     // Completing without a pending request is an input error.
     assert!(matches!(
         c.complete_sign_in(REDIRECT.into()).await,
@@ -544,4 +560,161 @@ async fn multi_tenant_issuer_is_checked_through_tid() {
         c.complete_sign_in(callback).await,
         Err(SyncError::SignInRejected { .. })
     ));
+}
+
+fn refreshes(srv: &RunningServer) -> u64 {
+    srv.idp
+        .as_ref()
+        .unwrap()
+        .refresh_grants
+        .load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn sign_ins(srv: &RunningServer) -> u64 {
+    srv.idp
+        .as_ref()
+        .unwrap()
+        .code_grants
+        .load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_shorter_than_the_margin_is_used_and_no_refresh_token_is_fine() {
+    // 30-second access tokens with refresh tokens: usable when they arrive (no refresh right
+    // after the code exchange).
+    let srv = server(ServerConfig {
+        lifetimes: IdpLifetimes {
+            access_token: Duration::from_secs(30),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    sign_in(&c, "ada@contoso.example").await;
+    c.who_am_i().await.unwrap();
+    assert_eq!(
+        common::org::sync(&c).await.unwrap().records_downloaded,
+        1000
+    );
+    assert_eq!(refreshes(&srv), 0, "a fresh 30-second token is not due");
+
+    // No refresh token at all (as providers that drop offline_access): the access token is
+    // used until it expires, then the login page comes back.
+    let srv = server(ServerConfig {
+        lifetimes: IdpLifetimes {
+            access_token: Duration::from_secs(2),
+            ..Default::default()
+        },
+        refresh_tokens: false,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    c.set_authorization_ui(Arc::new(DevUi {
+        user: "ada@contoso.example",
+        cancel: false,
+    }));
+    assert_eq!(
+        common::org::sync(&c).await.unwrap().records_downloaded,
+        1000
+    );
+    c.who_am_i().await.unwrap();
+    assert_eq!(sign_ins(&srv), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(matches!(
+        c.who_am_i().await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+    common::org::sync(&c).await.unwrap();
+    assert_eq!(sign_ins(&srv), 2, "the login page came back once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_lived_client_survives_provider_key_rotation() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    sign_in(&c, "ada@contoso.example").await;
+    let idp = srv.idp.as_ref().unwrap();
+    // The provider rolls its keys twice, a moment apart: each sign-in of the same client
+    // verifies the ID token with keys fetched again for the new key id.
+    for _ in 0..2 {
+        idp.rotate_keys();
+        let user = sign_in(&c, "ada@contoso.example").await;
+        assert_eq!(user.email.as_deref(), Some("ada@contoso.example"));
+        c.who_am_i().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_org_refetches_an_external_issuers_rotated_keys() {
+    // Organization B trusts organization A's provider as an external issuer (its JWKS over
+    // HTTP), as an org trusts Entra ID.
+    let a = server(ServerConfig::default()).await;
+    let b = server(ServerConfig {
+        provider: syncvault_server::ProviderConfig::External {
+            issuer: format!("{}/idp", a.url),
+            audience: a.url.clone(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &b.url, UserMode::Oauth).await;
+    sign_in(&c, "ada@contoso.example").await;
+    c.who_am_i().await.unwrap();
+    // Two rotations within seconds: B refetches for each unknown key id.
+    for _ in 0..2 {
+        a.idp.as_ref().unwrap().rotate_keys();
+        sign_in(&c, "ada@contoso.example").await;
+        let me = c.who_am_i().await.unwrap();
+        assert_eq!(me.email.as_deref(), Some("ada@contoso.example"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entra_like_access_tokens_pick_the_user_by_identity_and_email() {
+    // Access tokens without `email`: `oid`/`tid`, and `preferred_username` in another case.
+    let srv = server(ServerConfig {
+        entra_access_tokens: true,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    sign_in(&c, "ada@contoso.example").await;
+    let me = c.who_am_i().await.unwrap();
+    // The existing org user Ada (the server creates her first), matched by case-folded email.
+    assert_eq!(me.org_user_id.as_deref(), Some("u1"));
+    assert_eq!(me.email.as_deref(), Some("ada@contoso.example"));
+    assert_eq!(srv.org.users.count(), 2, "no new user was created");
+    assert_eq!(
+        common::org::sync(&c).await.unwrap().records_downloaded,
+        1000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_org_that_refuses_fresh_tokens_is_a_configuration_error_not_a_login_loop() {
+    // The provider issues tokens for another audience than the organization accepts.
+    let srv = server(ServerConfig {
+        provider_audience: Some("https://another-org.example".into()),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    c.set_authorization_ui(Arc::new(DevUi {
+        user: "ada@contoso.example",
+        cancel: false,
+    }));
+    for _ in 0..2 {
+        let err = common::org::sync(&c).await.unwrap_err();
+        assert!(matches!(err, SyncError::TokenNotAccepted { .. }), "{err:?}");
+    }
+    assert_eq!(sign_ins(&srv), 1, "one login page, no loop");
+    assert!(refreshes(&srv) <= 2, "one refresh per run at most");
 }

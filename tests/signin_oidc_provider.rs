@@ -465,7 +465,7 @@ async fn no_secret_in_any_log_line() {
     tracing::subscriber::set_global_default(subscriber)
         .expect("no other test installs a subscriber");
 
-    let s = setup(30, false).await; // 30 s tokens: every use refreshes
+    let s = setup(3, false).await; // 3 s tokens: expired (and refreshed) after the pause below
     let dir = tempfile::tempdir().unwrap();
     let c =
         SyncClient::with_options(dir.path().display().to_string(), client_options(None)).unwrap();
@@ -483,6 +483,7 @@ async fn no_secret_in_any_log_line() {
         .to_string();
     c.complete_sign_in(callback.clone()).await.unwrap();
     c.who_am_i().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     c.who_am_i().await.unwrap();
     c.lock().await.unwrap();
     assert!(c.unlock(b"wrong password".to_vec()).await.is_err());

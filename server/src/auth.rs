@@ -1,7 +1,9 @@
 //! Who is calling: Bearer access tokens are JWTs, checked against the issuer's keys (the built-in
-//! provider's, or an external issuer's JWKS fetched over HTTPS and cached), with the org as the
-//! audience; credentials-mode tokens are signed by the org itself. The token's email picks the org
-//! user (users.rs).
+//! provider's, or an external issuer's JWKS fetched over HTTPS and cached, refetched when a token
+//! names a key id the cache does not have), with the org as the audience; credentials-mode tokens
+//! are signed by the org itself. The token's identity (issuer + tenant + object id, or subject)
+//! and its email (`email`, `preferred_username` or `upn`, case-folded) pick the org user
+//! (users.rs).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,10 +19,50 @@ use crate::keys::SigningKey;
 /// Claims the server needs from an access token.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
+    pub iss: String,
     pub sub: String,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// Entra ID: the user's object id and tenant.
+    pub oid: Option<String>,
+    pub tid: Option<String>,
+    /// Entra ID: the sign-in name, usually the email, in the directory's case.
+    pub preferred_username: Option<String>,
+    pub upn: Option<String>,
 }
+
+impl Claims {
+    /// The stable identity of the person at the provider: issuer + tenant + object id where the
+    /// provider has them (Entra ID), else issuer + subject.
+    pub fn identity(&self) -> String {
+        match (&self.tid, &self.oid) {
+            (Some(tid), Some(oid)) => format!("{}|{tid}|{oid}", self.iss),
+            _ => format!("{}|{}", self.iss, self.sub),
+        }
+    }
+
+    /// The email to match org users by: `email`, else `preferred_username`, else `upn`, trimmed
+    /// and case-folded (Entra ID's access tokens usually carry no `email`).
+    pub fn email_for_matching(&self) -> Option<String> {
+        [&self.email, &self.preferred_username, &self.upn]
+            .into_iter()
+            .flatten()
+            .map(|e| e.trim().to_lowercase())
+            .find(|e| e.contains('@'))
+    }
+}
+
+/// An external issuer's keys, and when each unknown key id was last looked for: a token naming a
+/// kid the cache lacks refetches the JWKS (keys roll without notice), at most once per kid per
+/// [`KID_REFETCH_INTERVAL`], so a flood of forged kids cannot turn into a flood of fetches.
+#[derive(Default)]
+pub struct KeyCache {
+    set: Mutex<Option<JwkSet>>,
+    looked_for: Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+/// How often one unknown key id may cause a JWKS fetch.
+pub const KID_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a request is not authenticated.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +91,7 @@ pub enum TokenIssuer {
         issuer: String,
         audience: String,
         http: reqwest::Client,
-        jwks: Mutex<Option<(Instant, JwkSet)>>,
+        keys: KeyCache,
     },
 }
 
@@ -140,22 +182,25 @@ impl Verifier {
         }
         match &self.issuer {
             TokenIssuer::Builtin(idp) => idp
-                .key
                 .verify::<Claims>(
                     token,
-                    &validation(&idp.issuer, &idp.audience, jsonwebtoken::Algorithm::ES256),
+                    &validation(
+                        &idp.issuer,
+                        &self.org_audience,
+                        jsonwebtoken::Algorithm::ES256,
+                    ),
                 )
                 .map_err(|e| AuthError::Invalid(e.to_string())),
             TokenIssuer::External {
                 issuer,
                 audience,
                 http,
-                jwks,
+                keys,
             } => {
                 let kid = header
                     .kid
                     .ok_or_else(|| AuthError::Invalid("no kid".into()))?;
-                let set = self.external_keys(issuer, http, jwks, &kid).await?;
+                let set = self.external_keys(issuer, http, keys, &kid).await?;
                 let jwk = set
                     .find(&kid)
                     .ok_or_else(|| AuthError::Invalid("unknown kid".into()))?;
@@ -172,18 +217,29 @@ impl Verifier {
         }
     }
 
-    /// The issuer's JWKS, refetched when a kid is unknown (key rotation) at most every 30 s.
+    /// The issuer's JWKS; refetched when `kid` is not in it, unless that kid was looked for
+    /// within [`KID_REFETCH_INTERVAL`].
     async fn external_keys(
         &self,
         issuer: &str,
         http: &reqwest::Client,
-        cache: &Mutex<Option<(Instant, JwkSet)>>,
+        cache: &KeyCache,
         kid: &str,
     ) -> Result<JwkSet, AuthError> {
-        if let Some((at, set)) = cache.lock().unwrap().as_ref()
-            && (set.find(kid).is_some() || at.elapsed() < Duration::from_secs(30))
-        {
-            return Ok(set.clone());
+        if let Some(set) = cache.set.lock().unwrap().as_ref() {
+            let recently = {
+                let mut looked = cache.looked_for.lock().unwrap();
+                let recent = looked
+                    .get(kid)
+                    .is_some_and(|at| at.elapsed() < KID_REFETCH_INTERVAL);
+                if !recent && set.find(kid).is_none() {
+                    looked.insert(kid.to_string(), Instant::now());
+                }
+                recent
+            };
+            if set.find(kid).is_some() || recently {
+                return Ok(set.clone());
+            }
         }
         let meta: serde_json::Value = http
             .get(format!("{issuer}/.well-known/openid-configuration"))
@@ -206,7 +262,7 @@ impl Verifier {
             .json()
             .await
             .map_err(|e| AuthError::Jwks(e.to_string()))?;
-        *cache.lock().unwrap() = Some((Instant::now(), set.clone()));
+        *cache.set.lock().unwrap() = Some(set.clone());
         Ok(set)
     }
 }

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use auth::{TokenIssuer, Verifier};
 use faults::{FaultSpec, Faults};
-use idp::{Idp, IdpLifetimes};
+use idp::{Idp, IdpBehaviour, IdpLifetimes};
 use keys::SigningKey;
 use sync::store::DataStore;
 use users::Users;
@@ -69,6 +69,14 @@ pub struct ServerConfig {
     pub id_token_fault: Option<idp::IdTokenFault>,
     /// Make the built-in provider multi-tenant like Entra ID's `common` endpoint, with this tenant.
     pub tenant: Option<String>,
+    /// Whether the built-in provider issues refresh tokens (off: as providers that drop
+    /// `offline_access`).
+    pub refresh_tokens: bool,
+    /// Make the built-in provider's access tokens look like Entra ID's (no `email`).
+    pub entra_access_tokens: bool,
+    /// The audience the built-in provider issues access tokens for, when not this organization
+    /// (tests of an organization that refuses its provider's tokens).
+    pub provider_audience: Option<String>,
     /// Where the org's records live (`DIR/org.db`); in memory when None.
     pub data_dir: Option<PathBuf>,
     /// How many generated records an empty store starts with.
@@ -87,6 +95,9 @@ impl Default for ServerConfig {
             extra_ca_pem: None,
             id_token_fault: None,
             tenant: None,
+            refresh_tokens: true,
+            entra_access_tokens: false,
+            provider_audience: None,
             data_dir: None,
             records: 1000,
             faults: FaultSpec::default(),
@@ -135,10 +146,14 @@ impl Org {
             ProviderConfig::Builtin => {
                 let idp = Idp::new(
                     format!("{url}/idp"),
-                    audience.clone(),
-                    config.lifetimes,
-                    config.id_token_fault,
-                    config.tenant.clone(),
+                    config.provider_audience.clone().unwrap_or(audience.clone()),
+                    IdpBehaviour {
+                        lifetimes: config.lifetimes,
+                        id_token_fault: config.id_token_fault,
+                        tenant: config.tenant.clone(),
+                        refresh_tokens: config.refresh_tokens,
+                        entra_access_tokens: config.entra_access_tokens,
+                    },
                 );
                 // A multi-tenant org advertises the `common` issuer, as Entra ID apps do.
                 let advertised = match &config.tenant {
@@ -157,7 +172,7 @@ impl Org {
                     issuer: issuer.clone(),
                     audience: audience.clone(),
                     http: http_client(config.extra_ca_pem.as_deref())?,
-                    jwks: Mutex::new(None),
+                    keys: auth::KeyCache::default(),
                 },
                 None,
             ),
@@ -257,12 +272,11 @@ impl Org {
             (e.status(), [(header::WWW_AUTHENTICATE, challenge)], Json(json!({"error": "invalid_token", "error_description": e.to_string()})))
                 .into_response()
         })?;
-        let Some(email) = claims.email else {
-            return Err((StatusCode::FORBIDDEN, Json(json!({"error": "insufficient_scope", "error_description": "the token carries no email"}))).into_response());
+        let Some(email) = claims.email_for_matching() else {
+            return Err((StatusCode::FORBIDDEN, Json(json!({"error": "insufficient_scope", "error_description": "the token names no email, preferred_username or upn"}))).into_response());
         };
-        Ok(self
-            .users
-            .resolve(&email, claims.name.as_deref().unwrap_or(&email)))
+        let name = claims.name.clone().unwrap_or_else(|| email.clone());
+        Ok(self.users.resolve(&claims.identity(), &email, &name))
     }
 }
 

@@ -1,5 +1,7 @@
-//! The organization's users, and the seed's rule for provider sign-ins: a provider user whose
-//! email equals an existing org user's email is that user; otherwise a new org user is created.
+//! The organization's users, and the seed's rule for provider sign-ins: a provider identity seen
+//! before is its org user; otherwise a provider user whose email equals an existing org user's
+//! email (trimmed, case-folded) is that user, and the identity is associated with it; otherwise a
+//! new org user is created.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +20,8 @@ pub struct OrgUser {
 #[derive(Default)]
 pub struct Users {
     by_email: Mutex<HashMap<String, OrgUser>>,
+    /// Provider identity (issuer | tenant | object id, or issuer | subject) → email key.
+    by_identity: Mutex<HashMap<String, String>>,
     /// Credentials-mode passwords, by lowercase email (development data, kept in clear).
     passwords: Mutex<HashMap<String, String>>,
 }
@@ -25,7 +29,7 @@ pub struct Users {
 impl Users {
     /// Adds an org user (with an optional credentials-mode password).
     pub fn add(&self, email: &str, name: &str, password: Option<&str>) -> OrgUser {
-        let key = email.to_lowercase();
+        let key = email.trim().to_lowercase();
         let mut map = self.by_email.lock().unwrap();
         let next = map.len() + 1;
         let user = map
@@ -42,9 +46,19 @@ impl Users {
         user
     }
 
-    /// The org user for a signed-in provider user: matched by email, else created.
-    pub fn resolve(&self, email: &str, name: &str) -> OrgUser {
-        self.add(email, name, None)
+    /// The org user for a signed-in provider user: by identity, else matched by email (and the
+    /// identity associated), else created.
+    pub fn resolve(&self, identity: &str, email: &str, name: &str) -> OrgUser {
+        let known = self.by_identity.lock().unwrap().get(identity).cloned();
+        if let Some(user) = known.and_then(|key| self.by_email.lock().unwrap().get(&key).cloned()) {
+            return user;
+        }
+        let user = self.add(email, name, None);
+        self.by_identity
+            .lock()
+            .unwrap()
+            .insert(identity.to_string(), user.email.clone());
+        user
     }
 
     /// Checks a credentials-mode sign-in.
@@ -80,8 +94,15 @@ mod tests {
     fn email_decides_identity() {
         let users = Users::default();
         let ada = users.add("Ada@Contoso.example", "Ada", Some("pw"));
-        assert_eq!(users.resolve("ada@contoso.example", "Ada L."), ada);
-        let new = users.resolve("grace@contoso.example", "Grace");
+        assert_eq!(
+            users.resolve("idp|ada", " ADA@contoso.example", "Ada L."),
+            ada
+        );
+        assert_eq!(
+            users.resolve("idp|ada", "renamed@contoso.example", "Ada"),
+            ada
+        );
+        let new = users.resolve("idp|grace", "grace@contoso.example", "Grace");
         assert_ne!(new.id, ada.id);
         assert_eq!(users.count(), 2);
         assert_eq!(users.check_password("ADA@contoso.example", "pw"), Some(ada));

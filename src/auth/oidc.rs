@@ -3,11 +3,11 @@
 //! with PKCE S256, state, nonce, the RFC 9207 `iss` check, ID token signature / aud / exp / nonce
 //! with clock leeway, and refresh.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdTokenClaims,
-    CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken, CoreIdTokenClaims,
+    CoreJsonWebKeySet, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthorizationCode, ClientId, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
@@ -30,10 +30,24 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
+/// How long discovered metadata is used before it is fetched again.
+pub const METADATA_LIFETIME: Duration = Duration::from_secs(3600);
+/// How often one key id may make the provider's keys be fetched again.
+pub const KEY_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The provider's signing keys, and when each key id last made them be fetched again.
+struct Keys {
+    set: CoreJsonWebKeySet,
+    refetched_for: std::collections::HashMap<String, Instant>,
+}
+
 /// A provider, discovered and ready for one client id.
 pub struct Provider {
     pub issuer: String,
-    pub metadata: CoreProviderMetadata,
+    /// The metadata as discovered (its keys live in `keys`, which can be refreshed).
+    metadata: CoreProviderMetadata,
+    keys: std::sync::RwLock<Keys>,
+    discovered_at: Instant,
     client_id: String,
     scopes: Vec<String>,
     /// The provider promised the RFC 9207 `iss` callback parameter.
@@ -62,6 +76,36 @@ pub struct PendingSignIn {
     state: CsrfToken,
     nonce: Nonce,
     verifier: PkceCodeVerifier,
+}
+
+impl PendingSignIn {
+    /// The callback's query parameters, if the callback answers this request: the redirect URI's
+    /// scheme, host, port and path, and the `state`. A callback that does not belong to the
+    /// request is refused without spending it, so the real callback can still complete it.
+    pub fn answer(
+        &self,
+        callback_url: &str,
+    ) -> Result<std::collections::HashMap<String, String>, AuthError> {
+        let callback =
+            url::Url::parse(callback_url).map_err(|_| AuthError::BadCallback("not a URL"))?;
+        let expected = url::Url::parse(&self.redirect_uri)
+            .map_err(|_| AuthError::BadCallback("bad redirect"))?;
+        if callback.scheme() != expected.scheme()
+            || callback.host_str() != expected.host_str()
+            || callback.path() != expected.path()
+            || callback.port() != expected.port()
+        {
+            return Err(AuthError::BadCallback(
+                "the callback does not match the redirect URI",
+            ));
+        }
+        let params: std::collections::HashMap<String, String> =
+            callback.query_pairs().into_owned().collect();
+        if params.get("state").map(String::as_str) != Some(self.state.secret().as_str()) {
+            return Err(AuthError::BadCallback("state mismatch"));
+        }
+        Ok(params)
+    }
 }
 
 fn now_secs() -> u64 {
@@ -121,6 +165,36 @@ fn protocol(what: &str) -> AuthError {
     AuthError::ProviderProtocol(what.to_string())
 }
 
+/// The provider's signing keys (JWKS).
+async fn fetch_keys(
+    http: &Http,
+    metadata: &CoreProviderMetadata,
+) -> Result<CoreJsonWebKeySet, AuthError> {
+    CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &http.oauth())
+        .await
+        .map_err(|e| match e {
+            openidconnect::DiscoveryError::Request(net) => AuthError::Net(net),
+            _ => protocol("unreadable provider keys"),
+        })
+}
+
+/// The `kid` of a JWT's header ("" when it names none).
+fn key_id(token: &CoreIdToken) -> String {
+    use base64::Engine;
+    token
+        .to_string()
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["kid"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 impl Provider {
     /// OIDC discovery on `issuer`; the metadata's issuer must equal it exactly.
     pub async fn discover(
@@ -167,14 +241,7 @@ impl Provider {
             let url = url.ok_or_else(|| protocol(&format!("the provider has no {what}")))?;
             crate::org::check_endpoint(what, url)?;
         }
-        let jwks =
-            openidconnect::core::CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &http.oauth())
-                .await
-                .map_err(|e| match e {
-                    openidconnect::DiscoveryError::Request(net) => AuthError::Net(net),
-                    _ => protocol("unreadable provider keys"),
-                })?;
-        let metadata = metadata.set_jwks(jwks);
+        let jwks = fetch_keys(http, &metadata).await?;
         let iss_in_callback = raw["authorization_response_iss_parameter_supported"]
             .as_bool()
             .unwrap_or(false);
@@ -195,6 +262,11 @@ impl Provider {
         Ok(Provider {
             issuer: issuer.to_string(),
             metadata,
+            keys: std::sync::RwLock::new(Keys {
+                set: jwks,
+                refetched_for: Default::default(),
+            }),
+            discovered_at: Instant::now(),
             client_id: client_id.to_string(),
             scopes,
             iss_in_callback,
@@ -204,9 +276,69 @@ impl Provider {
         })
     }
 
+    /// Whether the metadata is older than [`METADATA_LIFETIME`] (discover again).
+    pub fn is_stale(&self) -> bool {
+        self.discovered_at.elapsed() > METADATA_LIFETIME
+    }
+
+    /// Fetches the keys again when an ID token names key id `kid` (or fails its signature), unless
+    /// that kid did so within [`KEY_REFETCH_INTERVAL`]: providers roll keys without notice.
+    /// Returns whether fresh keys are in place.
+    async fn refetch_keys_for(&self, http: &Http, kid: &str) -> Result<bool, AuthError> {
+        {
+            let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+            if keys
+                .refetched_for
+                .get(kid)
+                .is_some_and(|at| at.elapsed() < KEY_REFETCH_INTERVAL)
+            {
+                return Ok(false);
+            }
+            keys.refetched_for.insert(kid.to_string(), Instant::now());
+        }
+        let set = fetch_keys(http, &self.metadata).await?;
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).set = set;
+        tracing::info!("the provider's signing keys were fetched again");
+        Ok(true)
+    }
+
+    /// Verifies an ID token's signature and claims; a signature failure (a key id not in the
+    /// keys, or keys that no longer match) refetches the keys once and tries again.
+    async fn verified_claims(
+        &self,
+        http: &Http,
+        id_token: &CoreIdToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<CoreIdTokenClaims, AuthError> {
+        let verify =
+            |client: &Client| -> Result<CoreIdTokenClaims, openidconnect::ClaimsVerificationError> {
+                let verifier = self.id_token_verifier(client);
+                match nonce {
+                    Some(n) => id_token.claims(&verifier, n).cloned(),
+                    None => id_token
+                        .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                        .cloned(),
+                }
+            };
+        match verify(&self.client(None)?) {
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
+                if self.refetch_keys_for(http, &key_id(id_token)).await? =>
+            {
+                verify(&self.client(None)?).map_err(|e| AuthError::IdToken(id_token_problem(&e)))
+            }
+            other => other.map_err(|e| AuthError::IdToken(id_token_problem(&e))),
+        }
+    }
+
     fn client(&self, redirect_uri: Option<&str>) -> Result<Client, AuthError> {
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .set
+            .clone();
         let client = CoreClient::from_provider_metadata(
-            self.metadata.clone(),
+            self.metadata.clone().set_jwks(keys),
             ClientId::new(self.client_id.clone()),
             None,
         );
@@ -250,24 +382,7 @@ impl Provider {
         pending: PendingSignIn,
         callback_url: &str,
     ) -> Result<TokenSet, AuthError> {
-        let callback =
-            url::Url::parse(callback_url).map_err(|_| AuthError::BadCallback("not a URL"))?;
-        let expected = url::Url::parse(&pending.redirect_uri)
-            .map_err(|_| AuthError::BadCallback("bad redirect"))?;
-        if callback.scheme() != expected.scheme()
-            || callback.host_str() != expected.host_str()
-            || callback.path() != expected.path()
-            || callback.port() != expected.port()
-        {
-            return Err(AuthError::BadCallback(
-                "the callback does not match the redirect URI",
-            ));
-        }
-        let params: std::collections::HashMap<String, String> =
-            callback.query_pairs().into_owned().collect();
-        if params.get("state").map(String::as_str) != Some(pending.state.secret().as_str()) {
-            return Err(AuthError::BadCallback("state mismatch"));
-        }
+        let params = pending.answer(callback_url)?;
         match params.get("iss") {
             // A multi-tenant issuer is checked on the ID token instead (tid filled in).
             Some(iss) if self.tenant_issuer_template.is_none() && iss != &self.issuer => {
@@ -299,11 +414,11 @@ impl Provider {
         let id_token = response
             .id_token()
             .ok_or(AuthError::IdToken(IdTokenProblem::Missing))?;
-        let claims = id_token
-            .claims(&self.id_token_verifier(&client), &pending.nonce)
-            .map_err(|e| AuthError::IdToken(id_token_problem(&e)))?;
+        let claims = self
+            .verified_claims(http, id_token, Some(&pending.nonce))
+            .await?;
         let tenant = self.check_tenant_issuer(&id_token.to_string(), claims.issuer().as_str())?;
-        let mut set = token_set(&response, Some(claims), None);
+        let mut set = token_set(&response, Some(&claims), None);
         if let Some((tid, oid)) = tenant {
             // Entra ID: the stable user key is the object id within the tenant.
             set.subject = Some(format!("{tid}/{oid}"));
@@ -419,15 +534,13 @@ impl Provider {
         let claims = match response.id_token() {
             Some(token) => {
                 // No nonce in the device grant.
-                let claims = token
-                    .claims(&self.id_token_verifier(&client), |_: Option<&Nonce>| Ok(()))
-                    .map_err(|e| AuthError::IdToken(id_token_problem(&e)))?;
+                let claims = self.verified_claims(http, token, None).await?;
                 self.check_tenant_issuer(&token.to_string(), claims.issuer().as_str())?;
                 Some(claims)
             }
             None => None,
         };
-        Ok(token_set(&response, claims, None))
+        Ok(token_set(&response, claims.as_ref(), None))
     }
 
     /// Revokes a refresh token (RFC 7009), so a copy of it is useless after sign-out. A provider

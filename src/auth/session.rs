@@ -164,10 +164,11 @@ impl Session {
         self.discover(url).await
     }
 
-    /// The organization's provider, discovered once per session.
+    /// The organization's provider, discovered once and again when its metadata is older than
+    /// `oidc::METADATA_LIFETIME` (its keys are refetched sooner, when a token needs it).
     pub async fn provider(&self) -> Result<Arc<Provider>, AuthError> {
         let mut cached = self.provider.lock().await;
-        if let Some(p) = cached.as_ref() {
+        if let Some(p) = cached.as_ref().filter(|p| !p.is_stale()) {
             return Ok(Arc::clone(p));
         }
         let info = self.org_info().await?;
@@ -240,10 +241,16 @@ impl Session {
 
     /// Finishes OAuth sign-in with the full callback URL; checks state, issuer and the ID token,
     /// then stores the tokens.
+    /// A callback that does not belong to the request (another redirect URI, a forged state)
+    /// leaves the request waiting for the real one.
     pub async fn complete_sign_in(&self, callback_url: String) -> Result<SignedInUser, AuthError> {
-        let pending = lock(&self.pending)
-            .take()
-            .ok_or(AuthError::NoSignInInProgress)?;
+        let pending = {
+            let mut slot = lock(&self.pending);
+            slot.as_ref()
+                .ok_or(AuthError::NoSignInInProgress)?
+                .answer(&callback_url)?;
+            slot.take().ok_or(AuthError::NoSignInInProgress)?
+        };
         let provider = self.provider().await?;
         let http = self.http.clone();
         let set =

@@ -1,13 +1,16 @@
-//! Tokens at rest (inside the encrypted store) and the refresh rule: refresh ahead of expiry, one
-//! refresh at a time, and the rotated refresh token persisted (committed) before the new access
-//! token is handed out, so a crash never leaves us holding only a revoked refresh token.
+//! Tokens at rest (inside the encrypted store) and the refresh rule: refresh ahead of expiry by a
+//! margin that scales with the token's lifetime, one refresh at a time, and the rotated refresh
+//! token persisted (committed) before the new access token is handed out, so a crash never leaves
+//! us holding only a revoked refresh token. Without a refresh token the access token is used until
+//! it expires; then the person signs in again.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::TokenSet;
 use crate::store::{SqlResultExt, StoreError};
 
-/// Refresh when the access token has less than this left.
+/// Refresh when the access token has less than this left (or a quarter of its lifetime, when
+/// that is shorter: a 30-second token is not due the moment it arrives).
 pub const REFRESH_AHEAD_SECS: u64 = 60;
 
 /// Saves a token set (replacing the previous one) in one transaction.
@@ -78,9 +81,59 @@ pub fn clear(conn: &Connection) -> Result<(), StoreError> {
         .map(|_| ())
 }
 
-/// Whether `tokens` needs a refresh at `now` (unix seconds).
+/// How long before expiry `tokens` is refreshed: a minute, or a quarter of a shorter lifetime;
+/// none without a refresh token (the access token is used until it expires).
+pub fn refresh_margin(tokens: &TokenSet) -> u64 {
+    if tokens.refresh_token.is_none() {
+        return 0;
+    }
+    match (tokens.issued_at, tokens.expires_at) {
+        (Some(issued), Some(expires)) if expires > issued => {
+            REFRESH_AHEAD_SECS.min((expires - issued) / 4)
+        }
+        _ => REFRESH_AHEAD_SECS,
+    }
+}
+
+/// Whether `tokens` needs a refresh (or, without a refresh token, a new sign-in) at `now` (unix
+/// seconds).
 pub fn needs_refresh(tokens: &TokenSet, now: u64) -> bool {
     tokens
         .expires_at
-        .is_some_and(|exp| exp <= now + REFRESH_AHEAD_SECS)
+        .is_some_and(|exp| exp <= now + refresh_margin(tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(issued: u64, lifetime: u64, refresh: bool) -> TokenSet {
+        TokenSet {
+            access_token: "a".into(),
+            refresh_token: refresh.then(|| "r".into()),
+            id_token: None,
+            expires_at: Some(issued + lifetime),
+            issued_at: Some(issued),
+            subject: None,
+            email: None,
+            name: None,
+        }
+    }
+
+    #[test]
+    fn the_margin_scales_with_the_lifetime() {
+        // An hour-long token is refreshed a minute early.
+        let t = tokens(1000, 3600, true);
+        assert!(!needs_refresh(&t, 1000 + 3600 - 61));
+        assert!(needs_refresh(&t, 1000 + 3600 - 60));
+        // A 30-second token is usable when it arrives, and due in its last quarter.
+        let t = tokens(1000, 30, true);
+        assert!(!needs_refresh(&t, 1000));
+        assert!(!needs_refresh(&t, 1022));
+        assert!(needs_refresh(&t, 1023));
+        // Without a refresh token: used until it expires.
+        let t = tokens(1000, 30, false);
+        assert!(!needs_refresh(&t, 1029));
+        assert!(needs_refresh(&t, 1030));
+    }
 }

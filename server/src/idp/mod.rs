@@ -94,19 +94,50 @@ struct IdpData {
     devices: HashMap<String, Device>,
 }
 
+/// How the development provider behaves beyond the defaults: tests make it misbehave, or behave
+/// like Microsoft Entra ID.
+#[derive(Debug, Clone)]
+pub struct IdpBehaviour {
+    pub lifetimes: IdpLifetimes,
+    /// Deliberately broken ID tokens, for tests of the client's checks.
+    pub id_token_fault: Option<IdTokenFault>,
+    /// Behave like Entra ID's multi-tenant `common` endpoint: metadata at `{issuer}/common` names
+    /// the issuer `{issuer}/{tenantid}`, and ID tokens carry `tid`, `oid` and the tenant issuer.
+    pub tenant: Option<String>,
+    /// Issue refresh tokens for `offline_access` (off: as oidc-provider without consent).
+    pub refresh_tokens: bool,
+    /// Access tokens shaped like Entra ID's for an organization's API: `oid`, `tid`,
+    /// `preferred_username` and `upn` (in the case the person typed it), no `email`.
+    pub entra_access_tokens: bool,
+}
+
+impl Default for IdpBehaviour {
+    fn default() -> Self {
+        IdpBehaviour {
+            lifetimes: IdpLifetimes::default(),
+            id_token_fault: None,
+            tenant: None,
+            refresh_tokens: true,
+            entra_access_tokens: false,
+        }
+    }
+}
+
 /// The provider: its issuer URL, audience for access tokens, keys and state.
 pub struct Idp {
     pub issuer: String,
     pub audience: String,
-    pub key: SigningKey,
+    /// The signing key; `rotate_keys` replaces it (and the published JWKS) without notice.
+    key: std::sync::RwLock<SigningKey>,
     pub lifetimes: IdpLifetimes,
-    /// Deliberately broken ID tokens, for tests of the client's checks.
     pub id_token_fault: Option<IdTokenFault>,
     /// A key that is not in the JWKS (for `IdTokenFault::UnknownKey`).
     rogue_key: SigningKey,
-    /// Behave like Entra ID's multi-tenant `common` endpoint: metadata at `{issuer}/common` names
-    /// the issuer `{issuer}/{tenantid}`, and ID tokens carry `tid`, `oid` and the tenant issuer.
     pub tenant: Option<String>,
+    refresh_tokens: bool,
+    entra_access_tokens: bool,
+    /// Key rotations so far (names the next key id).
+    rotations: std::sync::atomic::AtomicU64,
     /// Refresh-token grants served (tests count refreshes).
     pub refresh_grants: std::sync::atomic::AtomicU64,
     /// Authorization-code grants served (tests count sign-ins).
@@ -157,6 +188,21 @@ fn display_name(email: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An address as a person might have typed it (each part capitalized): Entra ID keeps the case
+/// of the directory's user principal name, which is not the case the organization stored.
+fn as_typed(email: &str) -> String {
+    email
+        .split_inclusive(['@', '.'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 fn valid_email(email: &str) -> bool {
     let mut parts = email.split('@');
     matches!((parts.next(), parts.next(), parts.next()), (Some(l), Some(d), None) if !l.is_empty() && d.contains('.'))
@@ -182,7 +228,16 @@ struct AccessClaims<'a> {
     iss: &'a str,
     aud: &'a str,
     sub: String,
-    email: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upn: Option<&'a str>,
     name: String,
     scope: &'a str,
     client_id: &'a str,
@@ -219,25 +274,41 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 impl Idp {
-    pub fn new(
-        issuer: String,
-        audience: String,
-        lifetimes: IdpLifetimes,
-        id_token_fault: Option<IdTokenFault>,
-        tenant: Option<String>,
-    ) -> Arc<Idp> {
+    pub fn new(issuer: String, audience: String, behaviour: IdpBehaviour) -> Arc<Idp> {
         Arc::new(Idp {
             issuer,
             audience,
-            key: SigningKey::generate("dev-1"),
-            lifetimes,
-            id_token_fault,
+            key: std::sync::RwLock::new(SigningKey::generate("dev-1")),
+            lifetimes: behaviour.lifetimes,
+            id_token_fault: behaviour.id_token_fault,
             rogue_key: SigningKey::generate("dev-1"),
-            tenant,
+            tenant: behaviour.tenant,
+            refresh_tokens: behaviour.refresh_tokens,
+            entra_access_tokens: behaviour.entra_access_tokens,
+            rotations: Default::default(),
             refresh_grants: Default::default(),
             code_grants: Default::default(),
             data: Mutex::new(IdpData::default()),
         })
+    }
+
+    /// Rolls the signing key as providers do without notice: a new key with a new `kid` signs
+    /// from now on, and the JWKS publishes only it.
+    pub fn rotate_keys(&self) {
+        let n = self
+            .rotations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 2;
+        *self.key.write().unwrap() = SigningKey::generate(&format!("dev-{n}"));
+    }
+
+    /// Verifies an access token this provider signed with its current key.
+    pub fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &jsonwebtoken::Validation,
+    ) -> Result<T, jsonwebtoken::errors::Error> {
+        self.key.read().unwrap().verify(token, validation)
     }
 
     /// Ends every session, as an admin revoking a user's sessions does: every refresh token is
@@ -276,11 +347,17 @@ impl Idp {
     ) -> (Value, String) {
         let now = now();
         let exp = now + self.lifetimes.access_token.as_secs();
-        let access = self.key.sign(&AccessClaims {
+        let typed = as_typed(email);
+        let entra = self.entra_access_tokens;
+        let access = self.key.read().unwrap().sign(&AccessClaims {
             iss: &self.issuer,
             aud: &self.audience,
             sub: subject(email),
-            email,
+            email: (!entra).then_some(email),
+            oid: entra.then(|| subject(email)),
+            tid: entra.then(|| self.tenant.as_deref().unwrap_or("contoso-tenant")),
+            preferred_username: entra.then_some(typed.as_str()),
+            upn: entra.then_some(typed.as_str()),
             name: display_name(email),
             scope,
             client_id: CLIENT_ID,
@@ -319,12 +396,11 @@ impl Idp {
             },
             auth_time: now,
         };
-        let signer = if fault == Some(IdTokenFault::UnknownKey) {
-            &self.rogue_key
+        let id_token = if fault == Some(IdTokenFault::UnknownKey) {
+            self.rogue_key.sign(&claims)
         } else {
-            &self.key
+            self.key.read().unwrap().sign(&claims)
         };
-        let id_token = signer.sign(&claims);
         let family = family.unwrap_or_else(|| random_token(12));
         let mut body = json!({
             "access_token": access,
@@ -333,7 +409,7 @@ impl Idp {
             "id_token": id_token,
             "scope": scope,
         });
-        if scope.split(' ').any(|s| s == "offline_access") {
+        if self.refresh_tokens && scope.split(' ').any(|s| s == "offline_access") {
             let refresh = random_token(32);
             data.refresh.insert(
                 refresh.clone(),
@@ -381,7 +457,7 @@ async fn common_metadata(State(idp): State<Arc<Idp>>) -> Json<Value> {
 }
 
 async fn jwks(State(idp): State<Arc<Idp>>) -> Json<Value> {
-    Json(idp.key.jwks())
+    Json(idp.key.read().unwrap().jwks())
 }
 
 #[derive(Deserialize)]
