@@ -68,9 +68,11 @@ pub struct AccountState {
     /// Known only while unlocked: the organization lives inside the encrypted store.
     pub organization_url: Option<String>,
     pub user_mode: Option<UserMode>,
-    /// Local edits waiting for the next Synchronize (0 while locked).
-    pub pending_changes: u64,
-    /// Unix seconds of the last successful Synchronize, when unlocked and known.
+    /// Local edits waiting for the next Synchronize; None while locked (unknown: they live in
+    /// the encrypted store), never a false 0.
+    pub pending_changes: Option<u64>,
+    /// Unix seconds of the last successful Synchronize; None while locked (unknown) or when there
+    /// was none (tell them apart with `locked`).
     pub last_sync: Option<i64>,
     /// Consecutive failed unlock attempts.
     pub failed_attempts: u32,
@@ -224,7 +226,7 @@ impl Account {
             locked: self.store.is_none(),
             organization_url: None,
             user_mode: None,
-            pending_changes: 0,
+            pending_changes: None,
             last_sync: None,
             failed_attempts,
             platform_unlock_enabled,
@@ -235,7 +237,7 @@ impl Account {
             state.user_mode = meta::get(conn, USER_MODE)?
                 .as_deref()
                 .and_then(UserMode::parse);
-            state.pending_changes = outbox::pending_count(conn)?;
+            state.pending_changes = Some(outbox::pending_count(conn)?);
             state.last_sync = sync_log::last_success(conn)?;
         }
         Ok(state)

@@ -718,3 +718,99 @@ async fn an_org_that_refuses_fresh_tokens_is_a_configuration_error_not_a_login_l
     assert_eq!(sign_ins(&srv), 1, "one login page, no loop");
     assert!(refreshes(&srv) <= 2, "one refresh per run at most");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_to_a_plain_http_server_says_so() {
+    // `setup --org 127.0.0.1:8080` becomes https://...; a local development server speaks http.
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = SyncClient::with_options(dir.path().display().to_string(), options()).unwrap();
+    let typed = srv.url.trim_start_matches("http://").to_string();
+    let err = c.discover(typed).await.unwrap_err();
+    match err {
+        SyncError::Network { reason } => {
+            assert!(reason.contains("does not speak HTTPS"), "{reason}");
+            assert!(reason.contains("http://"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_login_page_is_readable_on_a_phone_and_escapes_what_it_shows() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    let request = c.begin_sign_in(REDIRECT.into()).await.unwrap();
+    let http = devlogin::client().unwrap();
+    let page = http
+        .get(&request.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#)
+    );
+    for field in [
+        r#"name="request_id""#,
+        r#"name="username""#,
+        r#"name="password""#,
+        r#"name="action""#,
+    ] {
+        assert!(page.contains(field), "{field}");
+    }
+    // The device page shows a code from its URL: escaped, never markup.
+    let device = http
+        .get(format!(
+            "{}/idp/device?user_code=%22%3E%3Cscript%3Ealert(1)%3C/script%3E",
+            srv.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!device.contains("<script>"), "{device}");
+    assert!(device.contains("&lt;script&gt;"));
+}
+
+/// A login page that cannot be shown (no browser on the device).
+struct BrokenUi;
+
+#[async_trait::async_trait]
+impl syncvault::AuthorizationUi for BrokenUi {
+    fn redirect_uri(&self) -> String {
+        REDIRECT.into()
+    }
+    async fn authorize(&self, _url: String) -> Result<String, SyncError> {
+        Err(SyncError::Internal {
+            reason: "no browser".into(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_login_page_is_the_uis_failure_and_a_retry_works() {
+    let srv = server(ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(dir.path(), &srv.url, UserMode::Oauth).await;
+    c.set_authorization_ui(Arc::new(BrokenUi));
+    let err = common::org::sync(&c).await.unwrap_err();
+    assert!(
+        matches!(err, SyncError::AuthorizationUiFailed { .. }),
+        "{err:?}"
+    );
+    // The next Synchronize with a working page simply signs in.
+    c.set_authorization_ui(Arc::new(DevUi {
+        user: "ada@contoso.example",
+        cancel: false,
+    }));
+    assert_eq!(
+        common::org::sync(&c).await.unwrap().records_downloaded,
+        1000
+    );
+}

@@ -36,6 +36,16 @@ struct Scripted {
     pulls: Mutex<VecDeque<PullResponse>>,
     pushes: Mutex<VecDeque<PushResponse>>,
     pull_calls: AtomicU32,
+    /// A schema in place of the usual one.
+    schema: Mutex<Option<Value>>,
+}
+
+fn contact_schema() -> Value {
+    json!({"name": "contact", "fields": [
+        {"name": "full_name", "type": "text", "searchable": true},
+        {"name": "age", "type": "integer"},
+        {"name": "born", "type": "timestamp"}
+    ]})
 }
 
 fn received<T>(value: T) -> Result<Received<T>, TransportError> {
@@ -53,16 +63,15 @@ fn script_ended() -> TransportError {
 #[async_trait]
 impl Transport for Scripted {
     async fn schema(&self, _: &str) -> Result<Received<SchemaResponse>, TransportError> {
-        let entities = vec![
-            serde_json::from_value(json!({"name": "contact", "fields": [
-                {"name": "full_name", "type": "text", "searchable": true},
-                {"name": "age", "type": "integer"}
-            ]}))
-            .unwrap(),
-        ];
+        let entity = self
+            .schema
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(contact_schema);
         received(SchemaResponse {
             schema_version: 1,
-            entities,
+            entities: vec![serde_json::from_value(entity).unwrap()],
         })
     }
     async fn pull(
@@ -375,4 +384,90 @@ async fn huge_and_malformed_bodies_over_http() {
         Err(TransportError::Protocol(reason)) => assert!(reason.contains("larger"), "{reason}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_tokens_that_cycle_stop_the_pull() {
+    let d = device();
+    // A, B, A, B, ...: each page non-empty and its token differs from the one just sent.
+    let pages: Vec<PullResponse> = (0..50)
+        .map(|i| {
+            page(
+                good(10, i * 10),
+                Some(if i % 2 == 0 { "A" } else { "B" }),
+                None,
+            )
+        })
+        .collect();
+    let t = scripted(pages);
+    assert_protocol_error(d.sync(Arc::clone(&t) as _).await, "came before");
+    assert_eq!(
+        t.pull_calls.load(Ordering::SeqCst),
+        3,
+        "stopped at the first repeat"
+    );
+    // A server that keeps sending pages far beyond its own estimate is stopped too.
+    let pages: Vec<PullResponse> = (0..50)
+        .map(|i| PullResponse {
+            estimated_total: Some(5),
+            ..page(good(10, i * 10), Some(&format!("p{i}")), None)
+        })
+        .collect();
+    let t = scripted(pages);
+    assert_protocol_error(d.sync(Arc::clone(&t) as _).await, "estimated");
+    assert!(t.pull_calls.load(Ordering::SeqCst) < 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_are_parsed_for_real() {
+    let d = device();
+    let mut bad = good(2, 0);
+    bad[1]
+        .fields
+        .insert("born".into(), json!("2026-13-45T99:99:99Z and then some"));
+    assert_protocol_error(
+        d.sync(scripted(vec![page(bad, None, Some(2))])).await,
+        "born",
+    );
+    assert_eq!(d.count(), 0);
+    let mut fine = good(2, 0);
+    fine[1]
+        .fields
+        .insert("born".into(), json!("1815-12-10T00:00:00Z"));
+    d.sync(scripted(vec![page(fine, None, Some(2))]))
+        .await
+        .unwrap();
+    assert_eq!(d.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_schema_is_the_servers_fault() {
+    let d = device();
+    for (schema, needle) in [
+        (
+            json!({"name": "contact", "fields": [{"name": "Full Name!", "type": "text"}]}),
+            "invalid",
+        ),
+        (
+            json!({"name": "contact", "fields": [{"name": "version", "type": "integer"}]}),
+            "reserved",
+        ),
+    ] {
+        let t = scripted(vec![]);
+        *t.schema.lock().unwrap() = Some(schema);
+        assert_protocol_error(d.sync(t).await, needle);
+    }
+    d.sync(scripted(vec![page(good(2, 0), None, Some(2))]))
+        .await
+        .unwrap();
+    // A field that changes type is refused, and nothing of the new schema is applied.
+    let t = scripted(vec![]);
+    *t.schema.lock().unwrap() = Some(json!({"name": "contact", "fields": [
+        {"name": "full_name", "type": "text", "searchable": true},
+        {"name": "age", "type": "text"},
+        {"name": "born", "type": "timestamp"},
+        {"name": "title", "type": "text"}
+    ]}));
+    assert_protocol_error(d.sync(t).await, "changes the type of contact.age");
+    assert_eq!(d.count(), 2);
 }

@@ -160,7 +160,7 @@ pub async fn status(global: &GlobalArgs, out: &Output) -> Result<(), HarnessErro
             global.dir(),
             s.organization_url.as_deref().unwrap_or("?"),
             s.user_mode.map_or("?", user_mode_name),
-            s.pending_changes,
+            s.pending_changes.unwrap_or_default(),
             s.last_sync.map_or("never".to_string(), |t| t.to_string()),
         )
     };

@@ -170,7 +170,7 @@ impl SyncClient {
         let config = options.vault_config()?;
         let http = Http::new(&options.extra_root_certificates_pem)?;
         let data_dir = PathBuf::from(data_dir);
-        std::fs::create_dir_all(&data_dir).map_err(|err| SyncError::Storage {
+        crate::fsio::create_private_dir(&data_dir).map_err(|err| SyncError::Storage {
             reason: format!("cannot create the data directory ({:?})", err.kind()),
         })?;
         let account = Arc::new(Mutex::new(Account::new(&data_dir, config)));

@@ -97,6 +97,8 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_EXRESCODE;
         let conn = Connection::open_with_flags_and_vfs(path, flags, vfs.name()).classified()?;
+        // Before WAL mode creates the -wal and -shm files: SQLite gives them the database's mode.
+        crate::fsio::make_private(path)?;
         let store = Store { conn, _vfs: vfs };
         store.configure(fresh, options)?;
         schema::migrate(&store.conn)?;

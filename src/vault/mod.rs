@@ -118,7 +118,7 @@ pub fn create(
     if paths.exists() {
         return Err(VaultError::AlreadyConfigured);
     }
-    std::fs::create_dir_all(&paths.dir)?;
+    fsio::create_private_dir(&paths.dir)?;
     for file in paths.database_files() {
         fsio::remove_if_exists(&file)?;
     }

@@ -34,13 +34,9 @@ pub(super) fn to_sql(field: &FieldSchema, value: &Value) -> Result<SqlValue, Ent
     })
 }
 
+/// A real RFC 3339 date-time (with its offset), not five characters in the right places.
 fn looks_like_rfc3339(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && (b[10] == b'T' || b[10] == b't')
-        && b[13] == b':'
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
 }
 
 pub(super) fn from_sql(field: &FieldSchema, value: ValueRef<'_>) -> Value {

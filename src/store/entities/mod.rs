@@ -174,6 +174,23 @@ mod tests {
             upsert(&c, "contact", &rec("x", json!({"born": "yesterday"}))),
             Err(EntityError::WrongType { .. })
         ));
+        // Five characters in the right places are not a timestamp.
+        for bad in [
+            "2026-13-45T99:99:99Z and then some",
+            "2026-02-30T10:00:00Z",
+            "2026-01-01T10:00:00",
+        ] {
+            assert!(
+                matches!(
+                    upsert(&c, "contact", &rec("x", json!({"born": bad}))),
+                    Err(EntityError::WrongType { .. })
+                ),
+                "{bad}"
+            );
+        }
+        for good in ["2026-01-01T10:00:00Z", "2026-01-01t10:00:00.123+02:00"] {
+            upsert(&c, "contact", &rec("x", json!({"born": good}))).unwrap();
+        }
         assert!(matches!(
             upsert(&c, "contact", &rec("x", json!({"nope": 1}))),
             Err(EntityError::UnknownField { .. })
