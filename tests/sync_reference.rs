@@ -514,3 +514,47 @@ async fn many_offline_edits_of_one_record_go_up_in_one_synchronize() {
     assert_eq!(server.version, before + 1);
     assert_converged(&c, &srv).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_the_client_cancels_its_synchronize_and_leaves_the_store_consistent() {
+    let srv = server(config(2000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = signed_in_client(
+        dir.path(),
+        &srv.url,
+        options(ConflictMode::MergeFields, 25),
+        "ada@contoso.example",
+    )
+    .await;
+    let (started, seen) = std::sync::mpsc::channel();
+    let progress = Arc::new(Progress {
+        hook: Some(Box::new(move |p| {
+            if p.phase == SyncPhase::Downloading && p.records_done >= 100 {
+                let _ = started.send(());
+            }
+        })),
+        ..Default::default()
+    });
+    let run = tokio::spawn(Arc::clone(&a).synchronize(progress, None));
+    tokio::task::spawn_blocking(move || seen.recv().unwrap())
+        .await
+        .unwrap();
+    // The app closes the client (Kotlin close(), the last Swift reference): the run in progress
+    // stops, and closing returns once it has.
+    let closed = tokio::task::spawn_blocking(move || drop(a));
+    closed.await.unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(2), run)
+        .await
+        .expect("the run had stopped when close returned");
+    assert_eq!(result.unwrap(), Err(SyncError::Cancelled));
+    // A new client finds a consistent store and resumes.
+    let b = syncvault::SyncClient::with_options(
+        dir.path().display().to_string(),
+        options(ConflictMode::MergeFields, 500),
+    )
+    .unwrap();
+    b.unlock(ORG_PASSWORD.to_vec()).await.unwrap();
+    let report = sync(&b).await.unwrap();
+    assert!(report.records_downloaded < 2000, "{report:?}");
+    assert_converged(&b, &srv).await;
+}

@@ -125,7 +125,18 @@ pub struct SyncClient {
     pub(crate) device_ui: Mutex<Option<Arc<dyn super::DeviceCodeUi>>>,
     pub(crate) sync_options: SyncOptions,
     /// One Synchronize at a time per client.
-    pub(crate) sync_lock: tokio::sync::Mutex<()>,
+    pub(crate) sync_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The Synchronize runs in progress, so closing the client can stop them.
+    pub(crate) runs: Arc<super::synchronize::Runs>,
+}
+
+/// Closing the client (Kotlin `close()`, the last Swift reference going) cancels a Synchronize in
+/// progress and returns once it has stopped at a consistent point; then the store closes and its
+/// key is wiped from memory.
+impl Drop for SyncClient {
+    fn drop(&mut self) {
+        self.runs.cancel_and_wait();
+    }
 }
 
 impl SyncClient {
@@ -186,7 +197,8 @@ impl SyncClient {
             ui: Mutex::new(None),
             device_ui: Mutex::new(None),
             sync_options: options.sync_options(),
-            sync_lock: tokio::sync::Mutex::new(()),
+            sync_lock: Arc::new(tokio::sync::Mutex::new(())),
+            runs: Arc::default(),
         }))
     }
 

@@ -2,14 +2,20 @@
 //! through the app's `AuthorizationUi` (or `DeviceCodeUi`) when there are no usable tokens or the
 //! refresh token died, then run the sync engine over HTTP — plus the cancel handle.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-use crate::account::UserMode;
+use crate::account::{Account, UserMode};
+use crate::auth::Session;
 use crate::ffi::observer::ObserverSink;
-use crate::ffi::{SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress};
+use crate::ffi::{
+    AuthorizationUi, DeviceCodeUi, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
+};
 use crate::runtime;
 use crate::store::sync_log;
-use crate::sync::{self, CancelOnDrop, CancelToken, HttpTransport, SyncContext, SyncReport};
+use crate::sync::{
+    self, CancelOnDrop, CancelToken, HttpTransport, SyncContext, SyncOptions, SyncReport,
+};
 
 /// Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
 /// What was applied stays; the next Synchronize resumes where this one stopped.
@@ -46,14 +52,76 @@ fn ui_failure(err: SyncError) -> SyncError {
     }
 }
 
-impl SyncClient {
-    fn has_sign_in_ui(&self) -> bool {
-        self.ui.lock().unwrap_or_else(|p| p.into_inner()).is_some()
-            || self
-                .device_ui
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some()
+/// How long closing a client waits for its Synchronize to reach a consistent point.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The runs in progress of one client: their cancel tokens, and a signal when none is left.
+#[derive(Default)]
+pub(crate) struct Runs {
+    active: Mutex<Vec<CancelToken>>,
+    idle: Condvar,
+}
+
+impl Runs {
+    fn start(self: &Arc<Self>, token: CancelToken) -> RunGuard {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(token.clone());
+        RunGuard(Arc::clone(self), token)
+    }
+
+    /// Cancels every run and waits (bounded) until each has stopped.
+    pub(crate) fn cancel_and_wait(&self) {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        for token in active.iter() {
+            token.cancel();
+        }
+        let (_active, waited) = self
+            .idle
+            .wait_timeout_while(active, CLOSE_WAIT, |a| !a.is_empty())
+            .unwrap_or_else(|p| p.into_inner());
+        if waited.timed_out() {
+            tracing::warn!("closing: a Synchronize did not stop in time");
+        }
+    }
+}
+
+/// Marks a run as stopped when dropped.
+struct RunGuard(Arc<Runs>, CancelToken);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let mut active = self.0.active.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = active.iter().position(|t| t.same_as(&self.1)) {
+            active.swap_remove(at);
+        }
+        self.0.idle.notify_all();
+    }
+}
+
+/// One Synchronize, with what it needs of the client (and not the client itself, so closing the
+/// client can cancel it).
+struct SyncJob {
+    account: Arc<std::sync::Mutex<Account>>,
+    session: Arc<Session>,
+    ui: Option<Arc<dyn AuthorizationUi>>,
+    device_ui: Option<Arc<dyn DeviceCodeUi>>,
+    options: SyncOptions,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SyncJob {
+    async fn with_account<T, F>(&self, work: F) -> Result<T, SyncError>
+    where
+        F: FnOnce(&mut Account) -> Result<T, SyncError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let account = Arc::clone(&self.account);
+        runtime::spawn_blocking(move || {
+            work(&mut account.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+        .await
     }
 
     /// Signs in through the app's login page or device-code screen (OAuth user mode only).
@@ -64,13 +132,7 @@ impl SyncClient {
                 reason: "sign in with the organization's credentials".into(),
             });
         }
-        let ui = self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let device_ui = self
-            .device_ui
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if ui.is_none() && device_ui.is_none() {
+        if self.ui.is_none() && self.device_ui.is_none() {
             return Err(SyncError::SignInRequired {
                 reason: "no AuthorizationUi is set".into(),
             });
@@ -81,11 +143,11 @@ impl SyncClient {
             records_estimated: None,
             bytes: 0,
         });
-        if let Some(ui) = ui {
+        if let Some(ui) = &self.ui {
             let request = self.session.begin_sign_in(ui.redirect_uri()).await?;
             let callback = ui.authorize(request.url).await.map_err(ui_failure)?;
             self.session.complete_sign_in(callback).await?;
-        } else if let Some(ui) = device_ui {
+        } else if let Some(ui) = &self.device_ui {
             let code = self.session.begin_device_sign_in().await?;
             ui.show_code(code).await.map_err(ui_failure)?;
             self.session.complete_device_sign_in().await?;
@@ -93,8 +155,20 @@ impl SyncClient {
         Ok(())
     }
 
+    /// The sign-in, stopped by a cancel (or the client closing) while the page is shown.
+    async fn sign_in_until_cancelled(
+        &self,
+        observer: &Arc<dyn SyncObserver>,
+        cancel: &CancelToken,
+    ) -> Result<(), SyncError> {
+        tokio::select! {
+            r = self.sign_in_with_ui(observer) => r,
+            _ = cancel.cancelled() => Err(SyncError::Cancelled),
+        }
+    }
+
     async fn run_engine(
-        self: &Arc<Self>,
+        &self,
         observer: &Arc<dyn SyncObserver>,
         cancel: &CancelToken,
     ) -> Result<SyncReport, SyncError> {
@@ -106,7 +180,7 @@ impl SyncClient {
             account: Arc::clone(&self.account),
             transport: Arc::new(HttpTransport::new(self.session.http().clone(), &base)),
             tokens: Arc::clone(&self.session) as _,
-            options: self.sync_options.clone(),
+            options: self.options.clone(),
             progress: Some(Arc::new(ObserverSink(Arc::clone(observer)))),
             cancel: cancel.clone(),
         };
@@ -126,35 +200,41 @@ impl SyncClient {
         }
     }
 
-    /// The whole Synchronize; runs in its own task, which holds the one-at-a-time lock until
-    /// the work has really stopped (even when the caller stopped waiting).
-    async fn synchronize_in_task(
-        self: Arc<Self>,
+    /// The whole Synchronize; holds the one-at-a-time lock until the work has really stopped
+    /// (even when the caller stopped waiting).
+    async fn run(
+        self,
         observer: Arc<dyn SyncObserver>,
         cancel: CancelToken,
+        _running: RunGuard,
     ) -> Result<SyncReport, SyncError> {
-        let _one_at_a_time = self.sync_lock.lock().await;
+        let _one_at_a_time = self.lock.lock().await;
         observer.on_progress(SyncProgress {
             phase: SyncPhase::Preparing,
             records_done: 0,
             records_estimated: None,
             bytes: 0,
         });
-        let state = self.account_state().await?;
+        let state = self.with_account(|a| Ok(a.state()?)).await?;
         if !state.configured {
             return Err(SyncError::NotConfigured);
         }
         if state.locked {
             return Err(SyncError::Locked);
         }
+        if cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
         if !self.session.is_signed_in().await? {
-            self.sign_in_with_ui(&observer).await?;
+            self.sign_in_until_cancelled(&observer, &cancel).await?;
         }
         match self.run_engine(&observer, &cancel).await {
             // The refresh token died: the login page comes back, then the sync runs again.
-            Err(SyncError::SignInRequired { reason }) if self.has_sign_in_ui() => {
+            Err(SyncError::SignInRequired { reason })
+                if self.ui.is_some() || self.device_ui.is_some() =>
+            {
                 tracing::info!("signing in again: {reason}");
-                self.sign_in_with_ui(&observer).await?;
+                self.sign_in_until_cancelled(&observer, &cancel).await?;
                 self.run_engine(&observer, &cancel).await
             }
             other => other,
@@ -166,9 +246,10 @@ impl SyncClient {
 impl SyncClient {
     /// Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
     /// `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-    /// must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
-    /// stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
-    /// Runs are serialized per client: a second call waits until the first has stopped.
+    /// must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
+    /// the client, also stops it); a cancelled or failed run keeps everything it applied and the
+    /// next one resumes. Runs are serialized per client: a second call waits until the first has
+    /// stopped.
     #[uniffi::method(default(cancel = None))]
     pub async fn synchronize(
         self: Arc<Self>,
@@ -176,8 +257,23 @@ impl SyncClient {
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<SyncReport, SyncError> {
         let cancel = cancel.map(|c| c.token.clone()).unwrap_or_default();
+        let job = SyncJob {
+            account: Arc::clone(&self.account),
+            session: Arc::clone(&self.session),
+            ui: self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            device_ui: self
+                .device_ui
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            options: self.sync_options.clone(),
+            lock: Arc::clone(&self.sync_lock),
+        };
+        let running = self.runs.start(cancel.clone());
+        // The run must not keep the client alive: closing the client cancels it.
+        drop(self);
         let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
-        let result = runtime::spawn(self.synchronize_in_task(observer, cancel)).await;
+        let result = runtime::spawn(job.run(observer, cancel, running)).await;
         stop_if_abandoned.disarm();
         result
     }

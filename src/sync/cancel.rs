@@ -28,6 +28,11 @@ impl CancelToken {
         self.0.cancelled.load(Ordering::SeqCst)
     }
 
+    /// Whether `other` is a clone of this token.
+    pub fn same_as(&self, other: &CancelToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Resolves once `cancel` was called.
     pub async fn cancelled(&self) {
         loop {

@@ -61,5 +61,6 @@ fun main() {
     signInTests(suite)
     syncTests(suite)
     appLayerTests(suite)
+    appErrorTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }

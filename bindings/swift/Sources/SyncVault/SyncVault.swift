@@ -2085,9 +2085,10 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
-     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
-     * Runs are serialized per client: a second call waits until the first has stopped.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
+     * the client, also stops it); a cancelled or failed run keeps everything it applied and the
+     * next one resumes. Runs are serialized per client: a second call waits until the first has
+     * stopped.
      */
     func synchronize(observer: SyncObserver, cancel: CancelHandle?) async throws  -> SyncReport
     
@@ -2802,9 +2803,10 @@ open func whoAmI()async throws  -> SignedInUser  {
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
-     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
-     * Runs are serialized per client: a second call waits until the first has stopped.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
+     * the client, also stops it); a cancelled or failed run keeps everything it applied and the
+     * next one resumes. Runs are serialized per client: a second call waits until the first has
+     * stopped.
      */
 open func synchronize(observer: SyncObserver, cancel: CancelHandle? = nil)async throws  -> SyncReport  {
     return
@@ -3094,11 +3096,13 @@ public struct AccountState: Equatable, Hashable {
     public let organizationUrl: String?
     public let userMode: UserMode?
     /**
-     * Local edits waiting for the next Synchronize (0 while locked).
+     * Local edits waiting for the next Synchronize; None while locked (unknown: they live in
+     * the encrypted store), never a false 0.
      */
-    public let pendingChanges: UInt64
+    public let pendingChanges: UInt64?
     /**
-     * Unix seconds of the last successful Synchronize, when unlocked and known.
+     * Unix seconds of the last successful Synchronize; None while locked (unknown) or when there
+     * was none (tell them apart with `locked`).
      */
     public let lastSync: Int64?
     /**
@@ -3123,10 +3127,12 @@ public struct AccountState: Equatable, Hashable {
          * Known only while unlocked: the organization lives inside the encrypted store.
          */organizationUrl: String?, userMode: UserMode?, 
         /**
-         * Local edits waiting for the next Synchronize (0 while locked).
-         */pendingChanges: UInt64, 
+         * Local edits waiting for the next Synchronize; None while locked (unknown: they live in
+         * the encrypted store), never a false 0.
+         */pendingChanges: UInt64?, 
         /**
-         * Unix seconds of the last successful Synchronize, when unlocked and known.
+         * Unix seconds of the last successful Synchronize; None while locked (unknown) or when there
+         * was none (tell them apart with `locked`).
          */lastSync: Int64?, 
         /**
          * Consecutive failed unlock attempts.
@@ -3164,7 +3170,7 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
                 locked: FfiConverterBool.read(from: &buf), 
                 organizationUrl: FfiConverterOptionString.read(from: &buf), 
                 userMode: FfiConverterOptionTypeUserMode.read(from: &buf), 
-                pendingChanges: FfiConverterUInt64.read(from: &buf), 
+                pendingChanges: FfiConverterOptionUInt64.read(from: &buf), 
                 lastSync: FfiConverterOptionInt64.read(from: &buf), 
                 failedAttempts: FfiConverterUInt32.read(from: &buf), 
                 platformUnlockEnabled: FfiConverterBool.read(from: &buf)
@@ -3176,7 +3182,7 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
         FfiConverterBool.write(value.locked, into: &buf)
         FfiConverterOptionString.write(value.organizationUrl, into: &buf)
         FfiConverterOptionTypeUserMode.write(value.userMode, into: &buf)
-        FfiConverterUInt64.write(value.pendingChanges, into: &buf)
+        FfiConverterOptionUInt64.write(value.pendingChanges, into: &buf)
         FfiConverterOptionInt64.write(value.lastSync, into: &buf)
         FfiConverterUInt32.write(value.failedAttempts, into: &buf)
         FfiConverterBool.write(value.platformUnlockEnabled, into: &buf)

@@ -3868,9 +3868,10 @@ public interface SyncClientInterface {
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
-     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
-     * Runs are serialized per client: a second call waits until the first has stopped.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
+     * the client, also stops it); a cancelled or failed run keeps everything it applied and the
+     * next one resumes. Runs are serialized per client: a second call waits until the first has
+     * stopped.
      */
     suspend fun `synchronize`(`observer`: SyncObserver, `cancel`: CancelHandle? = null): SyncReport
     
@@ -4833,9 +4834,10 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
     /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
-     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation also
-     * stops it); a cancelled or failed run keeps everything it applied and the next one resumes.
-     * Runs are serialized per client: a second call waits until the first has stopped.
+     * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
+     * the client, also stops it); a cancelled or failed run keeps everything it applied and the
+     * next one resumes. Runs are serialized per client: a second call waits until the first has
+     * stopped.
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -5255,12 +5257,14 @@ data class AccountState (
     val `userMode`: UserMode?
     , 
     /**
-     * Local edits waiting for the next Synchronize (0 while locked).
+     * Local edits waiting for the next Synchronize; None while locked (unknown: they live in
+     * the encrypted store), never a false 0.
      */
-    val `pendingChanges`: kotlin.ULong
+    val `pendingChanges`: kotlin.ULong?
     , 
     /**
-     * Unix seconds of the last successful Synchronize, when unlocked and known.
+     * Unix seconds of the last successful Synchronize; None while locked (unknown) or when there
+     * was none (tell them apart with `locked`).
      */
     val `lastSync`: kotlin.Long?
     , 
@@ -5293,7 +5297,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeUserMode.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterBoolean.read(buf),
@@ -5305,7 +5309,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterBoolean.allocationSize(value.`locked`) +
             FfiConverterOptionalString.allocationSize(value.`organizationUrl`) +
             FfiConverterOptionalTypeUserMode.allocationSize(value.`userMode`) +
-            FfiConverterULong.allocationSize(value.`pendingChanges`) +
+            FfiConverterOptionalULong.allocationSize(value.`pendingChanges`) +
             FfiConverterOptionalLong.allocationSize(value.`lastSync`) +
             FfiConverterUInt.allocationSize(value.`failedAttempts`) +
             FfiConverterBoolean.allocationSize(value.`platformUnlockEnabled`)
@@ -5316,7 +5320,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterBoolean.write(value.`locked`, buf)
             FfiConverterOptionalString.write(value.`organizationUrl`, buf)
             FfiConverterOptionalTypeUserMode.write(value.`userMode`, buf)
-            FfiConverterULong.write(value.`pendingChanges`, buf)
+            FfiConverterOptionalULong.write(value.`pendingChanges`, buf)
             FfiConverterOptionalLong.write(value.`lastSync`, buf)
             FfiConverterUInt.write(value.`failedAttempts`, buf)
             FfiConverterBoolean.write(value.`platformUnlockEnabled`, buf)
@@ -6504,7 +6508,7 @@ sealed class SyncException: kotlin.Exception() {
         val `attemptsLeft`: kotlin.UInt
         ) : SyncException() {
         override val message
-            get() = "attemptsLeft=${ `attemptsLeft` }"
+            get() = toString()
     }
     
     /**
@@ -6513,7 +6517,7 @@ sealed class SyncException: kotlin.Exception() {
     class PasswordMismatch(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6524,7 +6528,7 @@ sealed class SyncException: kotlin.Exception() {
         val `minLength`: kotlin.UInt
         ) : SyncException() {
         override val message
-            get() = "minLength=${ `minLength` }"
+            get() = toString()
     }
     
     /**
@@ -6537,7 +6541,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "problem=${ `problem` }, reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6548,7 +6552,7 @@ sealed class SyncException: kotlin.Exception() {
         val `mode`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "mode=${ `mode` }"
+            get() = toString()
     }
     
     /**
@@ -6559,7 +6563,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6568,7 +6572,7 @@ sealed class SyncException: kotlin.Exception() {
     class SignInCancelled(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6582,7 +6586,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6593,7 +6597,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6605,7 +6609,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6614,7 +6618,7 @@ sealed class SyncException: kotlin.Exception() {
     class NotConfigured(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6623,7 +6627,7 @@ sealed class SyncException: kotlin.Exception() {
     class AlreadyConfigured(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6632,7 +6636,7 @@ sealed class SyncException: kotlin.Exception() {
     class Locked(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6641,7 +6645,7 @@ sealed class SyncException: kotlin.Exception() {
     class VaultWiped(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6650,7 +6654,7 @@ sealed class SyncException: kotlin.Exception() {
     class PlatformUnlockNotEnabled(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6659,7 +6663,7 @@ sealed class SyncException: kotlin.Exception() {
     class PlatformKeyCancelled(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6669,7 +6673,7 @@ sealed class SyncException: kotlin.Exception() {
     class PlatformKeyInvalidated(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6680,7 +6684,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6691,7 +6695,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6704,7 +6708,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "status=${ `status` }, reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6717,7 +6721,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6728,7 +6732,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6739,7 +6743,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6748,7 +6752,7 @@ sealed class SyncException: kotlin.Exception() {
     class Cancelled(
         ) : SyncException() {
         override val message
-            get() = ""
+            get() = toString()
     }
     
     /**
@@ -6759,7 +6763,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6770,7 +6774,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
     /**
@@ -6781,7 +6785,7 @@ sealed class SyncException: kotlin.Exception() {
         val `reason`: kotlin.String
         ) : SyncException() {
         override val message
-            get() = "reason=${ `reason` }"
+            get() = toString()
     }
     
 
