@@ -26,6 +26,9 @@ pub enum NetError {
     TooLarge(usize),
     #[error("the connection to {0} broke")]
     Broken(String),
+    /// The answer arrived slower than the minimum transfer rate.
+    #[error("{0} sent its answer too slowly")]
+    TooSlow(String),
     #[error("bad request: {0}")]
     Request(String),
 }
@@ -52,6 +55,15 @@ impl std::fmt::Display for TlsProblem {
             TlsProblem::Handshake => "the TLS handshake failed",
         })
     }
+}
+
+/// The slowest transfer accepted: at least `bytes_per_second` on average once `window` has
+/// passed, and never `window` without a byte. A server that dribbles its answer (one byte a
+/// second) fails in about one window instead of holding a phone's background time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    pub bytes_per_second: u64,
+    pub window: Duration,
 }
 
 /// A response read in full (within the size limit).
@@ -147,18 +159,68 @@ impl Http {
         request: reqwest::RequestBuilder,
         limit: usize,
     ) -> Result<Response, NetError> {
-        let mut response = request.send().await.map_err(classify)?;
-        if response.content_length().is_some_and(|n| n > limit as u64) {
+        self.send_at_least(request, limit, None).await
+    }
+
+    /// As [`Self::send`]; with `rate`, the body must arrive at least that fast (and then the
+    /// client's overall 60-second timeout does not apply: a large page on a slow but steady
+    /// network may take longer).
+    pub async fn send_at_least(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: usize,
+        rate: Option<MinRate>,
+    ) -> Result<Response, NetError> {
+        let request = match rate {
+            Some(_) => request.timeout(Duration::from_secs(24 * 3600)),
+            None => request,
+        };
+        let built = request
+            .build()
+            .map_err(|_| NetError::Request("the request could not be built".into()))?;
+        let host = built
+            .url()
+            .host_str()
+            .map(|h| format!("{h}:{}", built.url().port_or_known_default().unwrap_or(0)))
+            .unwrap_or_else(|| "the server".into());
+        let started = std::time::Instant::now();
+        let answered = self.client.execute(built);
+        let mut response = match rate {
+            Some(r) => tokio::time::timeout(r.window, answered)
+                .await
+                .map_err(|_| NetError::TooSlow(host.clone()))?,
+            None => answered.await,
+        }
+        .map_err(classify)?;
+        let length = response.content_length();
+        if length.is_some_and(|n| n > limit as u64) {
             return Err(NetError::TooLarge(limit));
         }
         let status = response.status();
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        // Sized once when the length is known: no doubling copies of a large page.
+        let mut body = Vec::with_capacity(length.unwrap_or(0) as usize);
+        loop {
+            let chunk = match rate {
+                Some(r) => tokio::time::timeout(r.window, response.chunk())
+                    .await
+                    .map_err(|_| NetError::TooSlow(host.clone()))?,
+                None => response.chunk().await,
+            }
+            .map_err(classify)?;
+            let Some(chunk) = chunk else { break };
             if body.len() + chunk.len() > limit {
                 return Err(NetError::TooLarge(limit));
             }
             body.extend_from_slice(&chunk);
+            if let Some(r) = rate {
+                let elapsed = started.elapsed();
+                if elapsed > r.window
+                    && (body.len() as f64) < r.bytes_per_second as f64 * elapsed.as_secs_f64()
+                {
+                    return Err(NetError::TooSlow(host));
+                }
+            }
         }
         Ok(Response {
             status,

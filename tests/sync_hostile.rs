@@ -33,7 +33,9 @@ impl TokenSource for StaticToken {
 /// Answers from a script; an exhausted script is a final error (never a loop).
 #[derive(Default)]
 struct Scripted {
-    pulls: Mutex<VecDeque<PullResponse>>,
+    pulls: Mutex<VecDeque<Result<PullResponse, TransportError>>>,
+    /// The cursor each pull was asked with.
+    pull_cursors: Mutex<Vec<Option<i64>>>,
     pushes: Mutex<VecDeque<PushResponse>>,
     pull_calls: AtomicU32,
     /// A schema in place of the usual one.
@@ -77,11 +79,15 @@ impl Transport for Scripted {
     async fn pull(
         &self,
         _: &str,
-        _: &PullRequest,
+        request: &PullRequest,
     ) -> Result<Received<PullResponse>, TransportError> {
         self.pull_calls.fetch_add(1, Ordering::SeqCst);
-        let next = self.pulls.lock().unwrap().pop_front();
-        next.map(received).unwrap_or_else(|| Err(script_ended()))
+        self.pull_cursors.lock().unwrap().push(request.cursor);
+        match self.pulls.lock().unwrap().pop_front() {
+            Some(Ok(page)) => received(page),
+            Some(Err(e)) => Err(e),
+            None => Err(script_ended()),
+        }
     }
     async fn push(
         &self,
@@ -150,14 +156,26 @@ impl Device {
         &self,
         transport: Arc<dyn Transport>,
     ) -> Result<syncvault::sync::SyncReport, EngineError> {
+        self.sync_with(
+            transport,
+            SyncOptions {
+                page_size: 10,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    async fn sync_with(
+        &self,
+        transport: Arc<dyn Transport>,
+        options: SyncOptions,
+    ) -> Result<syncvault::sync::SyncReport, EngineError> {
         syncvault::sync::run(SyncContext {
             account: Arc::clone(&self.account),
             transport,
             tokens: Arc::new(StaticToken),
-            options: SyncOptions {
-                page_size: 10,
-                ..Default::default()
-            },
+            options,
             progress: None,
             cancel: CancelToken::default(),
         })
@@ -182,7 +200,7 @@ impl Device {
 
 fn scripted(pulls: Vec<PullResponse>) -> Arc<Scripted> {
     Arc::new(Scripted {
-        pulls: Mutex::new(pulls.into()),
+        pulls: Mutex::new(pulls.into_iter().map(Ok).collect()),
         ..Default::default()
     })
 }
@@ -470,4 +488,156 @@ async fn a_broken_schema_is_the_servers_fault() {
     ]}));
     assert_protocol_error(d.sync(t).await, "changes the type of contact.age");
     assert_eq!(d.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_the_server_refuses_means_a_full_resync_that_keeps_unsent_edits() {
+    let d = device();
+    // A server that lied: a cursor far ahead of its own sequence, accepted on a valid last page.
+    d.sync(scripted(vec![page(good(5, 0), None, Some(1_000_000_000))]))
+        .await
+        .unwrap();
+    {
+        let mut a = d.account.lock().unwrap();
+        let conn = a.store().unwrap().conn();
+        let mut f = Map::new();
+        f.insert("age".into(), json!(77));
+        outbox::update(conn, "contact", "c1", f.clone()).unwrap();
+    }
+    // Now it refuses that cursor. The client downloads everything again (c4 is gone on the
+    // server, c7 is new), keeps its queued edit, and says it did.
+    let refused = TransportError::Status {
+        status: 400,
+        code: Some("invalid_cursor".into()),
+        reason: "the cursor is not one this server gave".into(),
+    };
+    let mut everything = good(4, 0);
+    everything.push(contact("c7", json!({"full_name": "New", "age": 7})));
+    let t = Arc::new(Scripted {
+        pulls: Mutex::new(
+            vec![
+                Err(refused),
+                Ok(page(everything[..3].to_vec(), Some("r1"), None)),
+                Ok(page(everything[3..].to_vec(), None, Some(120))),
+            ]
+            .into(),
+        ),
+        pushes: Mutex::new(
+            vec![
+                serde_json::from_value(json!({"results": [
+                    {"mutation_id": 1, "status": "applied", "version": 2}
+                ]}))
+                .unwrap(),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    let report = d.sync(Arc::clone(&t) as _).await.unwrap();
+    assert!(report.full_resync);
+    assert_eq!(report.records_uploaded, 1, "the queued edit went up first");
+    assert_eq!(
+        *t.pull_cursors.lock().unwrap(),
+        vec![Some(1_000_000_000), None, None],
+        "the refused cursor, then a full pull"
+    );
+    assert_eq!(d.count(), 5, "c0..c3 and c7; c4 left");
+    assert_eq!(d.meta("sync.cursor").as_deref(), Some("120"));
+    {
+        let mut a = d.account.lock().unwrap();
+        let conn = a.store().unwrap().conn();
+        assert!(entities::get(conn, "contact", "c4").unwrap().is_none());
+        assert!(entities::get(conn, "contact", "c7").unwrap().is_some());
+    }
+    // An ordinary delta sync afterwards.
+    let report = d
+        .sync(scripted(vec![page(vec![], None, Some(121))]))
+        .await
+        .unwrap();
+    assert!(!report.full_resync);
+}
+
+/// A sync API whose schema answers at once and whose pull is `pull`.
+async fn http_api(pull: axum::routing::MethodRouter) -> String {
+    use axum::routing::get;
+    let schema =
+        serde_json::to_string(&json!({"schema_version": 1, "entities": [contact_schema()]}))
+            .unwrap();
+    let app = axum::Router::new()
+        .route("/sync/schema", get(move || async move { schema }))
+        .route(
+            "/sync/push",
+            axum::routing::post(|| async { "{\"results\": []}" }),
+        )
+        .route("/sync/pull", pull);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/sync", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dribbling_server_and_endless_retry_after_hit_typed_time_bounds() {
+    use futures_util::StreamExt;
+    use syncvault::net::MinRate;
+    use syncvault::sync::TimeBound;
+    let d = device();
+    // One byte every 200 ms: far below 1 KiB/s.
+    let dribble = axum::routing::post(|| async {
+        let stream = futures_util::stream::iter(0..10_000).then(|_| async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b" "))
+        });
+        axum::body::Body::from_stream(stream)
+    });
+    let base = http_api(dribble).await;
+    let transport = HttpTransport::new(syncvault::net::Http::new(&[]).unwrap(), &base)
+        .with_min_rate(Some(MinRate {
+            bytes_per_second: 1024,
+            window: std::time::Duration::from_secs(1),
+        }));
+    let started = std::time::Instant::now();
+    let r = d.sync(Arc::new(transport)).await;
+    assert!(
+        matches!(
+            r,
+            Err(EngineError::TimedOut(TimeBound::MinimumTransferRate))
+        ),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // 429 with a huge Retry-After, every time: the deadline ends it, not the tenth retry.
+    let busy = axum::routing::post(|| async {
+        (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "86400")],
+            "{}",
+        )
+    });
+    let base = http_api(busy).await;
+    let transport = HttpTransport::new(syncvault::net::Http::new(&[]).unwrap(), &base);
+    let started = std::time::Instant::now();
+    let r = d
+        .sync_with(
+            Arc::new(transport),
+            SyncOptions {
+                deadline: Some(std::time::Duration::from_secs(2)),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(r, Err(EngineError::TimedOut(TimeBound::Deadline))),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

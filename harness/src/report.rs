@@ -26,6 +26,7 @@ pub fn report_json(r: &SyncReport) -> Value {
         "conflicts_pending": r.conflicts_pending,
         "rejected": r.rejected,
         "pending_changes": r.pending_changes,
+        "full_resync": r.full_resync,
         "bytes_downloaded": r.bytes_downloaded,
         "bytes_uploaded": r.bytes_uploaded,
         "seconds": r.seconds,

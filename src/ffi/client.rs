@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use crate::account::{Account, AccountState, UserMode};
 use crate::auth::Session;
 use crate::ffi::SyncError;
-use crate::net::Http;
+use crate::net::{Http, MinRate};
 use crate::runtime;
 use crate::sync::{ConflictMode, SyncOptions};
 use crate::vault::{AttemptPolicy, KdfParams, PasswordPolicy, VaultConfig};
@@ -49,6 +50,15 @@ pub struct ClientOptions {
     /// Records per downloaded page (default 2000; the server may cap it).
     #[uniffi(default = None)]
     pub sync_page_size: Option<u32>,
+    /// The longest one Synchronize may take, in seconds (default 600; 0: no bound). Background
+    /// work on a phone gets minutes: pick what the platform grants.
+    #[uniffi(default = None)]
+    pub sync_deadline_seconds: Option<u32>,
+    /// The slowest answer accepted, in bytes per second averaged over 20 seconds (default 2048;
+    /// 0: no bound). A server that dribbles its answer fails with `TimedOut` instead of holding
+    /// the Synchronize.
+    #[uniffi(default = None)]
+    pub min_transfer_bytes_per_second: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -64,9 +74,17 @@ impl Default for ClientOptions {
             oauth_client_id: None,
             conflict_mode: None,
             sync_page_size: None,
+            sync_deadline_seconds: None,
+            min_transfer_bytes_per_second: None,
         }
     }
 }
+
+/// The default slowest answer accepted, and the window it is averaged over.
+pub const DEFAULT_MIN_RATE: MinRate = MinRate {
+    bytes_per_second: 2048,
+    window: Duration::from_secs(20),
+};
 
 impl ClientOptions {
     fn sync_options(&self) -> SyncOptions {
@@ -74,7 +92,23 @@ impl ClientOptions {
         SyncOptions {
             conflict_mode: self.conflict_mode.unwrap_or(defaults.conflict_mode),
             page_size: self.sync_page_size.unwrap_or(defaults.page_size).max(1),
+            deadline: match self.sync_deadline_seconds {
+                None => defaults.deadline,
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s.into())),
+            },
             ..defaults
+        }
+    }
+
+    pub(crate) fn min_rate(&self) -> Option<MinRate> {
+        match self.min_transfer_bytes_per_second {
+            None => Some(DEFAULT_MIN_RATE),
+            Some(0) => None,
+            Some(b) => Some(MinRate {
+                bytes_per_second: b.into(),
+                ..DEFAULT_MIN_RATE
+            }),
         }
     }
 
@@ -124,6 +158,7 @@ pub struct SyncClient {
     pub(crate) ui: Mutex<Option<Arc<dyn super::AuthorizationUi>>>,
     pub(crate) device_ui: Mutex<Option<Arc<dyn super::DeviceCodeUi>>>,
     pub(crate) sync_options: SyncOptions,
+    pub(crate) min_rate: Option<MinRate>,
     /// One Synchronize at a time per client.
     pub(crate) sync_lock: Arc<tokio::sync::Mutex<()>>,
     /// The Synchronize runs in progress, so closing the client can stop them.
@@ -197,6 +232,7 @@ impl SyncClient {
             ui: Mutex::new(None),
             device_ui: Mutex::new(None),
             sync_options: options.sync_options(),
+            min_rate: options.min_rate(),
             sync_lock: Arc::new(tokio::sync::Mutex::new(())),
             runs: Arc::default(),
         }))

@@ -23,7 +23,7 @@ use crate::org::{DiscoveryError, OrgUrlError, UrlProblem};
 use crate::runtime::TaskError;
 use crate::store::StoreError;
 use crate::store::entities::EntityError;
-use crate::sync::{EngineError, TransportError};
+use crate::sync::{EngineError, TimeBound, TransportError};
 use crate::vault::{HeaderError, PolicyError, VaultError};
 
 /// Everything that can go wrong, as an app needs to tell it apart.
@@ -110,6 +110,10 @@ pub enum SyncError {
     /// The operation was cancelled through its cancel handle.
     #[error("cancelled")]
     Cancelled,
+    /// The Synchronize hit a time bound (`bound`: its deadline, or an answer slower than the
+    /// minimum transfer rate). What it committed stays; the next Synchronize resumes.
+    #[error("the synchronize took too long ({bound:?})")]
+    TimedOut { bound: TimeBound },
     /// The app passed something the API cannot use (an unknown entity, a bad field value).
     #[error("invalid input: {reason}")]
     InvalidInput { reason: String },
@@ -150,6 +154,7 @@ impl SyncError {
             Conflict { .. } => "Conflict",
             Corrupted { .. } => "Corrupted",
             Cancelled => "Cancelled",
+            TimedOut { .. } => "TimedOut",
             InvalidInput { .. } => "InvalidInput",
             Storage { .. } => "Storage",
             Internal { .. } => "Internal",
@@ -164,6 +169,7 @@ impl SyncError {
         match self {
             Internal { .. } | Corrupted { .. } | VaultWiped => tracing::Level::ERROR,
             Network { .. }
+            | TimedOut { .. }
             | Server { .. }
             | ProtocolViolation { .. }
             | SignInRejected { .. }
@@ -422,6 +428,10 @@ impl From<EngineError> for SyncError {
             EngineError::Account(a) => return a.into(),
             EngineError::Task(t) => return t.into(),
             EngineError::Protocol(ref p) => protocol(p.0.clone()),
+            EngineError::TimedOut(bound) => SyncError::TimedOut { bound },
+            EngineError::CursorRefused => {
+                protocol("the server refused the sync cursor, even for a full download")
+            }
             EngineError::Transport(ref t) => match t {
                 TransportError::Unauthorized => SyncError::TokenNotAccepted {
                     reason: "it refused the access token".into(),
@@ -443,6 +453,9 @@ impl From<EngineError> for SyncError {
                     }
                 }
                 TransportError::Protocol(reason) => protocol(reason.clone()),
+                TransportError::TooSlow(_) => SyncError::TimedOut {
+                    bound: TimeBound::MinimumTransferRate,
+                },
             },
         };
         surfaced(&e, mapped)

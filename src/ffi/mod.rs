@@ -13,7 +13,7 @@ mod synchronize;
 
 pub use crate::account::{AccountState, UserMode};
 pub use crate::store::entities::FieldType;
-pub use crate::sync::{ConflictMode, SyncReport};
+pub use crate::sync::{ConflictMode, SyncReport, TimeBound};
 pub use authorization_ui::{AuthorizationUi, DeviceCodeUi};
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;

@@ -108,6 +108,7 @@ struct SyncJob {
     ui: Option<Arc<dyn AuthorizationUi>>,
     device_ui: Option<Arc<dyn DeviceCodeUi>>,
     options: SyncOptions,
+    min_rate: Option<crate::net::MinRate>,
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -178,7 +179,9 @@ impl SyncJob {
         })?;
         let ctx = SyncContext {
             account: Arc::clone(&self.account),
-            transport: Arc::new(HttpTransport::new(self.session.http().clone(), &base)),
+            transport: Arc::new(
+                HttpTransport::new(self.session.http().clone(), &base).with_min_rate(self.min_rate),
+            ),
             tokens: Arc::clone(&self.session) as _,
             options: self.options.clone(),
             progress: Some(Arc::new(ObserverSink(Arc::clone(observer)))),
@@ -267,6 +270,7 @@ impl SyncClient {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             options: self.sync_options.clone(),
+            min_rate: self.min_rate,
             lock: Arc::clone(&self.sync_lock),
         };
         let running = self.runs.start(cancel.clone());

@@ -7,6 +7,7 @@ pub mod conflicts;
 pub mod entities;
 pub mod meta;
 pub mod outbox;
+pub mod resync;
 pub mod schema;
 pub mod sync_log;
 mod vfs;

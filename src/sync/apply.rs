@@ -11,8 +11,8 @@ use super::plan::{self, ConflictMode, Outgoing, PageAction, PageEnd, PushAction,
 use super::protocol::{ChangeOp, MutationResult, MutationStatus, PullResponse};
 use crate::store::conflicts::{self, ConflictOutcome, LocalChange, LogEntry};
 use crate::store::entities::{self, EntitySchema, Record};
-use crate::store::meta;
 use crate::store::outbox::{self, Op, Snapshot};
+use crate::store::{meta, resync};
 
 /// Where the download stands, kept in `meta`.
 pub const CURSOR_KEY: &str = "sync.cursor";
@@ -258,6 +258,16 @@ pub fn page(
     let queued = outbox::queued_records(conn)?;
     let in_conflict = conflicts::pending_records(conn)?;
     let count = response.changes.len() as u64;
+    let resync = resync::in_progress(conn)?;
+    if resync {
+        resync::saw(
+            conn,
+            response
+                .changes
+                .iter()
+                .map(|c| (c.entity.as_str(), c.id.as_str())),
+        )?;
+    }
     let actions = plan::plan_page(response.changes, &names, &queued, &in_conflict)?;
     for action in actions {
         match action {
@@ -286,8 +296,13 @@ pub fn page(
     match end {
         PageEnd::More(token) => meta::set(conn, PAGE_TOKEN_KEY, &token)?,
         PageEnd::Last(cursor) => {
-            // The last page of an initial download also builds its indexes (same transaction).
+            // The last page of an initial download also builds its indexes (same transaction),
+            // and that of a full resync removes what the server no longer has.
             entities::end_bulk_load(conn)?;
+            if resync {
+                let gone = resync::finish(conn, &schemas.values().collect::<Vec<_>>())?;
+                tracing::info!(gone, "full resync done");
+            }
             meta::set(conn, CURSOR_KEY, &cursor.to_string())?;
             meta::remove(conn, PAGE_TOKEN_KEY)?;
         }

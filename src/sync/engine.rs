@@ -12,7 +12,7 @@ use rusqlite::Connection;
 
 use super::apply::{self, CLIENT_ID_KEY, CURSOR_KEY, PAGE_TOKEN_KEY, SCHEMA_VERSION_KEY};
 use super::cancel::CancelToken;
-use super::error::EngineError;
+use super::error::{EngineError, TimeBound};
 use super::plan::{self, ConflictMode, Outgoing, PageEnd, PullState};
 use super::progress::{ProgressSink, SyncPhase, SyncProgress};
 use super::protocol::{Mutation, PullRequest, PullResponse, PushRequest};
@@ -22,6 +22,9 @@ use crate::auth::{OneRefresh, TokenSource};
 use crate::runtime;
 use crate::store::entities::{self, EntitySchema};
 use crate::store::{meta, outbox, sync_log};
+
+/// The default bound on one Synchronize.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 /// How a Synchronize behaves.
 #[derive(Debug, Clone)]
@@ -36,6 +39,9 @@ pub struct SyncOptions {
     /// First retry delay; doubles per attempt (with jitter) up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// The longest a whole Synchronize may take (None: no bound). A phone app gets minutes in
+    /// the background; what was committed when it is hit stays, and the next run resumes.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for SyncOptions {
@@ -47,6 +53,7 @@ impl Default for SyncOptions {
             max_attempts: 10,
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            deadline: Some(DEFAULT_DEADLINE),
         }
     }
 }
@@ -70,6 +77,9 @@ pub struct SyncReport {
     pub seconds: f64,
     /// Records downloaded and uploaded per second.
     pub records_per_second: f64,
+    /// The server refused the saved cursor, so everything was downloaded again (unsent edits
+    /// and waiting conflicts kept; records the server no longer has removed).
+    pub full_resync: bool,
 }
 
 /// Everything one Synchronize needs.
@@ -84,6 +94,7 @@ pub struct SyncContext {
 
 #[derive(Default)]
 struct Counters {
+    full_resync: bool,
     downloaded: u64,
     uploaded: u64,
     conflicts: u64,
@@ -94,6 +105,8 @@ struct Counters {
 
 struct Engine {
     ctx: SyncContext,
+    /// When the deadline passes (None: no deadline).
+    deadline_at: Option<tokio::time::Instant>,
     token: tokio::sync::Mutex<Option<String>>,
     counters: Mutex<Counters>,
 }
@@ -101,7 +114,12 @@ struct Engine {
 /// Runs one Synchronize to the end (or to the first error, leaving the store consistent and the
 /// next run able to resume).
 pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
+    let deadline_at = ctx
+        .options
+        .deadline
+        .map(|d| tokio::time::Instant::now() + d);
     let engine = Arc::new(Engine {
+        deadline_at,
         ctx,
         token: tokio::sync::Mutex::new(None),
         counters: Mutex::new(Counters::default()),
@@ -145,6 +163,7 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
             bytes_uploaded: c.bytes_up,
             seconds,
             records_per_second: (c.downloaded + c.uploaded) as f64 / seconds.max(1e-6),
+            full_resync: c.full_resync,
         }
     };
     let moved = report.records_downloaded + report.records_uploaded;
@@ -240,8 +259,16 @@ impl Engine {
         Ok(fresh)
     }
 
+    /// Waits for the deadline (never, without one).
+    async fn deadline(&self) {
+        match self.deadline_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// One protocol call with retries (backoff + jitter, Retry-After), the one refresh a refused
-    /// token gets, and cancellation.
+    /// token gets, cancellation, and the deadline.
     async fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<Received<T>, EngineError>
     where
         F: Fn(String) -> Fut,
@@ -254,6 +281,7 @@ impl Engine {
             let result = tokio::select! {
                 r = op(attempt_token.token().to_string()) => r,
                 _ = self.ctx.cancel.cancelled() => return Err(EngineError::Cancelled),
+                _ = self.deadline() => return Err(EngineError::TimedOut(TimeBound::Deadline)),
             };
             let err = match result {
                 Ok(received) => return Ok(received),
@@ -271,6 +299,13 @@ impl Engine {
                     attempt += 1;
                     let wait = backoff(&self.ctx.options, attempt)
                         .max(retry_after.unwrap_or_default().min(Duration::from_secs(60)));
+                    // A wait that would end past the deadline fails now, not when it ends.
+                    if self
+                        .deadline_at
+                        .is_some_and(|at| tokio::time::Instant::now() + wait > at)
+                    {
+                        return Err(EngineError::TimedOut(TimeBound::Deadline));
+                    }
                     tracing::warn!(what, attempt, ?wait, "retrying: {err}");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -395,7 +430,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Downloads what changed; a cursor the server refuses turns into one full resync.
     async fn download(
+        self: &Arc<Self>,
+        client_id: &str,
+        schema_version: i64,
+        schemas: Arc<HashMap<String, EntitySchema>>,
+    ) -> Result<(), EngineError> {
+        match self
+            .pull(client_id, schema_version, Arc::clone(&schemas))
+            .await
+        {
+            Err(EngineError::CursorRefused) => {
+                tracing::warn!("the server refused the sync cursor: downloading everything again");
+                self.db_tx(|c| {
+                    meta::remove(c, CURSOR_KEY)?;
+                    meta::remove(c, PAGE_TOKEN_KEY)?;
+                    crate::store::resync::begin(c)?;
+                    Ok(())
+                })
+                .await?;
+                self.count(|c| c.full_resync = true);
+                self.pull(client_id, schema_version, schemas).await
+            }
+            other => other,
+        }
+    }
+
+    /// One pull: from the saved page token, or the cursor, or (none saved) everything.
+    async fn pull(
         self: &Arc<Self>,
         client_id: &str,
         schema_version: i64,
@@ -481,6 +544,14 @@ impl Engine {
                 })
                 .await;
             let answer = match answer {
+                // The cursor is unusable (ahead of the server, past its retention).
+                Err(EngineError::Transport(TransportError::Status {
+                    status: 400,
+                    code: Some(code),
+                    ..
+                })) if code == "invalid_cursor" && state.asked.is_none() && cursor.is_some() => {
+                    return Err(EngineError::CursorRefused);
+                }
                 // A saved page token the server no longer accepts: start over from the cursor.
                 Err(EngineError::Transport(TransportError::Status { status: 400, .. }))
                     if resumed =>

@@ -28,6 +28,16 @@ impl From<PlanError> for ProtocolError {
     }
 }
 
+/// Which time bound a Synchronize hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum TimeBound {
+    /// The whole Synchronize took longer than its deadline (`SyncOptions::deadline`).
+    Deadline,
+    /// An answer arrived slower than the minimum transfer rate.
+    MinimumTransferRate,
+}
+
 /// Why a Synchronize stopped. What was committed before stays; the next run resumes.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -48,6 +58,13 @@ pub enum EngineError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// A time bound was hit; what was committed stays.
+    #[error("the synchronize hit its time bound: {0:?}")]
+    TimedOut(TimeBound),
+    /// The server refused the cursor (`invalid_cursor`): the engine resyncs in full. Never
+    /// leaves the engine unless the full resync is refused too.
+    #[error("the server refused the sync cursor")]
+    CursorRefused,
 }
 
 impl From<PlanError> for EngineError {
@@ -60,6 +77,7 @@ impl From<TransportError> for EngineError {
     fn from(e: TransportError) -> Self {
         match e {
             TransportError::Protocol(reason) => EngineError::Protocol(ProtocolError(reason)),
+            TransportError::TooSlow(_) => EngineError::TimedOut(TimeBound::MinimumTransferRate),
             other => EngineError::Transport(other),
         }
     }

@@ -16,7 +16,7 @@ pub mod transport;
 pub use crate::auth::TokenSource;
 pub use cancel::{CancelOnDrop, CancelToken};
 pub use engine::{SyncContext, SyncOptions, SyncReport, run};
-pub use error::{EngineError, ProtocolError};
+pub use error::{EngineError, ProtocolError, TimeBound};
 pub use plan::ConflictMode;
 pub use progress::{ProgressSink, SyncPhase, SyncProgress};
 pub use transport::{HttpTransport, Received, Transport, TransportError};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::protocol::{PullRequest, PullResponse, PushRequest, PushResponse, SchemaResponse};
-use crate::net::{Http, NetError};
+use crate::net::{Http, MinRate, NetError};
 
 /// A transport failure, classified for the retry policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +36,9 @@ pub enum TransportError {
     /// The answer breaks the protocol (wrong shape, too large).
     #[error("the server broke the protocol: {0}")]
     Protocol(String),
+    /// The answer came slower than the minimum transfer rate (not retried: a bound).
+    #[error("{0}")]
+    TooSlow(String),
 }
 
 /// A decoded answer and how many bytes went over the wire for it (request and response).
@@ -70,6 +73,7 @@ pub const SMALL_BODY_LIMIT: usize = 8 << 20;
 pub struct HttpTransport {
     http: Http,
     base: String,
+    min_rate: Option<MinRate>,
 }
 
 impl HttpTransport {
@@ -78,7 +82,14 @@ impl HttpTransport {
         HttpTransport {
             http,
             base: base.trim_end_matches('/').to_string(),
+            min_rate: None,
         }
+    }
+
+    /// Answers must arrive at least this fast (`net::MinRate`).
+    pub fn with_min_rate(mut self, rate: Option<MinRate>) -> Self {
+        self.min_rate = rate;
+        self
     }
 
     async fn exchange<B: Serialize + Sync, T: DeserializeOwned>(
@@ -107,10 +118,11 @@ impl HttpTransport {
         };
         let response = self
             .http
-            .send(request.bearer_auth(token), limit)
+            .send_at_least(request.bearer_auth(token), limit, self.min_rate)
             .await
             .map_err(|e| match e {
                 NetError::Tls { .. } => TransportError::Tls(e.to_string()),
+                NetError::TooSlow(_) => TransportError::TooSlow(e.to_string()),
                 NetError::TooLarge(n) => {
                     TransportError::Protocol(format!("an answer larger than {n} bytes"))
                 }

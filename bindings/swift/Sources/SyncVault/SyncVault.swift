@@ -3315,6 +3315,17 @@ public struct ClientOptions: Equatable, Hashable {
      * Records per downloaded page (default 2000; the server may cap it).
      */
     public let syncPageSize: UInt32?
+    /**
+     * The longest one Synchronize may take, in seconds (default 600; 0: no bound). Background
+     * work on a phone gets minutes: pick what the platform grants.
+     */
+    public let syncDeadlineSeconds: UInt32?
+    /**
+     * The slowest answer accepted, in bytes per second averaged over 20 seconds (default 2048;
+     * 0: no bound). A server that dribbles its answer fails with `TimedOut` instead of holding
+     * the Synchronize.
+     */
+    public let minTransferBytesPerSecond: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3346,7 +3357,16 @@ public struct ClientOptions: Equatable, Hashable {
          */conflictMode: ConflictMode? = nil, 
         /**
          * Records per downloaded page (default 2000; the server may cap it).
-         */syncPageSize: UInt32? = nil) {
+         */syncPageSize: UInt32? = nil, 
+        /**
+         * The longest one Synchronize may take, in seconds (default 600; 0: no bound). Background
+         * work on a phone gets minutes: pick what the platform grants.
+         */syncDeadlineSeconds: UInt32? = nil, 
+        /**
+         * The slowest answer accepted, in bytes per second averaged over 20 seconds (default 2048;
+         * 0: no bound). A server that dribbles its answer fails with `TimedOut` instead of holding
+         * the Synchronize.
+         */minTransferBytesPerSecond: UInt32? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
@@ -3356,6 +3376,8 @@ public struct ClientOptions: Equatable, Hashable {
         self.oauthClientId = oauthClientId
         self.conflictMode = conflictMode
         self.syncPageSize = syncPageSize
+        self.syncDeadlineSeconds = syncDeadlineSeconds
+        self.minTransferBytesPerSecond = minTransferBytesPerSecond
     }
 
     
@@ -3382,7 +3404,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 extraRootCertificatesPem: FfiConverterSequenceString.read(from: &buf), 
                 oauthClientId: FfiConverterOptionString.read(from: &buf), 
                 conflictMode: FfiConverterOptionTypeConflictMode.read(from: &buf), 
-                syncPageSize: FfiConverterOptionUInt32.read(from: &buf)
+                syncPageSize: FfiConverterOptionUInt32.read(from: &buf), 
+                syncDeadlineSeconds: FfiConverterOptionUInt32.read(from: &buf), 
+                minTransferBytesPerSecond: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -3396,6 +3420,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.oauthClientId, into: &buf)
         FfiConverterOptionTypeConflictMode.write(value.conflictMode, into: &buf)
         FfiConverterOptionUInt32.write(value.syncPageSize, into: &buf)
+        FfiConverterOptionUInt32.write(value.syncDeadlineSeconds, into: &buf)
+        FfiConverterOptionUInt32.write(value.minTransferBytesPerSecond, into: &buf)
     }
 }
 
@@ -4144,6 +4170,11 @@ public struct SyncReport: Equatable, Hashable {
      * Records downloaded and uploaded per second.
      */
     public let recordsPerSecond: Double
+    /**
+     * The server refused the saved cursor, so everything was downloaded again (unsent edits
+     * and waiting conflicts kept; records the server no longer has removed).
+     */
+    public let fullResync: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4162,7 +4193,11 @@ public struct SyncReport: Equatable, Hashable {
          */pendingChanges: UInt64, bytesDownloaded: UInt64, bytesUploaded: UInt64, seconds: Double, 
         /**
          * Records downloaded and uploaded per second.
-         */recordsPerSecond: Double) {
+         */recordsPerSecond: Double, 
+        /**
+         * The server refused the saved cursor, so everything was downloaded again (unsent edits
+         * and waiting conflicts kept; records the server no longer has removed).
+         */fullResync: Bool) {
         self.recordsDownloaded = recordsDownloaded
         self.recordsUploaded = recordsUploaded
         self.conflicts = conflicts
@@ -4173,6 +4208,7 @@ public struct SyncReport: Equatable, Hashable {
         self.bytesUploaded = bytesUploaded
         self.seconds = seconds
         self.recordsPerSecond = recordsPerSecond
+        self.fullResync = fullResync
     }
 
     
@@ -4200,7 +4236,8 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
                 bytesDownloaded: FfiConverterUInt64.read(from: &buf), 
                 bytesUploaded: FfiConverterUInt64.read(from: &buf), 
                 seconds: FfiConverterDouble.read(from: &buf), 
-                recordsPerSecond: FfiConverterDouble.read(from: &buf)
+                recordsPerSecond: FfiConverterDouble.read(from: &buf), 
+                fullResync: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -4215,6 +4252,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.bytesUploaded, into: &buf)
         FfiConverterDouble.write(value.seconds, into: &buf)
         FfiConverterDouble.write(value.recordsPerSecond, into: &buf)
+        FfiConverterBool.write(value.fullResync, into: &buf)
     }
 }
 
@@ -4842,6 +4880,12 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case Cancelled
     /**
+     * The Synchronize hit a time bound (`bound`: its deadline, or an answer slower than the
+     * minimum transfer rate). What it committed stays; the next Synchronize resumes.
+     */
+    case TimedOut(bound: TimeBound
+    )
+    /**
      * The app passed something the API cannot use (an unknown entity, a bad field value).
      */
     case InvalidInput(reason: String
@@ -4950,13 +4994,16 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             reason: try FfiConverterString.read(from: &buf)
             )
         case 24: return .Cancelled
-        case 25: return .InvalidInput(
+        case 25: return .TimedOut(
+            bound: try FfiConverterTypeTimeBound.read(from: &buf)
+            )
+        case 26: return .InvalidInput(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 26: return .Storage(
+        case 27: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 27: return .Internal(
+        case 28: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -5083,18 +5130,23 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(24))
         
         
-        case let .InvalidInput(reason):
+        case let .TimedOut(bound):
             writeInt(&buf, Int32(25))
-            FfiConverterString.write(reason, into: &buf)
+            FfiConverterTypeTimeBound.write(bound, into: &buf)
             
         
-        case let .Storage(reason):
+        case let .InvalidInput(reason):
             writeInt(&buf, Int32(26))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .Storage(reason):
             writeInt(&buf, Int32(27))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(28))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -5218,6 +5270,81 @@ public func FfiConverterTypeSyncPhase_lift(_ buf: RustBuffer) throws -> SyncPhas
 #endif
 public func FfiConverterTypeSyncPhase_lower(_ value: SyncPhase) -> RustBuffer {
     return FfiConverterTypeSyncPhase.lower(value)
+}
+
+
+
+/**
+ * Which time bound a Synchronize hit.
+ */
+
+public enum TimeBound: Equatable, Hashable {
+    
+    /**
+     * The whole Synchronize took longer than its deadline (`SyncOptions::deadline`).
+     */
+    case deadline
+    /**
+     * An answer arrived slower than the minimum transfer rate.
+     */
+    case minimumTransferRate
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TimeBound: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTimeBound: FfiConverterRustBuffer {
+    typealias SwiftType = TimeBound
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeBound {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .deadline
+        
+        case 2: return .minimumTransferRate
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TimeBound, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .deadline:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .minimumTransferRate:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimeBound_lift(_ buf: RustBuffer) throws -> TimeBound {
+    return try FfiConverterTypeTimeBound.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimeBound_lower(_ value: TimeBound) -> RustBuffer {
+    return FfiConverterTypeTimeBound.lower(value)
 }
 
 

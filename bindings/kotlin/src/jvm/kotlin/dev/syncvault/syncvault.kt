@@ -5423,6 +5423,19 @@ data class ClientOptions (
      * Records per downloaded page (default 2000; the server may cap it).
      */
     val `syncPageSize`: kotlin.UInt? = null 
+    , 
+    /**
+     * The longest one Synchronize may take, in seconds (default 600; 0: no bound). Background
+     * work on a phone gets minutes: pick what the platform grants.
+     */
+    val `syncDeadlineSeconds`: kotlin.UInt? = null 
+    , 
+    /**
+     * The slowest answer accepted, in bytes per second averaged over 20 seconds (default 2048;
+     * 0: no bound). A server that dribbles its answer fails with `TimedOut` instead of holding
+     * the Synchronize.
+     */
+    val `minTransferBytesPerSecond`: kotlin.UInt? = null 
     
 ){
     
@@ -5448,6 +5461,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeConflictMode.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -5460,7 +5475,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterSequenceString.allocationSize(value.`extraRootCertificatesPem`) +
             FfiConverterOptionalString.allocationSize(value.`oauthClientId`) +
             FfiConverterOptionalTypeConflictMode.allocationSize(value.`conflictMode`) +
-            FfiConverterOptionalUInt.allocationSize(value.`syncPageSize`)
+            FfiConverterOptionalUInt.allocationSize(value.`syncPageSize`) +
+            FfiConverterOptionalUInt.allocationSize(value.`syncDeadlineSeconds`) +
+            FfiConverterOptionalUInt.allocationSize(value.`minTransferBytesPerSecond`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -5473,6 +5490,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.write(value.`oauthClientId`, buf)
             FfiConverterOptionalTypeConflictMode.write(value.`conflictMode`, buf)
             FfiConverterOptionalUInt.write(value.`syncPageSize`, buf)
+            FfiConverterOptionalUInt.write(value.`syncDeadlineSeconds`, buf)
+            FfiConverterOptionalUInt.write(value.`minTransferBytesPerSecond`, buf)
     }
 }
 
@@ -6044,6 +6063,12 @@ data class SyncReport (
      * Records downloaded and uploaded per second.
      */
     val `recordsPerSecond`: kotlin.Double
+    , 
+    /**
+     * The server refused the saved cursor, so everything was downloaded again (unsent edits
+     * and waiting conflicts kept; records the server no longer has removed).
+     */
+    val `fullResync`: kotlin.Boolean
     
 ){
     
@@ -6070,6 +6095,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -6083,7 +6109,8 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.allocationSize(value.`bytesDownloaded`) +
             FfiConverterULong.allocationSize(value.`bytesUploaded`) +
             FfiConverterDouble.allocationSize(value.`seconds`) +
-            FfiConverterDouble.allocationSize(value.`recordsPerSecond`)
+            FfiConverterDouble.allocationSize(value.`recordsPerSecond`) +
+            FfiConverterBoolean.allocationSize(value.`fullResync`)
     )
 
     override fun write(value: SyncReport, buf: ByteBuffer) {
@@ -6097,6 +6124,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.write(value.`bytesUploaded`, buf)
             FfiConverterDouble.write(value.`seconds`, buf)
             FfiConverterDouble.write(value.`recordsPerSecond`, buf)
+            FfiConverterBoolean.write(value.`fullResync`, buf)
     }
 }
 
@@ -6754,6 +6782,18 @@ sealed class SyncException: kotlin.Exception() {
     }
     
     /**
+     * The Synchronize hit a time bound (`bound`: its deadline, or an answer slower than the
+     * minimum transfer rate). What it committed stays; the next Synchronize resumes.
+     */
+    class TimedOut(
+        
+        val `bound`: TimeBound
+        ) : SyncException() {
+        override val message
+            get() = toString()
+    }
+    
+    /**
      * The app passed something the API cannot use (an unknown entity, a bad field value).
      */
     class InvalidInput(
@@ -6868,13 +6908,16 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 FfiConverterString.read(buf),
                 )
             24 -> SyncException.Cancelled()
-            25 -> SyncException.InvalidInput(
+            25 -> SyncException.TimedOut(
+                FfiConverterTypeTimeBound.read(buf),
+                )
+            26 -> SyncException.InvalidInput(
                 FfiConverterString.read(buf),
                 )
-            26 -> SyncException.Storage(
+            27 -> SyncException.Storage(
                 FfiConverterString.read(buf),
                 )
-            27 -> SyncException.Internal(
+            28 -> SyncException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6994,6 +7037,11 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             is SyncException.Cancelled -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
+            )
+            is SyncException.TimedOut -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterTypeTimeBound.allocationSize(value.`bound`)
             )
             is SyncException.InvalidInput -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -7127,18 +7175,23 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 buf.putInt(24)
                 Unit
             }
-            is SyncException.InvalidInput -> {
+            is SyncException.TimedOut -> {
                 buf.putInt(25)
-                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterTypeTimeBound.write(value.`bound`, buf)
                 Unit
             }
-            is SyncException.Storage -> {
+            is SyncException.InvalidInput -> {
                 buf.putInt(26)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Internal -> {
+            is SyncException.Storage -> {
                 buf.putInt(27)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Internal -> {
+                buf.putInt(28)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -7196,6 +7249,49 @@ public object FfiConverterTypeSyncPhase: FfiConverterRustBuffer<SyncPhase> {
     override fun allocationSize(value: SyncPhase) = 4UL
 
     override fun write(value: SyncPhase, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Which time bound a Synchronize hit.
+ */
+
+enum class TimeBound {
+    
+    /**
+     * The whole Synchronize took longer than its deadline (`SyncOptions::deadline`).
+     */
+    DEADLINE,
+    /**
+     * An answer arrived slower than the minimum transfer rate.
+     */
+    MINIMUM_TRANSFER_RATE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTimeBound: FfiConverterRustBuffer<TimeBound> {
+    override fun read(buf: ByteBuffer) = try {
+        TimeBound.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: TimeBound) = 4UL
+
+    override fun write(value: TimeBound, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
