@@ -277,7 +277,7 @@ pub fn page(
                     version: c.version,
                     fields: c.fields,
                 };
-                entities::upsert_with(conn, &schemas[&c.entity], &record)?;
+                entities::upsert_owned(conn, &schemas[&c.entity], record)?;
             }
             PageAction::Delete(c) => {
                 entities::delete_if_not_newer(conn, &c.entity, &c.id, c.version)?;

@@ -4,6 +4,9 @@
 //! changes; an upload of 10k queued edits. Prints one JSON line.
 //!
 //! Usage: syncvault-sync-bench SERVER_BIN RECORDS
+//!        syncvault-sync-bench --big-field MB
+
+mod big_field;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -108,7 +111,7 @@ fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
                 version: 1,
                 fields,
             };
-            entities::upsert_with(&tx, &by_name[entity], &record).unwrap();
+            entities::upsert_owned(&tx, &by_name[entity], record).unwrap();
         }
         tx.commit().unwrap();
         i += BATCH;
@@ -121,6 +124,10 @@ fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
+    if args[1] == "--big-field" {
+        println!("{}", big_field::run(args[2].parse().unwrap()).await);
+        return;
+    }
     let (bin, n): (&str, u64) = (&args[1], args[2].parse().unwrap());
     let tmp = tempfile::tempdir().unwrap();
 

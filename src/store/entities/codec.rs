@@ -9,6 +9,21 @@ use super::schema::{FieldSchema, FieldType};
 
 /// Converts a JSON value to the column's SQL value, checking its type.
 pub(super) fn to_sql(field: &FieldSchema, value: &Value) -> Result<SqlValue, EntityError> {
+    Ok(match to_sql_ref(field, value)? {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Integer(i),
+        ValueRef::Real(r) => SqlValue::Real(r),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    })
+}
+
+/// As [`to_sql`], borrowing text instead of copying it: a large field is bound straight from the
+/// downloaded value (SQLite makes the one copy it needs).
+pub(super) fn to_sql_ref<'a>(
+    field: &FieldSchema,
+    value: &'a Value,
+) -> Result<ValueRef<'a>, EntityError> {
     let wrong = || EntityError::WrongType {
         field: field.name.clone(),
         expected: field.kind,
@@ -22,14 +37,14 @@ pub(super) fn to_sql(field: &FieldSchema, value: &Value) -> Result<SqlValue, Ent
         },
     };
     Ok(match (field.kind, value) {
-        (_, Value::Null) => SqlValue::Null,
-        (FieldType::Text | FieldType::Reference, Value::String(s)) => SqlValue::Text(s.clone()),
+        (_, Value::Null) => ValueRef::Null,
+        (FieldType::Text | FieldType::Reference, Value::String(s)) => ValueRef::Text(s.as_bytes()),
         (FieldType::Timestamp, Value::String(s)) if looks_like_rfc3339(s) => {
-            SqlValue::Text(s.clone())
+            ValueRef::Text(s.as_bytes())
         }
-        (FieldType::Integer, Value::Number(n)) => SqlValue::Integer(n.as_i64().ok_or_else(wrong)?),
-        (FieldType::Real, Value::Number(n)) => SqlValue::Real(n.as_f64().ok_or_else(wrong)?),
-        (FieldType::Boolean, Value::Bool(b)) => SqlValue::Integer(*b as i64),
+        (FieldType::Integer, Value::Number(n)) => ValueRef::Integer(n.as_i64().ok_or_else(wrong)?),
+        (FieldType::Real, Value::Number(n)) => ValueRef::Real(n.as_f64().ok_or_else(wrong)?),
+        (FieldType::Boolean, Value::Bool(b)) => ValueRef::Integer(*b as i64),
         _ => return Err(wrong()),
     })
 }

@@ -13,7 +13,7 @@ mod tables;
 
 pub use query::{Query, query};
 pub use records::{
-    Record, count, delete, delete_if_not_newer, get, set_version, upsert, upsert_with,
+    Record, count, delete, delete_if_not_newer, get, set_version, upsert, upsert_owned, upsert_with,
 };
 pub use schema::{EntitySchema, FieldSchema, FieldType, load_schema, load_schemas, valid_name};
 pub use tables::{apply_schema, begin_bulk_load, end_bulk_load, in_bulk_load};
@@ -286,6 +286,33 @@ mod tests {
         .unwrap();
         assert_eq!(search("dijkstra"), 1);
         end_bulk_load(&c).unwrap();
+    }
+
+    #[test]
+    fn the_index_covers_the_first_part_of_a_huge_field_and_stays_consistent() {
+        let c = conn();
+        let cap = tables::FTS_INDEXED_CHARS as usize;
+        let notes = format!("early {} lateword", "x".repeat(cap));
+        upsert(&c, "contact", &rec("big", json!({"notes": notes}))).unwrap();
+        let found = |text: &str| {
+            let q = Query {
+                search: Some(text.into()),
+                ..Default::default()
+            };
+            query(&c, "contact", &q).unwrap().len()
+        };
+        assert_eq!(found("early"), 1);
+        assert_eq!(found("lateword"), 0, "past the cap");
+        // The whole value is stored and returned.
+        let back = get(&c, "contact", "big").unwrap().unwrap();
+        assert_eq!(back.fields["notes"].as_str().unwrap().len(), notes.len());
+        // Updates and deletes remove exactly what was indexed.
+        upsert(&c, "contact", &rec("big", json!({"notes": "short now"}))).unwrap();
+        assert_eq!(found("early"), 0);
+        assert_eq!(found("short"), 1);
+        delete(&c, "contact", "big").unwrap();
+        c.execute_batch("INSERT INTO fts_contact (fts_contact) VALUES ('integrity-check');")
+            .unwrap();
     }
 
     #[test]

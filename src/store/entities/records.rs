@@ -1,11 +1,11 @@
 //! Record CRUD on entity tables: the server's state of a record in, one record out.
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::EntityError;
-use super::codec::to_sql;
+use super::codec::to_sql_ref;
 use super::query::{Query, query};
 use super::schema::{EntitySchema, require_schema};
 
@@ -24,7 +24,34 @@ pub fn upsert(conn: &Connection, entity: &str, record: &Record) -> Result<(), En
     upsert_with(conn, &schema, record)
 }
 
-/// As [`upsert`], with the schema already loaded (the sync engine's hot path).
+/// As [`upsert_with`], taking the record: every value is bound (SQLite copies it) and the record
+/// dropped before the row is written, so a large downloaded field is held twice at most (the
+/// bound copy and SQLite's row), not three times. The sync engine's hot path.
+pub fn upsert_owned(
+    conn: &Connection,
+    schema: &EntitySchema,
+    record: Record,
+) -> Result<(), EntityError> {
+    for key in record.fields.keys() {
+        schema.field(key)?;
+    }
+    let sql = schema.upsert_sql.0.get_or_init(|| upsert_sql(schema));
+    let mut stmt = conn.prepare_cached(sql)?;
+    stmt.raw_bind_parameter(
+        1,
+        ToSqlOutput::Borrowed(ValueRef::Text(record.id.as_bytes())),
+    )?;
+    stmt.raw_bind_parameter(2, record.version)?;
+    for (i, f) in schema.fields.iter().enumerate() {
+        let value = record.fields.get(&f.name).unwrap_or(&Value::Null);
+        stmt.raw_bind_parameter(i + 3, ToSqlOutput::Borrowed(to_sql_ref(f, value)?))?;
+    }
+    drop(record);
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+/// As [`upsert`], with the schema already loaded.
 pub fn upsert_with(
     conn: &Connection,
     schema: &EntitySchema,
@@ -33,15 +60,13 @@ pub fn upsert_with(
     for key in record.fields.keys() {
         schema.field(key)?;
     }
-    let mut values: Vec<SqlValue> = vec![
-        SqlValue::Text(record.id.clone()),
-        SqlValue::Integer(record.version),
+    let mut values: Vec<ToSqlOutput<'_>> = vec![
+        ToSqlOutput::Borrowed(ValueRef::Text(record.id.as_bytes())),
+        ToSqlOutput::Borrowed(ValueRef::Integer(record.version)),
     ];
     for f in &schema.fields {
-        values.push(to_sql(
-            f,
-            record.fields.get(&f.name).unwrap_or(&Value::Null),
-        )?);
+        let value = record.fields.get(&f.name).unwrap_or(&Value::Null);
+        values.push(ToSqlOutput::Borrowed(to_sql_ref(f, value)?));
     }
     let sql = schema.upsert_sql.0.get_or_init(|| upsert_sql(schema));
     conn.prepare_cached(sql)?

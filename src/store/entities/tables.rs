@@ -74,18 +74,44 @@ fn drop_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> 
     Ok(())
 }
 
+/// The characters of each searchable field that go into the full-text index. FTS5 holds a
+/// field's distinct terms in memory while it indexes it: a cap keeps a 50 MB note of random words
+/// from costing a gigabyte (the whole value is still stored and returned; search finds words of
+/// its first 256 Ki characters).
+pub const FTS_INDEXED_CHARS: u32 = 256 * 1024;
+
+/// The full-text index reads its content through a view that caps each field (`fts_src_*`), so
+/// the triggers and a `rebuild` index the same text. Indexes made before the cap read the table
+/// itself and keep doing so.
 fn create_fts(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
     let searchable = s.searchable();
     if searchable.is_empty() {
         return Ok(());
     }
     let cols: Vec<String> = searchable.iter().map(|f| format!("f_{}", f.name)).collect();
+    let capped: Vec<String> = searchable
+        .iter()
+        .map(|f| format!("substr(f_{0}, 1, {FTS_INDEXED_CHARS}) AS f_{0}", f.name))
+        .collect();
     let n = &s.name;
     conn.execute_batch(&format!(
-        "CREATE VIRTUAL TABLE fts_{n} USING fts5({}, content='e_{n}', content_rowid='rowid');",
+        "CREATE VIEW fts_src_{n} AS SELECT rowid AS fts_rowid, {} FROM e_{n};
+         CREATE VIRTUAL TABLE fts_{n} USING fts5({}, content='fts_src_{n}',
+             content_rowid='fts_rowid');",
+        capped.join(", "),
         cols.join(", ")
     ))?;
     create_fts_triggers(conn, s)
+}
+
+/// Whether the entity's full-text index reads through the capping view.
+fn fts_capped(conn: &Connection, entity: &str) -> Result<bool, EntityError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name = ?1",
+        [format!("fts_src_{entity}")],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
 }
 
 /// The triggers that keep the full-text index in step with the entity table.
@@ -96,14 +122,16 @@ fn create_fts_triggers(conn: &Connection, s: &EntitySchema) -> Result<(), Entity
     }
     let cols: Vec<String> = searchable.iter().map(|f| format!("f_{}", f.name)).collect();
     let cols = cols.join(", ");
-    let new_cols: String = searchable
-        .iter()
-        .map(|f| format!(", new.f_{}", f.name))
-        .collect();
-    let old_cols: String = searchable
-        .iter()
-        .map(|f| format!(", old.f_{}", f.name))
-        .collect();
+    let capped = fts_capped(conn, &s.name)?;
+    let value = |row: &str, field: &str| {
+        if capped {
+            format!(", substr({row}.f_{field}, 1, {FTS_INDEXED_CHARS})")
+        } else {
+            format!(", {row}.f_{field}")
+        }
+    };
+    let new_cols: String = searchable.iter().map(|f| value("new", &f.name)).collect();
+    let old_cols: String = searchable.iter().map(|f| value("old", &f.name)).collect();
     let n = &s.name;
     conn.execute_batch(&format!(
         "CREATE TRIGGER IF NOT EXISTS e_{n}_ai AFTER INSERT ON e_{n} BEGIN
@@ -169,7 +197,10 @@ pub fn end_bulk_load(conn: &Connection) -> Result<(), EntityError> {
 
 fn drop_fts(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
     drop_fts_triggers(conn, s)?;
-    conn.execute_batch(&format!("DROP TABLE IF EXISTS fts_{n};", n = s.name))?;
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS fts_{n}; DROP VIEW IF EXISTS fts_src_{n};",
+        n = s.name
+    ))?;
     Ok(())
 }
 
