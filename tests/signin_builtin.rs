@@ -690,7 +690,8 @@ async fn entra_like_access_tokens_pick_the_user_by_identity_and_email() {
     // The existing org user Ada (the server creates her first), matched by case-folded email.
     assert_eq!(me.org_user_id.as_deref(), Some("u1"));
     assert_eq!(me.email.as_deref(), Some("ada@contoso.example"));
-    assert_eq!(srv.org.users.count(), 2, "no new user was created");
+    // Ada, Grace and the System Administrator: nobody new.
+    assert_eq!(srv.org.store.count(), 3, "no new user was created");
     assert_eq!(
         common::org::sync(&c).await.unwrap().records_downloaded,
         1000

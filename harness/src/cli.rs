@@ -163,6 +163,10 @@ pub enum Command {
         /// Extra CA certificate (PEM) trusted when fetching the external issuer's keys.
         #[arg(long, requires = "issuer")]
         ca_file: Option<String>,
+        /// On first start, read the System Administrator's password from stdin (else a random
+        /// one is printed once).
+        #[arg(long)]
+        admin_password_stdin: bool,
     },
     /// The whole flow end to end on an embedded server.
     Demo {

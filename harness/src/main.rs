@@ -105,8 +105,10 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             audience,
             faults,
             ca_file,
+            admin_password_stdin,
         } => {
             let args = sync_commands::ServeArgs {
+                admin_password_stdin,
                 addr,
                 data,
                 records,

@@ -26,6 +26,8 @@ pub struct ServeArgs {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub ca_file: Option<String>,
+    /// Read the first System Administrator password from stdin.
+    pub admin_password_stdin: bool,
 }
 
 pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
@@ -41,22 +43,43 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
     let extra_ca_pem = args.ca_file.map(std::fs::read).transpose()?;
     let faults = FaultSpec::parse(args.faults.as_deref().unwrap_or(""))
         .map_err(|e| HarnessError::Usage(format!("--faults: {e}")))?;
+    let admin_password = if args.admin_password_stdin {
+        Some(
+            Passwords::new(true)
+                .next("System Administrator password")
+                .map(|p| String::from_utf8_lossy(&p).into_owned())?,
+        )
+    } else {
+        None
+    };
     let bound = BoundServer::bind(&args.addr)
         .await
         .map_err(|e| HarnessError::Usage(e.to_string()))?;
     let url = bound.url();
-    out.result(
-        &json!({"org_url": url}),
-        &format!("organization server listening at {url}"),
-    );
+    let config = ServerConfig {
+        provider,
+        extra_ca_pem,
+        data_dir: args.data.map(Into::into),
+        records: args.records,
+        faults,
+        admin_password,
+        ..Default::default()
+    };
     bound
-        .serve(ServerConfig {
-            provider,
-            extra_ca_pem,
-            data_dir: args.data.map(Into::into),
-            records: args.records,
-            faults,
-            ..Default::default()
+        .serve(config, |org| {
+            let mut line = json!({"org_url": url, "admin_url": format!("{url}/admin")});
+            let mut text =
+                format!("organization server listening at {url} (Admin Console: {url}/admin)");
+            // Shown once: the first start made the administrator's password up.
+            if let Some(p) = &org.first_admin_password {
+                line["admin_email"] = json!(syncvault_server::admin::store::ADMIN_EMAIL);
+                line["admin_password"] = json!(p);
+                text.push_str(&format!(
+                    "\nSystem Administrator: {} / {p} (shown once)",
+                    syncvault_server::admin::store::ADMIN_EMAIL
+                ));
+            }
+            out.result(&line, &text);
         })
         .await
         .map_err(|e| HarnessError::Io(std::io::Error::other(e.to_string())))

@@ -141,7 +141,7 @@ fn validation(issuer: &str, audience: &str, alg: jsonwebtoken::Algorithm) -> Val
 
 impl Verifier {
     /// Issues a credentials-mode access token for an org user.
-    pub fn issue_org_token(&self, user: &crate::users::OrgUser, ttl: Duration) -> String {
+    pub fn issue_org_token(&self, user: &crate::admin::store::OrgUser, ttl: Duration) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("after 1970")

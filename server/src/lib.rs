@@ -3,12 +3,12 @@
 //! challenge at the API root, either a built-in development OpenID Connect provider (`/idp`) or
 //! trust in an external issuer, credentials-mode sign-in, and the org's API.
 
+pub mod admin;
 pub mod auth;
 pub mod faults;
 pub mod idp;
 pub mod keys;
 pub mod sync;
-pub mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,12 +25,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use admin::store::{OrgStore, OrgUser, Refusal};
 use auth::{TokenIssuer, Verifier};
 use faults::{FaultSpec, Faults};
 use idp::{Idp, IdpBehaviour, IdpLifetimes};
 use keys::SigningKey;
 use sync::store::DataStore;
-use users::Users;
 
 /// Errors of starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +77,12 @@ pub struct ServerConfig {
     /// The audience the built-in provider issues access tokens for, when not this organization
     /// (tests of an organization that refuses its provider's tokens).
     pub provider_audience: Option<String>,
-    /// Where the org's records live (`DIR/org.db`); in memory when None.
+    /// Where the org's records (`DIR/org.db`) and its own state (`DIR/admin.db`: users, roles,
+    /// the connected provider, devices, console sessions) live; in memory when None.
     pub data_dir: Option<PathBuf>,
+    /// The System Administrator's console password on first start (None: a random one, which
+    /// `Org::first_admin_password` holds for the caller to print once).
+    pub admin_password: Option<String>,
     /// How many generated records an empty store starts with.
     pub records: u64,
     /// Faults injected into the sync API.
@@ -99,6 +103,7 @@ impl Default for ServerConfig {
             entra_access_tokens: false,
             provider_audience: None,
             data_dir: None,
+            admin_password: None,
             records: 1000,
             faults: FaultSpec::default(),
         }
@@ -109,7 +114,10 @@ impl Default for ServerConfig {
 pub struct Org {
     pub url: String,
     pub config: ServerConfig,
-    pub users: Users,
+    /// Users, roles, the connected provider, devices, console sessions.
+    pub store: Arc<OrgStore>,
+    /// The System Administrator's password when this start created it at random.
+    pub first_admin_password: Option<String>,
     pub verifier: Verifier,
     /// OIDC issuer and client id advertised in discovery.
     pub issuer: String,
@@ -177,17 +185,10 @@ impl Org {
                 None,
             ),
         };
-        let users = Users::default();
-        users.add(
-            "ada@contoso.example",
-            "Ada Lovelace",
-            Some("ada-credentials"),
-        );
-        users.add(
-            "grace@contoso.example",
-            "Grace Hopper",
-            Some("grace-credentials"),
-        );
+        let store = OrgStore::open(config.data_dir.as_deref())
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let first_admin_password = seed_users(&store, config.admin_password.as_deref())
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         let data = DataStore::open(config.data_dir.as_deref(), config.records)
             .map_err(|e| ServerError::Config(format!("the record store: {e}")))?;
         let faults = Arc::new(Faults::new(config.faults.clone()));
@@ -202,7 +203,8 @@ impl Org {
         let org = Arc::new(Org {
             url,
             config,
-            users,
+            store: Arc::new(store),
+            first_admin_password,
             verifier,
             issuer,
             discovery_override: Mutex::new(None),
@@ -263,7 +265,7 @@ impl Org {
     }
 
     /// The org user behind the request's access token.
-    pub async fn caller(&self, headers: &HeaderMap) -> Result<users::OrgUser, Response> {
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<OrgUser, Response> {
         let claims = self.verifier.verify(headers).await.map_err(|e| {
             let challenge = format!(
                 "Bearer authorization_uri=\"{}/authorize\", resource_id=\"{}\", error=\"invalid_token\"",
@@ -276,7 +278,20 @@ impl Org {
             return Err((StatusCode::FORBIDDEN, Json(json!({"error": "insufficient_scope", "error_description": "the token names no email, preferred_username or upn"}))).into_response());
         };
         let name = claims.name.clone().unwrap_or_else(|| email.clone());
-        Ok(self.users.resolve(&claims.identity(), &email, &name))
+        // Credentials-mode tokens are the org's own: they name the user directly.
+        let resolved = if claims.iss == self.url {
+            self.store
+                .user(&claims.sub)
+                .ok()
+                .flatten()
+                .filter(|u| u.enabled)
+                .ok_or(Refusal::Disabled)
+        } else {
+            self.store.resolve(&claims.identity(), &email, &name)
+        };
+        resolved.map_err(|_| {
+            (StatusCode::FORBIDDEN, Json(json!({"error": "user_disabled", "error_description": "the organization disabled this user"}))).into_response()
+        })
     }
 }
 
@@ -328,7 +343,13 @@ async fn credentials(State(org): State<Arc<Org>>, Json(req): Json<CredentialsReq
     if !org.config.allow_credentials {
         return (StatusCode::FORBIDDEN, Json(json!({"error": "user_mode_not_allowed", "error_description": "this organization allows OAuth only"}))).into_response();
     }
-    match org.users.check_password(&req.username, &req.password) {
+    let store = Arc::clone(&org.store);
+    let checked =
+        tokio::task::spawn_blocking(move || store.check_password(&req.username, &req.password))
+            .await
+            .ok()
+            .flatten();
+    match checked {
         Some(user) => {
             let ttl = org.config.lifetimes.access_token;
             Json(json!({
@@ -340,6 +361,41 @@ async fn credentials(State(org): State<Arc<Org>>, Json(req): Json<CredentialsReq
         }
         None => (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_credentials", "error_description": "wrong user name or password"}))).into_response(),
     }
+}
+
+/// The demo organization's people on first start: Ada and Grace (credentials-mode passwords
+/// `ada-credentials`, `grace-credentials`) and the System Administrator. Returns the
+/// administrator's password when it was made up here.
+fn seed_users(
+    store: &OrgStore,
+    admin_password: Option<&str>,
+) -> Result<Option<String>, admin::store::StoreError> {
+    if !store.is_empty()? {
+        return Ok(None);
+    }
+    store.create_user(
+        "ada@contoso.example",
+        "Ada Lovelace",
+        Some("ada-credentials"),
+    )?;
+    store.create_user(
+        "grace@contoso.example",
+        "Grace Hopper",
+        Some("grace-credentials"),
+    )?;
+    let generated = admin_password
+        .is_none()
+        .then(admin::passwords::random_password);
+    let password = admin_password
+        .or(generated.as_deref())
+        .expect("one of them");
+    let admin = store.create_user(
+        admin::store::ADMIN_EMAIL,
+        "System Administrator",
+        Some(password),
+    )?;
+    store.add_roles(&admin.id, &[admin::store::SYSTEM_ADMINISTRATOR.to_string()])?;
+    Ok(generated)
 }
 
 /// The org, its built-in provider (if any) and the routes.
@@ -412,9 +468,15 @@ impl BoundServer {
         Ok((org, idp, router))
     }
 
-    /// Serves until the process ends.
-    pub async fn serve(self, config: ServerConfig) -> Result<(), ServerError> {
-        let (_org, _idp, router) = self.app(config)?;
+    /// Serves until the process ends; `ready` sees the organization before the first request
+    /// (`syncvault serve` prints its URL and a first administrator password there).
+    pub async fn serve(
+        self,
+        config: ServerConfig,
+        ready: impl FnOnce(&Org),
+    ) -> Result<(), ServerError> {
+        let (org, _idp, router) = self.app(config)?;
+        ready(&org);
         axum::serve(self.listener, router)
             .await
             .map_err(ServerError::Serve)

@@ -150,6 +150,9 @@ pub enum AuthError {
     /// The organization's answers break its protocol (discovery, `/api/me`).
     #[error("the organization broke the protocol: {0}")]
     OrgProtocol(String),
+    /// The organization disabled the signed-in user.
+    #[error("the organization disabled this user")]
+    UserDisabled,
     #[error("no sign-in is in progress")]
     NoSignInInProgress,
     #[error("the organization names no OAuth client id; set ClientOptions.oauth_client_id")]

@@ -395,6 +395,11 @@ impl Session {
                         }))
                     }
                     401 => Ok(Answer::Unauthorized),
+                    403 if serde_json::from_slice::<serde_json::Value>(&r.body)
+                        .is_ok_and(|v| v["error"] == "user_disabled") =>
+                    {
+                        Err(AuthError::UserDisabled)
+                    }
                     status => Err(AuthError::OrgStatus(status)),
                 }
             }

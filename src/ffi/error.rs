@@ -403,6 +403,9 @@ impl From<AuthError> for SyncError {
                 reason: "the organization answered an error".into(),
             },
             AuthError::OrgProtocol(reason) => protocol(reason.clone()),
+            AuthError::UserDisabled => SyncError::SignInRequired {
+                reason: e.to_string(),
+            },
             _ => invalid_input(e.to_string()),
         };
         surfaced(&e, mapped)
@@ -417,6 +420,7 @@ const PROTOCOL_CODES: &[&str] = &[
     "invalid_token",
     "schema_changed",
     "too_many_mutations",
+    "user_disabled",
 ];
 
 impl From<EngineError> for SyncError {
@@ -441,6 +445,13 @@ impl From<EngineError> for SyncError {
                         reason: reason.clone(),
                     }
                 }
+                TransportError::Status {
+                    status: 403,
+                    code: Some(code),
+                    ..
+                } if code == "user_disabled" => SyncError::SignInRequired {
+                    reason: "the organization disabled this user".into(),
+                },
                 TransportError::Status { status, code, .. } => {
                     let code = code
                         .as_deref()
