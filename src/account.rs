@@ -24,6 +24,9 @@ pub enum AccountError {
     /// The store holds no organization (setup never finished).
     #[error("this account is not set up yet")]
     NotConfigured,
+    /// The organization wiped this device; its offline data is gone.
+    #[error("the organization wiped this device")]
+    RemoteWiped,
     #[error(transparent)]
     Task(#[from] TaskError),
 }
@@ -78,6 +81,9 @@ pub struct AccountState {
     pub failed_attempts: u32,
     /// Biometric unlock (a platform key slot) is enabled: show its button.
     pub platform_unlock_enabled: bool,
+    /// The organization wiped this device (its administrator's command): tell the person why
+    /// the data is gone. Cleared by the next setup.
+    pub remotely_wiped: bool,
 }
 
 /// An account directory and its open store.
@@ -89,14 +95,51 @@ pub struct Account {
 
 const ORG_URL: &str = "organization_url";
 const USER_MODE: &str = "user_mode";
+/// Written (durably) before a remote wipe starts; while it exists the wipe is unfinished.
+const REMOTE_WIPE_PENDING: &str = "remote-wipe.pending";
+/// Left after a remote wipe, until the next setup: the data is gone because the organization
+/// said so.
+const REMOTE_WIPE_DONE: &str = "remote-wipe.done";
 
 impl Account {
+    /// The account directory `dir`; a remote wipe a crash interrupted is finished here.
     pub fn new(dir: impl Into<PathBuf>, config: VaultConfig) -> Self {
-        Account {
+        let account = Account {
             paths: VaultPaths::new(dir),
             config,
             store: None,
+        };
+        if account.paths.dir.join(REMOTE_WIPE_PENDING).exists()
+            && let Err(e) = account.finish_remote_wipe()
+        {
+            tracing::error!("could not finish the remote wipe: {e}");
         }
+        account
+    }
+
+    /// Crypto-erases the vault because the organization ordered it: the intent is recorded
+    /// first, so a crash in the middle is finished at the next start.
+    pub fn wipe_remotely(&mut self) -> Result<(), AccountError> {
+        self.lock();
+        let pending = self.paths.dir.join(REMOTE_WIPE_PENDING);
+        crate::fsio::write_atomic(&pending, b"wipe\n").map_err(VaultError::Io)?;
+        self.finish_remote_wipe()
+    }
+
+    fn finish_remote_wipe(&self) -> Result<(), AccountError> {
+        vault::wipe(&self.paths)?;
+        std::fs::rename(
+            self.paths.dir.join(REMOTE_WIPE_PENDING),
+            self.paths.dir.join(REMOTE_WIPE_DONE),
+        )
+        .map_err(VaultError::Io)?;
+        crate::fsio::sync_dir(&self.paths.dir.join(REMOTE_WIPE_DONE)).map_err(VaultError::Io)?;
+        tracing::warn!("the organization wiped this device");
+        Ok(())
+    }
+
+    fn remotely_wiped(&self) -> bool {
+        self.paths.dir.join(REMOTE_WIPE_DONE).exists()
     }
 
     pub fn dir(&self) -> &Path {
@@ -118,6 +161,8 @@ impl Account {
     ) -> Result<(), AccountError> {
         let url = crate::org::normalize_organization_url(organization_url)?;
         let unlocked = vault::create(&self.paths, password, confirmation, &self.config)?;
+        crate::fsio::remove_if_exists(&self.paths.dir.join(REMOTE_WIPE_DONE))
+            .map_err(VaultError::Io)?;
         let result = (|| {
             let store = Store::open(&self.paths.database(), &unlocked, &StoreOptions::default())?;
             meta::set(store.conn(), ORG_URL, &url)?;
@@ -141,6 +186,9 @@ impl Account {
     pub fn unlock(&mut self, password: &[u8]) -> Result<(), AccountError> {
         if self.store.is_some() {
             return Ok(());
+        }
+        if self.remotely_wiped() && !self.paths.exists() {
+            return Err(AccountError::RemoteWiped);
         }
         let unlocked = vault::unlock(&self.paths, password, &self.config)?;
         self.open_store(&unlocked)
@@ -230,6 +278,7 @@ impl Account {
             last_sync: None,
             failed_attempts,
             platform_unlock_enabled,
+            remotely_wiped: !configured && self.remotely_wiped(),
         };
         if let Some(store) = &self.store {
             let conn = store.conn();

@@ -558,3 +558,112 @@ async fn closing_the_client_cancels_its_synchronize_and_leaves_the_store_consist
     assert!(report.records_downloaded < 2000, "{report:?}");
     assert_converged(&b, &srv).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_organization_controls_its_devices() {
+    use syncvault_server::admin::store::DeviceCommand;
+    let srv = server(config(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = syncvault::ClientOptions {
+        device_name: Some("Ada's test phone".into()),
+        app_version: Some("1.2.3".into()),
+        ..options(ConflictMode::MergeFields, 100)
+    };
+    let c = signed_in_client(dir.path(), &srv.url, opts, "ada@contoso.example").await;
+    sync(&c).await.unwrap();
+    sync(&c).await.unwrap();
+    // The device list: who, what, how much.
+    let devices = srv.org.store.devices().unwrap();
+    assert_eq!(devices.len(), 1);
+    let d = &devices[0];
+    assert_eq!(d.user_email, "ada@contoso.example");
+    assert_eq!(d.report.name.as_deref(), Some("Ada's test phone"));
+    assert_eq!(d.report.app_version.as_deref(), Some("1.2.3"));
+    assert_eq!(d.report.records_held, Some(300));
+    assert_eq!(d.report.last_result.as_deref(), Some("ok"));
+    let client_id = d.client_id.clone();
+
+    // Force full sync: everything comes down again, a queued edit goes up first.
+    c.update_record(
+        "contact".into(),
+        "c000000001".into(),
+        fields(&[("notes", text("kept through the full sync"))]),
+    )
+    .await
+    .unwrap();
+    srv.org
+        .store
+        .command_device(&client_id, DeviceCommand::FullSync)
+        .unwrap();
+    let report = sync(&c).await.unwrap();
+    assert!(report.full_resync, "{report:?}");
+    assert_eq!(report.records_uploaded, 1);
+    assert_converged(&c, &srv).await;
+
+    // Sign out: the tokens are forgotten (and revoked); the next run needs the login page.
+    srv.org
+        .store
+        .command_device(&client_id, DeviceCommand::SignOut)
+        .unwrap();
+    assert!(matches!(
+        sync(&c).await,
+        Err(SyncError::SignInRequired { .. })
+    ));
+    assert!(!c.is_signed_in().await.unwrap());
+    sign_in(&c, "ada@contoso.example").await;
+    sync(&c).await.unwrap();
+
+    // Wipe: with an unsent edit on the device, the next contact erases the vault.
+    c.update_record(
+        "contact".into(),
+        "c000000002".into(),
+        fields(&[("notes", text("lost by the wipe"))]),
+    )
+    .await
+    .unwrap();
+    srv.org
+        .store
+        .command_device(&client_id, DeviceCommand::Wipe)
+        .unwrap();
+    assert_eq!(sync(&c).await, Err(SyncError::RemoteWiped));
+    let state = c.account_state().await.unwrap();
+    assert!(!state.configured && state.remotely_wiped, "{state:?}");
+    assert_eq!(
+        c.unlock(ORG_PASSWORD.to_vec()).await,
+        Err(SyncError::RemoteWiped)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["remote-wipe.done"], "only the note that it happened");
+    let delivered = &srv.org.store.devices().unwrap()[0];
+    assert_eq!(delivered.delivered_command, Some(DeviceCommand::Wipe));
+    assert!(delivered.delivered_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_wipe_cut_short_by_a_crash_finishes_at_the_next_start() {
+    let srv = server(config(50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = signed_in_client(
+        dir.path(),
+        &srv.url,
+        options(ConflictMode::MergeFields, 100),
+        "ada@contoso.example",
+    )
+    .await;
+    sync(&c).await.unwrap();
+    drop(c);
+    // The state a kill leaves between the durable intent and the wipe itself.
+    std::fs::write(dir.path().join("remote-wipe.pending"), "wipe\n").unwrap();
+    assert!(dir.path().join("store.db").exists());
+    let c = syncvault::SyncClient::with_options(
+        dir.path().display().to_string(),
+        options(ConflictMode::MergeFields, 100),
+    )
+    .unwrap();
+    assert!(!dir.path().join("store.db").exists());
+    assert!(!dir.path().join(syncvault::VAULT_HEADER_FILE).exists());
+    assert!(c.account_state().await.unwrap().remotely_wiped);
+}

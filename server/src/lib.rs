@@ -224,6 +224,14 @@ impl Org {
         self.verifier.expire_seen_tokens();
     }
 
+    /// Revokes one person's sessions at the built-in provider (disabled user, device signed
+    /// out); an external provider's sessions end when its tokens expire.
+    pub fn revoke_user_sessions(&self, email: &str) {
+        if let TokenIssuer::Builtin(idp) = &self.verifier.issuer {
+            idp.revoke_user(email);
+        }
+    }
+
     /// Ends every session once `pulls` more pulls have been answered.
     pub fn end_sessions_after(&self, pulls: u32) {
         if pulls == 0 {

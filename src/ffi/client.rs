@@ -59,6 +59,12 @@ pub struct ClientOptions {
     /// the Synchronize.
     #[uniffi(default = None)]
     pub min_transfer_bytes_per_second: Option<u32>,
+    /// The device's name as the organization's device list shows it (e.g. "Ada's Pixel 8").
+    #[uniffi(default = None)]
+    pub device_name: Option<String>,
+    /// The app's version, for the same list.
+    #[uniffi(default = None)]
+    pub app_version: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +82,8 @@ impl Default for ClientOptions {
             sync_page_size: None,
             sync_deadline_seconds: None,
             min_transfer_bytes_per_second: None,
+            device_name: None,
+            app_version: None,
         }
     }
 }
@@ -97,6 +105,8 @@ impl ClientOptions {
                 Some(0) => None,
                 Some(s) => Some(Duration::from_secs(s.into())),
             },
+            device_name: self.device_name.clone(),
+            app_version: self.app_version.clone(),
             ..defaults
         }
     }

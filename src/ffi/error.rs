@@ -77,6 +77,10 @@ pub enum SyncError {
     /// Too many wrong passwords: the offline data was crypto-erased.
     #[error("too many wrong passwords: the offline data was erased")]
     VaultWiped,
+    /// The organization's administrator wiped this device: the offline data (and any unsent
+    /// edits) were crypto-erased. Set up again to use the app.
+    #[error("the organization wiped this device's offline data")]
+    RemoteWiped,
     /// Biometric unlock is not enabled for this account: unlock with the offline password.
     #[error("biometric unlock is not enabled")]
     PlatformUnlockNotEnabled,
@@ -144,6 +148,7 @@ impl SyncError {
             AlreadyConfigured => "AlreadyConfigured",
             Locked => "Locked",
             VaultWiped => "VaultWiped",
+            RemoteWiped => "RemoteWiped",
             PlatformUnlockNotEnabled => "PlatformUnlockNotEnabled",
             PlatformKeyCancelled => "PlatformKeyCancelled",
             PlatformKeyInvalidated => "PlatformKeyInvalidated",
@@ -167,7 +172,7 @@ impl SyncError {
     fn level(&self) -> tracing::Level {
         use SyncError::*;
         match self {
-            Internal { .. } | Corrupted { .. } | VaultWiped => tracing::Level::ERROR,
+            Internal { .. } | Corrupted { .. } | VaultWiped | RemoteWiped => tracing::Level::ERROR,
             Network { .. }
             | TimedOut { .. }
             | Server { .. }
@@ -353,6 +358,7 @@ impl From<AccountError> for SyncError {
             AccountError::Url(u) => u.into(),
             AccountError::Locked => SyncError::Locked,
             AccountError::NotConfigured => SyncError::NotConfigured,
+            AccountError::RemoteWiped => SyncError::RemoteWiped,
             AccountError::Task(t) => t.into(),
         }
     }
@@ -421,6 +427,8 @@ const PROTOCOL_CODES: &[&str] = &[
     "schema_changed",
     "too_many_mutations",
     "user_disabled",
+    "device_wiped",
+    "device_signed_out",
 ];
 
 impl From<EngineError> for SyncError {
@@ -432,6 +440,10 @@ impl From<EngineError> for SyncError {
             EngineError::Account(a) => return a.into(),
             EngineError::Task(t) => return t.into(),
             EngineError::Protocol(ref p) => protocol(p.0.clone()),
+            EngineError::RemoteWiped => SyncError::RemoteWiped,
+            EngineError::SignedOutRemotely => SyncError::SignInRequired {
+                reason: "the organization signed this device out".into(),
+            },
             EngineError::TimedOut(bound) => SyncError::TimedOut { bound },
             EngineError::CursorRefused => {
                 protocol("the server refused the sync cursor, even for a full download")

@@ -14,7 +14,8 @@ use crate::ffi::{
 use crate::runtime;
 use crate::store::sync_log;
 use crate::sync::{
-    self, CancelOnDrop, CancelToken, HttpTransport, SyncContext, SyncOptions, SyncReport,
+    self, CancelOnDrop, CancelToken, EngineError, HttpTransport, SyncContext, SyncOptions,
+    SyncReport,
 };
 
 /// Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
@@ -189,6 +190,17 @@ impl SyncJob {
         };
         match sync::run(ctx).await {
             Ok(report) => Ok(report),
+            // The administrator's orders, carried out on the device.
+            Err(EngineError::RemoteWiped) => {
+                self.with_account(|a| Ok(a.wipe_remotely()?)).await?;
+                Err(SyncError::RemoteWiped)
+            }
+            Err(EngineError::SignedOutRemotely) => {
+                self.session.sign_out(false).await?;
+                Err(SyncError::SignInRequired {
+                    reason: "the organization signed this device out".into(),
+                })
+            }
             Err(e) => {
                 let error = SyncError::from(e);
                 let kind = error.kind();

@@ -87,7 +87,7 @@ pub fn last_success(conn: &Connection) -> Result<Option<i64>, StoreError> {
     .classified()
 }
 
-/// The latest entry's outcome and error kind, newest first (support screens and tests).
+/// The last finished Synchronize's outcome and error kind (support screens, the device report).
 pub fn latest(conn: &Connection) -> Result<Option<(String, Option<String>)>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.query_row(

@@ -15,7 +15,7 @@ use super::cancel::CancelToken;
 use super::error::{EngineError, TimeBound};
 use super::plan::{self, ConflictMode, Outgoing, PageEnd, PullState};
 use super::progress::{ProgressSink, SyncPhase, SyncProgress};
-use super::protocol::{Mutation, PullRequest, PullResponse, PushRequest};
+use super::protocol::{DeviceInfo, Mutation, PullRequest, PullResponse, PushRequest};
 use super::transport::{Received, Transport, TransportError};
 use crate::account::Account;
 use crate::auth::{OneRefresh, TokenSource};
@@ -42,6 +42,9 @@ pub struct SyncOptions {
     /// The longest a whole Synchronize may take (None: no bound). A phone app gets minutes in
     /// the background; what was committed when it is hit stays, and the next run resumes.
     pub deadline: Option<Duration>,
+    /// The device's name and the app's version, reported to the organization's device list.
+    pub device_name: Option<String>,
+    pub app_version: Option<String>,
 }
 
 impl Default for SyncOptions {
@@ -54,6 +57,8 @@ impl Default for SyncOptions {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             deadline: Some(DEFAULT_DEADLINE),
+            device_name: None,
+            app_version: None,
         }
     }
 }
@@ -474,6 +479,29 @@ impl Engine {
             // An initial download loads into bare tables; its last page builds the indexes.
             self.db_tx(|c| Ok(entities::begin_bulk_load(c)?)).await?;
         }
+        let (name, app_version) = (
+            self.ctx.options.device_name.clone(),
+            self.ctx.options.app_version.clone(),
+        );
+        let device = self
+            .db(move |c| {
+                let mut held = 0;
+                for s in entities::load_schemas(c)? {
+                    held += entities::count(c, &s.name)?;
+                }
+                let last_result = sync_log::latest(c)?.map(|(outcome, kind)| match kind {
+                    Some(kind) => format!("{outcome}: {kind}"),
+                    None => outcome,
+                });
+                Ok(DeviceInfo {
+                    name,
+                    app_version,
+                    records_held: held,
+                    pending_edits: outbox::pending_count(c)?,
+                    last_result,
+                })
+            })
+            .await?;
         self.progress(SyncPhase::Downloading, 0, None);
         // The fetcher runs at most one page ahead: the channel holds one page, so a slow store
         // holds back the network instead of filling memory.
@@ -484,7 +512,7 @@ impl Engine {
             let client_id = client_id.to_string();
             tokio::spawn(async move {
                 let result = engine
-                    .fetch_pages(client_id, schema_version, cursor, page_token, &tx)
+                    .fetch_pages(client_id, schema_version, cursor, page_token, device, &tx)
                     .await;
                 if let Err(e) = result {
                     let _ = tx.send(Err(e)).await;
@@ -519,6 +547,7 @@ impl Engine {
         schema_version: i64,
         cursor: Option<i64>,
         page_token: Option<String>,
+        device: DeviceInfo,
         pages: &tokio::sync::mpsc::Sender<Result<(PullResponse, PageEnd), EngineError>>,
     ) -> Result<(), EngineError> {
         let mut state = PullState {
@@ -535,6 +564,7 @@ impl Engine {
                 cursor: if state.asked.is_none() { cursor } else { None },
                 page_token: state.asked.clone(),
                 limit: state.limit,
+                device: Some(device.clone()),
             });
             let transport = Arc::clone(&self.ctx.transport);
             let answer = self

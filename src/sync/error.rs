@@ -58,6 +58,12 @@ pub enum EngineError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// The organization wiped this device (`device_wiped`): the caller crypto-erases the vault.
+    #[error("the organization wiped this device")]
+    RemoteWiped,
+    /// The organization signed this device out (`device_signed_out`): the tokens are forgotten.
+    #[error("the organization signed this device out")]
+    SignedOutRemotely,
     /// A time bound was hit; what was committed stays.
     #[error("the synchronize hit its time bound: {0:?}")]
     TimedOut(TimeBound),
@@ -78,6 +84,16 @@ impl From<TransportError> for EngineError {
         match e {
             TransportError::Protocol(reason) => EngineError::Protocol(ProtocolError(reason)),
             TransportError::TooSlow(_) => EngineError::TimedOut(TimeBound::MinimumTransferRate),
+            TransportError::Status {
+                status: 403,
+                code: Some(code),
+                ..
+            } if code == "device_wiped" => EngineError::RemoteWiped,
+            TransportError::Status {
+                status: 403,
+                code: Some(code),
+                ..
+            } if code == "device_signed_out" => EngineError::SignedOutRemotely,
             other => EngineError::Transport(other),
         }
     }

@@ -23,6 +23,23 @@ pub struct PullRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_token: Option<String>,
     pub limit: u32,
+    /// What the device says about itself, for the organization's device list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
+}
+
+/// A device's report with each pull (docs/protocol.md, "Devices").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    pub records_held: u64,
+    pub pending_edits: u64,
+    /// The previous Synchronize: `ok`, `cancelled` or `failed: Kind`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
 }
 
 /// One page of changes.

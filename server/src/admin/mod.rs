@@ -3,4 +3,5 @@
 //! provider, imports and assigns users, and controls devices (docs/admin.md).
 
 pub mod passwords;
+pub mod sessions;
 pub mod store;

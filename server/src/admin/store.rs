@@ -584,13 +584,14 @@ impl OrgStore {
 
     // ---- devices ----
 
-    /// Records a device's contact and what it reported; returns the command waiting for it
-    /// (taken: it is delivered now, and recorded as delivered).
+    /// Records a device's contact and what it reported; returns the command waiting for it when
+    /// it is one of `deliverable` (taken: delivered now, and recorded as delivered).
     pub fn device_contact(
         &self,
         client_id: &str,
         user_id: &str,
         report: Option<&DeviceReport>,
+        deliverable: &[DeviceCommand],
     ) -> Result<Option<DeviceCommand>, StoreError> {
         let conn = self.lock();
         let now = now();
@@ -615,7 +616,8 @@ impl OrgStore {
         )?;
         let command = existing
             .and_then(|(_, c)| c)
-            .and_then(|c| DeviceCommand::parse(&c));
+            .and_then(|c| DeviceCommand::parse(&c))
+            .filter(|c| deliverable.contains(c));
         if let Some(c) = command {
             conn.execute(
                 "UPDATE devices SET command = NULL, delivered = ?2, delivered_at = ?3
@@ -793,7 +795,7 @@ mod tests {
             Err(StoreError::Invalid(_))
         ));
         store
-            .device_contact("dev1", &ada.id, Some(&DeviceReport::default()))
+            .device_contact("dev1", &ada.id, Some(&DeviceReport::default()), &[])
             .unwrap();
         store.command_device("dev1", DeviceCommand::Wipe).unwrap();
         drop(store);
@@ -805,11 +807,19 @@ mod tests {
             ["Salesperson"]
         );
         assert!(!store.user(&grace.id).unwrap().unwrap().enabled);
+        let any = [DeviceCommand::Wipe];
         assert_eq!(
-            store.device_contact("dev1", &ada.id, None).unwrap(),
+            store.device_contact("dev1", &ada.id, None, &[]).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.device_contact("dev1", &ada.id, None, &any).unwrap(),
             Some(DeviceCommand::Wipe)
         );
-        assert_eq!(store.device_contact("dev1", &ada.id, None).unwrap(), None);
+        assert_eq!(
+            store.device_contact("dev1", &ada.id, None, &any).unwrap(),
+            None
+        );
         let devices = store.devices().unwrap();
         assert_eq!(devices[0].delivered_command, Some(DeviceCommand::Wipe));
         assert_eq!(store.roles().unwrap().len(), 3);

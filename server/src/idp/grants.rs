@@ -21,12 +21,20 @@ pub(super) struct TokenForm {
     code: Option<String>,
     redirect_uri: Option<String>,
     client_id: Option<String>,
+    client_secret: Option<String>,
     code_verifier: Option<String>,
     refresh_token: Option<String>,
     device_code: Option<String>,
 }
 
 pub(super) async fn token(State(idp): State<Arc<Idp>>, Form(f): Form<TokenForm>) -> Response {
+    if f.grant_type == "client_credentials" {
+        return super::directory::client_credentials_grant(
+            &idp,
+            f.client_id.as_deref(),
+            f.client_secret.as_deref(),
+        );
+    }
     if f.client_id.as_deref() != Some(CLIENT_ID) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod directory;
 mod grants;
 mod pages;
 
@@ -92,6 +93,8 @@ struct IdpData {
     refresh: HashMap<String, Refresh>,
     revoked_families: std::collections::HashSet<String>,
     devices: HashMap<String, Device>,
+    /// App-only directory tokens and when they expire.
+    directory_tokens: HashMap<String, u64>,
 }
 
 /// How the development provider behaves beyond the defaults: tests make it misbehave, or behave
@@ -311,6 +314,20 @@ impl Idp {
         self.key.read().unwrap().verify(token, validation)
     }
 
+    /// Revokes every refresh token of one person (an administrator disabling a user, or
+    /// signing a device out).
+    pub fn revoke_user(&self, email: &str) {
+        let email = email.trim().to_lowercase();
+        let mut data = self.data.lock().unwrap();
+        let families: Vec<String> = data
+            .refresh
+            .values()
+            .filter(|r| r.email == email)
+            .map(|r| r.family.clone())
+            .collect();
+        data.revoked_families.extend(families);
+    }
+
     /// Ends every session, as an admin revoking a user's sessions does: every refresh token is
     /// refused from now on (tests of "sign in again").
     pub fn revoke_all_sessions(&self) {
@@ -330,6 +347,7 @@ impl Idp {
             .route("/token", post(grants::token))
             .route("/revoke", post(revoke))
             .route("/device/authorize", post(device_authorize))
+            .route("/v1.0/users", get(directory::users))
             .route(
                 "/device",
                 get(pages::device_page).post(pages::device_approve),
@@ -439,7 +457,7 @@ async fn metadata(State(idp): State<Arc<Idp>>) -> Json<Value> {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,

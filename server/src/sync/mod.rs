@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Org;
+use crate::admin::store::{DeviceCommand, DeviceReport, OrgUser};
 use store::ApiError;
 
 impl IntoResponse for ApiError {
@@ -104,6 +105,61 @@ struct PullRequest {
     cursor: Option<i64>,
     page_token: Option<String>,
     limit: Option<u32>,
+    /// What the device says about itself (name, app version, records held, pending edits).
+    #[serde(default)]
+    device: Option<DeviceReport>,
+}
+
+/// Records the device's contact and delivers a command the administrator queued for it, when
+/// this call can carry it (`deliverable`): a wipe or a sign-out on any call, a full sync on a
+/// pull with a cursor.
+fn deliver(
+    org: &Org,
+    user: &OrgUser,
+    client_id: &str,
+    report: Option<&DeviceReport>,
+    deliverable: &[DeviceCommand],
+) -> Result<(), Response> {
+    let command = org
+        .store
+        .device_contact(client_id, &user.id, report, deliverable)
+        .map_err(|e| {
+            ApiError {
+                status: 500,
+                code: "server_error",
+                description: e.to_string(),
+            }
+            .into_response()
+        })?;
+    let refuse = |status: u16, code: &'static str, description: &str| {
+        Err(ApiError {
+            status,
+            code,
+            description: description.into(),
+        }
+        .into_response())
+    };
+    match command {
+        Some(DeviceCommand::Wipe) => refuse(
+            403,
+            "device_wiped",
+            "the organization wiped this device: erase its offline data",
+        ),
+        Some(DeviceCommand::SignOut) => {
+            org.revoke_user_sessions(&user.email);
+            refuse(
+                403,
+                "device_signed_out",
+                "the organization signed this device out: sign in again",
+            )
+        }
+        Some(DeviceCommand::FullSync) => refuse(
+            400,
+            "invalid_cursor",
+            "the organization asked this device to download everything again",
+        ),
+        None => Ok(()),
+    }
 }
 
 /// What every sync call checks first: a signed-in caller, a body of the call's shape, and a
@@ -114,8 +170,8 @@ async fn accept<T>(
     body: Result<Json<T>, JsonRejection>,
     call: &str,
     client_id: impl Fn(&T) -> &String,
-) -> Result<T, Response> {
-    org.caller(headers).await?;
+) -> Result<(OrgUser, T), Response> {
+    let user = org.caller(headers).await?;
     let Ok(Json(req)) = body else {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -130,7 +186,7 @@ async fn accept<T>(
                 .into_response(),
         );
     }
-    Ok(req)
+    Ok((user, req))
 }
 
 /// Runs store work off the async threads.
@@ -152,10 +208,29 @@ async fn pull(
     body: Result<Json<PullRequest>, JsonRejection>,
 ) -> Response {
     org.count_pull();
-    let req = match accept(&org, &headers, body, "pull", |r: &PullRequest| &r.client_id).await {
-        Ok(req) => req,
-        Err(resp) => return resp,
+    let (user, req) =
+        match accept(&org, &headers, body, "pull", |r: &PullRequest| &r.client_id).await {
+            Ok(accepted) => accepted,
+            Err(resp) => return resp,
+        };
+    let deliverable: &[DeviceCommand] = if req.cursor.is_some() && req.page_token.is_none() {
+        &[
+            DeviceCommand::Wipe,
+            DeviceCommand::SignOut,
+            DeviceCommand::FullSync,
+        ]
+    } else {
+        &[DeviceCommand::Wipe, DeviceCommand::SignOut]
     };
+    if let Err(resp) = deliver(
+        &org,
+        &user,
+        &req.client_id,
+        req.device.as_ref(),
+        deliverable,
+    ) {
+        return resp;
+    }
     if req.schema_version != schema::SCHEMA_VERSION {
         return ApiError {
             status: 409,
@@ -183,10 +258,15 @@ async fn push(
     headers: HeaderMap,
     body: Result<Json<PushRequest>, JsonRejection>,
 ) -> Response {
-    let req = match accept(&org, &headers, body, "push", |r: &PushRequest| &r.client_id).await {
-        Ok(req) => req,
-        Err(resp) => return resp,
-    };
+    let (user, req) =
+        match accept(&org, &headers, body, "push", |r: &PushRequest| &r.client_id).await {
+            Ok(accepted) => accepted,
+            Err(resp) => return resp,
+        };
+    let deliverable = [DeviceCommand::Wipe, DeviceCommand::SignOut];
+    if let Err(resp) = deliver(&org, &user, &req.client_id, None, &deliverable) {
+        return resp;
+    }
     let data = Arc::clone(&org.data);
     match blocking(move || data.push(&req.client_id, &req.mutations)).await {
         Ok(results) => Json(json!({ "results": results })).into_response(),
