@@ -119,25 +119,21 @@ fn deliver(
     client_id: &str,
     report: Option<&DeviceReport>,
     deliverable: &[DeviceCommand],
-) -> Result<(), Response> {
+) -> Result<(), ApiError> {
     let command = org
         .store
         .device_contact(client_id, &user.id, report, deliverable)
-        .map_err(|e| {
-            ApiError {
-                status: 500,
-                code: "server_error",
-                description: e.to_string(),
-            }
-            .into_response()
+        .map_err(|e| ApiError {
+            status: 500,
+            code: "server_error",
+            description: e.to_string(),
         })?;
     let refuse = |status: u16, code: &'static str, description: &str| {
         Err(ApiError {
             status,
             code,
             description: description.into(),
-        }
-        .into_response())
+        })
     };
     match command {
         Some(DeviceCommand::Wipe) => refuse(
@@ -264,8 +260,8 @@ async fn push(
             Err(resp) => return resp,
         };
     let deliverable = [DeviceCommand::Wipe, DeviceCommand::SignOut];
-    if let Err(resp) = deliver(&org, &user, &req.client_id, None, &deliverable) {
-        return resp;
+    if let Err(refused) = deliver(&org, &user, &req.client_id, None, &deliverable) {
+        return refused.into_response();
     }
     let data = Arc::clone(&org.data);
     match blocking(move || data.push(&req.client_id, &req.mutations)).await {
