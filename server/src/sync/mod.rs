@@ -225,7 +225,7 @@ async fn pull(
         req.device.as_ref(),
         deliverable,
     ) {
-        return resp;
+        return resp.into_response();
     }
     if req.schema_version != schema::SCHEMA_VERSION {
         return ApiError {
