@@ -29,6 +29,8 @@ pub struct Claims {
     /// Entra ID: the sign-in name, usually the email, in the directory's case.
     pub preferred_username: Option<String>,
     pub upn: Option<String>,
+    /// ID tokens: the nonce of the sign-in request.
+    pub nonce: Option<String>,
 }
 
 impl Claims {
@@ -170,8 +172,6 @@ impl Verifier {
             return Err(AuthError::Invalid("the token expired".into()));
         }
         self.seen.lock().unwrap().insert(token.to_string());
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let org_validation = validation(
             &self.org_issuer,
             &self.org_audience,
@@ -180,22 +180,27 @@ impl Verifier {
         if let Ok(c) = self.org_key.verify::<Claims>(token, &org_validation) {
             return Ok(c);
         }
+        let audience = match &self.issuer {
+            TokenIssuer::Builtin(_) => self.org_audience.clone(),
+            TokenIssuer::External { audience, .. } => audience.clone(),
+        };
+        self.provider_token(token, &audience).await
+    }
+
+    /// Verifies a JWT the organization's identity provider signed, for `audience` (the org for
+    /// access tokens, the console's client id for the ID tokens of an administrator's sign-in).
+    pub async fn provider_token(&self, token: &str, audience: &str) -> Result<Claims, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         match &self.issuer {
             TokenIssuer::Builtin(idp) => idp
                 .verify::<Claims>(
                     token,
-                    &validation(
-                        &idp.issuer,
-                        &self.org_audience,
-                        jsonwebtoken::Algorithm::ES256,
-                    ),
+                    &validation(&idp.issuer, audience, jsonwebtoken::Algorithm::ES256),
                 )
                 .map_err(|e| AuthError::Invalid(e.to_string())),
             TokenIssuer::External {
-                issuer,
-                audience,
-                http,
-                keys,
+                issuer, http, keys, ..
             } => {
                 let kid = header
                     .kid

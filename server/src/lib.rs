@@ -80,6 +80,9 @@ pub struct ServerConfig {
     /// Where the org's records (`DIR/org.db`) and its own state (`DIR/admin.db`: users, roles,
     /// the connected provider, devices, console sessions) live; in memory when None.
     pub data_dir: Option<PathBuf>,
+    /// Where an external provider's user list is (Import Users); the built-in provider serves
+    /// its own.
+    pub directory: Option<admin::directory::DirectorySource>,
     /// The System Administrator's console password on first start (None: a random one, which
     /// `Org::first_admin_password` holds for the caller to print once).
     pub admin_password: Option<String>,
@@ -104,6 +107,7 @@ impl Default for ServerConfig {
             provider_audience: None,
             data_dir: None,
             admin_password: None,
+            directory: None,
             records: 1000,
             faults: FaultSpec::default(),
         }
@@ -264,8 +268,11 @@ impl Org {
         }
     }
 
-    fn user_modes(&self) -> Vec<&'static str> {
-        if self.config.allow_credentials {
+    /// The user modes discovery lists: once the identity provider is connected every login goes
+    /// through it, so only `oauth`.
+    pub fn user_modes(&self) -> Vec<&'static str> {
+        let connected = self.store.connection().ok().flatten().is_some();
+        if self.config.allow_credentials && !connected {
             vec!["oauth", "credentials"]
         } else {
             vec!["oauth"]
@@ -348,7 +355,7 @@ struct CredentialsRequest {
 }
 
 async fn credentials(State(org): State<Arc<Org>>, Json(req): Json<CredentialsRequest>) -> Response {
-    if !org.config.allow_credentials {
+    if !org.user_modes().contains(&"credentials") {
         return (StatusCode::FORBIDDEN, Json(json!({"error": "user_mode_not_allowed", "error_description": "this organization allows OAuth only"}))).into_response();
     }
     let store = Arc::clone(&org.store);
@@ -473,6 +480,11 @@ impl BoundServer {
         if let Some(idp) = &idp {
             router = router.nest("/idp", idp.router());
         }
+        let admin = Arc::new(admin::ops::Admin::new(
+            Arc::clone(&org),
+            http_client(org.config.extra_ca_pem.as_deref())?,
+        ));
+        router = router.nest("/admin", admin::router(admin));
         Ok((org, idp, router))
     }
 

@@ -124,15 +124,31 @@ pub async fn fetch_users(
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ImportAction {
     /// An org user with the same email becomes this provider user.
-    Associate { user_id: String, entry: DirectoryEntry, domain_name: String },
+    Associate {
+        user_id: String,
+        entry: DirectoryEntry,
+        domain_name: String,
+    },
     /// A new org user.
-    Create { entry: DirectoryEntry, domain_name: String },
+    Create {
+        entry: DirectoryEntry,
+        domain_name: String,
+    },
     /// Already this provider user: only the roles are added.
-    AlreadyLinked { user_id: String, entry: DirectoryEntry },
+    AlreadyLinked {
+        user_id: String,
+        entry: DirectoryEntry,
+    },
     /// The email's org user is linked to another provider identity: left alone.
-    LinkedElsewhere { user_id: String, entry: DirectoryEntry },
+    LinkedElsewhere {
+        user_id: String,
+        entry: DirectoryEntry,
+    },
     /// Two or more selected provider users share this email: none of them is imported.
-    Duplicate { email: String, entries: Vec<DirectoryEntry> },
+    Duplicate {
+        email: String,
+        entries: Vec<DirectoryEntry>,
+    },
 }
 
 /// The Domain Name an org user gets for a provider user: issuer + tenant + object id (Entra ID),
@@ -236,13 +252,21 @@ mod tests {
             entry("k", "katherine@contoso.example"),
         ];
         let plan = plan_import(&selected, &org, "iss", None);
-        assert!(matches!(&plan[0], ImportAction::Associate { user_id, domain_name, .. }
-            if user_id == "u1" && domain_name == "iss|a"));
+        assert!(
+            matches!(&plan[0], ImportAction::Associate { user_id, domain_name, .. }
+            if user_id == "u1" && domain_name == "iss|a")
+        );
         assert!(matches!(&plan[1], ImportAction::AlreadyLinked { user_id, .. } if user_id == "u2"));
-        assert!(matches!(&plan[2], ImportAction::LinkedElsewhere { user_id, .. } if user_id == "u3"));
-        assert!(matches!(&plan[3], ImportAction::Duplicate { email, entries }
-            if email == "margaret@contoso.example" && entries.len() == 2));
-        assert!(matches!(&plan[4], ImportAction::Create { domain_name, .. } if domain_name == "iss|k"));
+        assert!(
+            matches!(&plan[2], ImportAction::LinkedElsewhere { user_id, .. } if user_id == "u3")
+        );
+        assert!(
+            matches!(&plan[3], ImportAction::Duplicate { email, entries }
+            if email == "margaret@contoso.example" && entries.len() == 2)
+        );
+        assert!(
+            matches!(&plan[4], ImportAction::Create { domain_name, .. } if domain_name == "iss|k")
+        );
         assert_eq!(plan.len(), 5);
         assert_eq!(domain_name("iss", Some("t"), "o"), "iss|t|o");
     }

@@ -1,0 +1,244 @@
+//! The Admin Console's JSON API under `/admin/api`, for `syncvault admin ...` and tests: the same
+//! operations as the pages (ops.rs), authenticated by a bearer token from `POST /session` (a
+//! password, before the provider is connected) or from the provider's sign-in.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::oauth::Purpose;
+use super::ops::{Admin, AdminError, Via};
+use super::store::{DeviceCommand, OrgUser, UserEdit};
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AdminError::NotSignedIn | AdminError::BadCredentials => {
+                (StatusCode::UNAUTHORIZED, "not_signed_in")
+            }
+            AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AdminError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            AdminError::ProviderSignInRequired => {
+                (StatusCode::FORBIDDEN, "provider_sign_in_required")
+            }
+            AdminError::Invalid(_) | AdminError::OAuth(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            AdminError::Directory(_) => (StatusCode::BAD_GATEWAY, "directory_unavailable"),
+            AdminError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        };
+        let body = Json(json!({"error": code, "error_description": self.to_string()}));
+        match self {
+            AdminError::TooManyAttempts(wait) => {
+                (status, [(header::RETRY_AFTER, wait.to_string())], body).into_response()
+            }
+            _ => (status, body).into_response(),
+        }
+    }
+}
+
+/// The administrator behind the request's bearer token.
+fn caller(admin: &Admin, headers: &HeaderMap) -> Result<OrgUser, AdminError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AdminError::NotSignedIn)?;
+    admin.api_token_user(token.trim())
+}
+
+type ApiResult = Result<Response, AdminError>;
+
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/session", post(password_session).delete(end_session))
+        .route("/session/provider", post(provider_session))
+        .route("/organization", get(organization))
+        .route("/connect", post(connect))
+        .route("/disconnect", post(disconnect))
+        .route("/directory", get(directory))
+        .route("/import", post(import))
+        .route("/users", get(users).post(create_user))
+        .route("/users/{id}", get(user).put(save_user))
+        .route("/roles", get(roles))
+        .route("/devices", get(devices))
+        .route("/devices/{client_id}/{command}", post(command_device))
+        .with_state(admin)
+}
+
+#[derive(Deserialize)]
+struct PasswordSession {
+    email: String,
+    password: String,
+}
+
+async fn password_session(
+    State(admin): State<Arc<Admin>>,
+    Json(req): Json<PasswordSession>,
+) -> ApiResult {
+    let user = admin.password_login(&req.email, &req.password).await?;
+    let token = admin.create_api_token(&user, Via::Password)?;
+    Ok(Json(json!({"token": token, "user": user})).into_response())
+}
+
+async fn provider_session(State(admin): State<Arc<Admin>>) -> ApiResult {
+    let url = admin.start_provider_sign_in(Purpose::ApiLogin).await?;
+    Ok(Json(json!({"authorization_url": url})).into_response())
+}
+
+async fn end_session(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    admin.end_api_token(token.trim())?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The organization's settings: what Settings > Organization shows.
+pub(super) fn organization_json(admin: &Admin) -> Result<serde_json::Value, AdminError> {
+    let connection = admin.connection()?;
+    Ok(json!({
+        "name": admin.org.config.org_name,
+        "url": admin.org.url,
+        "issuer": admin.issuer(),
+        "user_modes": admin.org.user_modes(),
+        "connection": connection,
+        "directory": admin.directory_source().is_some(),
+    }))
+}
+
+async fn organization(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(organization_json(&admin)?).into_response())
+}
+
+async fn connect(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    let user = caller(&admin, &headers)?;
+    let url = admin
+        .start_provider_sign_in(Purpose::Connect {
+            user_id: user.id,
+            api: true,
+        })
+        .await?;
+    Ok(Json(json!({"authorization_url": url})).into_response())
+}
+
+async fn disconnect(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    admin.disconnect()?;
+    Ok(Json(organization_json(&admin)?).into_response())
+}
+
+async fn directory(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.directory().await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportRequest {
+    ids: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn import(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Json(req): Json<ImportRequest>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.import(&req.ids, &req.roles).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct Search {
+    #[serde(default)]
+    search: String,
+}
+
+async fn users(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Query(q): Query<Search>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.org.store.users(&q.search)?).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+    name: String,
+}
+
+async fn create_user(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Json(req): Json<NewUser>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.create_user(&req.email, &req.name)?).into_response())
+}
+
+async fn user(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    match admin.org.store.user(&id)? {
+        Some(u) => Ok(Json(u).into_response()),
+        None => Err(AdminError::Invalid("no such user".into())),
+    }
+}
+
+async fn save_user(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(edit): Json<UserEdit>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.save_user(&id, &edit)?).into_response())
+}
+
+async fn roles(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.org.store.roles()?).into_response())
+}
+
+async fn devices(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.org.store.devices()?).into_response())
+}
+
+/// `wipe`, `sign-out` or `full-sync`.
+pub(super) fn parse_command(command: &str) -> Result<DeviceCommand, AdminError> {
+    match command {
+        "wipe" => Ok(DeviceCommand::Wipe),
+        "sign-out" => Ok(DeviceCommand::SignOut),
+        "full-sync" => Ok(DeviceCommand::FullSync),
+        other => Err(AdminError::Invalid(format!(
+            "unknown device command {other:?}"
+        ))),
+    }
+}
+
+async fn command_device(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((client_id, command)): Path<(String, String)>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    admin.command_device(&client_id, parse_command(&command)?)?;
+    Ok(Json(json!({"client_id": client_id, "command": command})).into_response())
+}

@@ -1,0 +1,719 @@
+//! The Admin Console's pages under `/admin`: server-rendered HTML from compile-checked askama
+//! templates (`server/templates/admin/`, escaped everywhere), a small stylesheet, no JavaScript.
+//! Sessions are tower-sessions cookies (HttpOnly, SameSite=Strict, Secure over https, a new id at
+//! every sign-in); every form carries the session's CSRF token and every POST checks it.
+//!
+//! The seed's steps: Settings > Organization (Connect..., Import Users), Resources > Users
+//! (Domain Name, roles, disable), Devices (wipe, sign out, force full sync).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::cookie::time::Duration;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use super::directory::ImportAction;
+use super::oauth::Purpose;
+use super::ops::{Admin, AdminError, DirectoryRow, Via};
+use super::sessions::SqliteSessions;
+use super::store::{DeviceCommand, OrgUser, ProviderConnection, Role, UserEdit};
+
+const USER_ID: &str = "user_id";
+const VIA: &str = "via";
+const CSRF: &str = "csrf";
+
+/// What every page shows around its content.
+struct Page {
+    title: String,
+    org_name: String,
+    csrf: String,
+    signed_in: bool,
+    admin_email: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    page: Page,
+    connected: bool,
+    provider_name: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/organization.html")]
+struct OrganizationPage {
+    page: Page,
+    org_url: String,
+    user_modes: String,
+    provider_name: &'static str,
+    connection: Option<ProviderConnection>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/import.html")]
+struct ImportPage {
+    page: Page,
+    rows: Vec<DirectoryRow>,
+    roles: Vec<String>,
+    results: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    page: Page,
+    users: Vec<OrgUser>,
+    search: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    page: Page,
+    user: OrgUser,
+    directory: Vec<DirectoryRow>,
+    unlisted: Option<String>,
+    roles: Vec<String>,
+}
+
+/// A device as the Devices page shows it.
+struct DeviceRow {
+    client_id: String,
+    name: String,
+    user_email: String,
+    app_version: String,
+    last_seen: String,
+    last_result: String,
+    records_held: String,
+    pending_edits: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/devices.html")]
+struct DevicesPage {
+    page: Page,
+    devices: Vec<DeviceRow>,
+    commands: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/roles.html")]
+struct RolesPage {
+    page: Page,
+    roles: Vec<Role>,
+}
+
+/// The provider line's name, as the seed's console shows it.
+const PROVIDER_NAME: &str = "Azure AD";
+
+const STYLE: &str = include_str!("../../templates/admin/style.css");
+
+/// The console's routes with their session layer.
+pub fn router(admin: Arc<Admin>) -> Router {
+    let secure = admin.org.url.starts_with("https://");
+    let sessions = SessionManagerLayer::new(SqliteSessions(Arc::clone(&admin.org.store)))
+        .with_name("syncvault_admin")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(secure)
+        .with_path("/admin")
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(30)));
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/admin/settings") }))
+        .route("/style.css", get(style))
+        .route("/login", get(login_page).post(password_login))
+        .route("/login/provider", post(provider_login))
+        .route("/oauth/callback", get(callback))
+        .route("/logout", post(logout))
+        .route("/settings", get(organization))
+        .route("/settings/connect", post(connect))
+        .route("/settings/disconnect", post(disconnect))
+        .route("/import", get(import_page).post(import))
+        .route("/users", get(users).post(create_user))
+        .route("/users/{id}", get(user_page).post(save_user))
+        .route("/roles", get(roles))
+        .route("/devices", get(devices))
+        .route("/devices/{client_id}/{command}", post(command_device))
+        .with_state(admin)
+        .layer(sessions)
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css")], STYLE).into_response()
+}
+
+/// A form's fields, repeated names included (checkboxes).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// The session's CSRF token, made on first use.
+async fn csrf_token(session: &Session) -> String {
+    if let Ok(Some(t)) = session.get::<String>(CSRF).await {
+        return t;
+    }
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    rand::fill(&mut b);
+    let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let _ = session.insert(CSRF, &t).await;
+    t
+}
+
+/// A POST whose CSRF token is missing or wrong is refused before anything happens.
+async fn check_csrf(session: &Session, fields: &Fields) -> Result<(), Response> {
+    let expected = session.get::<String>(CSRF).await.ok().flatten();
+    match (expected, fields.get(CSRF)) {
+        (Some(e), Some(got)) if constant_eq(e.as_bytes(), got.as_bytes()) => Ok(()),
+        _ => Err((
+            StatusCode::FORBIDDEN,
+            Html("<!doctype html><title>Refused</title><p>This form is out of date or was not sent by the Admin Console. Reload the page and try again.</p>"),
+        )
+            .into_response()),
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The signed-in administrator, or a redirect to the sign-in page.
+async fn signed_in(admin: &Admin, session: &Session) -> Result<OrgUser, Response> {
+    let user_id = session.get::<String>(USER_ID).await.ok().flatten();
+    let via = session.get::<Via>(VIA).await.ok().flatten();
+    match (user_id, via) {
+        (Some(id), Some(via)) => admin
+            .require_admin(&id, via)
+            .map_err(|_| Redirect::to("/admin/login").into_response()),
+        _ => Err(Redirect::to("/admin/login").into_response()),
+    }
+}
+
+async fn page(admin: &Admin, session: &Session, title: &str, user: Option<&OrgUser>) -> Page {
+    let notice = session.remove::<String>("notice").await.ok().flatten();
+    Page {
+        title: title.to_string(),
+        org_name: admin.org.config.org_name.clone(),
+        csrf: csrf_token(session).await,
+        signed_in: user.is_some(),
+        admin_email: user.map(|u| u.email.clone()).unwrap_or_default(),
+        notice,
+        error: None,
+    }
+}
+
+fn render(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!("template: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Shown on the next page (after a redirect).
+async fn notice(session: &Session, text: impl Into<String>) {
+    let _ = session.insert("notice", text.into()).await;
+}
+
+async fn login_page(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    render(LoginPage {
+        page: page(&admin, &session, "Sign in", None).await,
+        connected: admin.connection().ok().flatten().is_some(),
+        provider_name: PROVIDER_NAME,
+    })
+}
+
+/// Signs `user` in: a new session id (no fixation), the user and how they proved it.
+async fn start_session(session: &Session, user: &OrgUser, via: Via) {
+    let _ = session.cycle_id().await;
+    let _ = session.remove::<String>(CSRF).await;
+    let _ = session.insert(USER_ID, &user.id).await;
+    let _ = session.insert(VIA, via).await;
+}
+
+async fn password_login(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let (email, password) = (
+        fields.get("email").unwrap_or_default(),
+        fields.get("password").unwrap_or_default(),
+    );
+    match admin.password_login(email, password).await {
+        Ok(user) => {
+            start_session(&session, &user, Via::Password).await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Err(e) => {
+            let status = match e {
+                AdminError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut p = page(&admin, &session, "Sign in", None).await;
+            p.error = Some(e.to_string());
+            let body = render(LoginPage {
+                page: p,
+                connected: admin.connection().ok().flatten().is_some(),
+                provider_name: PROVIDER_NAME,
+            });
+            (status, body).into_response()
+        }
+    }
+}
+
+async fn provider_login(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    match admin.start_provider_sign_in(Purpose::ConsoleLogin).await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => failed(&admin, &session, "Sign in", None, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// The provider's answer to a Connect or a sign-in (console or `syncvault admin`).
+async fn callback(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Query(q): Query<Callback>,
+) -> Response {
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        let e = AdminError::Invalid(format!(
+            "the identity provider did not sign you in ({})",
+            q.error
+                .as_deref()
+                .filter(|c| c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or("no code")
+        ));
+        return failed(&admin, &session, "Sign in", None, e).await;
+    };
+    match admin.finish_provider_sign_in(&state, &code).await {
+        Ok((Purpose::ApiLogin, user)) => match admin.create_api_token(&user, Via::Provider) {
+            Ok(token) => {
+                axum::Json(serde_json::json!({"token": token, "user": user})).into_response()
+            }
+            Err(e) => e.into_response(),
+        },
+        Ok((Purpose::Connect { api: true, .. }, _)) => {
+            axum::Json(super::api::organization_json(&admin).unwrap_or_default()).into_response()
+        }
+        Ok((Purpose::Connect { .. }, user)) => {
+            // The administrator just signed in at the provider: the session now counts as that.
+            start_session(&session, &user, Via::Provider).await;
+            notice(
+                &session,
+                "Connected. From now on every login goes through the provider.",
+            )
+            .await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Ok((Purpose::ConsoleLogin, user)) => {
+            start_session(&session, &user, Via::Provider).await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Err(e) => failed(&admin, &session, "Sign in", None, e).await,
+    }
+}
+
+/// The sign-in page with an error (or the error page for a signed-in administrator).
+async fn failed(
+    admin: &Admin,
+    session: &Session,
+    title: &str,
+    user: Option<&OrgUser>,
+    error: AdminError,
+) -> Response {
+    let status = error.clone_status();
+    let mut p = page(admin, session, title, user).await;
+    p.error = Some(error.to_string());
+    let body = render(LoginPage {
+        page: p,
+        connected: admin.connection().ok().flatten().is_some(),
+        provider_name: PROVIDER_NAME,
+    });
+    (status, body).into_response()
+}
+
+impl AdminError {
+    fn clone_status(&self) -> StatusCode {
+        match self {
+            AdminError::NotSignedIn | AdminError::BadCredentials => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) | AdminError::ProviderSignInRequired => StatusCode::FORBIDDEN,
+            AdminError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+async fn logout(session: Session, Form(fields): Form<Fields>) -> Response {
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let _ = session.flush().await;
+    Redirect::to("/admin/login").into_response()
+}
+
+/// Runs a signed-in page handler; an operation's error is shown on that page.
+macro_rules! signed_in_or_redirect {
+    ($admin:expr, $session:expr) => {
+        match signed_in(&$admin, &$session).await {
+            Ok(user) => user,
+            Err(redirect) => return redirect,
+        }
+    };
+}
+
+async fn organization(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    render(OrganizationPage {
+        page: page(&admin, &session, "Settings > Organization", Some(&user)).await,
+        org_url: admin.org.url.clone(),
+        user_modes: admin.org.user_modes().join(", "),
+        provider_name: PROVIDER_NAME,
+        connection: admin.connection().ok().flatten(),
+    })
+}
+
+async fn connect(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    match admin
+        .start_provider_sign_in(Purpose::Connect {
+            user_id: user.id.clone(),
+            api: false,
+        })
+        .await
+    {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => failed(&admin, &session, "Settings > Organization", Some(&user), e).await,
+    }
+}
+
+async fn disconnect(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let _user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    match admin.disconnect() {
+        Ok(()) => {
+            notice(&session, "Disconnected: password sign-in works again.").await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn role_names(admin: &Admin) -> Vec<String> {
+    admin
+        .org
+        .store
+        .roles()
+        .map(|r| r.into_iter().map(|r| r.name).collect())
+        .unwrap_or_default()
+}
+
+/// One line of an import's result, for the page.
+fn describe(action: &ImportAction) -> String {
+    match action {
+        ImportAction::Associate { entry, .. } => {
+            format!(
+                "{}: associated with the existing user of that email",
+                entry.email
+            )
+        }
+        ImportAction::Create { entry, .. } => format!("{}: created", entry.email),
+        ImportAction::AlreadyLinked { entry, .. } => {
+            format!("{}: already linked (roles added)", entry.email)
+        }
+        ImportAction::LinkedElsewhere { entry, .. } => format!(
+            "{}: not imported, that user is linked to another provider account",
+            entry.email
+        ),
+        ImportAction::Duplicate { email, entries } => format!(
+            "{email}: not imported, {} provider users share this email",
+            entries.len()
+        ),
+    }
+}
+
+async fn import_view(
+    admin: &Admin,
+    session: &Session,
+    user: &OrgUser,
+    results: Vec<String>,
+) -> Response {
+    let mut p = page(admin, session, "Import Users", Some(user)).await;
+    let rows = match admin.directory().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            p.error = Some(e.to_string());
+            Vec::new()
+        }
+    };
+    render(ImportPage {
+        page: p,
+        rows,
+        roles: role_names(admin),
+        results,
+    })
+}
+
+async fn import_page(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    import_view(&admin, &session, &user, Vec::new()).await
+}
+
+async fn import(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    match admin.import(&fields.all("id"), &fields.all("role")).await {
+        Ok(plan) => {
+            let results = plan.iter().map(describe).collect();
+            import_view(&admin, &session, &user, results).await
+        }
+        Err(e) => failed(&admin, &session, "Import Users", Some(&user), e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct Search {
+    #[serde(default)]
+    search: String,
+}
+
+async fn users(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Query(q): Query<Search>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    render(UsersPage {
+        page: page(&admin, &session, "Resources > Users", Some(&user)).await,
+        users: admin.org.store.users(&q.search).unwrap_or_default(),
+        search: q.search,
+    })
+}
+
+async fn create_user(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    match admin.create_user(
+        fields.get("email").unwrap_or_default(),
+        fields.get("name").unwrap_or_default(),
+    ) {
+        Ok(created) => Redirect::to(&format!("/admin/users/{}", created.id)).into_response(),
+        Err(e) => failed(&admin, &session, "Resources > Users", Some(&user), e).await,
+    }
+}
+
+async fn user_page(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let me = signed_in_or_redirect!(admin, session);
+    let Some(user) = admin.org.store.user(&id).ok().flatten() else {
+        return (StatusCode::NOT_FOUND, "no such user").into_response();
+    };
+    let mut p = page(&admin, &session, "Resources > Users", Some(&me)).await;
+    let directory = admin.directory().await.unwrap_or_else(|e| {
+        p.error = Some(e.to_string());
+        Vec::new()
+    });
+    let unlisted = user
+        .domain_name
+        .clone()
+        .filter(|d| !directory.iter().any(|r| &r.domain_name == d));
+    render(UserPage {
+        page: p,
+        user,
+        directory,
+        unlisted,
+        roles: role_names(&admin),
+    })
+}
+
+async fn save_user(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Path(id): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let me = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let edit = UserEdit {
+        name: fields.get("name").unwrap_or_default().to_string(),
+        domain_name: fields.get("domain_name").map(str::to_string),
+        enabled: fields.get("enabled") == Some("on"),
+        roles: fields.all("role"),
+    };
+    match admin.save_user(&id, &edit) {
+        Ok(saved) => {
+            notice(&session, format!("Saved {}.", saved.email)).await;
+            Redirect::to("/admin/users").into_response()
+        }
+        Err(e) => failed(&admin, &session, "Resources > Users", Some(&me), e).await,
+    }
+}
+
+async fn roles(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    render(RolesPage {
+        page: page(&admin, &session, "Resources > Roles", Some(&user)).await,
+        roles: admin.org.store.roles().unwrap_or_default(),
+    })
+}
+
+/// A unix time as the Devices page shows it (UTC).
+fn when(unix: i64) -> String {
+    tower_sessions::cookie::time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+async fn devices(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    let rows = admin
+        .org
+        .store
+        .devices()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let status = match (d.pending_command, d.delivered_command) {
+                (Some(c), _) => format!("{} requested", command_label(c)),
+                (None, Some(c)) => format!(
+                    "{} done {}",
+                    command_label(c),
+                    d.delivered_at.map(when).unwrap_or_default()
+                ),
+                (None, None) => "Active".into(),
+            };
+            let number = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
+            DeviceRow {
+                name: d.report.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+                user_email: d.user_email.clone(),
+                app_version: d.report.app_version.clone().unwrap_or_default(),
+                last_seen: when(d.last_seen),
+                last_result: d.report.last_result.clone().unwrap_or_default(),
+                records_held: number(d.report.records_held),
+                pending_edits: number(d.report.pending_edits),
+                status,
+                client_id: d.client_id,
+            }
+        })
+        .collect();
+    render(DevicesPage {
+        page: page(&admin, &session, "Devices", Some(&user)).await,
+        devices: rows,
+        commands: vec![
+            ("wipe", "Wipe"),
+            ("sign-out", "Sign out"),
+            ("full-sync", "Force full sync"),
+        ],
+    })
+}
+
+fn command_label(c: DeviceCommand) -> &'static str {
+    match c {
+        DeviceCommand::Wipe => "Wipe",
+        DeviceCommand::SignOut => "Sign out",
+        DeviceCommand::FullSync => "Full sync",
+    }
+}
+
+async fn command_device(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Path((client_id, command)): Path<(String, String)>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let _user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let done = super::api::parse_command(&command)
+        .and_then(|c| admin.command_device(&client_id, c).map(|()| c));
+    match done {
+        Ok(c) => {
+            notice(
+                &session,
+                format!(
+                    "{}: the device does it at its next contact.",
+                    command_label(c)
+                ),
+            )
+            .await;
+            Redirect::to("/admin/devices").into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
