@@ -122,6 +122,15 @@ async fn sign_in_with_credentials(
     Ok(())
 }
 
+/// This machine's name, for the organization's device list.
+fn device_name() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
 /// Options of `sync`.
 pub struct SyncArgs {
     pub how: SignIn,
@@ -164,6 +173,8 @@ pub async fn sync(global: &GlobalArgs, args: SyncArgs, out: &Output) -> Result<(
     let options = ClientOptions {
         conflict_mode: Some(conflict_mode(args.conflict_mode)),
         sync_page_size: args.page_size,
+        device_name: device_name(),
+        app_version: Some(concat!("syncvault-harness ", env!("CARGO_PKG_VERSION")).into()),
         ..Default::default()
     };
     let client = client_with(global, options)?;

@@ -635,7 +635,7 @@ async fn roles(State(admin): State<Arc<Admin>>, session: Session) -> Response {
 /// A unix time as the Devices page shows it (UTC).
 fn when(unix: i64) -> String {
     tower_sessions::cookie::time::OffsetDateTime::from_unix_timestamp(unix)
-        .map(|t| t.to_string())
+        .map(|t| format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()))
         .unwrap_or_default()
 }
 
