@@ -168,9 +168,79 @@ pub enum Command {
         #[arg(long)]
         admin_password_stdin: bool,
     },
+    /// The organization's Admin Console API, for scripts (docs/admin.md).
+    Admin(AdminArgs),
     /// The whole flow end to end on an embedded server.
     Demo {
         #[arg(long, default_value_t = 10_000)]
         records: u64,
     },
+}
+
+/// `syncvault admin`: sign in, do one thing, sign out.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The organization URL (what `serve` printed).
+    #[arg(long)]
+    pub org: String,
+    /// The administrator's email for a password sign-in (before the provider is connected).
+    #[arg(long, default_value = "admin@contoso.example")]
+    pub email: String,
+    /// Sign in at the built-in provider as this administrator instead (once connected).
+    #[arg(long, value_name = "EMAIL")]
+    pub dev_login: Option<String>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Settings > Organization: the connection and the user modes.
+    Organization,
+    /// Connect the identity provider, signing in at the built-in provider as the account to
+    /// associate.
+    Connect {
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_email: String,
+    },
+    /// Disconnect the identity provider (password sign-in works again).
+    Disconnect,
+    /// Import provider users (by email, or --all) with roles.
+    ImportUsers {
+        #[arg(long = "email")]
+        emails: Vec<String>,
+        #[arg(long, conflicts_with = "emails")]
+        all: bool,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List users (optionally matching --search).
+    Users {
+        #[arg(long, default_value = "")]
+        search: String,
+    },
+    /// Set a user's Domain Name (a provider identity, or the provider user with that email)
+    /// and roles.
+    Assign {
+        /// The user's email or id.
+        user: String,
+        #[arg(long, conflicts_with = "provider_email")]
+        domain_name: Option<String>,
+        #[arg(long)]
+        provider_email: Option<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Disable a user (their sessions are revoked).
+    Disable { user: String },
+    /// Enable a user again.
+    Enable { user: String },
+    /// The devices that synchronized.
+    Devices,
+    /// Wipe a device at its next contact.
+    WipeDevice { client_id: String },
+    /// Sign a device out at its next contact.
+    SignOutDevice { client_id: String },
+    /// Make a device download everything again at its next contact.
+    FullSyncDevice { client_id: String },
 }

@@ -1,5 +1,6 @@
 //! `syncvault`: the desktop sync test harness (docs/harness.md is its contract).
 
+mod admin_commands;
 mod cli;
 mod data_commands;
 mod demo;
@@ -120,6 +121,7 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             };
             sync_commands::serve(args, &out).await
         }
+        Command::Admin(args) => admin_commands::run(g, args, &out).await,
         Command::Demo { records } => demo::run(g, records, &out).await,
     }
 }

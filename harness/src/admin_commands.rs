@@ -1,0 +1,378 @@
+//! `syncvault admin ...`: the Admin Console's JSON API for scripts (docs/admin.md). Each run
+//! signs in (the administrator's password while the provider is not connected, else the
+//! built-in provider's login form as `--dev-login EMAIL`), does one thing, prints JSON (or a
+//! line for people) and signs out.
+
+use serde_json::{Value, json};
+use syncvault_server::idp::DEV_PASSWORD;
+use syncvault_testkit::devlogin;
+
+use crate::cli::{AdminArgs, AdminCommand, GlobalArgs};
+use crate::output::{HarnessError, Output};
+use crate::passwords::Passwords;
+
+/// An admin API session.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> HarnessError {
+    HarnessError::Io(std::io::Error::other(format!("{what}: {e}")))
+}
+
+/// The answer's JSON, or the API's error as a harness error.
+async fn json_of(r: reqwest::Response, what: &str) -> Result<Value, HarnessError> {
+    let status = r.status();
+    let text = r.text().await.map_err(|e| failed(what, e))?;
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let reason = body["error_description"]
+            .as_str()
+            .unwrap_or(status.as_str())
+            .to_string();
+        Err(failed(what, reason))
+    }
+}
+
+/// Follows a provider login page as `email` (the built-in provider's form) and returns what
+/// the organization's callback answered.
+async fn provider_flow(
+    http: &reqwest::Client,
+    authorization_url: &str,
+    email: &str,
+) -> Result<Value, HarnessError> {
+    let callback = devlogin::login(authorization_url, email, DEV_PASSWORD, false)
+        .await
+        .map_err(|e| failed("provider sign-in", e))?;
+    let r = http
+        .get(callback)
+        .send()
+        .await
+        .map_err(|e| failed("callback", e))?;
+    json_of(r, "provider sign-in").await
+}
+
+impl Api {
+    async fn sign_in(global: &GlobalArgs, args: &AdminArgs) -> Result<Api, HarnessError> {
+        let http = devlogin::client().map_err(|e| failed("HTTP client", e))?;
+        let base = format!("{}/admin/api", args.org.trim_end_matches('/'));
+        let session = match &args.dev_login {
+            Some(email) => {
+                let r = http
+                    .post(format!("{base}/session/provider"))
+                    .send()
+                    .await
+                    .map_err(|e| failed("sign-in", e))?;
+                let started = json_of(r, "sign-in").await?;
+                let url = started["authorization_url"].as_str().unwrap_or_default();
+                provider_flow(&http, url, email).await?
+            }
+            None => {
+                let password =
+                    Passwords::new(global.password_stdin).next("Administrator password")?;
+                let body = json!({
+                    "email": args.email,
+                    "password": String::from_utf8_lossy(&password),
+                });
+                let r = http
+                    .post(format!("{base}/session"))
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| failed("sign-in", e))?;
+                json_of(r, "sign-in").await?
+            }
+        };
+        let token = session["token"]
+            .as_str()
+            .ok_or_else(|| failed("sign-in", "no token in the answer"))?
+            .to_string();
+        Ok(Api { http, base, token })
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, HarnessError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url),
+        }
+        .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.map_err(|e| failed(path, e))?;
+        if r.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        json_of(r, path).await
+    }
+
+    /// A user by email or id.
+    async fn user(&self, who: &str) -> Result<Value, HarnessError> {
+        let users = self.call("GET", "/users", None).await?;
+        users
+            .as_array()
+            .and_then(|u| {
+                u.iter()
+                    .find(|u| {
+                        u["id"] == who || u["email"].as_str() == Some(&who.trim().to_lowercase())
+                    })
+                    .cloned()
+            })
+            .ok_or_else(|| HarnessError::Usage(format!("no user {who:?}")))
+    }
+
+    async fn sign_out(self) {
+        let _ = self.call("DELETE", "/session", None).await;
+    }
+}
+
+/// The provider user with this email, from the directory.
+fn directory_entry<'a>(rows: &'a Value, email: &str) -> Option<&'a Value> {
+    rows.as_array()?.iter().find(|r| {
+        r["entry"]["email"]
+            .as_str()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
+    })
+}
+
+async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String), HarnessError> {
+    Ok(match command {
+        AdminCommand::Organization => {
+            let org = api.call("GET", "/organization", None).await?;
+            let text = match org["connection"]["issuer"].as_str() {
+                Some(issuer) => format!("connected to {issuer}; user modes {}", org["user_modes"]),
+                None => format!("not connected; user modes {}", org["user_modes"]),
+            };
+            (org, text)
+        }
+        AdminCommand::Connect { as_email } => {
+            let started = api.call("POST", "/connect", None).await?;
+            let url = started["authorization_url"].as_str().unwrap_or_default();
+            let org = provider_flow(&api.http, url, as_email).await?;
+            (
+                org,
+                format!("connected; {as_email} is the associated administrator"),
+            )
+        }
+        AdminCommand::Disconnect => {
+            let org = api.call("POST", "/disconnect", None).await?;
+            (org, "disconnected".into())
+        }
+        AdminCommand::ImportUsers { emails, all, roles } => {
+            let rows = api.call("GET", "/directory", None).await?;
+            let ids: Vec<Value> = if *all {
+                rows.as_array()
+                    .map(|r| r.iter().map(|r| r["entry"]["id"].clone()).collect())
+                    .unwrap_or_default()
+            } else {
+                let mut ids = Vec::new();
+                for e in emails {
+                    let matches: Vec<Value> = rows
+                        .as_array()
+                        .map(|r| {
+                            r.iter()
+                                .filter(|r| {
+                                    r["entry"]["email"]
+                                        .as_str()
+                                        .is_some_and(|x| x.trim().eq_ignore_ascii_case(e.trim()))
+                                })
+                                .map(|r| r["entry"]["id"].clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if matches.is_empty() {
+                        return Err(HarnessError::Usage(format!("{e} is not in the directory")));
+                    }
+                    ids.extend(matches);
+                }
+                ids
+            };
+            let plan = api
+                .call("POST", "/import", Some(json!({"ids": ids, "roles": roles})))
+                .await?;
+            let text = plan
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|a| {
+                            let email = a["entry"]["email"].as_str().or(a["email"].as_str());
+                            format!(
+                                "{}: {}",
+                                email.unwrap_or("?"),
+                                a["action"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            (plan, text)
+        }
+        AdminCommand::Users { search } => {
+            let r = api
+                .http
+                .get(format!("{}/users", api.base))
+                .query(&[("search", search)])
+                .bearer_auth(&api.token)
+                .send()
+                .await
+                .map_err(|e| failed("/users", e))?;
+            let users = json_of(r, "/users").await?;
+            let text = users
+                .as_array()
+                .map(|u| {
+                    u.iter()
+                        .map(|u| {
+                            format!(
+                                "{} {} {} [{}]{}",
+                                u["id"].as_str().unwrap_or(""),
+                                u["email"].as_str().unwrap_or(""),
+                                u["domain_name"].as_str().unwrap_or("-"),
+                                u["roles"]
+                                    .as_array()
+                                    .map(|r| r
+                                        .iter()
+                                        .filter_map(Value::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(", "))
+                                    .unwrap_or_default(),
+                                if u["enabled"] == false {
+                                    " disabled"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            (users, text)
+        }
+        AdminCommand::Assign {
+            user,
+            domain_name,
+            provider_email,
+            roles,
+        } => {
+            let current = api.user(user).await?;
+            let domain_name = match (domain_name, provider_email) {
+                (Some(d), _) => Some(d.clone()),
+                (None, Some(email)) => {
+                    let rows = api.call("GET", "/directory", None).await?;
+                    let row = directory_entry(&rows, email).ok_or_else(|| {
+                        HarnessError::Usage(format!("{email} is not in the directory"))
+                    })?;
+                    row["domain_name"].as_str().map(str::to_string)
+                }
+                (None, None) => current["domain_name"].as_str().map(str::to_string),
+            };
+            let roles: Vec<Value> = if roles.is_empty() {
+                current["roles"].as_array().cloned().unwrap_or_default()
+            } else {
+                roles.iter().map(|r| json!(r)).collect()
+            };
+            let saved = save(
+                api,
+                &current,
+                domain_name,
+                roles,
+                current["enabled"] != false,
+            )
+            .await?;
+            let text = format!("saved {}", saved["email"].as_str().unwrap_or(""));
+            (saved, text)
+        }
+        AdminCommand::Disable { user } | AdminCommand::Enable { user } => {
+            let enable = matches!(command, AdminCommand::Enable { .. });
+            let current = api.user(user).await?;
+            let roles = current["roles"].as_array().cloned().unwrap_or_default();
+            let domain_name = current["domain_name"].as_str().map(str::to_string);
+            let saved = save(api, &current, domain_name, roles, enable).await?;
+            let text = format!(
+                "{} {}",
+                if enable { "enabled" } else { "disabled" },
+                saved["email"].as_str().unwrap_or("")
+            );
+            (saved, text)
+        }
+        AdminCommand::Devices => {
+            let devices = api.call("GET", "/devices", None).await?;
+            let text = devices
+                .as_array()
+                .map(|d| {
+                    d.iter()
+                        .map(|d| {
+                            format!(
+                                "{} {} {} last seen {}",
+                                d["client_id"].as_str().unwrap_or(""),
+                                d["user_email"].as_str().unwrap_or(""),
+                                d["report"]["name"].as_str().unwrap_or("(unnamed)"),
+                                d["last_seen"]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            (devices, text)
+        }
+        AdminCommand::WipeDevice { client_id }
+        | AdminCommand::SignOutDevice { client_id }
+        | AdminCommand::FullSyncDevice { client_id } => {
+            let verb = match command {
+                AdminCommand::WipeDevice { .. } => "wipe",
+                AdminCommand::SignOutDevice { .. } => "sign-out",
+                _ => "full-sync",
+            };
+            let done = api
+                .call("POST", &format!("/devices/{client_id}/{verb}"), None)
+                .await?;
+            (
+                done,
+                format!("{verb} queued for {client_id}: done at its next contact"),
+            )
+        }
+    })
+}
+
+async fn save(
+    api: &Api,
+    current: &Value,
+    domain_name: Option<String>,
+    roles: Vec<Value>,
+    enabled: bool,
+) -> Result<Value, HarnessError> {
+    let body = json!({
+        "name": current["name"],
+        "domain_name": domain_name,
+        "enabled": enabled,
+        "roles": roles,
+    });
+    let id = current["id"].as_str().unwrap_or_default();
+    api.call("PUT", &format!("/users/{id}"), Some(body)).await
+}
+
+pub async fn run(global: &GlobalArgs, args: AdminArgs, out: &Output) -> Result<(), HarnessError> {
+    let api = Api::sign_in(global, &args).await?;
+    let result = run_command(&api, &args.command).await;
+    api.sign_out().await;
+    let (value, text) = result?;
+    out.result(&value, &text);
+    Ok(())
+}

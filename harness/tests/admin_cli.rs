@@ -1,0 +1,191 @@
+//! `syncvault admin ...` as a script drives it: the first administrator password on `serve`'s
+//! stdin, a password sign-in before the provider is connected, `connect --as`, then provider
+//! sign-ins (`--dev-login`) to import a user with a role, assign a Domain Name, list devices,
+//! disable a user and wipe a device.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::BIN;
+use serde_json::Value;
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "--json",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--records",
+            "100",
+        ])
+        .arg("--data")
+        .arg(data)
+        .arg("--admin-password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"admin password 1\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        v.get("admin_password").is_none(),
+        "a given password is not printed"
+    );
+    Server(child, v["org_url"].as_str().unwrap().to_string())
+}
+
+fn admin(org: &str, auth: &[&str], args: &[&str], stdin: &[u8]) -> Output {
+    let mut all = vec!["--json", "--password-stdin", "admin", "--org", org];
+    all.extend_from_slice(auth);
+    all.extend_from_slice(args);
+    let dir = tempfile::tempdir().unwrap();
+    common::spawn(dir.path(), &all, stdin)
+        .wait_with_output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn admin_commands_drive_the_console_api() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = serve(data.path());
+    let org = srv.1.as_str();
+    let pw: &[u8] = b"admin password 1\n";
+    let provider = ["--dev-login", "admin@contoso.example"];
+
+    let o = ok(admin(org, &[], &["organization"], pw));
+    assert!(o["connection"].is_null());
+    let wrong = admin(org, &[], &["organization"], b"nope\n");
+    assert_eq!(wrong.status.code(), Some(1));
+    let o = ok(admin(
+        org,
+        &[],
+        &["connect", "--as", "admin@contoso.example"],
+        pw,
+    ));
+    assert_eq!(o["user_modes"], serde_json::json!(["oauth"]));
+    // Connected: the password no longer signs in.
+    assert_eq!(
+        admin(org, &[], &["organization"], pw).status.code(),
+        Some(1)
+    );
+
+    let plan = ok(admin(
+        org,
+        &provider,
+        &[
+            "import-users",
+            "--email",
+            "alan@contoso.example",
+            "--role",
+            "Field Technician",
+        ],
+        b"",
+    ));
+    assert_eq!(plan[0]["action"], "create");
+    let users = ok(admin(org, &provider, &["users", "--search", "alan"], b""));
+    assert_eq!(users[0]["roles"], serde_json::json!(["Field Technician"]));
+
+    let saved = ok(admin(
+        org,
+        &provider,
+        &[
+            "assign",
+            "grace@contoso.example",
+            "--provider-email",
+            "grace@contoso.example",
+            "--role",
+            "Salesperson",
+        ],
+        b"",
+    ));
+    assert!(saved["domain_name"].as_str().unwrap().contains("/idp|"));
+    assert_eq!(saved["roles"], serde_json::json!(["Salesperson"]));
+
+    // A device syncs; the administrator sees it and wipes it.
+    let device = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &[u8]| {
+        common::spawn(device.path(), args, stdin)
+            .wait_with_output()
+            .unwrap()
+    };
+    assert!(
+        run(
+            &[
+                "--password-stdin",
+                "setup",
+                "--org",
+                org,
+                "--user-mode",
+                "oauth"
+            ],
+            b"password1\npassword1\n"
+        )
+        .status
+        .success()
+    );
+    assert!(
+        run(
+            &[
+                "--json",
+                "--password-stdin",
+                "sync",
+                "--dev-login",
+                "alan@contoso.example"
+            ],
+            b"password1\n"
+        )
+        .status
+        .success()
+    );
+    let devices = ok(admin(org, &provider, &["devices"], b""));
+    let client_id = devices[0]["client_id"].as_str().unwrap().to_string();
+    assert_eq!(devices[0]["user_email"], "alan@contoso.example");
+    ok(admin(org, &provider, &["wipe-device", &client_id], b""));
+    let wiped = run(
+        &[
+            "--json",
+            "--password-stdin",
+            "sync",
+            "--dev-login",
+            "alan@contoso.example",
+        ],
+        b"password1\n",
+    );
+    let err: Value = serde_json::from_slice(&wiped.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "RemoteWiped");
+
+    let disabled = ok(admin(
+        org,
+        &provider,
+        &["disable", "alan@contoso.example"],
+        b"",
+    ));
+    assert_eq!(disabled["enabled"], false);
+}
