@@ -3113,6 +3113,11 @@ public struct AccountState: Equatable, Hashable {
      * Biometric unlock (a platform key slot) is enabled: show its button.
      */
     public let platformUnlockEnabled: Bool
+    /**
+     * The organization wiped this device (its administrator's command): tell the person why
+     * the data is gone. Cleared by the next setup.
+     */
+    public let remotelyWiped: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3139,7 +3144,11 @@ public struct AccountState: Equatable, Hashable {
          */failedAttempts: UInt32, 
         /**
          * Biometric unlock (a platform key slot) is enabled: show its button.
-         */platformUnlockEnabled: Bool) {
+         */platformUnlockEnabled: Bool, 
+        /**
+         * The organization wiped this device (its administrator's command): tell the person why
+         * the data is gone. Cleared by the next setup.
+         */remotelyWiped: Bool) {
         self.configured = configured
         self.locked = locked
         self.organizationUrl = organizationUrl
@@ -3148,6 +3157,7 @@ public struct AccountState: Equatable, Hashable {
         self.lastSync = lastSync
         self.failedAttempts = failedAttempts
         self.platformUnlockEnabled = platformUnlockEnabled
+        self.remotelyWiped = remotelyWiped
     }
 
     
@@ -3173,7 +3183,8 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
                 pendingChanges: FfiConverterOptionUInt64.read(from: &buf), 
                 lastSync: FfiConverterOptionInt64.read(from: &buf), 
                 failedAttempts: FfiConverterUInt32.read(from: &buf), 
-                platformUnlockEnabled: FfiConverterBool.read(from: &buf)
+                platformUnlockEnabled: FfiConverterBool.read(from: &buf), 
+                remotelyWiped: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3186,6 +3197,7 @@ public struct FfiConverterTypeAccountState: FfiConverterRustBuffer {
         FfiConverterOptionInt64.write(value.lastSync, into: &buf)
         FfiConverterUInt32.write(value.failedAttempts, into: &buf)
         FfiConverterBool.write(value.platformUnlockEnabled, into: &buf)
+        FfiConverterBool.write(value.remotelyWiped, into: &buf)
     }
 }
 
@@ -3326,6 +3338,14 @@ public struct ClientOptions: Equatable, Hashable {
      * the Synchronize.
      */
     public let minTransferBytesPerSecond: UInt32?
+    /**
+     * The device's name as the organization's device list shows it (e.g. "Ada's Pixel 8").
+     */
+    public let deviceName: String?
+    /**
+     * The app's version, for the same list.
+     */
+    public let appVersion: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3366,7 +3386,13 @@ public struct ClientOptions: Equatable, Hashable {
          * The slowest answer accepted, in bytes per second averaged over 20 seconds (default 2048;
          * 0: no bound). A server that dribbles its answer fails with `TimedOut` instead of holding
          * the Synchronize.
-         */minTransferBytesPerSecond: UInt32? = nil) {
+         */minTransferBytesPerSecond: UInt32? = nil, 
+        /**
+         * The device's name as the organization's device list shows it (e.g. "Ada's Pixel 8").
+         */deviceName: String? = nil, 
+        /**
+         * The app's version, for the same list.
+         */appVersion: String? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
@@ -3378,6 +3404,8 @@ public struct ClientOptions: Equatable, Hashable {
         self.syncPageSize = syncPageSize
         self.syncDeadlineSeconds = syncDeadlineSeconds
         self.minTransferBytesPerSecond = minTransferBytesPerSecond
+        self.deviceName = deviceName
+        self.appVersion = appVersion
     }
 
     
@@ -3406,7 +3434,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 conflictMode: FfiConverterOptionTypeConflictMode.read(from: &buf), 
                 syncPageSize: FfiConverterOptionUInt32.read(from: &buf), 
                 syncDeadlineSeconds: FfiConverterOptionUInt32.read(from: &buf), 
-                minTransferBytesPerSecond: FfiConverterOptionUInt32.read(from: &buf)
+                minTransferBytesPerSecond: FfiConverterOptionUInt32.read(from: &buf), 
+                deviceName: FfiConverterOptionString.read(from: &buf), 
+                appVersion: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3422,6 +3452,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.syncPageSize, into: &buf)
         FfiConverterOptionUInt32.write(value.syncDeadlineSeconds, into: &buf)
         FfiConverterOptionUInt32.write(value.minTransferBytesPerSecond, into: &buf)
+        FfiConverterOptionString.write(value.deviceName, into: &buf)
+        FfiConverterOptionString.write(value.appVersion, into: &buf)
     }
 }
 
@@ -4831,6 +4863,11 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case VaultWiped
     /**
+     * The organization's administrator wiped this device: the offline data (and any unsent
+     * edits) were crypto-erased. Set up again to use the app.
+     */
+    case RemoteWiped
+    /**
      * Biometric unlock is not enabled for this account: unlock with the offline password.
      */
     case PlatformUnlockNotEnabled
@@ -4971,39 +5008,40 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
         case 12: return .AlreadyConfigured
         case 13: return .Locked
         case 14: return .VaultWiped
-        case 15: return .PlatformUnlockNotEnabled
-        case 16: return .PlatformKeyCancelled
-        case 17: return .PlatformKeyInvalidated
-        case 18: return .PlatformKeyUnavailable(
+        case 15: return .RemoteWiped
+        case 16: return .PlatformUnlockNotEnabled
+        case 17: return .PlatformKeyCancelled
+        case 18: return .PlatformKeyInvalidated
+        case 19: return .PlatformKeyUnavailable(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .Network(
+        case 20: return .Network(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 20: return .Server(
+        case 21: return .Server(
             status: try FfiConverterUInt16.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 21: return .ProtocolViolation(
+        case 22: return .ProtocolViolation(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 22: return .Conflict(
+        case 23: return .Conflict(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 23: return .Corrupted(
+        case 24: return .Corrupted(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 24: return .Cancelled
-        case 25: return .TimedOut(
+        case 25: return .Cancelled
+        case 26: return .TimedOut(
             bound: try FfiConverterTypeTimeBound.read(from: &buf)
             )
-        case 26: return .InvalidInput(
+        case 27: return .InvalidInput(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 27: return .Storage(
+        case 28: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 28: return .Internal(
+        case 29: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -5083,70 +5121,74 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(14))
         
         
-        case .PlatformUnlockNotEnabled:
+        case .RemoteWiped:
             writeInt(&buf, Int32(15))
         
         
-        case .PlatformKeyCancelled:
+        case .PlatformUnlockNotEnabled:
             writeInt(&buf, Int32(16))
         
         
-        case .PlatformKeyInvalidated:
+        case .PlatformKeyCancelled:
             writeInt(&buf, Int32(17))
         
         
-        case let .PlatformKeyUnavailable(reason):
+        case .PlatformKeyInvalidated:
             writeInt(&buf, Int32(18))
-            FfiConverterString.write(reason, into: &buf)
-            
         
-        case let .Network(reason):
+        
+        case let .PlatformKeyUnavailable(reason):
             writeInt(&buf, Int32(19))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Server(status,reason):
+        case let .Network(reason):
             writeInt(&buf, Int32(20))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Server(status,reason):
+            writeInt(&buf, Int32(21))
             FfiConverterUInt16.write(status, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .ProtocolViolation(reason):
-            writeInt(&buf, Int32(21))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .Conflict(reason):
             writeInt(&buf, Int32(22))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Corrupted(reason):
+        case let .Conflict(reason):
             writeInt(&buf, Int32(23))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .Cancelled:
+        case let .Corrupted(reason):
             writeInt(&buf, Int32(24))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .Cancelled:
+            writeInt(&buf, Int32(25))
         
         
         case let .TimedOut(bound):
-            writeInt(&buf, Int32(25))
+            writeInt(&buf, Int32(26))
             FfiConverterTypeTimeBound.write(bound, into: &buf)
             
         
         case let .InvalidInput(reason):
-            writeInt(&buf, Int32(26))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .Storage(reason):
             writeInt(&buf, Int32(27))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .Storage(reason):
             writeInt(&buf, Int32(28))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(29))
             FfiConverterString.write(reason, into: &buf)
             
         }

@@ -5275,6 +5275,12 @@ data class AccountState (
      * Biometric unlock (a platform key slot) is enabled: show its button.
      */
     val `platformUnlockEnabled`: kotlin.Boolean
+    , 
+    /**
+     * The organization wiped this device (its administrator's command): tell the person why
+     * the data is gone. Cleared by the next setup.
+     */
+    val `remotelyWiped`: kotlin.Boolean
     
 ){
     
@@ -5299,6 +5305,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterOptionalLong.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -5310,7 +5317,8 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterOptionalULong.allocationSize(value.`pendingChanges`) +
             FfiConverterOptionalLong.allocationSize(value.`lastSync`) +
             FfiConverterUInt.allocationSize(value.`failedAttempts`) +
-            FfiConverterBoolean.allocationSize(value.`platformUnlockEnabled`)
+            FfiConverterBoolean.allocationSize(value.`platformUnlockEnabled`) +
+            FfiConverterBoolean.allocationSize(value.`remotelyWiped`)
     )
 
     override fun write(value: AccountState, buf: ByteBuffer) {
@@ -5322,6 +5330,7 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
             FfiConverterOptionalLong.write(value.`lastSync`, buf)
             FfiConverterUInt.write(value.`failedAttempts`, buf)
             FfiConverterBoolean.write(value.`platformUnlockEnabled`, buf)
+            FfiConverterBoolean.write(value.`remotelyWiped`, buf)
     }
 }
 
@@ -5436,6 +5445,16 @@ data class ClientOptions (
      * the Synchronize.
      */
     val `minTransferBytesPerSecond`: kotlin.UInt? = null 
+    , 
+    /**
+     * The device's name as the organization's device list shows it (e.g. "Ada's Pixel 8").
+     */
+    val `deviceName`: kotlin.String? = null 
+    , 
+    /**
+     * The app's version, for the same list.
+     */
+    val `appVersion`: kotlin.String? = null 
     
 ){
     
@@ -5463,6 +5482,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -5477,7 +5498,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalTypeConflictMode.allocationSize(value.`conflictMode`) +
             FfiConverterOptionalUInt.allocationSize(value.`syncPageSize`) +
             FfiConverterOptionalUInt.allocationSize(value.`syncDeadlineSeconds`) +
-            FfiConverterOptionalUInt.allocationSize(value.`minTransferBytesPerSecond`)
+            FfiConverterOptionalUInt.allocationSize(value.`minTransferBytesPerSecond`) +
+            FfiConverterOptionalString.allocationSize(value.`deviceName`) +
+            FfiConverterOptionalString.allocationSize(value.`appVersion`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -5492,6 +5515,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalUInt.write(value.`syncPageSize`, buf)
             FfiConverterOptionalUInt.write(value.`syncDeadlineSeconds`, buf)
             FfiConverterOptionalUInt.write(value.`minTransferBytesPerSecond`, buf)
+            FfiConverterOptionalString.write(value.`deviceName`, buf)
+            FfiConverterOptionalString.write(value.`appVersion`, buf)
     }
 }
 
@@ -6675,6 +6700,16 @@ sealed class SyncException: kotlin.Exception() {
     }
     
     /**
+     * The organization's administrator wiped this device: the offline data (and any unsent
+     * edits) were crypto-erased. Set up again to use the app.
+     */
+    class RemoteWiped(
+        ) : SyncException() {
+        override val message
+            get() = toString()
+    }
+    
+    /**
      * Biometric unlock is not enabled for this account: unlock with the offline password.
      */
     class PlatformUnlockNotEnabled(
@@ -6885,39 +6920,40 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             12 -> SyncException.AlreadyConfigured()
             13 -> SyncException.Locked()
             14 -> SyncException.VaultWiped()
-            15 -> SyncException.PlatformUnlockNotEnabled()
-            16 -> SyncException.PlatformKeyCancelled()
-            17 -> SyncException.PlatformKeyInvalidated()
-            18 -> SyncException.PlatformKeyUnavailable(
+            15 -> SyncException.RemoteWiped()
+            16 -> SyncException.PlatformUnlockNotEnabled()
+            17 -> SyncException.PlatformKeyCancelled()
+            18 -> SyncException.PlatformKeyInvalidated()
+            19 -> SyncException.PlatformKeyUnavailable(
                 FfiConverterString.read(buf),
                 )
-            19 -> SyncException.Network(
+            20 -> SyncException.Network(
                 FfiConverterString.read(buf),
                 )
-            20 -> SyncException.Server(
+            21 -> SyncException.Server(
                 FfiConverterUShort.read(buf),
                 FfiConverterString.read(buf),
                 )
-            21 -> SyncException.ProtocolViolation(
+            22 -> SyncException.ProtocolViolation(
                 FfiConverterString.read(buf),
                 )
-            22 -> SyncException.Conflict(
+            23 -> SyncException.Conflict(
                 FfiConverterString.read(buf),
                 )
-            23 -> SyncException.Corrupted(
+            24 -> SyncException.Corrupted(
                 FfiConverterString.read(buf),
                 )
-            24 -> SyncException.Cancelled()
-            25 -> SyncException.TimedOut(
+            25 -> SyncException.Cancelled()
+            26 -> SyncException.TimedOut(
                 FfiConverterTypeTimeBound.read(buf),
                 )
-            26 -> SyncException.InvalidInput(
+            27 -> SyncException.InvalidInput(
                 FfiConverterString.read(buf),
                 )
-            27 -> SyncException.Storage(
+            28 -> SyncException.Storage(
                 FfiConverterString.read(buf),
                 )
-            28 -> SyncException.Internal(
+            29 -> SyncException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6988,6 +7024,10 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 4UL
             )
             is SyncException.VaultWiped -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+            )
+            is SyncException.RemoteWiped -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
             )
@@ -7128,70 +7168,74 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 buf.putInt(14)
                 Unit
             }
-            is SyncException.PlatformUnlockNotEnabled -> {
+            is SyncException.RemoteWiped -> {
                 buf.putInt(15)
                 Unit
             }
-            is SyncException.PlatformKeyCancelled -> {
+            is SyncException.PlatformUnlockNotEnabled -> {
                 buf.putInt(16)
                 Unit
             }
-            is SyncException.PlatformKeyInvalidated -> {
+            is SyncException.PlatformKeyCancelled -> {
                 buf.putInt(17)
                 Unit
             }
-            is SyncException.PlatformKeyUnavailable -> {
+            is SyncException.PlatformKeyInvalidated -> {
                 buf.putInt(18)
-                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Network -> {
+            is SyncException.PlatformKeyUnavailable -> {
                 buf.putInt(19)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Server -> {
+            is SyncException.Network -> {
                 buf.putInt(20)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Server -> {
+                buf.putInt(21)
                 FfiConverterUShort.write(value.`status`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SyncException.ProtocolViolation -> {
-                buf.putInt(21)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is SyncException.Conflict -> {
                 buf.putInt(22)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Corrupted -> {
+            is SyncException.Conflict -> {
                 buf.putInt(23)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Cancelled -> {
+            is SyncException.Corrupted -> {
                 buf.putInt(24)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Cancelled -> {
+                buf.putInt(25)
                 Unit
             }
             is SyncException.TimedOut -> {
-                buf.putInt(25)
+                buf.putInt(26)
                 FfiConverterTypeTimeBound.write(value.`bound`, buf)
                 Unit
             }
             is SyncException.InvalidInput -> {
-                buf.putInt(26)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is SyncException.Storage -> {
                 buf.putInt(27)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Internal -> {
+            is SyncException.Storage -> {
                 buf.putInt(28)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Internal -> {
+                buf.putInt(29)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
