@@ -167,6 +167,10 @@ pub enum Command {
         /// one is printed once).
         #[arg(long)]
         admin_password_stdin: bool,
+        /// The external provider's user directory for Import Users: a JSON file with
+        /// users_url, token_url, client_id, client_secret and optional scope (docs/admin.md).
+        #[arg(long, requires = "issuer")]
+        directory: Option<String>,
     },
     /// The organization's Admin Console API, for scripts (docs/admin.md).
     Admin(AdminArgs),

@@ -107,8 +107,10 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             faults,
             ca_file,
             admin_password_stdin,
+            directory,
         } => {
             let args = sync_commands::ServeArgs {
+                directory,
                 admin_password_stdin,
                 addr,
                 data,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use syncvault::{CancelHandle, ClientOptions, ConflictMode, SyncClient, SyncReport, UserMode};
+use syncvault_server::admin::directory::DirectorySource;
 use syncvault_server::faults::FaultSpec;
 use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::{BoundServer, ProviderConfig, ServerConfig};
@@ -28,6 +29,8 @@ pub struct ServeArgs {
     pub ca_file: Option<String>,
     /// Read the first System Administrator password from stdin.
     pub admin_password_stdin: bool,
+    /// A JSON file describing the external provider's user directory.
+    pub directory: Option<String>,
 }
 
 pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
@@ -41,6 +44,21 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
         (Some(Provider::Builtin) | None, None) => ProviderConfig::Builtin,
     };
     let extra_ca_pem = args.ca_file.map(std::fs::read).transpose()?;
+    let directory = args
+        .directory
+        .map(|path| -> Result<DirectorySource, HarnessError> {
+            serde_json::from_slice(&std::fs::read(&path)?)
+                // Position only: serde's message can quote a value, and one is a secret.
+                .map_err(|e| {
+                    HarnessError::Usage(format!(
+                        "--directory {path}: not a directory description at line {} column {} \
+                         (fields: users_url, token_url, client_id, client_secret, scope)",
+                        e.line(),
+                        e.column()
+                    ))
+                })
+        })
+        .transpose()?;
     let faults = FaultSpec::parse(args.faults.as_deref().unwrap_or(""))
         .map_err(|e| HarnessError::Usage(format!("--faults: {e}")))?;
     let admin_password = if args.admin_password_stdin {
@@ -63,6 +81,7 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
         records: args.records,
         faults,
         admin_password,
+        directory,
         ..Default::default()
     };
     bound

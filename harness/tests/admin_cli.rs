@@ -189,3 +189,36 @@ fn admin_commands_drive_the_console_api() {
     ));
     assert_eq!(disabled["enabled"], false);
 }
+
+/// A broken `--directory` file is a usage error naming where it broke, and never echoes the
+/// secret it holds.
+#[test]
+fn a_broken_directory_file_is_refused_without_showing_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("directory.json");
+    std::fs::write(
+        &file,
+        br#"{"users_url": "https://graph.example/v1.0/users", "token_url": "https://idp.example/token",
+            "client_id": "c", "client_secret": 12345678901234, "scope": null}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--issuer",
+            "https://idp.example",
+        ])
+        .args(["--audience", "api://org", "--directory"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--directory") && err.contains("line 2"),
+        "{err}"
+    );
+    assert!(!err.contains("12345678901234"), "{err}");
+}

@@ -11,8 +11,10 @@ use serde_json::Value;
 
 use super::store::OrgUser;
 
-/// Where the directory is and how to get a token for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the directory is and how to get a token for it; `serve --directory FILE` reads it as
+/// JSON so that the secret never appears on a command line.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DirectorySource {
     /// e.g. `https://graph.microsoft.com/v1.0/users`.
     pub users_url: String,
@@ -22,6 +24,18 @@ pub struct DirectorySource {
     /// OAuth scope for the token, when the provider needs one (`https://graph.microsoft.com/.default`).
     #[serde(default)]
     pub scope: Option<String>,
+}
+
+/// Without the secret, so that a logged config does not leak it.
+impl std::fmt::Debug for DirectorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorySource")
+            .field("users_url", &self.users_url)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One provider user.
