@@ -24,10 +24,11 @@ pub mod vault;
 
 #[cfg(feature = "uniffi")]
 pub use ffi::{
-    AccountState, AuthorizationUi, CancelHandle, ClientOptions, ConflictInfo, ConflictMode,
-    ConflictResolution, DeviceCodeUi, FieldInfo, FieldType, FieldValue, LogLevel, LogSink,
-    PlatformKeyStore, RecordQuery, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
-    SyncRecord, SyncReport, UserMode, init_logging, normalize_organization_url, syncvault_version,
+    AccountState, AuthorizationUi, CancelHandle, ChangeKind, ClientOptions, ConflictInfo,
+    ConflictMode, ConflictResolution, DeviceCodeUi, FieldInfo, FieldType, FieldValue, LogLevel,
+    LogSink, PendingChange, PlatformKeyStore, RecordQuery, RecordSyncState, RejectionCode,
+    SyncClient, SyncError, SyncErrorInfo, SyncObserver, SyncPhase, SyncProgress, SyncRecord,
+    SyncReport, UserMode, init_logging, normalize_organization_url, syncvault_version,
 };
 pub use org::UrlProblem;
 

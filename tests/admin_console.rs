@@ -324,7 +324,7 @@ async fn connect_import_assign_disable_and_restart() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(device.pending_changes().await.unwrap(), 1);
+    assert_eq!(device.pending_change_count().await.unwrap(), 1);
 
     // The devices that synchronized.
     let (_, devices) = api(&srv, "GET", "/devices", Some(&token), None).await;

@@ -151,11 +151,11 @@ async fn two_clients_converge() {
     )
     .await
     .unwrap();
-    assert_eq!(a.pending_changes().await.unwrap(), 3);
+    assert_eq!(a.pending_change_count().await.unwrap(), 3);
 
     let ra = sync(&a).await.unwrap();
     assert_eq!(ra.records_uploaded, 3);
-    assert_eq!(a.pending_changes().await.unwrap(), 0);
+    assert_eq!(a.pending_change_count().await.unwrap(), 0);
     let rb = sync(&b).await.unwrap();
     assert_eq!(rb.conflicts, 1, "B's phone edit met A's job title edit");
     assert_eq!(rb.conflicts_pending, 0, "different fields merge");
@@ -331,13 +331,13 @@ async fn faults_of_every_kind_still_converge_without_duplicates() {
         }
         let before = srv.org.faults.injected();
         for _ in 0..20 {
-            if a.pending_changes().await.unwrap() == 0 {
+            if a.pending_change_count().await.unwrap() == 0 {
                 break;
             }
             // A run may give up after its retries; the next one resumes.
             let _ = sync(&a).await;
         }
-        assert_eq!(a.pending_changes().await.unwrap(), 0);
+        assert_eq!(a.pending_change_count().await.unwrap(), 0);
         faulted = srv.org.faults.injected() > before;
     }
     assert!(faulted, "no fault met the uploads in {rounds} rounds");
@@ -408,7 +408,7 @@ async fn expired_token_is_refreshed_once_and_a_dead_session_keeps_the_outbox() {
         sync(&a).await,
         Err(SyncError::SignInRequired { .. })
     ));
-    assert_eq!(a.pending_changes().await.unwrap(), 2);
+    assert_eq!(a.pending_change_count().await.unwrap(), 2);
     assert_eq!(
         local_text(&a, "account", "a000000001", "city")
             .await
@@ -503,10 +503,10 @@ async fn many_offline_edits_of_one_record_go_up_in_one_synchronize() {
             .unwrap();
         }
     }
-    assert_eq!(c.pending_changes().await.unwrap(), 13);
+    assert_eq!(c.pending_change_count().await.unwrap(), 13);
     let report = sync(&c).await.unwrap();
     assert_eq!(report.pending_changes, 0, "{report:?}");
-    assert_eq!(c.pending_changes().await.unwrap(), 0);
+    assert_eq!(c.pending_change_count().await.unwrap(), 0);
     let server = srv.org.data.get("contact", &id).unwrap();
     assert_eq!(server.fields["notes"], json!("visit 12"));
     assert_eq!(server.fields["phone"], json!("+1 555 0199"));

@@ -189,7 +189,7 @@ async fn run_in(
         out,
         &format!(
             "{} local changes queued offline; another user edited 2 contacts on the server",
-            client.pending_changes().await?
+            client.pending_change_count().await?
         ),
     );
 

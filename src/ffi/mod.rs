@@ -9,6 +9,7 @@ mod observer;
 mod platform_unlock;
 mod records;
 mod signin;
+mod sync_state;
 mod synchronize;
 
 pub use crate::account::{AccountState, UserMode};
@@ -24,6 +25,7 @@ pub use records::{
     ConflictInfo, ConflictResolution, FieldInfo, FieldValue, RecordQuery, SyncRecord,
 };
 pub use signin::{AuthorizationRequest, DeviceAuthorization, SignedInUser};
+pub use sync_state::{ChangeKind, PendingChange, RecordSyncState, RejectionCode, SyncErrorInfo};
 pub use synchronize::CancelHandle;
 
 /// Normalizes an organization URL as typed by a person; call it on every keystroke.

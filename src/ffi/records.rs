@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use rusqlite::Connection;
+
+use crate::ffi::sync_state::{RecordSyncState, describe};
 use crate::ffi::{SyncClient, SyncError};
 use crate::store::StoreError;
 use crate::store::conflicts::{self, AppDecision, Conflict};
@@ -39,6 +42,8 @@ pub struct SyncRecord {
     /// The server version this record stands on (0: created offline, not yet synchronized).
     pub version: i64,
     pub fields: HashMap<String, FieldValue>,
+    /// Where the record stands with the server (pending upload, conflict, sync error).
+    pub sync_state: RecordSyncState,
 }
 
 /// One field of an entity, for building forms and parsing input.
@@ -99,6 +104,20 @@ pub enum ConflictResolution {
     Merge { fields: HashMap<String, FieldValue> },
 }
 
+impl RecordQuery {
+    /// The store's form of the query (values checked).
+    pub(crate) fn into_store_query(self) -> Result<Query, SyncError> {
+        Ok(Query {
+            filters: fields_to_json(self.filters)?.into_iter().collect(),
+            search: self.search,
+            order_by: self.order_by,
+            descending: self.descending,
+            limit: self.limit,
+            offset: self.offset,
+        })
+    }
+}
+
 impl From<&Value> for FieldValue {
     fn from(v: &Value) -> Self {
         match v {
@@ -147,13 +166,27 @@ pub fn fields_from_json(fields: &Map<String, Value>) -> HashMap<String, FieldVal
     fields.iter().map(|(k, v)| (k.clone(), v.into())).collect()
 }
 
-fn record(entity: &str, r: Record) -> SyncRecord {
-    SyncRecord {
+/// A stored record as the app sees it, with its sync state.
+pub(crate) fn record(conn: &Connection, entity: &str, r: Record) -> Result<SyncRecord, SyncError> {
+    Ok(SyncRecord {
+        sync_state: describe(conn, entity, &r.id, r.state)?,
         entity: entity.to_string(),
         id: r.id,
         version: r.version,
         fields: fields_from_json(&r.fields),
-    }
+    })
+}
+
+/// Runs a query and gives each record its sync state.
+pub(crate) fn run_query(
+    conn: &Connection,
+    entity: &str,
+    query: &Query,
+) -> Result<Vec<SyncRecord>, SyncError> {
+    entities::query(conn, entity, query)?
+        .into_iter()
+        .map(|r| record(conn, entity, r))
+        .collect()
 }
 
 fn snapshot_fields(s: &Option<Snapshot>) -> Option<HashMap<String, FieldValue>> {
@@ -177,7 +210,7 @@ fn conflict_info(c: Conflict) -> ConflictInfo {
 
 impl SyncClient {
     /// Runs `work` in one transaction of the unlocked store.
-    async fn in_transaction<T, F>(&self, work: F) -> Result<T, SyncError>
+    pub(crate) async fn in_transaction<T, F>(&self, work: F) -> Result<T, SyncError>
     where
         F: FnOnce(&rusqlite::Connection) -> Result<T, SyncError> + Send + 'static,
         T: Send + 'static,
@@ -202,7 +235,10 @@ impl SyncClient {
         id: String,
     ) -> Result<Option<SyncRecord>, SyncError> {
         self.with_account(move |a| {
-            Ok(entities::get(a.store()?.conn(), &entity, &id)?.map(|r| record(&entity, r)))
+            let conn = a.store()?.conn();
+            entities::get(conn, &entity, &id)?
+                .map(|r| record(conn, &entity, r))
+                .transpose()
         })
         .await
     }
@@ -213,22 +249,9 @@ impl SyncClient {
         entity: String,
         query: RecordQuery,
     ) -> Result<Vec<SyncRecord>, SyncError> {
-        let filters = fields_to_json(query.filters)?.into_iter().collect();
-        let q = Query {
-            filters,
-            search: query.search,
-            order_by: query.order_by,
-            descending: query.descending,
-            limit: query.limit,
-            offset: query.offset,
-        };
-        self.with_account(move |a| {
-            Ok(entities::query(a.store()?.conn(), &entity, &q)?
-                .into_iter()
-                .map(|r| record(&entity, r))
-                .collect())
-        })
-        .await
+        let q = query.into_store_query()?;
+        self.with_account(move |a| run_query(a.store()?.conn(), &entity, &q))
+            .await
     }
 
     /// Full-text search (search as you type: the last word is a prefix).
@@ -308,12 +331,6 @@ impl SyncClient {
     /// Deletes a record offline and queues the delete.
     pub async fn delete_record(&self, entity: String, id: String) -> Result<(), SyncError> {
         self.in_transaction(move |c| Ok(outbox::delete(c, &entity, &id)?))
-            .await
-    }
-
-    /// Local changes waiting for the next Synchronize.
-    pub async fn pending_changes(&self) -> Result<u64, SyncError> {
-        self.with_account(|a| Ok(outbox::pending_count(a.store()?.conn())?))
             .await
     }
 

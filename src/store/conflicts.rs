@@ -1,6 +1,7 @@
 //! The conflict log: every conflict the sync met, how its mode settled it, and the ones kept for
 //! the app (Manual mode, or a merge that touched the same field on both sides) until it resolves
-//! them.
+//! them. Changes the server refused are kept here too, as sync errors (`sync_errors.rs`), so one
+//! log holds the history of both.
 
 use std::collections::HashSet;
 
@@ -10,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::entities::{self, EntityError, Record};
 use super::outbox::{self, Op, Snapshot};
-use super::{SqlResultExt, StoreError};
+use super::{SqlResultExt, StoreError, record_state};
 
 /// How a conflict between a local edit and a server change is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,8 +56,15 @@ pub enum ConflictOutcome {
     ServerWins,
     ClientWins,
     Merged,
-    /// The server refused the edit (not a conflict of versions: `reason` says why).
+    /// The server refused the edit (not a conflict of versions: `reason` says why); logged by
+    /// versions before sync errors, which now keep the edit (`SyncError`).
     Rejected,
+    /// The server refused the edit; the person's values stay until they retry or discard.
+    SyncError,
+    /// A sync error the person sent again.
+    Retried,
+    /// A sync error the person dropped for the server's version.
+    Discarded,
     /// Waits for the app's decision.
     Pending,
     ResolvedLocal,
@@ -65,11 +73,14 @@ pub enum ConflictOutcome {
 }
 
 impl ConflictOutcome {
-    const ALL: [ConflictOutcome; 8] = [
+    const ALL: [ConflictOutcome; 11] = [
         ConflictOutcome::ServerWins,
         ConflictOutcome::ClientWins,
         ConflictOutcome::Merged,
         ConflictOutcome::Rejected,
+        ConflictOutcome::SyncError,
+        ConflictOutcome::Retried,
+        ConflictOutcome::Discarded,
         ConflictOutcome::Pending,
         ConflictOutcome::ResolvedLocal,
         ConflictOutcome::ResolvedServer,
@@ -83,6 +94,9 @@ impl ConflictOutcome {
             ConflictOutcome::ClientWins => "client_wins",
             ConflictOutcome::Merged => "merged",
             ConflictOutcome::Rejected => "rejected",
+            ConflictOutcome::SyncError => "sync_error",
+            ConflictOutcome::Retried => "retried",
+            ConflictOutcome::Discarded => "discarded",
             ConflictOutcome::Pending => "pending",
             ConflictOutcome::ResolvedLocal => "resolved_local",
             ConflictOutcome::ResolvedServer => "resolved_server",
@@ -138,6 +152,10 @@ pub struct Conflict {
     pub mode: Option<ConflictMode>,
     pub outcome: ConflictOutcome,
     pub reason: Option<String>,
+    /// The server's rejection code (docs/protocol.md), for a sync error.
+    pub code: Option<String>,
+    /// Seconds since 1970.
+    pub created_at: i64,
 }
 
 /// One conflict to log: what each side held and how it was settled.
@@ -151,6 +169,7 @@ pub struct LogEntry<'a> {
     pub mode: Option<ConflictMode>,
     pub outcome: ConflictOutcome,
     pub reason: Option<&'a str>,
+    pub code: Option<&'a str>,
 }
 
 /// The app's decision on a pending conflict.
@@ -162,6 +181,13 @@ pub enum AppDecision {
     KeepServer,
     /// Send these fields over the server's version.
     Merge(Map<String, Value>),
+}
+
+/// The outcomes of records that wait for the app or the person (protected from downloads).
+pub(crate) const WAITING: &str = "outcome IN ('pending', 'sync_error')";
+
+fn local_json(local: &LocalChange) -> String {
+    json!({"deleted": local.deleted, "created": local.created, "fields": local.fields}).to_string()
 }
 
 fn snapshot_json(s: &Snapshot) -> String {
@@ -181,23 +207,23 @@ fn snapshot_from(text: Option<String>) -> Result<Option<Snapshot>, StoreError> {
 
 /// Logs a conflict and how it was settled.
 pub fn log(conn: &Connection, e: &LogEntry<'_>) -> Result<(), StoreError> {
-    let local =
-        json!({"deleted": e.local.deleted, "created": e.local.created, "fields": e.local.fields});
     let mode = e.mode.map_or("none", ConflictMode::as_str);
     conn.prepare_cached(
-        "INSERT INTO conflicts (entity, record_id, base, local, server, mode, outcome, reason, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO conflicts
+             (entity, record_id, base, local, server, mode, outcome, reason, code, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .classified()?
     .execute(params![
         e.entity,
         e.record_id,
         e.base.map(snapshot_json),
-        local.to_string(),
+        local_json(e.local),
         e.server.map(snapshot_json),
         mode,
         e.outcome.as_str(),
         e.reason,
+        e.code,
         super::unix_now()
     ])
     .classified()?;
@@ -210,10 +236,11 @@ pub fn log(conn: &Connection, e: &LogEntry<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-const COLUMNS: &str =
-    "SELECT id, entity, record_id, base, local, server, mode, outcome, reason FROM conflicts";
+pub(crate) const COLUMNS: &str = "SELECT id, entity, record_id, base, local, server, mode, \
+     outcome, reason, code, created_at FROM conflicts";
 
-fn read(
+/// Conflict log rows (`COLUMNS` plus a condition).
+pub(crate) fn read(
     conn: &Connection,
     sql: &str,
     args: impl rusqlite::Params,
@@ -229,6 +256,8 @@ fn read(
         String,
         String,
         Option<String>,
+        Option<String>,
+        i64,
     );
     let rows: Vec<Row> = stmt
         .query_map(args, |r| {
@@ -242,6 +271,8 @@ fn read(
                 r.get(6)?,
                 r.get(7)?,
                 r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
             ))
         })
         .classified()?
@@ -249,7 +280,19 @@ fn read(
         .classified()?;
     rows.into_iter()
         .map(
-            |(id, entity, record_id, base, local, server, mode, outcome, reason)| {
+            |(
+                id,
+                entity,
+                record_id,
+                base,
+                local,
+                server,
+                mode,
+                outcome,
+                reason,
+                code,
+                created_at,
+            )| {
                 let local: Value = serde_json::from_str(&local)
                     .map_err(|e| StoreError::Corrupted(format!("conflict: {e}")))?;
                 Ok(Conflict {
@@ -266,6 +309,8 @@ fn read(
                     mode: ConflictMode::parse(&mode),
                     outcome: ConflictOutcome::parse(&outcome)?,
                     reason,
+                    code,
+                    created_at,
                 })
             },
         )
@@ -290,6 +335,23 @@ pub fn recent(conn: &Connection, limit: u32) -> Result<Vec<Conflict>, StoreError
     )
 }
 
+/// The conflict or sync error that waits on one record, if any (a sync error first).
+pub fn waiting_for(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+) -> Result<Option<Conflict>, StoreError> {
+    Ok(read(
+        conn,
+        &format!(
+            "{COLUMNS} WHERE entity = ?1 AND record_id = ?2 AND {WAITING}
+             ORDER BY outcome = 'sync_error' DESC LIMIT 1"
+        ),
+        params![entity, id],
+    )?
+    .pop())
+}
+
 /// A newer server state arrived for a record whose conflict waits for the app.
 pub fn refresh_server(
     conn: &Connection,
@@ -297,9 +359,9 @@ pub fn refresh_server(
     id: &str,
     server: &Snapshot,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE conflicts SET server = ?3 WHERE entity = ?1 AND record_id = ?2 AND outcome = 'pending'",
-    )
+    conn.prepare_cached(&format!(
+        "UPDATE conflicts SET server = ?3 WHERE entity = ?1 AND record_id = ?2 AND {WAITING}"
+    ))
     .classified()?
     .execute(params![entity, id, snapshot_json(server)])
     .classified()?;
@@ -312,13 +374,38 @@ pub fn resolve(
     conflict_id: i64,
     decision: AppDecision,
 ) -> Result<(), EntityError> {
-    let conflict = read(
+    let conflict = waiting(conn, conflict_id, ConflictOutcome::Pending)?
+        .ok_or(EntityError::NoSuchConflict(conflict_id))?;
+    let outcome = match decision {
+        AppDecision::KeepLocal => ConflictOutcome::ResolvedLocal,
+        AppDecision::KeepServer => ConflictOutcome::ResolvedServer,
+        AppDecision::Merge(_) => ConflictOutcome::ResolvedMerged,
+    };
+    settle_waiting(conn, &conflict, decision, outcome)
+}
+
+/// One entry that waits with `outcome` (pending conflict or sync error).
+pub(crate) fn waiting(
+    conn: &Connection,
+    id: i64,
+    outcome: ConflictOutcome,
+) -> Result<Option<Conflict>, StoreError> {
+    Ok(read(
         conn,
-        &format!("{COLUMNS} WHERE id = ?1 AND outcome = 'pending'"),
-        [conflict_id],
+        &format!("{COLUMNS} WHERE id = ?1 AND outcome = ?2"),
+        params![id, outcome.as_str()],
     )?
-    .pop()
-    .ok_or(EntityError::NoSuchConflict(conflict_id))?;
+    .pop())
+}
+
+/// Carries out the decision on a waiting entry: the local change queued again over the server's
+/// version, or the server's version shown, or a merge; then closes the entry with `outcome`.
+pub(crate) fn settle_waiting(
+    conn: &Connection,
+    conflict: &Conflict,
+    decision: AppDecision,
+    outcome: ConflictOutcome,
+) -> Result<(), EntityError> {
     let (entity, id) = (conflict.entity.as_str(), conflict.record_id.as_str());
     let server = conflict.server.clone().unwrap_or(Snapshot {
         version: 0,
@@ -334,28 +421,24 @@ pub fn resolve(
     } else {
         Op::Create
     };
-    let outcome = match decision {
+    match decision {
         AppDecision::KeepLocal => {
             if conflict.local.deleted {
-                queue(Op::Delete, &Map::new())?;
+                if base.is_some() {
+                    queue(Op::Delete, &Map::new())?;
+                }
             } else {
                 queue(op_for_write, &conflict.local.fields)?;
             }
-            ConflictOutcome::ResolvedLocal
         }
         AppDecision::KeepServer => {
             if server.deleted {
                 entities::delete(conn, entity, id)?;
             } else {
-                let record = Record {
-                    id: id.to_string(),
-                    version: server.version,
-                    fields: server.fields.clone(),
-                };
+                let record = Record::new(id, server.version, server.fields.clone());
                 entities::upsert(conn, entity, &record)?;
             }
             outbox::set_mirror(conn, entity, id, None)?;
-            ConflictOutcome::ResolvedServer
         }
         AppDecision::Merge(fields) => {
             let mut merged = if server.deleted {
@@ -364,27 +447,43 @@ pub fn resolve(
                 server.fields.clone()
             };
             merged.extend(fields.clone());
-            let record = Record {
-                id: id.to_string(),
-                version: server.version,
-                fields: merged,
-            };
+            let record = Record::new(id, server.version, merged);
             entities::upsert(conn, entity, &record)?;
             queue(op_for_write, &fields)?;
-            ConflictOutcome::ResolvedMerged
         }
-    };
-    conn.execute(
-        "UPDATE conflicts SET outcome = ?2, resolved_at = ?3 WHERE id = ?1",
-        params![conflict_id, outcome.as_str(), super::unix_now()],
-    )?;
+    }
+    close(conn, conflict.id, outcome)?;
+    record_state::refresh(conn, entity, id)?;
     Ok(())
 }
 
-/// The (entity, id) of every record whose conflict waits for the app.
-pub fn pending_records(conn: &Connection) -> Result<HashSet<(String, String)>, StoreError> {
+/// The (entity, id) of every record whose conflict or sync error waits for the app or the
+/// person: downloads must not overwrite them.
+pub fn waiting_records(conn: &Connection) -> Result<HashSet<(String, String)>, StoreError> {
     outbox::keys(
         conn,
-        "SELECT entity, record_id FROM conflicts WHERE outcome = 'pending'",
+        &format!("SELECT entity, record_id FROM conflicts WHERE {WAITING}"),
     )
+}
+
+/// Rewrites the local side of a waiting entry (a sync error the person edited further).
+pub(crate) fn set_local(conn: &Connection, id: i64, local: &LocalChange) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE conflicts SET local = ?2 WHERE id = ?1")
+        .classified()?
+        .execute(params![id, local_json(local)])
+        .classified()?;
+    Ok(())
+}
+
+/// Records how a waiting entry ended.
+pub(crate) fn close(
+    conn: &Connection,
+    id: i64,
+    outcome: ConflictOutcome,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE conflicts SET outcome = ?2, resolved_at = ?3 WHERE id = ?1")
+        .classified()?
+        .execute(params![id, outcome.as_str(), super::unix_now()])
+        .classified()?;
+    Ok(())
 }

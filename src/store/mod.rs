@@ -7,8 +7,10 @@ pub mod conflicts;
 pub mod entities;
 pub mod meta;
 pub mod outbox;
+pub mod record_state;
 pub mod resync;
 pub mod schema;
+pub mod sync_errors;
 pub mod sync_log;
 mod vfs;
 

@@ -10,8 +10,9 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
+use super::conflicts::LocalChange;
 use super::entities::{self, EntityError, Record};
-use super::{SqlResultExt, StoreError};
+use super::{SqlResultExt, StoreError, record_state, sync_errors};
 
 /// What a queued mutation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -143,13 +144,10 @@ pub fn create(
     fields: Map<String, Value>,
 ) -> Result<String, EntityError> {
     let id = new_record_id();
-    let record = Record {
-        id: id.clone(),
-        version: 0,
-        fields,
-    };
+    let record = Record::new(id.clone(), 0, fields);
     entities::upsert(conn, entity, &record)?;
     queue(conn, entity, &id, Op::Create, None, &record.fields)?;
+    record_state::refresh(conn, entity, &id)?;
     Ok(id)
 }
 
@@ -161,19 +159,29 @@ pub fn update(
     fields: Map<String, Value>,
 ) -> Result<(), EntityError> {
     let mut record = require(conn, entity, id)?;
-    keep_base(conn, entity, &record)?;
+    let error = sync_errors::open_for(conn, entity, id)?;
+    if error.is_none() {
+        keep_base(conn, entity, &record)?;
+    }
     let base = record.version;
     record.fields.extend(fields.clone());
     entities::upsert(conn, entity, &record)?;
-    queue(conn, entity, id, Op::Update, Some(base), &fields)?;
+    match error {
+        Some(error) => sync_errors::fold_edit(conn, &error, &fields, false)?,
+        None => queue(conn, entity, id, Op::Update, Some(base), &fields)?,
+    }
+    record_state::refresh(conn, entity, id)?;
     Ok(())
 }
 
 /// Deletes a record offline. Run inside a transaction.
 pub fn delete(conn: &Connection, entity: &str, id: &str) -> Result<(), EntityError> {
     let record = require(conn, entity, id)?;
-    keep_base(conn, entity, &record)?;
     entities::delete(conn, entity, id)?;
+    if let Some(error) = sync_errors::open_for(conn, entity, id)? {
+        return Ok(sync_errors::fold_edit(conn, &error, &Map::new(), true)?);
+    }
+    keep_base(conn, entity, &record)?;
     queue(
         conn,
         entity,
@@ -183,6 +191,53 @@ pub fn delete(conn: &Connection, entity: &str, id: &str) -> Result<(), EntityErr
         &Map::new(),
     )?;
     Ok(())
+}
+
+/// Whether a record has queued changes.
+pub fn has_entries(conn: &Connection, entity: &str, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = ?1 AND record_id = ?2)")
+        .classified()?
+        .query_row(params![entity, id], |r| r.get(0))
+        .classified()
+}
+
+/// One record's queued changes, as the person's list of what waits to go up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRecord {
+    pub entity: String,
+    pub record_id: String,
+    /// What the edits amount to.
+    pub change: LocalChange,
+    /// How many edits are queued.
+    pub edits: u32,
+    /// When the oldest of them was made (seconds since 1970).
+    pub queued_at: i64,
+}
+
+/// Every record with queued changes, in the order of its first edit.
+pub fn pending_records(conn: &Connection) -> Result<Vec<PendingRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT entity, record_id, count(*), min(created_at) FROM outbox
+             GROUP BY entity, record_id ORDER BY min(seq)",
+        )
+        .classified()?;
+    let rows: Vec<(String, String, u32, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .classified()?
+        .collect::<Result<_, _>>()
+        .classified()?;
+    rows.into_iter()
+        .map(|(entity, record_id, edits, queued_at)| {
+            Ok(PendingRecord {
+                change: LocalChange::of(&entries_for(conn, &entity, &record_id)?),
+                entity,
+                record_id,
+                edits,
+                queued_at,
+            })
+        })
+        .collect()
 }
 
 /// How many local changes wait to be sent.

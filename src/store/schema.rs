@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{SqlResultExt, StoreError};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Creates or upgrades the fixed tables, one version step per transaction.
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -17,15 +17,50 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version < 1 {
         create_v1(conn)?;
     }
-    // v2: the mutation id a queued edit was last sent as (frozen until the server answers, so a
-    // retry after a lost answer is recognised as a duplicate).
-    conn.execute_batch(
+    if version < 2 {
+        // v2: the mutation id a queued edit was last sent as (frozen until the server answers,
+        // so a retry after a lost answer is recognised as a duplicate).
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE outbox ADD COLUMN sent_as INTEGER;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .classified()?;
+    }
+    migrate_v3(conn)
+}
+
+/// v3: each entity row carries its sync state (`sync_state`, docs/mobile.md "Live data"), a
+/// sync error keeps the server's rejection code, and the records waiting for the app are indexed.
+fn migrate_v3(conn: &Connection) -> Result<(), StoreError> {
+    let mut steps = String::from(
         "BEGIN;
-         ALTER TABLE outbox ADD COLUMN sent_as INTEGER;
-         PRAGMA user_version = 2;
-         COMMIT;",
-    )
-    .classified()
+         ALTER TABLE conflicts ADD COLUMN code TEXT;
+         CREATE INDEX IF NOT EXISTS conflicts_waiting ON conflicts (entity, record_id)
+             WHERE outcome IN ('pending', 'sync_error');",
+    );
+    let entities: Vec<String> = {
+        let mut stmt = conn
+            .prepare("SELECT name FROM entity_schema")
+            .classified()?;
+        let rows = stmt.query_map([], |r| r.get(0)).classified()?;
+        rows.collect::<Result<_, _>>().classified()?
+    };
+    for name in entities.iter().filter(|n| super::entities::valid_name(n)) {
+        steps.push_str(&format!(
+            "ALTER TABLE e_{name} ADD COLUMN sync_state INTEGER;
+             UPDATE e_{name} SET sync_state = {pending}
+                 WHERE id IN (SELECT record_id FROM outbox WHERE entity = '{name}');
+             UPDATE e_{name} SET sync_state = {conflict}
+                 WHERE id IN (SELECT record_id FROM conflicts
+                              WHERE entity = '{name}' AND outcome = 'pending');",
+            pending = super::record_state::PENDING,
+            conflict = super::record_state::CONFLICT,
+        ));
+    }
+    steps.push_str("PRAGMA user_version = 3; COMMIT;");
+    conn.execute_batch(&steps).classified()
 }
 
 fn create_v1(conn: &Connection) -> Result<(), StoreError> {

@@ -4,15 +4,15 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
-use serde_json::Map;
 
 use super::error::EngineError;
 use super::plan::{self, ConflictMode, Outgoing, PageAction, PageEnd, PushAction, Settlement};
 use super::protocol::{ChangeOp, MutationResult, MutationStatus, PullResponse};
-use crate::store::conflicts::{self, ConflictOutcome, LocalChange, LogEntry};
+use crate::store::conflicts::{self, LocalChange, LogEntry};
 use crate::store::entities::{self, EntitySchema, Record};
 use crate::store::outbox::{self, Op, Snapshot};
-use crate::store::{meta, resync};
+use crate::store::sync_errors::{self, Refusal};
+use crate::store::{meta, record_state, resync};
 
 /// Where the download stands, kept in `meta`.
 pub const CURSOR_KEY: &str = "sync.cursor";
@@ -95,10 +95,17 @@ pub fn push_results(
             }
             PushAction::Reject {
                 mutation_id,
+                code,
                 reason,
             } => {
                 let m = by_id[&mutation_id];
-                reject(conn, &m.entity, &m.record_id, &reason)?;
+                if let Some((local, _)) = local_side(conn, &m.entity, &m.record_id)? {
+                    let refusal = Refusal {
+                        code: code.as_deref(),
+                        reason: &reason,
+                    };
+                    sync_errors::record(conn, &m.entity, &m.record_id, &local, refusal)?;
+                }
                 outcome.rejected += 1;
             }
         }
@@ -124,6 +131,7 @@ fn acknowledge(conn: &Connection, m: &Outgoing, version: Option<i64>) -> Result<
     entities::set_version(conn, entity, id, version)?;
     if rest.is_empty() {
         outbox::set_mirror(conn, entity, id, None)?;
+        record_state::refresh(conn, entity, id)?;
         return Ok(());
     }
     outbox::rebase_record(conn, entity, id, version)?;
@@ -149,11 +157,7 @@ fn write_local(
     if state.deleted {
         entities::delete(conn, entity, id)?;
     } else {
-        let record = Record {
-            id: id.to_string(),
-            version: state.version,
-            fields: state.fields.clone(),
-        };
+        let record = Record::new(id.to_string(), state.version, state.fields.clone());
         entities::upsert(conn, entity, &record)?;
     }
     Ok(())
@@ -186,6 +190,7 @@ fn settle(
             mode: Some(mode),
             outcome: settlement.outcome(mode),
             reason: None,
+            code: None,
         },
     )?;
     let (entity, id, server) = (c.entity, c.id, c.server);
@@ -213,36 +218,7 @@ fn settle(
             outbox::set_mirror(conn, entity, id, Some(server))?;
         }
     }
-    Ok(())
-}
-
-/// The server refused an edit (e.g. a value it does not accept): log it and show the server's
-/// state again.
-fn reject(conn: &Connection, entity: &str, id: &str, reason: &str) -> Result<(), EngineError> {
-    let Some((local, base)) = local_side(conn, entity, id)? else {
-        return Ok(());
-    };
-    conflicts::log(
-        conn,
-        &LogEntry {
-            entity,
-            record_id: id,
-            base: base.as_ref(),
-            local: &local,
-            server: None,
-            mode: None,
-            outcome: ConflictOutcome::Rejected,
-            reason: Some(reason),
-        },
-    )?;
-    outbox::remove_record(conn, entity, id)?;
-    let gone = Snapshot {
-        version: 0,
-        deleted: true,
-        fields: Map::new(),
-    };
-    write_local(conn, entity, id, base.as_ref().unwrap_or(&gone))?;
-    outbox::set_mirror(conn, entity, id, None)?;
+    record_state::refresh(conn, entity, id)?;
     Ok(())
 }
 
@@ -256,7 +232,7 @@ pub fn page(
 ) -> Result<u64, EngineError> {
     let names: HashSet<String> = schemas.keys().cloned().collect();
     let queued = outbox::queued_records(conn)?;
-    let in_conflict = conflicts::pending_records(conn)?;
+    let waiting = conflicts::waiting_records(conn)?;
     let count = response.changes.len() as u64;
     let resync = resync::in_progress(conn)?;
     if resync {
@@ -268,15 +244,11 @@ pub fn page(
                 .map(|c| (c.entity.as_str(), c.id.as_str())),
         )?;
     }
-    let actions = plan::plan_page(response.changes, &names, &queued, &in_conflict)?;
+    let actions = plan::plan_page(response.changes, &names, &queued, &waiting)?;
     for action in actions {
         match action {
             PageAction::Upsert(c) => {
-                let record = Record {
-                    id: c.id,
-                    version: c.version,
-                    fields: c.fields,
-                };
+                let record = Record::new(c.id, c.version, c.fields);
                 entities::upsert_owned(conn, &schemas[&c.entity], record)?;
             }
             PageAction::Delete(c) => {

@@ -71,10 +71,12 @@ pub struct SyncReport {
     pub records_uploaded: u64,
     /// Conflicts met (settled by the mode or kept for the app).
     pub conflicts: u64,
-    /// Local edits the server refused (logged, and the record shows the server's state).
+    /// Local changes the server refused in this run (each now a sync error).
     pub rejected: u64,
     /// Conflicts now waiting for the app.
     pub conflicts_pending: u64,
+    /// Sync errors now waiting for the person (`syncErrors()`), from this run or earlier ones.
+    pub sync_errors: u64,
     /// Local changes still queued (made during the sync, or left by a guard).
     pub pending_changes: u64,
     pub bytes_downloaded: u64,
@@ -145,12 +147,10 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
         Err(EngineError::Cancelled) => sync_log::Outcome::Cancelled,
         Err(_) => sync_log::Outcome::Failed,
     };
-    let (pending, conflicts_pending) = engine
+    let waiting = engine
         .db(move |c| {
             sync_log::finish(c, log_id, outcome, totals)?;
-            let pending = outbox::pending_count(c)?;
-            let open = crate::store::conflicts::pending(c)?.len() as u64;
-            Ok((pending, open))
+            Ok(crate::store::record_state::Waiting::count(c)?)
         })
         .await?;
     result?;
@@ -162,8 +162,9 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
             records_uploaded: c.uploaded,
             conflicts: c.conflicts,
             rejected: c.rejected,
-            conflicts_pending,
-            pending_changes: pending,
+            conflicts_pending: waiting.conflicts,
+            sync_errors: waiting.sync_errors,
+            pending_changes: waiting.pending_changes,
             bytes_downloaded: c.bytes_down,
             bytes_uploaded: c.bytes_up,
             seconds,

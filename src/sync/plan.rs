@@ -338,9 +338,46 @@ pub enum PushAction {
         settlement: Settlement,
         server: Snapshot,
     },
-    /// The server refused the edits: log them with the reason; the record shows the server's
-    /// state again.
-    Reject { mutation_id: i64, reason: String },
+    /// The server refused the edits: they become a sync error with the server's code and reason
+    /// (cleaned to what may be shown); the record keeps the person's values.
+    Reject {
+        mutation_id: i64,
+        code: Option<String>,
+        reason: String,
+    },
+}
+
+/// The longest server reason a sync error keeps.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A server's reason as a sync error keeps it: control characters and runs of space made one
+/// space, at most
+/// [`MAX_REASON_CHARS`], never empty.
+pub fn shown_reason(reason: Option<String>) -> String {
+    let spaced: String = reason
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean: String = spaced
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .collect();
+    if clean.is_empty() {
+        "the server refused the change".into()
+    } else {
+        clean
+    }
+}
+
+/// A rejection code as kept: `[a-z_]{1,40}`, else none (the app sees `Other`).
+fn shown_code(code: Option<String>) -> Option<String> {
+    code.filter(|c| {
+        (1..=40).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    })
 }
 
 /// Plans the answer to a push. `sent` are the mutations of the request, `locals` the local side
@@ -398,7 +435,8 @@ pub fn plan_push(
                 }
                 MutationStatus::Rejected => PushAction::Reject {
                     mutation_id: r.mutation_id,
-                    reason: r.reason.unwrap_or_else(|| "rejected".into()),
+                    code: shown_code(r.code),
+                    reason: shown_reason(r.reason),
                 },
             })
         })

@@ -127,4 +127,7 @@ pub struct MutationResult {
     pub version: Option<i64>,
     pub server: Option<ServerRow>,
     pub reason: Option<String>,
+    /// Why a mutation was rejected, from the protocol's list (docs/protocol.md).
+    #[serde(default)]
+    pub code: Option<String>,
 }

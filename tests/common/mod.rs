@@ -43,11 +43,7 @@ pub fn note_schema() -> EntitySchema {
 
 pub fn note(id: &str, title: &str, body: &str, secret: &str, n: i64) -> Record {
     let fields = json!({"title": title, "body": body, "secret": secret, "n": n});
-    Record {
-        id: id.into(),
-        version: 1,
-        fields: fields.as_object().unwrap().clone(),
-    }
+    Record::new(id, 1, fields.as_object().unwrap().clone())
 }
 
 pub fn put(store: &Store, record: &Record) {

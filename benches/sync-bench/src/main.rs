@@ -106,11 +106,7 @@ fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
         for j in i..(i + BATCH).min(n) {
             let (entity, id, fields) = generate::record(n, j);
             let fields: Map<String, Value> = fields.as_object().unwrap().clone();
-            let record = Record {
-                id,
-                version: 1,
-                fields,
-            };
+            let record = Record::new(id, 1, fields);
             entities::upsert_owned(&tx, &by_name[entity], record).unwrap();
         }
         tx.commit().unwrap();

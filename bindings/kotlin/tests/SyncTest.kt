@@ -63,11 +63,11 @@ fun syncTests(suite: Suite) {
                     val contact = found.first()
                     val title = FieldValue.Text("Edited on the JVM")
                     client.updateRecord("contact", contact.id, mapOf("job_title" to title))
-                    assertEquals(1uL, client.pendingChanges(), "queued")
+                    assertEquals(1uL, client.pendingChangeCount(), "queued")
                     assertEquals(title, client.getRecord("contact", contact.id)?.fields?.get("job_title"), "local edit")
                     val second = client.synchronize(Recorder())
                     assertEquals(1uL, second.recordsUploaded, "uploaded")
-                    assertEquals(0uL, client.pendingChanges(), "outbox empty")
+                    assertEquals(0uL, client.pendingChangeCount(), "outbox empty")
                     assertEquals(contact.version + 1, client.getRecord("contact", contact.id)?.version, "new version")
                     assertThrows<SyncException.InvalidInput> {
                         client.updateRecord("contact", contact.id, mapOf("no_such_field" to title))

@@ -69,8 +69,57 @@ pub fn known_entity(entity: &str) -> bool {
     fields_of(entity).is_some()
 }
 
-/// Checks pushed fields against the schema; the error is the `rejected` reason.
-pub fn check_fields(entity: &str, fields: &Map<String, Value>) -> Result<(), String> {
+/// Why pushed fields are refused: the protocol's rejection code and a reason for the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+fn refusal(code: &'static str, reason: String) -> Refusal {
+    Refusal { code, reason }
+}
+
+/// Checks pushed fields against the schema (`invalid_field`) and the organization's rules
+/// (`invalid_value`).
+pub fn check_fields(entity: &str, fields: &Map<String, Value>) -> Result<(), Refusal> {
+    check_types(entity, fields).map_err(|r| refusal("invalid_field", r))?;
+    check_rules(entity, fields).map_err(|r| refusal("invalid_value", r))
+}
+
+/// The organization's rules beyond types, which a device cannot know (a server-side business
+/// rule in Dynamics terms): a contact's email is an address, an account's revenue and head count
+/// are not negative.
+fn check_rules(entity: &str, fields: &Map<String, Value>) -> Result<(), String> {
+    match entity {
+        "contact" => {
+            if let Some(Value::String(email)) = fields.get("email") {
+                let ok = email.is_empty()
+                    || email
+                        .split_once('@')
+                        .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
+                if !ok {
+                    return Err(format!("{email:?} is not an email address"));
+                }
+            }
+        }
+        "account" => {
+            for field in ["annual_revenue", "employees"] {
+                if fields
+                    .get(field)
+                    .and_then(Value::as_f64)
+                    .is_some_and(|v| v < 0.0)
+                {
+                    return Err(format!("{field} cannot be negative"));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_types(entity: &str, fields: &Map<String, Value>) -> Result<(), String> {
     let schema = fields_of(entity).ok_or_else(|| format!("unknown entity {entity:?}"))?;
     for (name, value) in fields {
         let (_, kind) = schema

@@ -458,8 +458,9 @@ fn conflict(mutation_id: i64, current: &ServerRecord) -> Value {
     })
 }
 
-fn rejected(mutation_id: i64, reason: impl Into<String>) -> Value {
-    json!({"mutation_id": mutation_id, "status": "rejected", "reason": reason.into()})
+/// A refusal with its code from docs/protocol.md ("Rejections").
+fn rejected(mutation_id: i64, code: &str, reason: impl Into<String>) -> Value {
+    json!({"mutation_id": mutation_id, "status": "rejected", "code": code, "reason": reason.into()})
 }
 
 /// Applies one mutation (or answers why not) inside the push's transaction.
@@ -480,22 +481,40 @@ fn apply_one(
     let (Some(entity), Some(id), Some(op)) =
         (m["entity"].as_str(), m["id"].as_str(), m["op"].as_str())
     else {
-        return Ok(rejected(mutation_id, "entity, id and op are required"));
+        return Ok(rejected(
+            mutation_id,
+            "invalid_mutation",
+            "entity, id and op are required",
+        ));
     };
     if !schema::known_entity(entity) {
-        return Ok(rejected(mutation_id, format!("unknown entity {entity:?}")));
+        return Ok(rejected(
+            mutation_id,
+            "unknown_entity",
+            format!("unknown entity {entity:?}"),
+        ));
     }
     if id.is_empty() || id.len() > 128 {
-        return Ok(rejected(mutation_id, "ids are 1 to 128 characters"));
+        return Ok(rejected(
+            mutation_id,
+            "invalid_mutation",
+            "ids are 1 to 128 characters",
+        ));
     }
     let empty = Map::new();
     let fields = match &m["fields"] {
         Value::Object(f) => f,
         Value::Null => &empty,
-        _ => return Ok(rejected(mutation_id, "fields must be an object")),
+        _ => {
+            return Ok(rejected(
+                mutation_id,
+                "invalid_mutation",
+                "fields must be an object",
+            ));
+        }
     };
-    if let Err(reason) = schema::check_fields(entity, fields) {
-        return Ok(rejected(mutation_id, reason));
+    if let Err(r) = schema::check_fields(entity, fields) {
+        return Ok(rejected(mutation_id, r.code, r.reason));
     }
     let base = m["base_version"].as_i64();
     let current = read_record(tx, entity, id)?;
@@ -505,7 +524,7 @@ fn apply_one(
             write_record(tx, entity, id, 1, false, fields, seq)?;
             Some(1)
         }
-        ("update", None) => return Ok(rejected(mutation_id, "no such record")),
+        ("update", None) => return Ok(rejected(mutation_id, "not_found", "no such record")),
         ("update" | "delete", Some(current)) if base != Some(current.version) => {
             return Ok(conflict(mutation_id, &current));
         }
@@ -530,7 +549,13 @@ fn apply_one(
             )?;
             Some(current.version + 1)
         }
-        _ => return Ok(rejected(mutation_id, format!("unknown op {op:?}"))),
+        _ => {
+            return Ok(rejected(
+                mutation_id,
+                "invalid_mutation",
+                format!("unknown op {op:?}"),
+            ));
+        }
     };
     tx.prepare_cached("INSERT INTO applied (client_id, mutation_id, version) VALUES (?1, ?2, ?3)")?
         .execute(params![client_id, mutation_id, version])?;

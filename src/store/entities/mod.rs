@@ -59,6 +59,8 @@ pub enum EntityError {
     NoSuchRecord { entity: String, id: String },
     #[error("no pending conflict with id {0}")]
     NoSuchConflict(i64),
+    #[error("no open sync error with id {0}")]
+    NoSuchSyncError(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -99,11 +101,7 @@ mod tests {
     }
 
     fn rec(id: &str, fields: Value) -> Record {
-        Record {
-            id: id.into(),
-            version: 1,
-            fields: fields.as_object().unwrap().clone(),
-        }
+        Record::new(id, 1, fields.as_object().unwrap().clone())
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::EntityError;
 use super::codec::{from_sql, to_sql};
 use super::records::Record;
 use super::schema::require_schema;
+use crate::store::record_state::RecordState;
 
 /// What a query asks for.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +34,7 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
         .iter()
         .map(|f| format!(", e.f_{}", f.name))
         .collect();
-    let mut sql = format!("SELECT e.id, e.version{cols} FROM e_{n} e");
+    let mut sql = format!("SELECT e.id, e.version, e.sync_state{cols} FROM e_{n} e");
     let mut args: Vec<SqlValue> = Vec::new();
     let mut conditions: Vec<String> = Vec::new();
     if let Some(text) = q.search.as_deref().filter(|t| !t.trim().is_empty()) {
@@ -85,12 +86,13 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
     let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
         let mut fields = Map::new();
         for (i, f) in schema.fields.iter().enumerate() {
-            fields.insert(f.name.clone(), from_sql(f, row.get_ref(i + 2)?));
+            fields.insert(f.name.clone(), from_sql(f, row.get_ref(i + 3)?));
         }
         Ok(Record {
             id: row.get(0)?,
             version: row.get(1)?,
             fields,
+            state: RecordState::from_code(row.get(2)?),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -8,6 +8,7 @@ use super::EntityError;
 use super::codec::to_sql_ref;
 use super::query::{Query, query};
 use super::schema::{EntitySchema, require_schema};
+use crate::store::record_state::RecordState;
 
 /// A record as stored locally.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +17,21 @@ pub struct Record {
     /// The server version this record was last known at (0 for a record created offline).
     pub version: i64,
     pub fields: Map<String, Value>,
+    /// Where the row stands with the server, as read; writes leave the stored state alone
+    /// (`record_state::refresh` keeps it).
+    pub state: RecordState,
+}
+
+impl Record {
+    /// A record to write (its stored sync state is kept by `record_state`, not by writes).
+    pub fn new(id: impl Into<String>, version: i64, fields: Map<String, Value>) -> Record {
+        Record {
+            id: id.into(),
+            version,
+            fields,
+            state: RecordState::Synced,
+        }
+    }
 }
 
 /// Inserts or replaces a record's server state (all fields given; missing ones become null).

@@ -1,6 +1,7 @@
-//! DDL for entity tables: one STRICT table per entity with a typed column per field, an index per
-//! reference field, an FTS5 index over the searchable text fields with the triggers that keep it
-//! in step, schema growth in place, and the bulk-load mode of an initial download.
+//! DDL for entity tables: one STRICT table per entity with a typed column per field and the row's
+//! sync state (`store::record_state`), an index per reference field, an FTS5 index over the
+//! searchable text fields with the triggers that keep it in step, schema growth in place, and the
+//! bulk-load mode of an initial download.
 
 use rusqlite::Connection;
 
@@ -40,7 +41,8 @@ fn create_tables(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError>
         .map(|f| format!(", f_{} {}", f.name, sql_type(f.kind)))
         .collect();
     conn.execute_batch(&format!(
-        "CREATE TABLE e_{n} (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL{columns}) STRICT;",
+        "CREATE TABLE e_{n} (id TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL,
+             sync_state INTEGER{columns}) STRICT;",
         n = s.name
     ))?;
     create_indexes(conn, s)?;
