@@ -3,10 +3,11 @@
 //! threads by the callers.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::org::OrgUrlError;
 use crate::runtime::TaskError;
-use crate::store::{Store, StoreError, StoreOptions, meta, outbox, sync_log};
+use crate::store::{ChangeHub, Store, StoreError, StoreOptions, meta, outbox, sync_log};
 use crate::vault::{self, VaultConfig, VaultError, VaultPaths};
 
 /// Why an account operation failed.
@@ -91,6 +92,8 @@ pub struct Account {
     paths: VaultPaths,
     config: VaultConfig,
     store: Option<Store>,
+    /// Where the store's commits are published for watched queries (outlives each unlock).
+    changes: Arc<ChangeHub>,
 }
 
 const ORG_URL: &str = "organization_url";
@@ -108,6 +111,7 @@ impl Account {
             paths: VaultPaths::new(dir),
             config,
             store: None,
+            changes: ChangeHub::new(),
         };
         if account.paths.dir.join(REMOTE_WIPE_PENDING).exists()
             && let Err(e) = account.finish_remote_wipe()
@@ -142,6 +146,18 @@ impl Account {
         self.paths.dir.join(REMOTE_WIPE_DONE).exists()
     }
 
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            changes: Some(Arc::clone(&self.changes)),
+            ..StoreOptions::default()
+        }
+    }
+
+    /// The change feed and reader of this account's store (docs/architecture.md, "Live data").
+    pub fn changes(&self) -> &Arc<ChangeHub> {
+        &self.changes
+    }
+
     pub fn dir(&self) -> &Path {
         &self.paths.dir
     }
@@ -164,7 +180,7 @@ impl Account {
         crate::fsio::remove_if_exists(&self.paths.dir.join(REMOTE_WIPE_DONE))
             .map_err(VaultError::Io)?;
         let result = (|| {
-            let store = Store::open(&self.paths.database(), &unlocked, &StoreOptions::default())?;
+            let store = Store::open(&self.paths.database(), &unlocked, &self.store_options())?;
             meta::set(store.conn(), ORG_URL, &url)?;
             meta::set(store.conn(), USER_MODE, user_mode.as_str())?;
             Ok::<_, StoreError>(store)
@@ -207,7 +223,7 @@ impl Account {
         self.store = Some(Store::open(
             &self.paths.database(),
             unlocked,
-            &StoreOptions::default(),
+            &self.store_options(),
         )?);
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod auth;
 #[cfg(feature = "uniffi")]
 pub mod ffi;
 mod fsio;
+pub mod live;
 pub mod net;
 pub mod org;
 pub mod runtime;
@@ -25,10 +26,12 @@ pub mod vault;
 #[cfg(feature = "uniffi")]
 pub use ffi::{
     AccountState, AuthorizationUi, CancelHandle, ChangeKind, ClientOptions, ConflictInfo,
-    ConflictMode, ConflictResolution, DeviceCodeUi, FieldInfo, FieldType, FieldValue, LogLevel,
-    LogSink, PendingChange, PlatformKeyStore, RecordQuery, RecordSyncState, RejectionCode,
-    SyncClient, SyncError, SyncErrorInfo, SyncObserver, SyncPhase, SyncProgress, SyncRecord,
-    SyncReport, UserMode, init_logging, normalize_organization_url, syncvault_version,
+    ConflictMode, ConflictResolution, CountObserver, DeviceCodeUi, FieldInfo, FieldType,
+    FieldValue, LogLevel, LogSink, PendingChange, PlatformKeyStore, QueryObserver, QueryWatch,
+    RecordObserver, RecordQuery, RecordSyncState, RejectionCode, SyncActivity, SyncClient,
+    SyncError, SyncErrorInfo, SyncObserver, SyncPhase, SyncProgress, SyncRecord, SyncReport,
+    SyncStatus, SyncStatusObserver, UserMode, init_logging, normalize_organization_url,
+    syncvault_version,
 };
 pub use org::UrlProblem;
 

@@ -43,6 +43,14 @@ fn runtime() -> &'static Runtime {
     })
 }
 
+/// Starts a task that outlives its caller (a watched query), on the shared runtime.
+pub(crate) fn detach<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    runtime().spawn(fut);
+}
+
 /// Runs CPU-heavy or blocking work (KDF, SQLite) on the runtime's blocking pool.
 pub(crate) async fn spawn_blocking<T, E, F>(work: F) -> Result<T, E>
 where

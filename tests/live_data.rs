@@ -6,9 +6,18 @@
 mod common;
 
 use common::org::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use serde_json::json;
-use syncvault::{ChangeKind, ConflictMode, RecordSyncState, RejectionCode, SyncClient, SyncRecord};
+use syncvault::{
+    ChangeKind, ClientOptions, ConflictMode, CountObserver, FieldValue, QueryObserver,
+    RecordObserver, RecordQuery, RecordSyncState, RejectionCode, SyncActivity, SyncClient,
+    SyncError, SyncRecord, SyncStatus, SyncStatusObserver,
+};
 use syncvault_server::ServerConfig;
+use syncvault_server::faults::FaultSpec;
+use tokio::time::Instant;
 
 fn config(records: u64) -> ServerConfig {
     ServerConfig {
@@ -225,4 +234,354 @@ async fn discard_restores_the_servers_version() {
     assert_eq!(after.sync_state, RecordSyncState::Synced);
     assert_eq!(c.pending_change_count().await.unwrap(), 0);
     assert_converged(&c, &srv).await;
+}
+
+/// Everything one observer was handed, in order, with a way to wait for a delivery.
+struct Seen<T> {
+    values: Mutex<Vec<T>>,
+}
+
+impl<T: Clone> Seen<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Seen {
+            values: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn push(&self, v: T) {
+        self.values.lock().unwrap().push(v);
+    }
+
+    fn all(&self) -> Vec<T> {
+        self.values.lock().unwrap().clone()
+    }
+
+    fn len(&self) -> usize {
+        self.values.lock().unwrap().len()
+    }
+
+    /// Waits (up to 20 s) until the newest delivery satisfies `done`; returns it.
+    async fn until(&self, what: &str, done: impl Fn(&T) -> bool) -> T {
+        self.after(0, what, done).await
+    }
+
+    /// Waits (up to 20 s) until there are more than `seen` deliveries and the newest satisfies
+    /// `done`; returns it.
+    async fn after(&self, seen: usize, what: &str, done: impl Fn(&T) -> bool) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let newest = {
+                let values = self.values.lock().unwrap();
+                values.last().filter(|_| values.len() > seen).cloned()
+            };
+            if let Some(last) = newest
+                && done(&last)
+            {
+                return last;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Asserts that nothing new arrives within a while after `before` deliveries.
+    async fn quiet_since(&self, before: usize, what: &str) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(self.len(), before, "{what}");
+    }
+}
+
+impl QueryObserver for Seen<Vec<SyncRecord>> {
+    fn on_records(&self, records: Vec<SyncRecord>) {
+        self.push(records);
+    }
+    fn on_error(&self, error: SyncError) {
+        panic!("watched query failed: {error:?}");
+    }
+}
+
+impl RecordObserver for Seen<Option<SyncRecord>> {
+    fn on_record(&self, record: Option<SyncRecord>) {
+        self.push(record);
+    }
+    fn on_error(&self, error: SyncError) {
+        panic!("watched record failed: {error:?}");
+    }
+}
+
+impl CountObserver for Seen<u64> {
+    fn on_count(&self, count: u64) {
+        self.push(count);
+    }
+    fn on_error(&self, error: SyncError) {
+        panic!("watched count failed: {error:?}");
+    }
+}
+
+impl SyncStatusObserver for Seen<SyncStatus> {
+    fn on_status(&self, status: SyncStatus) {
+        self.push(status);
+    }
+}
+
+fn watching(page_size: u32) -> ClientOptions {
+    ClientOptions {
+        watch_interval_ms: Some(0),
+        ..options(ConflictMode::MergeFields, page_size)
+    }
+}
+
+fn by_name() -> RecordQuery {
+    RecordQuery {
+        order_by: Some("full_name".into()),
+        ..Default::default()
+    }
+}
+
+fn value<'a>(r: &'a [SyncRecord], id: &str, field: &str) -> Option<&'a FieldValue> {
+    r.iter().find(|r| r.id == id)?.fields.get(field)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watches_follow_downloads_local_edits_and_remote_changes_until_cancelled() {
+    // 10 accounts, 40 contacts, 50 activities, downloaded 10 records a page.
+    let srv = server(config(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = signed_in_client(dir.path(), &srv.url, watching(10), "ada@contoso.example").await;
+    let contacts = Seen::<Vec<SyncRecord>>::new();
+    let watch = c
+        .watch_query("contact".into(), by_name(), contacts.clone())
+        .unwrap();
+    let count = Seen::<u64>::new();
+    let _count_watch = c.watch_count("contact".into(), count.clone());
+    let one = Seen::<Option<SyncRecord>>::new();
+    let _one_watch = c.watch_record("contact".into(), "c000000005".into(), one.clone());
+    contacts
+        .until("the first, empty result", Vec::is_empty)
+        .await;
+    one.until("no record yet", Option::is_none).await;
+
+    // The first Synchronize: the watch grows page by page to what a direct query returns.
+    sync(&c).await.unwrap();
+    let direct = c.query_records("contact".into(), by_name()).await.unwrap();
+    assert_eq!(direct.len(), 40);
+    contacts.until("every contact", |r| *r == direct).await;
+    count.until("40 contacts", |n| *n == 40).await;
+    one.until("the record", Option::is_some).await;
+    let sizes: Vec<usize> = contacts.all().iter().map(Vec::len).collect();
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+    assert!(
+        sizes.iter().any(|n| (1..40).contains(n)),
+        "pages show up before the end: {sizes:?}"
+    );
+
+    // A commit that writes no contact does not wake the contact watch.
+    let before = contacts.len();
+    c.update_record(
+        "activity".into(),
+        "t000000001".into(),
+        fields(&[("subject", text("Call back"))]),
+    )
+    .await
+    .unwrap();
+    contacts
+        .quiet_since(before, "an activity edit re-ran the contact query")
+        .await;
+
+    // A local edit shows at once, marked pending.
+    let id = "c000000005";
+    c.update_record(
+        "contact".into(),
+        id.into(),
+        fields(&[("phone", text("+1 555 0199"))]),
+    )
+    .await
+    .unwrap();
+    let shown = contacts
+        .until("the local edit", |r| {
+            value(r, id, "phone") == Some(&text("+1 555 0199"))
+        })
+        .await;
+    assert_eq!(
+        shown.iter().find(|r| r.id == id).unwrap().sync_state,
+        RecordSyncState::Pending {
+            fields: vec!["phone".into()],
+            created: false
+        }
+    );
+    one.until("the local edit on the record watch", |r| {
+        r.as_ref()
+            .is_some_and(|r| r.fields.get("phone") == Some(&text("+1 555 0199")))
+    })
+    .await;
+
+    // Another user's edit arrives with the next Synchronize; the local edit is then synced.
+    srv.org.data.edit(
+        "contact",
+        "c000000007",
+        json!({"job_title": "Head of Field Service"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    sync(&c).await.unwrap();
+    let shown = contacts
+        .until("the remote edit", |r| {
+            value(r, "c000000007", "job_title") == Some(&text("Head of Field Service"))
+                && r.iter().all(|r| r.sync_state == RecordSyncState::Synced)
+        })
+        .await;
+    assert_eq!(
+        shown,
+        c.query_records("contact".into(), by_name()).await.unwrap()
+    );
+
+    // Locked: nothing is delivered (there is nothing to read); unlocked: the watch goes on.
+    c.lock().await.unwrap();
+    let before = contacts.len();
+    c.unlock(ORG_PASSWORD.to_vec()).await.unwrap();
+    contacts
+        .after(before, "a delivery after unlock", |r| r.len() == 40)
+        .await;
+
+    // Cancelled: nothing more, while the other watches go on.
+    watch.cancel();
+    let before = contacts.len();
+    c.delete_record("contact".into(), id.into()).await.unwrap();
+    count.until("39 contacts", |n| *n == 39).await;
+    one.until("the deleted record", Option::is_none).await;
+    contacts
+        .quiet_since(before, "a cancelled watch was delivered to")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_watches_over_a_ten_thousand_change_delta_end_equal_to_direct_queries() {
+    let srv = server(config(10_000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = signed_in_client(dir.path(), &srv.url, watching(2000), "ada@contoso.example").await;
+    sync(&c).await.unwrap();
+    let queries: Vec<(String, RecordQuery)> = (0..100u32)
+        .map(|i| {
+            let entity = ["account", "contact", "activity"][i as usize % 3];
+            let order = if entity == "account" { "name" } else { "notes" };
+            let query = RecordQuery {
+                order_by: Some(order.into()),
+                descending: i % 2 == 0,
+                limit: Some(20 + i),
+                offset: i,
+                ..Default::default()
+            };
+            (entity.to_string(), query)
+        })
+        .collect();
+    let watches: Vec<_> = queries
+        .iter()
+        .map(|(entity, query)| {
+            let seen = Seen::<Vec<SyncRecord>>::new();
+            let w = c
+                .watch_query(entity.clone(), query.clone(), seen.clone())
+                .unwrap();
+            (w, seen)
+        })
+        .collect();
+    assert_eq!(
+        srv.org.data.simulate_edits(10_000, "Edited").unwrap(),
+        10_000
+    );
+    let report = sync(&c).await.unwrap();
+    assert_eq!(report.records_downloaded, 10_000, "{report:?}");
+    for ((entity, query), (_w, seen)) in queries.iter().zip(&watches) {
+        let direct = c
+            .query_records(entity.clone(), query.clone())
+            .await
+            .unwrap();
+        assert!(!direct.is_empty());
+        seen.until("the watch to match a direct query", |r| *r == direct)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sync_status_follows_edits_failures_and_a_good_synchronize() {
+    let srv = server(config(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = signed_in_client(dir.path(), &srv.url, watching(10), "ada@contoso.example").await;
+    let status = Seen::<SyncStatus>::new();
+    let _watch = c.watch_sync_status(status.clone());
+    let first = status.until("the first status", |_| true).await;
+    assert_eq!(first.activity, SyncActivity::Idle);
+    assert!(first.signed_in && first.unlocked && first.last_synced_at.is_none());
+    sync(&c).await.unwrap();
+    let synced = status
+        .until("a synced status", |s| s.last_synced_at.is_some())
+        .await;
+    assert_eq!(synced.pending_changes, 0);
+
+    // Two offline edits of one record and one of another: three edits waiting (as
+    // pendingChangeCount counts them).
+    for phone in ["+1 555 0101", "+1 555 0102"] {
+        c.update_record(
+            "contact".into(),
+            "c000000001".into(),
+            fields(&[("phone", text(phone))]),
+        )
+        .await
+        .unwrap();
+    }
+    c.update_record(
+        "contact".into(),
+        "c000000002".into(),
+        fields(&[("phone", text("+1"))]),
+    )
+    .await
+    .unwrap();
+    status
+        .until("three pending", |s| s.pending_changes == 3)
+        .await;
+    assert_eq!(c.sync_status().await.unwrap().pending_changes, 3);
+    assert_eq!(c.pending_change_count().await.unwrap(), 3);
+
+    // The server refuses every request: the status says why, and the edits still wait.
+    srv.org.faults.set(FaultSpec::parse("400:1.0").unwrap());
+    let err = sync(&c).await.unwrap_err();
+    let failed = status
+        .until("the failure", |s| s.last_error.is_some())
+        .await;
+    assert_eq!(failed.last_error.as_ref(), Some(&err));
+    assert_eq!(
+        (failed.activity.clone(), failed.pending_changes),
+        (SyncActivity::Idle, 3)
+    );
+
+    // A good run: uploading, downloading, then idle with nothing waiting and no error.
+    srv.org.faults.set(FaultSpec::default());
+    let before = status.len();
+    sync(&c).await.unwrap();
+    let done = status
+        .until("the good run", |s| {
+            s.last_error.is_none() && s.pending_changes == 0 && s.activity == SyncActivity::Idle
+        })
+        .await;
+    assert!(done.last_synced_at >= synced.last_synced_at);
+    let activities: Vec<SyncActivity> = status.all()[before..]
+        .iter()
+        .map(|s| s.activity.clone())
+        .collect();
+    let up = activities
+        .iter()
+        .position(|a| matches!(a, SyncActivity::Uploading { .. }));
+    let down = activities
+        .iter()
+        .position(|a| matches!(a, SyncActivity::Downloading { .. }));
+    assert!(
+        matches!((up, down), (Some(u), Some(d)) if u < d),
+        "{activities:?}"
+    );
+    assert_eq!(c.sync_status().await.unwrap(), done);
+
+    // Locked: the status still answers, with the stored part empty.
+    c.lock().await.unwrap();
+    let locked = status.until("locked", |s| !s.unlocked).await;
+    assert_eq!(locked.pending_changes, 0);
 }

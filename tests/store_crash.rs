@@ -118,6 +118,7 @@ fn power_loss_at_random_writes_keeps_a_committed_state() {
         let options = StoreOptions {
             inner_vfs: Some(fault_vfs::NAME.into()),
             cache_kib: Some(64),
+            ..Default::default()
         };
         {
             let store = Store::open(&paths.database(), &v, &options).unwrap();

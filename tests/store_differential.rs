@@ -27,6 +27,7 @@ fn open_encrypted(paths: &VaultPaths, v: &UnlockedVault) -> Store {
         &StoreOptions {
             inner_vfs: None,
             cache_kib: Some(128),
+            ..Default::default()
         },
     )
     .unwrap()

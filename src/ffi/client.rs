@@ -11,7 +11,8 @@ use crate::auth::Session;
 use crate::ffi::SyncError;
 use crate::net::{Http, MinRate};
 use crate::runtime;
-use crate::sync::{ConflictMode, SyncOptions};
+use crate::store::ChangeHub;
+use crate::sync::{CancelToken, ConflictMode, SyncOptions};
 use crate::vault::{AttemptPolicy, KdfParams, PasswordPolicy, VaultConfig};
 
 /// Takes a password from the FFI and makes sure it is wiped when dropped.
@@ -65,6 +66,10 @@ pub struct ClientOptions {
     /// The app's version, for the same list.
     #[uniffi(default = None)]
     pub app_version: Option<String>,
+    /// The shortest time between two deliveries of one watch, in milliseconds (default 50):
+    /// commits in between collapse into one delivery.
+    #[uniffi(default = None)]
+    pub watch_interval_ms: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -84,6 +89,7 @@ impl Default for ClientOptions {
             min_transfer_bytes_per_second: None,
             device_name: None,
             app_version: None,
+            watch_interval_ms: None,
         }
     }
 }
@@ -173,6 +179,13 @@ pub struct SyncClient {
     pub(crate) sync_lock: Arc<tokio::sync::Mutex<()>>,
     /// The Synchronize runs in progress, so closing the client can stop them.
     pub(crate) runs: Arc<super::synchronize::Runs>,
+    /// Where the store's commits are published; watches read through it.
+    pub(crate) changes: Arc<ChangeHub>,
+    /// What the running Synchronize reports, for the sync status.
+    pub(crate) status: Arc<super::watch::StatusBoard>,
+    /// The watches started, so closing the client stops them.
+    pub(crate) watches: Mutex<Vec<CancelToken>>,
+    pub(crate) watch_interval: Duration,
 }
 
 /// Closing the client (Kotlin `close()`, the last Swift reference going) cancels a Synchronize in
@@ -181,6 +194,14 @@ pub struct SyncClient {
 impl Drop for SyncClient {
     fn drop(&mut self) {
         self.runs.cancel_and_wait();
+        for watch in self
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            watch.cancel();
+        }
     }
 }
 
@@ -229,7 +250,9 @@ impl SyncClient {
         crate::fsio::create_private_dir(&data_dir).map_err(|err| SyncError::Storage {
             reason: format!("cannot create the data directory ({:?})", err.kind()),
         })?;
-        let account = Arc::new(Mutex::new(Account::new(&data_dir, config)));
+        let account = Account::new(&data_dir, config);
+        let changes = Arc::clone(account.changes());
+        let account = Arc::new(Mutex::new(account));
         let session = Arc::new(Session::new(
             http,
             Arc::clone(&account),
@@ -245,6 +268,14 @@ impl SyncClient {
             min_rate: options.min_rate(),
             sync_lock: Arc::new(tokio::sync::Mutex::new(())),
             runs: Arc::default(),
+            changes,
+            status: Arc::default(),
+            watches: Mutex::default(),
+            watch_interval: options
+                .watch_interval_ms
+                .map_or(crate::live::DEFAULT_MIN_INTERVAL, |ms| {
+                    Duration::from_millis(ms.into())
+                }),
         }))
     }
 

@@ -11,6 +11,7 @@ mod records;
 mod signin;
 mod sync_state;
 mod synchronize;
+mod watch;
 
 pub use crate::account::{AccountState, UserMode};
 pub use crate::store::entities::FieldType;
@@ -27,6 +28,10 @@ pub use records::{
 pub use signin::{AuthorizationRequest, DeviceAuthorization, SignedInUser};
 pub use sync_state::{ChangeKind, PendingChange, RecordSyncState, RejectionCode, SyncErrorInfo};
 pub use synchronize::CancelHandle;
+pub use watch::{
+    CountObserver, QueryObserver, QueryWatch, RecordObserver, SyncActivity, SyncStatus,
+    SyncStatusObserver,
+};
 
 /// Normalizes an organization URL as typed by a person; call it on every keystroke.
 #[uniffi::export]

@@ -8,11 +8,12 @@ use std::time::Duration;
 use crate::account::{Account, UserMode};
 use crate::auth::Session;
 use crate::ffi::observer::ObserverSink;
+use crate::ffi::watch::StatusBoard;
 use crate::ffi::{
     AuthorizationUi, DeviceCodeUi, SyncClient, SyncError, SyncObserver, SyncPhase, SyncProgress,
 };
 use crate::runtime;
-use crate::store::sync_log;
+use crate::store::{ChangeHub, sync_log};
 use crate::sync::{
     self, CancelOnDrop, CancelToken, EngineError, HttpTransport, SyncContext, SyncOptions,
     SyncReport,
@@ -98,6 +99,26 @@ impl Drop for RunGuard {
             active.swap_remove(at);
         }
         self.0.idle.notify_all();
+    }
+}
+
+/// The app's observer, with the client's sync status fed from the same progress.
+struct StatusFeed {
+    app: Arc<dyn SyncObserver>,
+    board: Arc<StatusBoard>,
+    changes: Arc<ChangeHub>,
+}
+
+impl StatusFeed {
+    fn finished(&self, error: Option<&SyncError>) {
+        self.board.finished(&self.changes, error.cloned());
+    }
+}
+
+impl SyncObserver for StatusFeed {
+    fn on_progress(&self, progress: SyncProgress) {
+        self.board.progress(&self.changes, &progress);
+        self.app.on_progress(progress);
     }
 }
 
@@ -286,10 +307,22 @@ impl SyncClient {
             lock: Arc::clone(&self.sync_lock),
         };
         let running = self.runs.start(cancel.clone());
+        let status = StatusFeed {
+            app: observer,
+            board: Arc::clone(&self.status),
+            changes: Arc::clone(&self.changes),
+        };
         // The run must not keep the client alive: closing the client cancels it.
         drop(self);
         let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
-        let result = runtime::spawn(job.run(observer, cancel, running)).await;
+        let observer: Arc<StatusFeed> = Arc::new(status);
+        // The status learns the outcome in the task, so also when the caller stopped waiting.
+        let result = runtime::spawn(async move {
+            let result = job.run(Arc::clone(&observer) as _, cancel, running).await;
+            observer.finished(result.as_ref().err());
+            result
+        })
+        .await;
         stop_if_abandoned.disarm();
         result
     }

@@ -2,6 +2,7 @@
 //! docs/security.md requires (WAL, memory temp store, no mmap, 4096-byte pages with 40 reserved
 //! bytes), and the schema of the offline data.
 
+pub mod changes;
 mod cipher;
 pub mod conflicts;
 pub mod entities;
@@ -15,9 +16,11 @@ pub mod sync_log;
 mod vfs;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
+pub use changes::ChangeHub;
 pub use cipher::{PAGE_SIZE, PageCipher, PageRole, RESERVE};
 pub use vfs::{RegisteredVfs, VfsError, default_vfs_name};
 
@@ -75,12 +78,24 @@ pub struct StoreOptions {
     pub inner_vfs: Option<String>,
     /// Page cache size in KiB (SQLite's `cache_size = -N`).
     pub cache_kib: Option<u32>,
+    /// Where commits are published and watched queries read (the account's hub).
+    pub changes: Option<Arc<ChangeHub>>,
 }
 
 /// An open encrypted database. The connection is dropped before the VFS it uses.
 pub struct Store {
     conn: Connection,
-    _vfs: RegisteredVfs,
+    changes: Option<Arc<ChangeHub>>,
+    _vfs: Arc<RegisteredVfs>,
+}
+
+/// The watch reader closes with the store, before the writer and the VFS.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(hub) = &self.changes {
+            hub.detach();
+        }
+    }
 }
 
 impl Store {
@@ -91,10 +106,10 @@ impl Store {
         options: &StoreOptions,
     ) -> Result<Store, StoreError> {
         let fresh = check_existing_file(path)?;
-        let vfs = RegisteredVfs::register(
+        let vfs = Arc::new(RegisteredVfs::register(
             PageCipher::new(&vault.dek, vault.vault_id),
             options.inner_vfs.as_deref(),
-        )?;
+        )?);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -102,9 +117,17 @@ impl Store {
         let conn = Connection::open_with_flags_and_vfs(path, flags, vfs.name()).classified()?;
         // Before WAL mode creates the -wal and -shm files: SQLite gives them the database's mode.
         crate::fsio::make_private(path)?;
-        let store = Store { conn, _vfs: vfs };
+        let mut store = Store {
+            conn,
+            changes: None,
+            _vfs: vfs,
+        };
         store.configure(fresh, options)?;
         schema::migrate(&store.conn)?;
+        if let Some(hub) = &options.changes {
+            hub.attach(&mut store.conn, path, &store._vfs)?;
+            store.changes = Some(Arc::clone(hub));
+        }
         Ok(store)
     }
 

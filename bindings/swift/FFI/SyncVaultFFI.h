@@ -294,6 +294,55 @@ typedef void (*UniffiCallbackInterfacePlatformKeyStoreMethod2)(uint64_t, RustBuf
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_COUNT_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_COUNT_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceCountObserverMethod0)(uint64_t, uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_COUNT_OBSERVER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_COUNT_OBSERVER_METHOD1
+typedef void (*UniffiCallbackInterfaceCountObserverMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceQueryObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_OBSERVER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_OBSERVER_METHOD1
+typedef void (*UniffiCallbackInterfaceQueryObserverMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RECORD_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RECORD_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceRecordObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RECORD_OBSERVER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RECORD_OBSERVER_METHOD1
+typedef void (*UniffiCallbackInterfaceRecordObserverMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_STATUS_OBSERVER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SYNC_STATUS_OBSERVER_METHOD0
+typedef void (*UniffiCallbackInterfaceSyncStatusObserverMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHORIZATION_UI
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHORIZATION_UI
 typedef struct UniffiVTableCallbackInterfaceAuthorizationUi {
@@ -340,6 +389,45 @@ typedef struct UniffiVTableCallbackInterfacePlatformKeyStore {
     UniffiCallbackInterfacePlatformKeyStoreMethod1 _Nonnull openSecret;
     UniffiCallbackInterfacePlatformKeyStoreMethod2 _Nonnull deleteSecret;
 } UniffiVTableCallbackInterfacePlatformKeyStore;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_COUNT_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_COUNT_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceCountObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceCountObserverMethod0 _Nonnull onCount;
+    UniffiCallbackInterfaceCountObserverMethod1 _Nonnull onError;
+} UniffiVTableCallbackInterfaceCountObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_QUERY_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_QUERY_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceQueryObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceQueryObserverMethod0 _Nonnull onRecords;
+    UniffiCallbackInterfaceQueryObserverMethod1 _Nonnull onError;
+} UniffiVTableCallbackInterfaceQueryObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RECORD_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RECORD_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceRecordObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceRecordObserverMethod0 _Nonnull onRecord;
+    UniffiCallbackInterfaceRecordObserverMethod1 _Nonnull onError;
+} UniffiVTableCallbackInterfaceRecordObserver;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_SYNC_STATUS_OBSERVER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_SYNC_STATUS_OBSERVER
+typedef struct UniffiVTableCallbackInterfaceSyncStatusObserver {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceSyncStatusObserverMethod0 _Nonnull onStatus;
+} UniffiVTableCallbackInterfaceSyncStatusObserver;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_AUTHORIZATIONUI
@@ -502,11 +590,6 @@ uint64_t uniffi_syncvault_fn_method_syncclient_entity_fields(uint64_t ptr, RustB
 uint64_t uniffi_syncvault_fn_method_syncclient_get_record(uint64_t ptr, RustBuffer entity, RustBuffer id
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGES
-#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGES
-uint64_t uniffi_syncvault_fn_method_syncclient_pending_changes(uint64_t ptr
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_QUERY_RECORDS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_QUERY_RECORDS
 uint64_t uniffi_syncvault_fn_method_syncclient_query_records(uint64_t ptr, RustBuffer entity, RustBuffer query
@@ -572,9 +655,59 @@ uint64_t uniffi_syncvault_fn_method_syncclient_sign_out(uint64_t ptr, int8_t wip
 uint64_t uniffi_syncvault_fn_method_syncclient_who_am_i(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DISCARD_SYNC_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_DISCARD_SYNC_ERROR
+uint64_t uniffi_syncvault_fn_method_syncclient_discard_sync_error(uint64_t ptr, int64_t sync_error_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGE_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGE_COUNT
+uint64_t uniffi_syncvault_fn_method_syncclient_pending_change_count(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_PENDING_CHANGES
+uint64_t uniffi_syncvault_fn_method_syncclient_pending_changes(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_RETRY_SYNC_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_RETRY_SYNC_ERROR
+uint64_t uniffi_syncvault_fn_method_syncclient_retry_sync_error(uint64_t ptr, int64_t sync_error_id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNC_ERRORS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNC_ERRORS
+uint64_t uniffi_syncvault_fn_method_syncclient_sync_errors(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNCHRONIZE
 uint64_t uniffi_syncvault_fn_method_syncclient_synchronize(uint64_t ptr, uint64_t observer, RustBuffer cancel
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNC_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_SYNC_STATUS
+uint64_t uniffi_syncvault_fn_method_syncclient_sync_status(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_COUNT
+uint64_t uniffi_syncvault_fn_method_syncclient_watch_count(uint64_t ptr, RustBuffer entity, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_QUERY
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_QUERY
+uint64_t uniffi_syncvault_fn_method_syncclient_watch_query(uint64_t ptr, RustBuffer entity, RustBuffer query, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_RECORD
+uint64_t uniffi_syncvault_fn_method_syncclient_watch_record(uint64_t ptr, RustBuffer entity, RustBuffer id, uint64_t observer, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_SYNC_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCCLIENT_WATCH_SYNC_STATUS
+uint64_t uniffi_syncvault_fn_method_syncclient_watch_sync_status(uint64_t ptr, uint64_t observer, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_LOGSINK
@@ -671,6 +804,121 @@ void uniffi_syncvault_fn_method_cancelhandle_cancel(uint64_t ptr, RustCallStatus
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_IS_CANCELLED
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_CANCELHANDLE_IS_CANCELLED
 int8_t uniffi_syncvault_fn_method_cancelhandle_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_COUNTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_COUNTOBSERVER
+uint64_t uniffi_syncvault_fn_clone_countobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_COUNTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_COUNTOBSERVER
+void uniffi_syncvault_fn_free_countobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_COUNTOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_COUNTOBSERVER
+void uniffi_syncvault_fn_init_callback_vtable_countobserver(const UniffiVTableCallbackInterfaceCountObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_COUNTOBSERVER_ON_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_COUNTOBSERVER_ON_COUNT
+void uniffi_syncvault_fn_method_countobserver_on_count(uint64_t ptr, uint64_t count, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_COUNTOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_COUNTOBSERVER_ON_ERROR
+void uniffi_syncvault_fn_method_countobserver_on_error(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_QUERYOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_QUERYOBSERVER
+uint64_t uniffi_syncvault_fn_clone_queryobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_QUERYOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_QUERYOBSERVER
+void uniffi_syncvault_fn_free_queryobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_QUERYOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_QUERYOBSERVER
+void uniffi_syncvault_fn_init_callback_vtable_queryobserver(const UniffiVTableCallbackInterfaceQueryObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYOBSERVER_ON_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYOBSERVER_ON_RECORDS
+void uniffi_syncvault_fn_method_queryobserver_on_records(uint64_t ptr, RustBuffer records, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYOBSERVER_ON_ERROR
+void uniffi_syncvault_fn_method_queryobserver_on_error(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_QUERYWATCH
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_QUERYWATCH
+uint64_t uniffi_syncvault_fn_clone_querywatch(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_QUERYWATCH
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_QUERYWATCH
+void uniffi_syncvault_fn_free_querywatch(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYWATCH_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYWATCH_CANCEL
+void uniffi_syncvault_fn_method_querywatch_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYWATCH_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_QUERYWATCH_IS_CANCELLED
+int8_t uniffi_syncvault_fn_method_querywatch_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_RECORDOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_RECORDOBSERVER
+uint64_t uniffi_syncvault_fn_clone_recordobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_RECORDOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_RECORDOBSERVER
+void uniffi_syncvault_fn_free_recordobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_RECORDOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_RECORDOBSERVER
+void uniffi_syncvault_fn_init_callback_vtable_recordobserver(const UniffiVTableCallbackInterfaceRecordObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_RECORDOBSERVER_ON_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_RECORDOBSERVER_ON_RECORD
+void uniffi_syncvault_fn_method_recordobserver_on_record(uint64_t ptr, RustBuffer record, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_RECORDOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_RECORDOBSERVER_ON_ERROR
+void uniffi_syncvault_fn_method_recordobserver_on_error(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCSTATUSOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCSTATUSOBSERVER
+uint64_t uniffi_syncvault_fn_clone_syncstatusobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_SYNCSTATUSOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_SYNCSTATUSOBSERVER
+void uniffi_syncvault_fn_free_syncstatusobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_SYNCSTATUSOBSERVER
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_INIT_CALLBACK_VTABLE_SYNCSTATUSOBSERVER
+void uniffi_syncvault_fn_init_callback_vtable_syncstatusobserver(const UniffiVTableCallbackInterfaceSyncStatusObserver* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCSTATUSOBSERVER_ON_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCSTATUSOBSERVER_ON_STATUS
+void uniffi_syncvault_fn_method_syncstatusobserver_on_status(uint64_t ptr, RustBuffer status, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_SYNCERROR_UNIFFI_TRAIT_DISPLAY
@@ -1104,12 +1352,6 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_get_record(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGES
-#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGES
-uint16_t uniffi_syncvault_checksum_method_syncclient_pending_changes(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_QUERY_RECORDS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_QUERY_RECORDS
 uint16_t uniffi_syncvault_checksum_method_syncclient_query_records(void
@@ -1188,9 +1430,69 @@ uint16_t uniffi_syncvault_checksum_method_syncclient_who_am_i(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DISCARD_SYNC_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_DISCARD_SYNC_ERROR
+uint16_t uniffi_syncvault_checksum_method_syncclient_discard_sync_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGE_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGE_COUNT
+uint16_t uniffi_syncvault_checksum_method_syncclient_pending_change_count(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_PENDING_CHANGES
+uint16_t uniffi_syncvault_checksum_method_syncclient_pending_changes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_RETRY_SYNC_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_RETRY_SYNC_ERROR
+uint16_t uniffi_syncvault_checksum_method_syncclient_retry_sync_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNC_ERRORS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNC_ERRORS
+uint16_t uniffi_syncvault_checksum_method_syncclient_sync_errors(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNCHRONIZE
 uint16_t uniffi_syncvault_checksum_method_syncclient_synchronize(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNC_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_SYNC_STATUS
+uint16_t uniffi_syncvault_checksum_method_syncclient_sync_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_COUNT
+uint16_t uniffi_syncvault_checksum_method_syncclient_watch_count(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_QUERY
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_QUERY
+uint16_t uniffi_syncvault_checksum_method_syncclient_watch_query(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_RECORD
+uint16_t uniffi_syncvault_checksum_method_syncclient_watch_record(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_SYNC_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCCLIENT_WATCH_SYNC_STATUS
+uint16_t uniffi_syncvault_checksum_method_syncclient_watch_sync_status(void
     
 );
 #endif
@@ -1233,6 +1535,60 @@ uint16_t uniffi_syncvault_checksum_method_cancelhandle_cancel(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
 uint16_t uniffi_syncvault_checksum_method_cancelhandle_is_cancelled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_COUNTOBSERVER_ON_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_COUNTOBSERVER_ON_COUNT
+uint16_t uniffi_syncvault_checksum_method_countobserver_on_count(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_COUNTOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_COUNTOBSERVER_ON_ERROR
+uint16_t uniffi_syncvault_checksum_method_countobserver_on_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYOBSERVER_ON_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYOBSERVER_ON_RECORDS
+uint16_t uniffi_syncvault_checksum_method_queryobserver_on_records(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYOBSERVER_ON_ERROR
+uint16_t uniffi_syncvault_checksum_method_queryobserver_on_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYWATCH_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYWATCH_CANCEL
+uint16_t uniffi_syncvault_checksum_method_querywatch_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYWATCH_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_QUERYWATCH_IS_CANCELLED
+uint16_t uniffi_syncvault_checksum_method_querywatch_is_cancelled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_RECORDOBSERVER_ON_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_RECORDOBSERVER_ON_RECORD
+uint16_t uniffi_syncvault_checksum_method_recordobserver_on_record(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_RECORDOBSERVER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_RECORDOBSERVER_ON_ERROR
+uint16_t uniffi_syncvault_checksum_method_recordobserver_on_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCSTATUSOBSERVER_ON_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCSTATUSOBSERVER_ON_STATUS
+uint16_t uniffi_syncvault_checksum_method_syncstatusobserver_on_status(void
     
 );
 #endif

@@ -636,6 +636,49 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Date {
+        let seconds: Int64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        // Build the Date from whole seconds first, then add the nanoseconds as a
+        // separate TimeInterval.  Date stores CFAbsoluteTime (seconds since 2001),
+        // so adding a small fraction to the ~7.8e8 base is twice as precise as
+        // adding it to the ~1.76e9 Unix-epoch value, because the smaller magnitude
+        // leaves more mantissa bits for the sub-second part.
+        if seconds >= 0 {
+            return Date(timeIntervalSince1970: Double(seconds))
+                .addingTimeInterval(Double(nanoseconds) / 1.0e9)
+        } else {
+            return Date(timeIntervalSince1970: Double(seconds))
+                .addingTimeInterval(-Double(nanoseconds) / 1.0e9)
+        }
+    }
+
+    public static func write(_ value: Date, into buf: inout [UInt8]) {
+        var delta = value.timeIntervalSince1970
+        var sign: Int64 = 1
+        if delta < 0 {
+            // The nanoseconds portion of the epoch offset must always be
+            // positive, to simplify the calculation we will use the absolute
+            // value of the offset.
+            sign = -1
+            delta = -delta
+        }
+        if delta.rounded(.down) > Double(Int64.max) {
+            fatalError("Timestamp overflow, exceeds max bounds supported by Uniffi")
+        }
+        let seconds = Int64(delta)
+        let nanoseconds = UInt32((delta - Double(seconds)) * 1.0e9)
+        writeInt(&buf, sign * seconds)
+        writeInt(&buf, nanoseconds)
+    }
+}
+
 
 
 
@@ -1062,6 +1105,245 @@ public func FfiConverterTypeCancelHandle_lift(_ handle: UInt64) throws -> Cancel
 #endif
 public func FfiConverterTypeCancelHandle_lower(_ value: CancelHandle) -> UInt64 {
     return FfiConverterTypeCancelHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives a watched count.
+ */
+public protocol CountObserver: AnyObject, Sendable {
+    
+    func onCount(count: UInt64) 
+    
+    func onError(error: SyncError) 
+    
+}
+/**
+ * Receives a watched count.
+ */
+open class CountObserverImpl: CountObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_countobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_countobserver(handle, $0) }
+    }
+
+    
+
+    
+open func onCount(count: UInt64)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_countobserver_on_count(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(count),uniffiCallStatus
+    )
+}
+}
+    
+open func onError(error: SyncError)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_countobserver_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSyncError_lower(error),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceCountObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceCountObserver = UniffiVTableCallbackInterfaceCountObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeCountObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface CountObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeCountObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface CountObserver: handle missing in uniffiClone")
+            }
+        },
+        onCount: { (
+            uniffiHandle: UInt64,
+            count: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeCountObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onCount(
+                     count: try FfiConverterUInt64.lift(count)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onError: { (
+            uniffiHandle: UInt64,
+            error: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeCountObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onError(
+                     error: try FfiConverterTypeSyncError_lift(error)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceCountObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceCountObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitCountObserver() {
+    uniffi_syncvault_fn_init_callback_vtable_countobserver(UniffiCallbackInterfaceCountObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCountObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<CountObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = CountObserver
+
+    public static func lift(_ handle: UInt64) throws -> CountObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return CountObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: CountObserver) -> UInt64 {
+         if let rustImpl = value as? CountObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CountObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CountObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCountObserver_lift(_ handle: UInt64) throws -> CountObserver {
+    return try FfiConverterTypeCountObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCountObserver_lower(_ value: CountObserver) -> UInt64 {
+    return FfiConverterTypeCountObserver.lower(value)
 }
 
 
@@ -1894,6 +2176,627 @@ public func FfiConverterTypePlatformKeyStore_lower(_ value: PlatformKeyStore) ->
 
 
 /**
+ * Receives a watched query's results: the current one at once, then a new one after each
+ * commit that may change it. Called on a syncvault worker thread: hop to the UI thread yourself.
+ */
+public protocol QueryObserver: AnyObject, Sendable {
+    
+    func onRecords(records: [SyncRecord]) 
+    
+    /**
+     * The query failed (e.g. the store is damaged); the watch goes on.
+     */
+    func onError(error: SyncError) 
+    
+}
+/**
+ * Receives a watched query's results: the current one at once, then a new one after each
+ * commit that may change it. Called on a syncvault worker thread: hop to the UI thread yourself.
+ */
+open class QueryObserverImpl: QueryObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_queryobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_queryobserver(handle, $0) }
+    }
+
+    
+
+    
+open func onRecords(records: [SyncRecord])  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_queryobserver_on_records(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeSyncRecord.lower(records),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The query failed (e.g. the store is damaged); the watch goes on.
+     */
+open func onError(error: SyncError)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_queryobserver_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSyncError_lower(error),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceQueryObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceQueryObserver = UniffiVTableCallbackInterfaceQueryObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeQueryObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface QueryObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeQueryObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface QueryObserver: handle missing in uniffiClone")
+            }
+        },
+        onRecords: { (
+            uniffiHandle: UInt64,
+            records: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeQueryObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onRecords(
+                     records: try FfiConverterSequenceTypeSyncRecord.lift(records)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onError: { (
+            uniffiHandle: UInt64,
+            error: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeQueryObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onError(
+                     error: try FfiConverterTypeSyncError_lift(error)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceQueryObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceQueryObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitQueryObserver() {
+    uniffi_syncvault_fn_init_callback_vtable_queryobserver(UniffiCallbackInterfaceQueryObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueryObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<QueryObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = QueryObserver
+
+    public static func lift(_ handle: UInt64) throws -> QueryObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return QueryObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: QueryObserver) -> UInt64 {
+         if let rustImpl = value as? QueryObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueryObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: QueryObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryObserver_lift(_ handle: UInt64) throws -> QueryObserver {
+    return try FfiConverterTypeQueryObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryObserver_lower(_ value: QueryObserver) -> UInt64 {
+    return FfiConverterTypeQueryObserver.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A running watch. Cancel it, or drop it (Kotlin `close()`, the last Swift reference): no
+ * delivery starts after that.
+ */
+public protocol QueryWatchProtocol: AnyObject, Sendable {
+    
+    func cancel() 
+    
+    func isCancelled()  -> Bool
+    
+}
+/**
+ * A running watch. Cancel it, or drop it (Kotlin `close()`, the last Swift reference): no
+ * delivery starts after that.
+ */
+open class QueryWatch: QueryWatchProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_querywatch(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_querywatch(handle, $0) }
+    }
+
+    
+
+    
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_querywatch_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_querywatch_is_cancelled(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueryWatch: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = QueryWatch
+
+    public static func lift(_ handle: UInt64) throws -> QueryWatch {
+        return QueryWatch(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: QueryWatch) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueryWatch {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: QueryWatch, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryWatch_lift(_ handle: UInt64) throws -> QueryWatch {
+    return try FfiConverterTypeQueryWatch.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryWatch_lower(_ value: QueryWatch) -> UInt64 {
+    return FfiConverterTypeQueryWatch.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives one watched record (None: not on the device, or deleted).
+ */
+public protocol RecordObserver: AnyObject, Sendable {
+    
+    func onRecord(record: SyncRecord?) 
+    
+    func onError(error: SyncError) 
+    
+}
+/**
+ * Receives one watched record (None: not on the device, or deleted).
+ */
+open class RecordObserverImpl: RecordObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_recordobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_recordobserver(handle, $0) }
+    }
+
+    
+
+    
+open func onRecord(record: SyncRecord?)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_recordobserver_on_record(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeSyncRecord.lower(record),uniffiCallStatus
+    )
+}
+}
+    
+open func onError(error: SyncError)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_recordobserver_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSyncError_lower(error),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceRecordObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceRecordObserver = UniffiVTableCallbackInterfaceRecordObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeRecordObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface RecordObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeRecordObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface RecordObserver: handle missing in uniffiClone")
+            }
+        },
+        onRecord: { (
+            uniffiHandle: UInt64,
+            record: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeRecordObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onRecord(
+                     record: try FfiConverterOptionTypeSyncRecord.lift(record)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onError: { (
+            uniffiHandle: UInt64,
+            error: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeRecordObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onError(
+                     error: try FfiConverterTypeSyncError_lift(error)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceRecordObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceRecordObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitRecordObserver() {
+    uniffi_syncvault_fn_init_callback_vtable_recordobserver(UniffiCallbackInterfaceRecordObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecordObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<RecordObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = RecordObserver
+
+    public static func lift(_ handle: UInt64) throws -> RecordObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return RecordObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: RecordObserver) -> UInt64 {
+         if let rustImpl = value as? RecordObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecordObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RecordObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordObserver_lift(_ handle: UInt64) throws -> RecordObserver {
+    return try FfiConverterTypeRecordObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordObserver_lower(_ value: RecordObserver) -> UInt64 {
+    return FfiConverterTypeRecordObserver.lower(value)
+}
+
+
+
+
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -2006,11 +2909,6 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func getRecord(entity: String, id: String) async throws  -> SyncRecord?
     
     /**
-     * Local changes waiting for the next Synchronize.
-     */
-    func pendingChanges() async throws  -> UInt64
-    
-    /**
      * Records matching `query` (filters, full-text search, sort, paging).
      */
     func queryRecords(entity: String, query: RecordQuery) async throws  -> [SyncRecord]
@@ -2083,6 +2981,34 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func whoAmI() async throws  -> SignedInUser
     
     /**
+     * Drops the refused change and shows the server's version again.
+     */
+    func discardSyncError(syncErrorId: Int64) async throws 
+    
+    /**
+     * How many local edits wait for the next Synchronize.
+     */
+    func pendingChangeCount() async throws  -> UInt64
+    
+    /**
+     * The records whose local changes wait for the next Synchronize, in the order they were
+     * first edited.
+     */
+    func pendingChanges() async throws  -> [PendingChange]
+    
+    /**
+     * Queues the refused change again (as the record is now: edit it first to fix what the
+     * server refused); it goes up with the next Synchronize.
+     */
+    func retrySyncError(syncErrorId: Int64) async throws 
+    
+    /**
+     * Changes the server refused, oldest first; each stays until retried or discarded (and
+     * across restarts).
+     */
+    func syncErrors() async throws  -> [SyncErrorInfo]
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -2091,6 +3017,34 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
      * stopped.
      */
     func synchronize(observer: SyncObserver, cancel: CancelHandle?) async throws  -> SyncReport
+    
+    /**
+     * The sync status now.
+     */
+    func syncStatus() async throws  -> SyncStatus
+    
+    /**
+     * Watches how many records of `entity` are on the device.
+     */
+    func watchCount(entity: String, observer: CountObserver)  -> QueryWatch
+    
+    /**
+     * Watches the records of `entity` matching `query`: the current result at once, then a new
+     * one after every commit that writes `entity` (at most one per commit and per the client's
+     * watch interval; newest wins). Nothing is delivered while the store is locked.
+     */
+    func watchQuery(entity: String, query: RecordQuery, observer: QueryObserver) throws  -> QueryWatch
+    
+    /**
+     * Watches one record.
+     */
+    func watchRecord(entity: String, id: String, observer: RecordObserver)  -> QueryWatch
+    
+    /**
+     * Watches the sync status: the current one at once, then one after each change of activity,
+     * of a count, of the sign-in, or of a Synchronize's outcome.
+     */
+    func watchSyncStatus(observer: SyncStatusObserver)  -> QueryWatch
     
 }
 /**
@@ -2528,25 +3482,6 @@ open func getRecord(entity: String, id: String)async throws  -> SyncRecord?  {
 }
     
     /**
-     * Local changes waiting for the next Synchronize.
-     */
-open func pendingChanges()async throws  -> UInt64  {
-    return
-        try  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_syncvault_fn_method_syncclient_pending_changes(
-                        self.uniffiCloneHandle()
-                )
-            },
-            pollFunc: ffi_syncvault_rust_future_poll_u64,
-            completeFunc: ffi_syncvault_rust_future_complete_u64,
-            freeFunc: ffi_syncvault_rust_future_free_u64,
-            liftFunc: FfiConverterUInt64.lift,
-            errorHandler: FfiConverterTypeSyncError_lift
-        )
-}
-    
-    /**
      * Records matching `query` (filters, full-text search, sort, paging).
      */
 open func queryRecords(entity: String, query: RecordQuery)async throws  -> [SyncRecord]  {
@@ -2801,6 +3736,104 @@ open func whoAmI()async throws  -> SignedInUser  {
 }
     
     /**
+     * Drops the refused change and shows the server's version again.
+     */
+open func discardSyncError(syncErrorId: Int64)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_discard_sync_error(
+                        self.uniffiCloneHandle(),FfiConverterInt64.lower(syncErrorId)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * How many local edits wait for the next Synchronize.
+     */
+open func pendingChangeCount()async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_pending_change_count(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_u64,
+            completeFunc: ffi_syncvault_rust_future_complete_u64,
+            freeFunc: ffi_syncvault_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * The records whose local changes wait for the next Synchronize, in the order they were
+     * first edited.
+     */
+open func pendingChanges()async throws  -> [PendingChange]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_pending_changes(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypePendingChange.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Queues the refused change again (as the record is now: edit it first to fix what the
+     * server refused); it goes up with the next Synchronize.
+     */
+open func retrySyncError(syncErrorId: Int64)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_retry_sync_error(
+                        self.uniffiCloneHandle(),FfiConverterInt64.lower(syncErrorId)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Changes the server refused, oldest first; each stays until retried or discarded (and
+     * across restarts).
+     */
+open func syncErrors()async throws  -> [SyncErrorInfo]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_sync_errors(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeSyncErrorInfo.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -2822,6 +3855,85 @@ open func synchronize(observer: SyncObserver, cancel: CancelHandle? = nil)async 
             liftFunc: FfiConverterTypeSyncReport_lift,
             errorHandler: FfiConverterTypeSyncError_lift
         )
+}
+    
+    /**
+     * The sync status now.
+     */
+open func syncStatus()async throws  -> SyncStatus  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_sync_status(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSyncStatus_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Watches how many records of `entity` are on the device.
+     */
+open func watchCount(entity: String, observer: CountObserver) -> QueryWatch  {
+    return try!  FfiConverterTypeQueryWatch_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncclient_watch_count(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(entity),
+        FfiConverterTypeCountObserver_lower(observer),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Watches the records of `entity` matching `query`: the current result at once, then a new
+     * one after every commit that writes `entity` (at most one per commit and per the client's
+     * watch interval; newest wins). Nothing is delivered while the store is locked.
+     */
+open func watchQuery(entity: String, query: RecordQuery, observer: QueryObserver)throws  -> QueryWatch  {
+    return try  FfiConverterTypeQueryWatch_lift(try rustCallWithError(FfiConverterTypeSyncError_lift) {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncclient_watch_query(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(entity),
+        FfiConverterTypeRecordQuery_lower(query),
+        FfiConverterTypeQueryObserver_lower(observer),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Watches one record.
+     */
+open func watchRecord(entity: String, id: String, observer: RecordObserver) -> QueryWatch  {
+    return try!  FfiConverterTypeQueryWatch_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncclient_watch_record(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(entity),
+        FfiConverterString.lower(id),
+        FfiConverterTypeRecordObserver_lower(observer),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Watches the sync status: the current one at once, then one after each change of activity,
+     * of a count, of the sign-in, or of a Synchronize's outcome.
+     */
+open func watchSyncStatus(observer: SyncStatusObserver) -> QueryWatch  {
+    return try!  FfiConverterTypeQueryWatch_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncclient_watch_sync_status(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSyncStatusObserver_lower(observer),uniffiCallStatus
+    )
+})
 }
     
 
@@ -3073,6 +4185,210 @@ public func FfiConverterTypeSyncObserver_lift(_ handle: UInt64) throws -> SyncOb
 #endif
 public func FfiConverterTypeSyncObserver_lower(_ value: SyncObserver) -> UInt64 {
     return FfiConverterTypeSyncObserver.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives the sync status whenever it changes.
+ */
+public protocol SyncStatusObserver: AnyObject, Sendable {
+    
+    func onStatus(status: SyncStatus) 
+    
+}
+/**
+ * Receives the sync status whenever it changes.
+ */
+open class SyncStatusObserverImpl: SyncStatusObserver, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_syncstatusobserver(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_syncstatusobserver(handle, $0) }
+    }
+
+    
+
+    
+open func onStatus(status: SyncStatus)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_syncstatusobserver_on_status(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSyncStatus_lower(status),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceSyncStatusObserver {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceSyncStatusObserver = UniffiVTableCallbackInterfaceSyncStatusObserver(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeSyncStatusObserver.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface SyncStatusObserver: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeSyncStatusObserver.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface SyncStatusObserver: handle missing in uniffiClone")
+            }
+        },
+        onStatus: { (
+            uniffiHandle: UInt64,
+            status: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeSyncStatusObserver.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onStatus(
+                     status: try FfiConverterTypeSyncStatus_lift(status)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceSyncStatusObserver> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceSyncStatusObserver>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitSyncStatusObserver() {
+    uniffi_syncvault_fn_init_callback_vtable_syncstatusobserver(UniffiCallbackInterfaceSyncStatusObserver.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncStatusObserver: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<SyncStatusObserver>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = SyncStatusObserver
+
+    public static func lift(_ handle: UInt64) throws -> SyncStatusObserver {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return SyncStatusObserverImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: SyncStatusObserver) -> UInt64 {
+         if let rustImpl = value as? SyncStatusObserverImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncStatusObserver {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: SyncStatusObserver, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncStatusObserver_lift(_ handle: UInt64) throws -> SyncStatusObserver {
+    return try FfiConverterTypeSyncStatusObserver.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncStatusObserver_lower(_ value: SyncStatusObserver) -> UInt64 {
+    return FfiConverterTypeSyncStatusObserver.lower(value)
 }
 
 
@@ -3346,6 +4662,11 @@ public struct ClientOptions: Equatable, Hashable {
      * The app's version, for the same list.
      */
     public let appVersion: String?
+    /**
+     * The shortest time between two deliveries of one watch, in milliseconds (default 50):
+     * commits in between collapse into one delivery.
+     */
+    public let watchIntervalMs: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3392,7 +4713,11 @@ public struct ClientOptions: Equatable, Hashable {
          */deviceName: String? = nil, 
         /**
          * The app's version, for the same list.
-         */appVersion: String? = nil) {
+         */appVersion: String? = nil, 
+        /**
+         * The shortest time between two deliveries of one watch, in milliseconds (default 50):
+         * commits in between collapse into one delivery.
+         */watchIntervalMs: UInt32? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
@@ -3406,6 +4731,7 @@ public struct ClientOptions: Equatable, Hashable {
         self.minTransferBytesPerSecond = minTransferBytesPerSecond
         self.deviceName = deviceName
         self.appVersion = appVersion
+        self.watchIntervalMs = watchIntervalMs
     }
 
     
@@ -3436,7 +4762,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 syncDeadlineSeconds: FfiConverterOptionUInt32.read(from: &buf), 
                 minTransferBytesPerSecond: FfiConverterOptionUInt32.read(from: &buf), 
                 deviceName: FfiConverterOptionString.read(from: &buf), 
-                appVersion: FfiConverterOptionString.read(from: &buf)
+                appVersion: FfiConverterOptionString.read(from: &buf), 
+                watchIntervalMs: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -3454,6 +4781,7 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.minTransferBytesPerSecond, into: &buf)
         FfiConverterOptionString.write(value.deviceName, into: &buf)
         FfiConverterOptionString.write(value.appVersion, into: &buf)
+        FfiConverterOptionUInt32.write(value.watchIntervalMs, into: &buf)
     }
 }
 
@@ -3862,6 +5190,97 @@ public func FfiConverterTypeOrganizationInfo_lower(_ value: OrganizationInfo) ->
 
 
 /**
+ * One record's queued changes, as a "waiting to upload" list shows them.
+ */
+public struct PendingChange: Equatable, Hashable {
+    public let entity: String
+    public let recordId: String
+    public let kind: ChangeKind
+    /**
+     * The fields the edits set (empty for a delete).
+     */
+    public let fields: [String]
+    /**
+     * How many edits were made (they go up as one change).
+     */
+    public let edits: UInt32
+    /**
+     * When the oldest of them was made.
+     */
+    public let queuedAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(entity: String, recordId: String, kind: ChangeKind, 
+        /**
+         * The fields the edits set (empty for a delete).
+         */fields: [String], 
+        /**
+         * How many edits were made (they go up as one change).
+         */edits: UInt32, 
+        /**
+         * When the oldest of them was made.
+         */queuedAt: Date) {
+        self.entity = entity
+        self.recordId = recordId
+        self.kind = kind
+        self.fields = fields
+        self.edits = edits
+        self.queuedAt = queuedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PendingChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePendingChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PendingChange {
+        return
+            try PendingChange(
+                entity: FfiConverterString.read(from: &buf), 
+                recordId: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeChangeKind.read(from: &buf), 
+                fields: FfiConverterSequenceString.read(from: &buf), 
+                edits: FfiConverterUInt32.read(from: &buf), 
+                queuedAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PendingChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entity, into: &buf)
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterTypeChangeKind.write(value.kind, into: &buf)
+        FfiConverterSequenceString.write(value.fields, into: &buf)
+        FfiConverterUInt32.write(value.edits, into: &buf)
+        FfiConverterTimestamp.write(value.queuedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePendingChange_lift(_ buf: RustBuffer) throws -> PendingChange {
+    return try FfiConverterTypePendingChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePendingChange_lower(_ value: PendingChange) -> RustBuffer {
+    return FfiConverterTypePendingChange.lower(value)
+}
+
+
+/**
  * What to list.
  */
 public struct RecordQuery: Equatable, Hashable {
@@ -4020,6 +5439,125 @@ public func FfiConverterTypeSignedInUser_lower(_ value: SignedInUser) -> RustBuf
 
 
 /**
+ * A change the server refused, kept with the person's values until they act.
+ */
+public struct SyncErrorInfo: Equatable, Hashable {
+    public let id: Int64
+    public let entity: String
+    public let recordId: String
+    public let code: RejectionCode
+    /**
+     * The server's explanation, for the person (control characters removed, at most 500
+     * characters). It is the server's text: show it, never log it.
+     */
+    public let serverMessage: String
+    /**
+     * The fields the person's change sets, including edits made since the refusal.
+     */
+    public let localFields: [String: FieldValue]
+    public let localDeleted: Bool
+    /**
+     * The record was created on this device (discarding removes it).
+     */
+    public let createdOffline: Bool
+    /**
+     * The server's version a discard restores (None: the server has no such record).
+     */
+    public let serverFields: [String: FieldValue]?
+    public let serverVersion: Int64
+    public let occurredAt: Date
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: Int64, entity: String, recordId: String, code: RejectionCode, 
+        /**
+         * The server's explanation, for the person (control characters removed, at most 500
+         * characters). It is the server's text: show it, never log it.
+         */serverMessage: String, 
+        /**
+         * The fields the person's change sets, including edits made since the refusal.
+         */localFields: [String: FieldValue], localDeleted: Bool, 
+        /**
+         * The record was created on this device (discarding removes it).
+         */createdOffline: Bool, 
+        /**
+         * The server's version a discard restores (None: the server has no such record).
+         */serverFields: [String: FieldValue]?, serverVersion: Int64, occurredAt: Date) {
+        self.id = id
+        self.entity = entity
+        self.recordId = recordId
+        self.code = code
+        self.serverMessage = serverMessage
+        self.localFields = localFields
+        self.localDeleted = localDeleted
+        self.createdOffline = createdOffline
+        self.serverFields = serverFields
+        self.serverVersion = serverVersion
+        self.occurredAt = occurredAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncErrorInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncErrorInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncErrorInfo {
+        return
+            try SyncErrorInfo(
+                id: FfiConverterInt64.read(from: &buf), 
+                entity: FfiConverterString.read(from: &buf), 
+                recordId: FfiConverterString.read(from: &buf), 
+                code: FfiConverterTypeRejectionCode.read(from: &buf), 
+                serverMessage: FfiConverterString.read(from: &buf), 
+                localFields: FfiConverterDictionaryStringTypeFieldValue.read(from: &buf), 
+                localDeleted: FfiConverterBool.read(from: &buf), 
+                createdOffline: FfiConverterBool.read(from: &buf), 
+                serverFields: FfiConverterOptionDictionaryStringTypeFieldValue.read(from: &buf), 
+                serverVersion: FfiConverterInt64.read(from: &buf), 
+                occurredAt: FfiConverterTimestamp.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncErrorInfo, into buf: inout [UInt8]) {
+        FfiConverterInt64.write(value.id, into: &buf)
+        FfiConverterString.write(value.entity, into: &buf)
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterTypeRejectionCode.write(value.code, into: &buf)
+        FfiConverterString.write(value.serverMessage, into: &buf)
+        FfiConverterDictionaryStringTypeFieldValue.write(value.localFields, into: &buf)
+        FfiConverterBool.write(value.localDeleted, into: &buf)
+        FfiConverterBool.write(value.createdOffline, into: &buf)
+        FfiConverterOptionDictionaryStringTypeFieldValue.write(value.serverFields, into: &buf)
+        FfiConverterInt64.write(value.serverVersion, into: &buf)
+        FfiConverterTimestamp.write(value.occurredAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncErrorInfo_lift(_ buf: RustBuffer) throws -> SyncErrorInfo {
+    return try FfiConverterTypeSyncErrorInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncErrorInfo_lower(_ value: SyncErrorInfo) -> RustBuffer {
+    return FfiConverterTypeSyncErrorInfo.lower(value)
+}
+
+
+/**
  * One progress update.
  */
 public struct SyncProgress: Equatable, Hashable {
@@ -4113,17 +5651,25 @@ public struct SyncRecord: Equatable, Hashable {
      */
     public let version: Int64
     public let fields: [String: FieldValue]
+    /**
+     * Where the record stands with the server (pending upload, conflict, sync error).
+     */
+    public let syncState: RecordSyncState
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(entity: String, id: String, 
         /**
          * The server version this record stands on (0: created offline, not yet synchronized).
-         */version: Int64, fields: [String: FieldValue]) {
+         */version: Int64, fields: [String: FieldValue], 
+        /**
+         * Where the record stands with the server (pending upload, conflict, sync error).
+         */syncState: RecordSyncState) {
         self.entity = entity
         self.id = id
         self.version = version
         self.fields = fields
+        self.syncState = syncState
     }
 
     
@@ -4145,7 +5691,8 @@ public struct FfiConverterTypeSyncRecord: FfiConverterRustBuffer {
                 entity: FfiConverterString.read(from: &buf), 
                 id: FfiConverterString.read(from: &buf), 
                 version: FfiConverterInt64.read(from: &buf), 
-                fields: FfiConverterDictionaryStringTypeFieldValue.read(from: &buf)
+                fields: FfiConverterDictionaryStringTypeFieldValue.read(from: &buf), 
+                syncState: FfiConverterTypeRecordSyncState.read(from: &buf)
         )
     }
 
@@ -4154,6 +5701,7 @@ public struct FfiConverterTypeSyncRecord: FfiConverterRustBuffer {
         FfiConverterString.write(value.id, into: &buf)
         FfiConverterInt64.write(value.version, into: &buf)
         FfiConverterDictionaryStringTypeFieldValue.write(value.fields, into: &buf)
+        FfiConverterTypeRecordSyncState.write(value.syncState, into: &buf)
     }
 }
 
@@ -4184,13 +5732,17 @@ public struct SyncReport: Equatable, Hashable {
      */
     public let conflicts: UInt64
     /**
-     * Local edits the server refused (logged, and the record shows the server's state).
+     * Local changes the server refused in this run (each now a sync error).
      */
     public let rejected: UInt64
     /**
      * Conflicts now waiting for the app.
      */
     public let conflictsPending: UInt64
+    /**
+     * Sync errors now waiting for the person (`syncErrors()`), from this run or earlier ones.
+     */
+    public let syncErrors: UInt64
     /**
      * Local changes still queued (made during the sync, or left by a guard).
      */
@@ -4215,11 +5767,14 @@ public struct SyncReport: Equatable, Hashable {
          * Conflicts met (settled by the mode or kept for the app).
          */conflicts: UInt64, 
         /**
-         * Local edits the server refused (logged, and the record shows the server's state).
+         * Local changes the server refused in this run (each now a sync error).
          */rejected: UInt64, 
         /**
          * Conflicts now waiting for the app.
          */conflictsPending: UInt64, 
+        /**
+         * Sync errors now waiting for the person (`syncErrors()`), from this run or earlier ones.
+         */syncErrors: UInt64, 
         /**
          * Local changes still queued (made during the sync, or left by a guard).
          */pendingChanges: UInt64, bytesDownloaded: UInt64, bytesUploaded: UInt64, seconds: Double, 
@@ -4235,6 +5790,7 @@ public struct SyncReport: Equatable, Hashable {
         self.conflicts = conflicts
         self.rejected = rejected
         self.conflictsPending = conflictsPending
+        self.syncErrors = syncErrors
         self.pendingChanges = pendingChanges
         self.bytesDownloaded = bytesDownloaded
         self.bytesUploaded = bytesUploaded
@@ -4264,6 +5820,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
                 conflicts: FfiConverterUInt64.read(from: &buf), 
                 rejected: FfiConverterUInt64.read(from: &buf), 
                 conflictsPending: FfiConverterUInt64.read(from: &buf), 
+                syncErrors: FfiConverterUInt64.read(from: &buf), 
                 pendingChanges: FfiConverterUInt64.read(from: &buf), 
                 bytesDownloaded: FfiConverterUInt64.read(from: &buf), 
                 bytesUploaded: FfiConverterUInt64.read(from: &buf), 
@@ -4279,6 +5836,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.conflicts, into: &buf)
         FfiConverterUInt64.write(value.rejected, into: &buf)
         FfiConverterUInt64.write(value.conflictsPending, into: &buf)
+        FfiConverterUInt64.write(value.syncErrors, into: &buf)
         FfiConverterUInt64.write(value.pendingChanges, into: &buf)
         FfiConverterUInt64.write(value.bytesDownloaded, into: &buf)
         FfiConverterUInt64.write(value.bytesUploaded, into: &buf)
@@ -4302,6 +5860,205 @@ public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncRep
 public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
     return FfiConverterTypeSyncReport.lower(value)
 }
+
+
+/**
+ * Where synchronization stands, for a status line or a badge.
+ */
+public struct SyncStatus: Equatable, Hashable {
+    public let activity: SyncActivity
+    /**
+     * When a Synchronize last ended well (kept across restarts).
+     */
+    public let lastSyncedAt: Date?
+    /**
+     * Why the last Synchronize of this client failed; None once one succeeds.
+     */
+    public let lastError: SyncError?
+    /**
+     * Local edits waiting to go up.
+     */
+    public let pendingChanges: UInt64
+    /**
+     * Conflicts waiting for the app's decision.
+     */
+    public let conflictsWaiting: UInt64
+    /**
+     * Changes the server refused, waiting for the person.
+     */
+    public let syncErrors: UInt64
+    /**
+     * Tokens are stored (a Synchronize will not need the login page unless they died).
+     */
+    public let signedIn: Bool
+    /**
+     * The offline data is open (counts and times are from the store; all zero while locked).
+     */
+    public let unlocked: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(activity: SyncActivity, 
+        /**
+         * When a Synchronize last ended well (kept across restarts).
+         */lastSyncedAt: Date?, 
+        /**
+         * Why the last Synchronize of this client failed; None once one succeeds.
+         */lastError: SyncError?, 
+        /**
+         * Local edits waiting to go up.
+         */pendingChanges: UInt64, 
+        /**
+         * Conflicts waiting for the app's decision.
+         */conflictsWaiting: UInt64, 
+        /**
+         * Changes the server refused, waiting for the person.
+         */syncErrors: UInt64, 
+        /**
+         * Tokens are stored (a Synchronize will not need the login page unless they died).
+         */signedIn: Bool, 
+        /**
+         * The offline data is open (counts and times are from the store; all zero while locked).
+         */unlocked: Bool) {
+        self.activity = activity
+        self.lastSyncedAt = lastSyncedAt
+        self.lastError = lastError
+        self.pendingChanges = pendingChanges
+        self.conflictsWaiting = conflictsWaiting
+        self.syncErrors = syncErrors
+        self.signedIn = signedIn
+        self.unlocked = unlocked
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncStatus {
+        return
+            try SyncStatus(
+                activity: FfiConverterTypeSyncActivity.read(from: &buf), 
+                lastSyncedAt: FfiConverterOptionTimestamp.read(from: &buf), 
+                lastError: FfiConverterOptionTypeSyncError.read(from: &buf), 
+                pendingChanges: FfiConverterUInt64.read(from: &buf), 
+                conflictsWaiting: FfiConverterUInt64.read(from: &buf), 
+                syncErrors: FfiConverterUInt64.read(from: &buf), 
+                signedIn: FfiConverterBool.read(from: &buf), 
+                unlocked: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncStatus, into buf: inout [UInt8]) {
+        FfiConverterTypeSyncActivity.write(value.activity, into: &buf)
+        FfiConverterOptionTimestamp.write(value.lastSyncedAt, into: &buf)
+        FfiConverterOptionTypeSyncError.write(value.lastError, into: &buf)
+        FfiConverterUInt64.write(value.pendingChanges, into: &buf)
+        FfiConverterUInt64.write(value.conflictsWaiting, into: &buf)
+        FfiConverterUInt64.write(value.syncErrors, into: &buf)
+        FfiConverterBool.write(value.signedIn, into: &buf)
+        FfiConverterBool.write(value.unlocked, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncStatus_lift(_ buf: RustBuffer) throws -> SyncStatus {
+    return try FfiConverterTypeSyncStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncStatus_lower(_ value: SyncStatus) -> RustBuffer {
+    return FfiConverterTypeSyncStatus.lower(value)
+}
+
+
+/**
+ * How a queued change will reach the server.
+ */
+
+public enum ChangeKind: Equatable, Hashable {
+    
+    case create
+    case update
+    case delete
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ChangeKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChangeKind: FfiConverterRustBuffer {
+    typealias SwiftType = ChangeKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChangeKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .create
+        
+        case 2: return .update
+        
+        case 3: return .delete
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ChangeKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .create:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .update:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .delete:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeKind_lift(_ buf: RustBuffer) throws -> ChangeKind {
+    return try FfiConverterTypeChangeKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeKind_lower(_ value: ChangeKind) -> RustBuffer {
+    return FfiConverterTypeChangeKind.lower(value)
+}
+
 
 
 /**
@@ -4781,6 +6538,342 @@ public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel 
 #endif
 public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
     return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+
+/**
+ * Where one record stands with the server; every record the API returns carries it.
+ */
+
+public enum RecordSyncState: Equatable, Hashable {
+    
+    /**
+     * The server has exactly this.
+     */
+    case synced
+    /**
+     * Local edits wait for the next Synchronize: the fields they set (`created`: the record
+     * was created on this device).
+     */
+    case pending(fields: [String], created: Bool
+    )
+    /**
+     * A conflict waits for the app (`conflicts()`, `resolveConflict`).
+     */
+    case conflict(conflictId: Int64
+    )
+    /**
+     * The server refused the person's change (`syncErrors()`, `retrySyncError`,
+     * `discardSyncError`); the record shows the person's values.
+     */
+    case error(syncErrorId: Int64, code: RejectionCode
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RecordSyncState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecordSyncState: FfiConverterRustBuffer {
+    typealias SwiftType = RecordSyncState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecordSyncState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .synced
+        
+        case 2: return .pending(fields: try FfiConverterSequenceString.read(from: &buf), created: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 3: return .conflict(conflictId: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 4: return .error(syncErrorId: try FfiConverterInt64.read(from: &buf), code: try FfiConverterTypeRejectionCode.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RecordSyncState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .synced:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .pending(fields,created):
+            writeInt(&buf, Int32(2))
+            FfiConverterSequenceString.write(fields, into: &buf)
+            FfiConverterBool.write(created, into: &buf)
+            
+        
+        case let .conflict(conflictId):
+            writeInt(&buf, Int32(3))
+            FfiConverterInt64.write(conflictId, into: &buf)
+            
+        
+        case let .error(syncErrorId,code):
+            writeInt(&buf, Int32(4))
+            FfiConverterInt64.write(syncErrorId, into: &buf)
+            FfiConverterTypeRejectionCode.write(code, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordSyncState_lift(_ buf: RustBuffer) throws -> RecordSyncState {
+    return try FfiConverterTypeRecordSyncState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordSyncState_lower(_ value: RecordSyncState) -> RustBuffer {
+    return FfiConverterTypeRecordSyncState.lower(value)
+}
+
+
+
+/**
+ * Why the server refused a change (docs/protocol.md, "Rejections").
+ */
+
+public enum RejectionCode: Equatable, Hashable {
+    
+    /**
+     * A field the organization does not have, or a value of the wrong type.
+     */
+    case invalidField
+    /**
+     * A value that breaks one of the organization's rules (e.g. not an email address).
+     */
+    case invalidValue
+    /**
+     * The record is gone from the server.
+     */
+    case notFound
+    /**
+     * The person may not make this change.
+     */
+    case forbidden
+    /**
+     * The entity is not (or no longer) part of the organization's data.
+     */
+    case unknownEntity
+    /**
+     * The change was malformed (a defect of the app or of syncvault).
+     */
+    case invalidMutation
+    /**
+     * A code this version does not know, or none.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RejectionCode: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRejectionCode: FfiConverterRustBuffer {
+    typealias SwiftType = RejectionCode
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RejectionCode {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .invalidField
+        
+        case 2: return .invalidValue
+        
+        case 3: return .notFound
+        
+        case 4: return .forbidden
+        
+        case 5: return .unknownEntity
+        
+        case 6: return .invalidMutation
+        
+        case 7: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RejectionCode, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .invalidField:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .invalidValue:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .notFound:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .forbidden:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .unknownEntity:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .invalidMutation:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(7))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejectionCode_lift(_ buf: RustBuffer) throws -> RejectionCode {
+    return try FfiConverterTypeRejectionCode.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRejectionCode_lower(_ value: RejectionCode) -> RustBuffer {
+    return FfiConverterTypeRejectionCode.lower(value)
+}
+
+
+
+/**
+ * What a Synchronize is doing right now.
+ */
+
+public enum SyncActivity: Equatable, Hashable {
+    
+    case idle
+    /**
+     * The login page is shown (or a device code).
+     */
+    case signingIn
+    /**
+     * Checking the account and the organization.
+     */
+    case preparing
+    case uploading(done: UInt64
+    )
+    case downloading(done: UInt64, estimated: UInt64?
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SyncActivity: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncActivity: FfiConverterRustBuffer {
+    typealias SwiftType = SyncActivity
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncActivity {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .idle
+        
+        case 2: return .signingIn
+        
+        case 3: return .preparing
+        
+        case 4: return .uploading(done: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 5: return .downloading(done: try FfiConverterUInt64.read(from: &buf), estimated: try FfiConverterOptionUInt64.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SyncActivity, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .idle:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .signingIn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .preparing:
+            writeInt(&buf, Int32(3))
+        
+        
+        case let .uploading(done):
+            writeInt(&buf, Int32(4))
+            FfiConverterUInt64.write(done, into: &buf)
+            
+        
+        case let .downloading(done,estimated):
+            writeInt(&buf, Int32(5))
+            FfiConverterUInt64.write(done, into: &buf)
+            FfiConverterOptionUInt64.write(estimated, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncActivity_lift(_ buf: RustBuffer) throws -> SyncActivity {
+    return try FfiConverterTypeSyncActivity.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncActivity_lower(_ value: SyncActivity) -> RustBuffer {
+    return FfiConverterTypeSyncActivity.lower(value)
 }
 
 
@@ -5719,6 +7812,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTimestamp.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTimestamp.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeCancelHandle: FfiConverterRustBuffer {
     typealias SwiftType = CancelHandle?
 
@@ -5783,6 +7900,30 @@ fileprivate struct FfiConverterOptionTypeConflictMode: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeConflictMode.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSyncError: FfiConverterRustBuffer {
+    typealias SwiftType = SyncError?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSyncError.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSyncError.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5906,6 +8047,56 @@ fileprivate struct FfiConverterSequenceTypeFieldInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeFieldInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePendingChange: FfiConverterRustBuffer {
+    typealias SwiftType = [PendingChange]
+
+    public static func write(_ value: [PendingChange], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePendingChange.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PendingChange] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PendingChange]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePendingChange.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSyncErrorInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [SyncErrorInfo]
+
+    public static func write(_ value: [SyncErrorInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSyncErrorInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SyncErrorInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SyncErrorInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSyncErrorInfo.read(from: &buf))
         }
         return seq
     }
@@ -6151,10 +8342,14 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAuthorizationUi()
+    uniffiCallbackInitCountObserver()
     uniffiCallbackInitDeviceCodeUi()
     uniffiCallbackInitLogSink()
     uniffiCallbackInitPlatformKeyStore()
+    uniffiCallbackInitQueryObserver()
+    uniffiCallbackInitRecordObserver()
     uniffiCallbackInitSyncObserver()
+    uniffiCallbackInitSyncStatusObserver()
     return InitializationResult.ok
 }()
 

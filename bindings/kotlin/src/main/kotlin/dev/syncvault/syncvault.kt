@@ -683,6 +683,27 @@ internal interface UniffiCallbackInterfacePlatformKeyStoreMethod1 : com.sun.jna.
 internal interface UniffiCallbackInterfacePlatformKeyStoreMethod2 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`keyAlias`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
+internal interface UniffiCallbackInterfaceCountObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`count`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceCountObserverMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceQueryObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`records`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceQueryObserverMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceRecordObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceRecordObserverMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceSyncStatusObserverMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`status`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "redirectUri", "authorize")
 internal open class UniffiVTableCallbackInterfaceAuthorizationUi(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -787,6 +808,91 @@ internal open class UniffiVTableCallbackInterfacePlatformKeyStore(
     }
 
 }
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onCount", "onError")
+internal open class UniffiVTableCallbackInterfaceCountObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onCount`: UniffiCallbackInterfaceCountObserverMethod0? = null,
+    @JvmField internal var `onError`: UniffiCallbackInterfaceCountObserverMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onCount`: UniffiCallbackInterfaceCountObserverMethod0? = null,
+        `onError`: UniffiCallbackInterfaceCountObserverMethod1? = null,
+    ): UniffiVTableCallbackInterfaceCountObserver(`uniffiFree`,`uniffiClone`,`onCount`,`onError`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceCountObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onCount` = other.`onCount`
+        `onError` = other.`onError`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onRecords", "onError")
+internal open class UniffiVTableCallbackInterfaceQueryObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onRecords`: UniffiCallbackInterfaceQueryObserverMethod0? = null,
+    @JvmField internal var `onError`: UniffiCallbackInterfaceQueryObserverMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onRecords`: UniffiCallbackInterfaceQueryObserverMethod0? = null,
+        `onError`: UniffiCallbackInterfaceQueryObserverMethod1? = null,
+    ): UniffiVTableCallbackInterfaceQueryObserver(`uniffiFree`,`uniffiClone`,`onRecords`,`onError`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceQueryObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onRecords` = other.`onRecords`
+        `onError` = other.`onError`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onRecord", "onError")
+internal open class UniffiVTableCallbackInterfaceRecordObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onRecord`: UniffiCallbackInterfaceRecordObserverMethod0? = null,
+    @JvmField internal var `onError`: UniffiCallbackInterfaceRecordObserverMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onRecord`: UniffiCallbackInterfaceRecordObserverMethod0? = null,
+        `onError`: UniffiCallbackInterfaceRecordObserverMethod1? = null,
+    ): UniffiVTableCallbackInterfaceRecordObserver(`uniffiFree`,`uniffiClone`,`onRecord`,`onError`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceRecordObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onRecord` = other.`onRecord`
+        `onError` = other.`onError`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onStatus")
+internal open class UniffiVTableCallbackInterfaceSyncStatusObserver(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onStatus`: UniffiCallbackInterfaceSyncStatusObserverMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onStatus`: UniffiCallbackInterfaceSyncStatusObserverMethod0? = null,
+    ): UniffiVTableCallbackInterfaceSyncStatusObserver(`uniffiFree`,`uniffiClone`,`onStatus`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceSyncStatusObserver) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onStatus` = other.`onStatus`
+    }
+
+}
 
 // A JNA Library to expose the extern-C FFI definitions.
 // This is an implementation detail which will be called internally by the public API.
@@ -861,8 +967,6 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_get_record(
     ): Int
-    external fun uniffi_syncvault_checksum_method_syncclient_pending_changes(
-    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_query_records(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_resolve_conflict(
@@ -889,7 +993,27 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_who_am_i(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_discard_sync_error(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_pending_change_count(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_pending_changes(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_retry_sync_error(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_sync_errors(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_synchronize(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_sync_status(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_watch_count(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_watch_query(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_watch_record(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_watch_sync_status(
     ): Int
     external fun uniffi_syncvault_checksum_method_logsink_log(
     ): Int
@@ -904,6 +1028,24 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_syncvault_checksum_method_cancelhandle_cancel(
     ): Int
     external fun uniffi_syncvault_checksum_method_cancelhandle_is_cancelled(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_countobserver_on_count(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_countobserver_on_error(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_queryobserver_on_records(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_queryobserver_on_error(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_querywatch_cancel(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_querywatch_is_cancelled(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_recordobserver_on_record(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_recordobserver_on_error(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncstatusobserver_on_status(
     ): Int
     external fun uniffi_syncvault_checksum_constructor_syncclient_new(
     ): Int
@@ -928,10 +1070,14 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "syncvault"))
         uniffiCallbackInterfaceAuthorizationUi.register(this)
+        uniffiCallbackInterfaceCountObserver.register(this)
         uniffiCallbackInterfaceDeviceCodeUi.register(this)
         uniffiCallbackInterfaceLogSink.register(this)
         uniffiCallbackInterfacePlatformKeyStore.register(this)
+        uniffiCallbackInterfaceQueryObserver.register(this)
+        uniffiCallbackInterfaceRecordObserver.register(this)
         uniffiCallbackInterfaceSyncObserver.register(this)
+        uniffiCallbackInterfaceSyncStatusObserver.register(this)
         
     }
 
@@ -1000,8 +1146,6 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_get_record(`ptr`: Long,`entity`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_syncvault_fn_method_syncclient_pending_changes(`ptr`: Long,
-    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_query_records(`ptr`: Long,`entity`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_resolve_conflict(`ptr`: Long,`conflictId`: Long,`resolution`: RustBuffer.ByValue,
@@ -1028,7 +1172,27 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_who_am_i(`ptr`: Long,
     ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_discard_sync_error(`ptr`: Long,`syncErrorId`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_pending_change_count(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_pending_changes(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_retry_sync_error(`ptr`: Long,`syncErrorId`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_sync_errors(`ptr`: Long,
+    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_synchronize(`ptr`: Long,`observer`: Long,`cancel`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_sync_status(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_watch_count(`ptr`: Long,`entity`: RustBuffer.ByValue,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_watch_query(`ptr`: Long,`entity`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_watch_record(`ptr`: Long,`entity`: RustBuffer.ByValue,`id`: RustBuffer.ByValue,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_watch_sync_status(`ptr`: Long,`observer`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_syncvault_fn_clone_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1068,6 +1232,52 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_syncvault_fn_method_cancelhandle_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_syncvault_fn_clone_countobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_countobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_countobserver(`vtable`: UniffiVTableCallbackInterfaceCountObserver,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_countobserver_on_count(`ptr`: Long,`count`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_countobserver_on_error(`ptr`: Long,`error`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_clone_queryobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_queryobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_queryobserver(`vtable`: UniffiVTableCallbackInterfaceQueryObserver,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_queryobserver_on_records(`ptr`: Long,`records`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_queryobserver_on_error(`ptr`: Long,`error`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_clone_querywatch(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_querywatch(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_querywatch_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_querywatch_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_syncvault_fn_clone_recordobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_recordobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_recordobserver(`vtable`: UniffiVTableCallbackInterfaceRecordObserver,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_recordobserver_on_record(`ptr`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_method_recordobserver_on_error(`ptr`: Long,`error`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_clone_syncstatusobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_syncvault_fn_free_syncstatusobserver(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_syncvault_fn_init_callback_vtable_syncstatusobserver(`vtable`: UniffiVTableCallbackInterfaceSyncStatusObserver,
+    ): Unit
+    external fun uniffi_syncvault_fn_method_syncstatusobserver_on_status(`ptr`: Long,`status`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_syncvault_fn_method_syncerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_syncvault_fn_func_normalize_organization_url(`input`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1724,6 +1934,49 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
     override fun write(value: ByteArray, buf: ByteBuffer) {
         buf.putInt(value.size)
         buf.put(value)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTimestamp: FfiConverterRustBuffer<java.time.Instant> {
+    override fun read(buf: ByteBuffer): java.time.Instant {
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Instant nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        if (seconds >= 0) {
+            return java.time.Instant.EPOCH.plus(java.time.Duration.ofSeconds(seconds, nanoseconds))
+        } else {
+            return java.time.Instant.EPOCH.minus(java.time.Duration.ofSeconds(-seconds, nanoseconds))
+        }
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Instant) = 12UL
+
+    override fun write(value: java.time.Instant, buf: ByteBuffer) {
+        var epochOffset = java.time.Duration.between(java.time.Instant.EPOCH, value)
+
+        var sign = 1
+        if (epochOffset.isNegative()) {
+            sign = -1
+            epochOffset = epochOffset.negated()
+        }
+
+        if (epochOffset.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Instant.html
+            throw IllegalArgumentException("Invalid timestamp, nano value must be non-negative")
+        }
+
+        buf.putLong(sign * epochOffset.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(epochOffset.nano)
     }
 }
 
@@ -2407,6 +2660,351 @@ public object FfiConverterTypeCancelHandle: FfiConverter<CancelHandle, Long> {
     override fun allocationSize(value: CancelHandle) = 8UL
 
     override fun write(value: CancelHandle, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives a watched count.
+ */
+public interface CountObserver {
+    
+    fun `onCount`(`count`: kotlin.ULong)
+    
+    fun `onError`(`error`: SyncException)
+    
+    companion object
+}
+
+/**
+ * Receives a watched count.
+ */
+open class CountObserverImpl: Disposable, AutoCloseable, CountObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_countobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_countobserver(handle, status)
+        }
+    }
+
+    override fun `onCount`(`count`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_countobserver_on_count(
+        it,
+        
+        FfiConverterULong.lower(`count`),_status)
+}
+    }
+    
+    
+
+    override fun `onError`(`error`: SyncException)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_countobserver_on_error(
+        it,
+        
+        FfiConverterTypeSyncError.lower(`error`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceCountObserver {
+    internal object `onCount`: UniffiCallbackInterfaceCountObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`count`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeCountObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onCount`(
+                    FfiConverterULong.lift(`count`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+    internal object `onError`: UniffiCallbackInterfaceCountObserverMethod1 {
+        override fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeCountObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onError`(
+                    FfiConverterTypeSyncError.lift(`error`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeCountObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeCountObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceCountObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onCount`,
+        `onError`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_countobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCountObserver: FfiConverter<CountObserver, Long> {
+    internal val handleMap = UniffiHandleMap<CountObserver>()
+
+    override fun lower(value: CountObserver): Long {
+        if (value is CountObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): CountObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return CountObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): CountObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: CountObserver) = 8UL
+
+    override fun write(value: CountObserver, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3677,6 +4275,981 @@ public object FfiConverterTypePlatformKeyStore: FfiConverter<PlatformKeyStore, L
 
 
 /**
+ * Receives a watched query's results: the current one at once, then a new one after each
+ * commit that may change it. Called on a syncvault worker thread: hop to the UI thread yourself.
+ */
+public interface QueryObserver {
+    
+    fun `onRecords`(`records`: List<SyncRecord>)
+    
+    /**
+     * The query failed (e.g. the store is damaged); the watch goes on.
+     */
+    fun `onError`(`error`: SyncException)
+    
+    companion object
+}
+
+/**
+ * Receives a watched query's results: the current one at once, then a new one after each
+ * commit that may change it. Called on a syncvault worker thread: hop to the UI thread yourself.
+ */
+open class QueryObserverImpl: Disposable, AutoCloseable, QueryObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_queryobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_queryobserver(handle, status)
+        }
+    }
+
+    override fun `onRecords`(`records`: List<SyncRecord>)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_queryobserver_on_records(
+        it,
+        
+        FfiConverterSequenceTypeSyncRecord.lower(`records`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The query failed (e.g. the store is damaged); the watch goes on.
+     */override fun `onError`(`error`: SyncException)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_queryobserver_on_error(
+        it,
+        
+        FfiConverterTypeSyncError.lower(`error`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceQueryObserver {
+    internal object `onRecords`: UniffiCallbackInterfaceQueryObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`records`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeQueryObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onRecords`(
+                    FfiConverterSequenceTypeSyncRecord.lift(`records`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+    internal object `onError`: UniffiCallbackInterfaceQueryObserverMethod1 {
+        override fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeQueryObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onError`(
+                    FfiConverterTypeSyncError.lift(`error`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeQueryObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeQueryObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceQueryObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onRecords`,
+        `onError`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_queryobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueryObserver: FfiConverter<QueryObserver, Long> {
+    internal val handleMap = UniffiHandleMap<QueryObserver>()
+
+    override fun lower(value: QueryObserver): Long {
+        if (value is QueryObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): QueryObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return QueryObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): QueryObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: QueryObserver) = 8UL
+
+    override fun write(value: QueryObserver, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A running watch. Cancel it, or drop it (Kotlin `close()`, the last Swift reference): no
+ * delivery starts after that.
+ */
+public interface QueryWatchInterface {
+    
+    fun `cancel`()
+    
+    fun `isCancelled`(): kotlin.Boolean
+    
+    companion object
+}
+
+/**
+ * A running watch. Cancel it, or drop it (Kotlin `close()`, the last Swift reference): no
+ * delivery starts after that.
+ */
+open class QueryWatch: Disposable, AutoCloseable, QueryWatchInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_querywatch(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_querywatch(handle, status)
+        }
+    }
+
+    override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_querywatch_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    override fun `isCancelled`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_querywatch_is_cancelled(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeQueryWatch: FfiConverter<QueryWatch, Long> {
+    override fun lower(value: QueryWatch): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): QueryWatch {
+        return QueryWatch(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): QueryWatch {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: QueryWatch) = 8UL
+
+    override fun write(value: QueryWatch, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives one watched record (None: not on the device, or deleted).
+ */
+public interface RecordObserver {
+    
+    fun `onRecord`(`record`: SyncRecord?)
+    
+    fun `onError`(`error`: SyncException)
+    
+    companion object
+}
+
+/**
+ * Receives one watched record (None: not on the device, or deleted).
+ */
+open class RecordObserverImpl: Disposable, AutoCloseable, RecordObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_recordobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_recordobserver(handle, status)
+        }
+    }
+
+    override fun `onRecord`(`record`: SyncRecord?)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_recordobserver_on_record(
+        it,
+        
+        FfiConverterOptionalTypeSyncRecord.lower(`record`),_status)
+}
+    }
+    
+    
+
+    override fun `onError`(`error`: SyncException)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_recordobserver_on_error(
+        it,
+        
+        FfiConverterTypeSyncError.lower(`error`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceRecordObserver {
+    internal object `onRecord`: UniffiCallbackInterfaceRecordObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeRecordObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onRecord`(
+                    FfiConverterOptionalTypeSyncRecord.lift(`record`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+    internal object `onError`: UniffiCallbackInterfaceRecordObserverMethod1 {
+        override fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeRecordObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onError`(
+                    FfiConverterTypeSyncError.lift(`error`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeRecordObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeRecordObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceRecordObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onRecord`,
+        `onError`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_recordobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecordObserver: FfiConverter<RecordObserver, Long> {
+    internal val handleMap = UniffiHandleMap<RecordObserver>()
+
+    override fun lower(value: RecordObserver): Long {
+        if (value is RecordObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): RecordObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return RecordObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): RecordObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: RecordObserver) = 8UL
+
+    override fun write(value: RecordObserver, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One account's offline data and sync, rooted at a data directory the app owns.
  *
  * Every method that touches the disk, the network or the KDF is async and runs on syncvault's
@@ -3789,11 +5362,6 @@ public interface SyncClientInterface {
     suspend fun `getRecord`(`entity`: kotlin.String, `id`: kotlin.String): SyncRecord?
     
     /**
-     * Local changes waiting for the next Synchronize.
-     */
-    suspend fun `pendingChanges`(): kotlin.ULong
-    
-    /**
      * Records matching `query` (filters, full-text search, sort, paging).
      */
     suspend fun `queryRecords`(`entity`: kotlin.String, `query`: RecordQuery): List<SyncRecord>
@@ -3866,6 +5434,34 @@ public interface SyncClientInterface {
     suspend fun `whoAmI`(): SignedInUser
     
     /**
+     * Drops the refused change and shows the server's version again.
+     */
+    suspend fun `discardSyncError`(`syncErrorId`: kotlin.Long)
+    
+    /**
+     * How many local edits wait for the next Synchronize.
+     */
+    suspend fun `pendingChangeCount`(): kotlin.ULong
+    
+    /**
+     * The records whose local changes wait for the next Synchronize, in the order they were
+     * first edited.
+     */
+    suspend fun `pendingChanges`(): List<PendingChange>
+    
+    /**
+     * Queues the refused change again (as the record is now: edit it first to fix what the
+     * server refused); it goes up with the next Synchronize.
+     */
+    suspend fun `retrySyncError`(`syncErrorId`: kotlin.Long)
+    
+    /**
+     * Changes the server refused, oldest first; each stays until retried or discarded (and
+     * across restarts).
+     */
+    suspend fun `syncErrors`(): List<SyncErrorInfo>
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -3874,6 +5470,34 @@ public interface SyncClientInterface {
      * stopped.
      */
     suspend fun `synchronize`(`observer`: SyncObserver, `cancel`: CancelHandle? = null): SyncReport
+    
+    /**
+     * The sync status now.
+     */
+    suspend fun `syncStatus`(): SyncStatus
+    
+    /**
+     * Watches how many records of `entity` are on the device.
+     */
+    fun `watchCount`(`entity`: kotlin.String, `observer`: CountObserver): QueryWatch
+    
+    /**
+     * Watches the records of `entity` matching `query`: the current result at once, then a new
+     * one after every commit that writes `entity` (at most one per commit and per the client's
+     * watch interval; newest wins). Nothing is delivered while the store is locked.
+     */
+    fun `watchQuery`(`entity`: kotlin.String, `query`: RecordQuery, `observer`: QueryObserver): QueryWatch
+    
+    /**
+     * Watches one record.
+     */
+    fun `watchRecord`(`entity`: kotlin.String, `id`: kotlin.String, `observer`: RecordObserver): QueryWatch
+    
+    /**
+     * Watches the sync status: the current one at once, then one after each change of activity,
+     * of a count, of the sign-in, or of a Synchronize's outcome.
+     */
+    fun `watchSyncStatus`(`observer`: SyncStatusObserver): QueryWatch
     
     companion object
 }
@@ -4470,30 +6094,6 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
-     * Local changes waiting for the next Synchronize.
-     */
-    @Throws(SyncException::class)
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `pendingChanges`() : kotlin.ULong {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_syncvault_fn_method_syncclient_pending_changes(
-                uniffiHandle,
-                
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_u64(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_u64(future, continuation) },
-        { future -> UniffiLib.ffi_syncvault_rust_future_free_u64(future) },
-        // lift function
-        { FfiConverterULong.lift(it) },
-        // Error FFI converter
-        SyncException.ErrorHandler,
-    )
-    }
-
-    
-    /**
      * Records matching `query` (filters, full-text search, sort, paging).
      */
     @Throws(SyncException::class)
@@ -4832,6 +6432,133 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
+     * Drops the refused change and shows the server's version again.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `discardSyncError`(`syncErrorId`: kotlin.Long) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_discard_sync_error(
+                uniffiHandle,
+                
+        FfiConverterLong.lower(`syncErrorId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * How many local edits wait for the next Synchronize.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `pendingChangeCount`() : kotlin.ULong {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_pending_change_count(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterULong.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The records whose local changes wait for the next Synchronize, in the order they were
+     * first edited.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `pendingChanges`() : List<PendingChange> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_pending_changes(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypePendingChange.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Queues the refused change again (as the record is now: edit it first to fix what the
+     * server refused); it goes up with the next Synchronize.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `retrySyncError`(`syncErrorId`: kotlin.Long) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_retry_sync_error(
+                uniffiHandle,
+                
+        FfiConverterLong.lower(`syncErrorId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Changes the server refused, oldest first; each stays until retried or discarded (and
+     * across restarts).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `syncErrors`() : List<SyncErrorInfo> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_sync_errors(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeSyncErrorInfo.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -4860,6 +6587,107 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         SyncException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * The sync status now.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `syncStatus`() : SyncStatus {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_sync_status(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSyncStatus.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Watches how many records of `entity` are on the device.
+     */override fun `watchCount`(`entity`: kotlin.String, `observer`: CountObserver): QueryWatch {
+            return FfiConverterTypeQueryWatch.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncclient_watch_count(
+        it,
+        
+        FfiConverterString.lower(`entity`),
+        FfiConverterTypeCountObserver.lower(`observer`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Watches the records of `entity` matching `query`: the current result at once, then a new
+     * one after every commit that writes `entity` (at most one per commit and per the client's
+     * watch interval; newest wins). Nothing is delivered while the store is locked.
+     */
+    @Throws(SyncException::class)override fun `watchQuery`(`entity`: kotlin.String, `query`: RecordQuery, `observer`: QueryObserver): QueryWatch {
+            return FfiConverterTypeQueryWatch.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SyncException) { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncclient_watch_query(
+        it,
+        
+        FfiConverterString.lower(`entity`),
+        FfiConverterTypeRecordQuery.lower(`query`),
+        FfiConverterTypeQueryObserver.lower(`observer`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Watches one record.
+     */override fun `watchRecord`(`entity`: kotlin.String, `id`: kotlin.String, `observer`: RecordObserver): QueryWatch {
+            return FfiConverterTypeQueryWatch.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncclient_watch_record(
+        it,
+        
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`id`),
+        FfiConverterTypeRecordObserver.lower(`observer`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Watches the sync status: the current one at once, then one after each change of activity,
+     * of a count, of the sign-in, or of a Synchronize's outcome.
+     */override fun `watchSyncStatus`(`observer`: SyncStatusObserver): QueryWatch {
+            return FfiConverterTypeQueryWatch.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncclient_watch_sync_status(
+        it,
+        
+        FfiConverterTypeSyncStatusObserver.lower(`observer`),_status)
+}
+    }
+    )
+    }
+    
 
     
 
@@ -5234,6 +7062,323 @@ public object FfiConverterTypeSyncObserver: FfiConverter<SyncObserver, Long> {
 }
 
 
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the sync status whenever it changes.
+ */
+public interface SyncStatusObserver {
+    
+    fun `onStatus`(`status`: SyncStatus)
+    
+    companion object
+}
+
+/**
+ * Receives the sync status whenever it changes.
+ */
+open class SyncStatusObserverImpl: Disposable, AutoCloseable, SyncStatusObserver
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_syncvault_fn_free_syncstatusobserver(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_syncvault_fn_clone_syncstatusobserver(handle, status)
+        }
+    }
+
+    override fun `onStatus`(`status`: SyncStatus)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_syncvault_fn_method_syncstatusobserver_on_status(
+        it,
+        
+        FfiConverterTypeSyncStatus.lower(`status`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceSyncStatusObserver {
+    internal object `onStatus`: UniffiCallbackInterfaceSyncStatusObserverMethod0 {
+        override fun callback(`uniffiHandle`: Long,`status`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeSyncStatusObserver.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onStatus`(
+                    FfiConverterTypeSyncStatus.lift(`status`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeSyncStatusObserver.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeSyncStatusObserver.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceSyncStatusObserver.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onStatus`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_syncvault_fn_init_callback_vtable_syncstatusobserver(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncStatusObserver: FfiConverter<SyncStatusObserver, Long> {
+    internal val handleMap = UniffiHandleMap<SyncStatusObserver>()
+
+    override fun lower(value: SyncStatusObserver): Long {
+        if (value is SyncStatusObserverImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): SyncStatusObserver {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return SyncStatusObserverImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): SyncStatusObserver {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: SyncStatusObserver) = 8UL
+
+    override fun write(value: SyncStatusObserver, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
 
 /**
  * Where an account stands, for the app's start screen.
@@ -5457,6 +7602,12 @@ data class ClientOptions (
      * The app's version, for the same list.
      */
     val `appVersion`: kotlin.String? = null 
+    , 
+    /**
+     * The shortest time between two deliveries of one watch, in milliseconds (default 50):
+     * commits in between collapse into one delivery.
+     */
+    val `watchIntervalMs`: kotlin.UInt? = null 
     
 ){
     
@@ -5486,6 +7637,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -5502,7 +7654,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalUInt.allocationSize(value.`syncDeadlineSeconds`) +
             FfiConverterOptionalUInt.allocationSize(value.`minTransferBytesPerSecond`) +
             FfiConverterOptionalString.allocationSize(value.`deviceName`) +
-            FfiConverterOptionalString.allocationSize(value.`appVersion`)
+            FfiConverterOptionalString.allocationSize(value.`appVersion`) +
+            FfiConverterOptionalUInt.allocationSize(value.`watchIntervalMs`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -5519,6 +7672,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalUInt.write(value.`minTransferBytesPerSecond`, buf)
             FfiConverterOptionalString.write(value.`deviceName`, buf)
             FfiConverterOptionalString.write(value.`appVersion`, buf)
+            FfiConverterOptionalUInt.write(value.`watchIntervalMs`, buf)
     }
 }
 
@@ -5820,6 +7974,76 @@ public object FfiConverterTypeOrganizationInfo: FfiConverterRustBuffer<Organizat
 
 
 /**
+ * One record's queued changes, as a "waiting to upload" list shows them.
+ */
+data class PendingChange (
+    val `entity`: kotlin.String
+    , 
+    val `recordId`: kotlin.String
+    , 
+    val `kind`: ChangeKind
+    , 
+    /**
+     * The fields the edits set (empty for a delete).
+     */
+    val `fields`: List<kotlin.String>
+    , 
+    /**
+     * How many edits were made (they go up as one change).
+     */
+    val `edits`: kotlin.UInt
+    , 
+    /**
+     * When the oldest of them was made.
+     */
+    val `queuedAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePendingChange: FfiConverterRustBuffer<PendingChange> {
+    override fun read(buf: ByteBuffer): PendingChange {
+        return PendingChange(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeChangeKind.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PendingChange) = (
+            FfiConverterString.allocationSize(value.`entity`) +
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterTypeChangeKind.allocationSize(value.`kind`) +
+            FfiConverterSequenceString.allocationSize(value.`fields`) +
+            FfiConverterUInt.allocationSize(value.`edits`) +
+            FfiConverterTimestamp.allocationSize(value.`queuedAt`)
+    )
+
+    override fun write(value: PendingChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entity`, buf)
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterTypeChangeKind.write(value.`kind`, buf)
+            FfiConverterSequenceString.write(value.`fields`, buf)
+            FfiConverterUInt.write(value.`edits`, buf)
+            FfiConverterTimestamp.write(value.`queuedAt`, buf)
+    }
+}
+
+
+
+/**
  * What to list.
  */
 data class RecordQuery (
@@ -5939,6 +8163,105 @@ public object FfiConverterTypeSignedInUser: FfiConverterRustBuffer<SignedInUser>
 
 
 /**
+ * A change the server refused, kept with the person's values until they act.
+ */
+data class SyncErrorInfo (
+    val `id`: kotlin.Long
+    , 
+    val `entity`: kotlin.String
+    , 
+    val `recordId`: kotlin.String
+    , 
+    val `code`: RejectionCode
+    , 
+    /**
+     * The server's explanation, for the person (control characters removed, at most 500
+     * characters). It is the server's text: show it, never log it.
+     */
+    val `serverMessage`: kotlin.String
+    , 
+    /**
+     * The fields the person's change sets, including edits made since the refusal.
+     */
+    val `localFields`: Map<kotlin.String, FieldValue>
+    , 
+    val `localDeleted`: kotlin.Boolean
+    , 
+    /**
+     * The record was created on this device (discarding removes it).
+     */
+    val `createdOffline`: kotlin.Boolean
+    , 
+    /**
+     * The server's version a discard restores (None: the server has no such record).
+     */
+    val `serverFields`: Map<kotlin.String, FieldValue>?
+    , 
+    val `serverVersion`: kotlin.Long
+    , 
+    val `occurredAt`: java.time.Instant
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncErrorInfo: FfiConverterRustBuffer<SyncErrorInfo> {
+    override fun read(buf: ByteBuffer): SyncErrorInfo {
+        return SyncErrorInfo(
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeRejectionCode.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterMapStringTypeFieldValue.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalMapStringTypeFieldValue.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterTimestamp.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncErrorInfo) = (
+            FfiConverterLong.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`entity`) +
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterTypeRejectionCode.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`serverMessage`) +
+            FfiConverterMapStringTypeFieldValue.allocationSize(value.`localFields`) +
+            FfiConverterBoolean.allocationSize(value.`localDeleted`) +
+            FfiConverterBoolean.allocationSize(value.`createdOffline`) +
+            FfiConverterOptionalMapStringTypeFieldValue.allocationSize(value.`serverFields`) +
+            FfiConverterLong.allocationSize(value.`serverVersion`) +
+            FfiConverterTimestamp.allocationSize(value.`occurredAt`)
+    )
+
+    override fun write(value: SyncErrorInfo, buf: ByteBuffer) {
+            FfiConverterLong.write(value.`id`, buf)
+            FfiConverterString.write(value.`entity`, buf)
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterTypeRejectionCode.write(value.`code`, buf)
+            FfiConverterString.write(value.`serverMessage`, buf)
+            FfiConverterMapStringTypeFieldValue.write(value.`localFields`, buf)
+            FfiConverterBoolean.write(value.`localDeleted`, buf)
+            FfiConverterBoolean.write(value.`createdOffline`, buf)
+            FfiConverterOptionalMapStringTypeFieldValue.write(value.`serverFields`, buf)
+            FfiConverterLong.write(value.`serverVersion`, buf)
+            FfiConverterTimestamp.write(value.`occurredAt`, buf)
+    }
+}
+
+
+
+/**
  * One progress update.
  */
 data class SyncProgress (
@@ -6012,6 +8335,11 @@ data class SyncRecord (
     val `version`: kotlin.Long
     , 
     val `fields`: Map<kotlin.String, FieldValue>
+    , 
+    /**
+     * Where the record stands with the server (pending upload, conflict, sync error).
+     */
+    val `syncState`: RecordSyncState
     
 ){
     
@@ -6032,6 +8360,7 @@ public object FfiConverterTypeSyncRecord: FfiConverterRustBuffer<SyncRecord> {
             FfiConverterString.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterMapStringTypeFieldValue.read(buf),
+            FfiConverterTypeRecordSyncState.read(buf),
         )
     }
 
@@ -6039,7 +8368,8 @@ public object FfiConverterTypeSyncRecord: FfiConverterRustBuffer<SyncRecord> {
             FfiConverterString.allocationSize(value.`entity`) +
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterLong.allocationSize(value.`version`) +
-            FfiConverterMapStringTypeFieldValue.allocationSize(value.`fields`)
+            FfiConverterMapStringTypeFieldValue.allocationSize(value.`fields`) +
+            FfiConverterTypeRecordSyncState.allocationSize(value.`syncState`)
     )
 
     override fun write(value: SyncRecord, buf: ByteBuffer) {
@@ -6047,6 +8377,7 @@ public object FfiConverterTypeSyncRecord: FfiConverterRustBuffer<SyncRecord> {
             FfiConverterString.write(value.`id`, buf)
             FfiConverterLong.write(value.`version`, buf)
             FfiConverterMapStringTypeFieldValue.write(value.`fields`, buf)
+            FfiConverterTypeRecordSyncState.write(value.`syncState`, buf)
     }
 }
 
@@ -6066,7 +8397,7 @@ data class SyncReport (
     val `conflicts`: kotlin.ULong
     , 
     /**
-     * Local edits the server refused (logged, and the record shows the server's state).
+     * Local changes the server refused in this run (each now a sync error).
      */
     val `rejected`: kotlin.ULong
     , 
@@ -6074,6 +8405,11 @@ data class SyncReport (
      * Conflicts now waiting for the app.
      */
     val `conflictsPending`: kotlin.ULong
+    , 
+    /**
+     * Sync errors now waiting for the person (`syncErrors()`), from this run or earlier ones.
+     */
+    val `syncErrors`: kotlin.ULong
     , 
     /**
      * Local changes still queued (made during the sync, or left by a guard).
@@ -6120,6 +8456,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterBoolean.read(buf),
@@ -6132,6 +8469,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.allocationSize(value.`conflicts`) +
             FfiConverterULong.allocationSize(value.`rejected`) +
             FfiConverterULong.allocationSize(value.`conflictsPending`) +
+            FfiConverterULong.allocationSize(value.`syncErrors`) +
             FfiConverterULong.allocationSize(value.`pendingChanges`) +
             FfiConverterULong.allocationSize(value.`bytesDownloaded`) +
             FfiConverterULong.allocationSize(value.`bytesUploaded`) +
@@ -6146,6 +8484,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.write(value.`conflicts`, buf)
             FfiConverterULong.write(value.`rejected`, buf)
             FfiConverterULong.write(value.`conflictsPending`, buf)
+            FfiConverterULong.write(value.`syncErrors`, buf)
             FfiConverterULong.write(value.`pendingChanges`, buf)
             FfiConverterULong.write(value.`bytesDownloaded`, buf)
             FfiConverterULong.write(value.`bytesUploaded`, buf)
@@ -6154,6 +8493,136 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterBoolean.write(value.`fullResync`, buf)
     }
 }
+
+
+
+/**
+ * Where synchronization stands, for a status line or a badge.
+ */
+data class SyncStatus (
+    val `activity`: SyncActivity
+    , 
+    /**
+     * When a Synchronize last ended well (kept across restarts).
+     */
+    val `lastSyncedAt`: java.time.Instant?
+    , 
+    /**
+     * Why the last Synchronize of this client failed; None once one succeeds.
+     */
+    val `lastError`: SyncException?
+    , 
+    /**
+     * Local edits waiting to go up.
+     */
+    val `pendingChanges`: kotlin.ULong
+    , 
+    /**
+     * Conflicts waiting for the app's decision.
+     */
+    val `conflictsWaiting`: kotlin.ULong
+    , 
+    /**
+     * Changes the server refused, waiting for the person.
+     */
+    val `syncErrors`: kotlin.ULong
+    , 
+    /**
+     * Tokens are stored (a Synchronize will not need the login page unless they died).
+     */
+    val `signedIn`: kotlin.Boolean
+    , 
+    /**
+     * The offline data is open (counts and times are from the store; all zero while locked).
+     */
+    val `unlocked`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncStatus: FfiConverterRustBuffer<SyncStatus> {
+    override fun read(buf: ByteBuffer): SyncStatus {
+        return SyncStatus(
+            FfiConverterTypeSyncActivity.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterOptionalTypeSyncError.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncStatus) = (
+            FfiConverterTypeSyncActivity.allocationSize(value.`activity`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`lastSyncedAt`) +
+            FfiConverterOptionalTypeSyncError.allocationSize(value.`lastError`) +
+            FfiConverterULong.allocationSize(value.`pendingChanges`) +
+            FfiConverterULong.allocationSize(value.`conflictsWaiting`) +
+            FfiConverterULong.allocationSize(value.`syncErrors`) +
+            FfiConverterBoolean.allocationSize(value.`signedIn`) +
+            FfiConverterBoolean.allocationSize(value.`unlocked`)
+    )
+
+    override fun write(value: SyncStatus, buf: ByteBuffer) {
+            FfiConverterTypeSyncActivity.write(value.`activity`, buf)
+            FfiConverterOptionalTimestamp.write(value.`lastSyncedAt`, buf)
+            FfiConverterOptionalTypeSyncError.write(value.`lastError`, buf)
+            FfiConverterULong.write(value.`pendingChanges`, buf)
+            FfiConverterULong.write(value.`conflictsWaiting`, buf)
+            FfiConverterULong.write(value.`syncErrors`, buf)
+            FfiConverterBoolean.write(value.`signedIn`, buf)
+            FfiConverterBoolean.write(value.`unlocked`, buf)
+    }
+}
+
+
+
+/**
+ * How a queued change will reach the server.
+ */
+
+enum class ChangeKind {
+    
+    CREATE,
+    UPDATE,
+    DELETE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChangeKind: FfiConverterRustBuffer<ChangeKind> {
+    override fun read(buf: ByteBuffer) = try {
+        ChangeKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ChangeKind) = 4UL
+
+    override fun write(value: ChangeKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -6538,6 +9007,353 @@ public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
 
     override fun write(value: LogLevel, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Where one record stands with the server; every record the API returns carries it.
+ */
+sealed class RecordSyncState {
+    
+    /**
+     * The server has exactly this.
+     */
+    object Synced : RecordSyncState()
+    
+    
+    /**
+     * Local edits wait for the next Synchronize: the fields they set (`created`: the record
+     * was created on this device).
+     */
+    data class Pending(
+        val `fields`: List<kotlin.String>, 
+        val `created`: kotlin.Boolean) : RecordSyncState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A conflict waits for the app (`conflicts()`, `resolveConflict`).
+     */
+    data class Conflict(
+        val `conflictId`: kotlin.Long) : RecordSyncState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server refused the person's change (`syncErrors()`, `retrySyncError`,
+     * `discardSyncError`); the record shows the person's values.
+     */
+    data class Error(
+        val `syncErrorId`: kotlin.Long, 
+        val `code`: dev.syncvault.RejectionCode) : RecordSyncState()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecordSyncState : FfiConverterRustBuffer<RecordSyncState>{
+    override fun read(buf: ByteBuffer): RecordSyncState {
+        return when(buf.getInt()) {
+            1 -> RecordSyncState.Synced
+            2 -> RecordSyncState.Pending(
+                FfiConverterSequenceString.read(buf),
+                FfiConverterBoolean.read(buf),
+                )
+            3 -> RecordSyncState.Conflict(
+                FfiConverterLong.read(buf),
+                )
+            4 -> RecordSyncState.Error(
+                FfiConverterLong.read(buf),
+                FfiConverterTypeRejectionCode.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: RecordSyncState): ULong = when(value) {
+        is RecordSyncState.Synced -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is RecordSyncState.Pending -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterSequenceString.allocationSize(value.`fields`)
+                + FfiConverterBoolean.allocationSize(value.`created`)
+            )
+        }
+        is RecordSyncState.Conflict -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterLong.allocationSize(value.`conflictId`)
+            )
+        }
+        is RecordSyncState.Error -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterLong.allocationSize(value.`syncErrorId`)
+                + FfiConverterTypeRejectionCode.allocationSize(value.`code`)
+            )
+        }
+    }
+
+    override fun write(value: RecordSyncState, buf: ByteBuffer) {
+        when(value) {
+            is RecordSyncState.Synced -> {
+                buf.putInt(1)
+                Unit
+            }
+            is RecordSyncState.Pending -> {
+                buf.putInt(2)
+                FfiConverterSequenceString.write(value.`fields`, buf)
+                FfiConverterBoolean.write(value.`created`, buf)
+                Unit
+            }
+            is RecordSyncState.Conflict -> {
+                buf.putInt(3)
+                FfiConverterLong.write(value.`conflictId`, buf)
+                Unit
+            }
+            is RecordSyncState.Error -> {
+                buf.putInt(4)
+                FfiConverterLong.write(value.`syncErrorId`, buf)
+                FfiConverterTypeRejectionCode.write(value.`code`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Why the server refused a change (docs/protocol.md, "Rejections").
+ */
+
+enum class RejectionCode {
+    
+    /**
+     * A field the organization does not have, or a value of the wrong type.
+     */
+    INVALID_FIELD,
+    /**
+     * A value that breaks one of the organization's rules (e.g. not an email address).
+     */
+    INVALID_VALUE,
+    /**
+     * The record is gone from the server.
+     */
+    NOT_FOUND,
+    /**
+     * The person may not make this change.
+     */
+    FORBIDDEN,
+    /**
+     * The entity is not (or no longer) part of the organization's data.
+     */
+    UNKNOWN_ENTITY,
+    /**
+     * The change was malformed (a defect of the app or of syncvault).
+     */
+    INVALID_MUTATION,
+    /**
+     * A code this version does not know, or none.
+     */
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRejectionCode: FfiConverterRustBuffer<RejectionCode> {
+    override fun read(buf: ByteBuffer) = try {
+        RejectionCode.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RejectionCode) = 4UL
+
+    override fun write(value: RejectionCode, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What a Synchronize is doing right now.
+ */
+sealed class SyncActivity {
+    
+    object Idle : SyncActivity()
+    
+    
+    /**
+     * The login page is shown (or a device code).
+     */
+    object SigningIn : SyncActivity()
+    
+    
+    /**
+     * Checking the account and the organization.
+     */
+    object Preparing : SyncActivity()
+    
+    
+    data class Uploading(
+        val `done`: kotlin.ULong) : SyncActivity()
+        
+    {
+        
+
+        companion object
+    }
+    
+    data class Downloading(
+        val `done`: kotlin.ULong, 
+        val `estimated`: kotlin.ULong?) : SyncActivity()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncActivity : FfiConverterRustBuffer<SyncActivity>{
+    override fun read(buf: ByteBuffer): SyncActivity {
+        return when(buf.getInt()) {
+            1 -> SyncActivity.Idle
+            2 -> SyncActivity.SigningIn
+            3 -> SyncActivity.Preparing
+            4 -> SyncActivity.Uploading(
+                FfiConverterULong.read(buf),
+                )
+            5 -> SyncActivity.Downloading(
+                FfiConverterULong.read(buf),
+                FfiConverterOptionalULong.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: SyncActivity): ULong = when(value) {
+        is SyncActivity.Idle -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SyncActivity.SigningIn -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SyncActivity.Preparing -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is SyncActivity.Uploading -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`done`)
+            )
+        }
+        is SyncActivity.Downloading -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`done`)
+                + FfiConverterOptionalULong.allocationSize(value.`estimated`)
+            )
+        }
+    }
+
+    override fun write(value: SyncActivity, buf: ByteBuffer) {
+        when(value) {
+            is SyncActivity.Idle -> {
+                buf.putInt(1)
+                Unit
+            }
+            is SyncActivity.SigningIn -> {
+                buf.putInt(2)
+                Unit
+            }
+            is SyncActivity.Preparing -> {
+                buf.putInt(3)
+                Unit
+            }
+            is SyncActivity.Uploading -> {
+                buf.putInt(4)
+                FfiConverterULong.write(value.`done`, buf)
+                Unit
+            }
+            is SyncActivity.Downloading -> {
+                buf.putInt(5)
+                FfiConverterULong.write(value.`done`, buf)
+                FfiConverterOptionalULong.write(value.`estimated`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 }
 
@@ -7596,6 +10412,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.Instant?> {
+    override fun read(buf: ByteBuffer): java.time.Instant? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTimestamp.read(buf)
+    }
+
+    override fun allocationSize(value: java.time.Instant?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTimestamp.allocationSize(value)
+        }
+    }
+
+    override fun write(value: java.time.Instant?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTimestamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeCancelHandle: FfiConverterRustBuffer<CancelHandle?> {
     override fun read(buf: ByteBuffer): CancelHandle? {
         if (buf.get().toInt() == 0) {
@@ -7682,6 +10530,38 @@ public object FfiConverterOptionalTypeConflictMode: FfiConverterRustBuffer<Confl
         } else {
             buf.put(1)
             FfiConverterTypeConflictMode.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSyncError: FfiConverterRustBuffer<SyncException?> {
+    override fun read(buf: ByteBuffer): SyncException? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSyncError.read(buf)
+    }
+
+    override fun allocationSize(value: SyncException?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSyncError.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SyncException?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSyncError.write(value, buf)
         }
     }
 }
@@ -7830,6 +10710,62 @@ public object FfiConverterSequenceTypeFieldInfo: FfiConverterRustBuffer<List<Fie
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeFieldInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePendingChange: FfiConverterRustBuffer<List<PendingChange>> {
+    override fun read(buf: ByteBuffer): List<PendingChange> {
+        val len = buf.getInt()
+        return List<PendingChange>(len) {
+            FfiConverterTypePendingChange.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PendingChange>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePendingChange.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PendingChange>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePendingChange.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSyncErrorInfo: FfiConverterRustBuffer<List<SyncErrorInfo>> {
+    override fun read(buf: ByteBuffer): List<SyncErrorInfo> {
+        val len = buf.getInt()
+        return List<SyncErrorInfo>(len) {
+            FfiConverterTypeSyncErrorInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SyncErrorInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSyncErrorInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SyncErrorInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSyncErrorInfo.write(it, buf)
         }
     }
 }
