@@ -62,5 +62,6 @@ fun main() {
     syncTests(suite)
     appLayerTests(suite)
     appErrorTests(suite)
+    liveDataTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }
