@@ -120,6 +120,23 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         args: Vec<String>,
     },
+    /// List the records with local edits waiting to go up.
+    Pending,
+    /// List the changes the server refused (kept with your values), or retry / discard one.
+    Errors {
+        #[command(subcommand)]
+        action: Option<ErrorsAction>,
+    },
+    /// Print ENTITY's record count and sync states now and after every change, for --seconds
+    /// or until Ctrl-C.
+    Watch {
+        entity: String,
+        /// Full-text search over text fields.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
     /// Show whether the account is configured and locked, its organization, pending changes, last sync.
     Status,
     /// Change the offline password (old, new, confirmation).
@@ -179,6 +196,15 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         records: u64,
     },
+}
+
+/// `syncvault errors retry|discard`.
+#[derive(Debug, Subcommand)]
+pub enum ErrorsAction {
+    /// Send the change again with the next sync (fix the values first with `edit`).
+    Retry { id: i64 },
+    /// Drop the change: the server's version comes back (a record created offline goes).
+    Discard { id: i64 },
 }
 
 /// `syncvault admin`: sign in, do one thing, sign out.

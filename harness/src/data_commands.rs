@@ -9,7 +9,7 @@ use crate::cli::GlobalArgs;
 use crate::output::{HarnessError, Output};
 use crate::vault_commands::client;
 
-async fn unlocked(global: &GlobalArgs) -> Result<std::sync::Arc<SyncClient>, HarnessError> {
+pub async fn unlocked(global: &GlobalArgs) -> Result<std::sync::Arc<SyncClient>, HarnessError> {
     let client = client(global)?;
     crate::vault_commands::unlock(&client, global, true).await?;
     Ok(client)
@@ -67,15 +67,29 @@ fn value_json(v: &FieldValue) -> Value {
     }
 }
 
-/// `{"id", "version", ...fields}`.
+/// Fields as a JSON object, by name.
+pub fn fields_json(fields: &HashMap<String, FieldValue>) -> Value {
+    let mut names: Vec<_> = fields.keys().collect();
+    names.sort();
+    Value::Object(
+        names
+            .into_iter()
+            .map(|name| (name.clone(), value_json(&fields[name])))
+            .collect(),
+    )
+}
+
+/// `{"id", "version", "sync_state", ...fields}` (a field named like the first three wins).
 pub fn record_json(r: &SyncRecord) -> Value {
     let mut object = Map::new();
     object.insert("id".into(), json!(r.id));
     object.insert("version".into(), json!(r.version));
-    let mut names: Vec<_> = r.fields.keys().collect();
-    names.sort();
-    for name in names {
-        object.insert(name.clone(), value_json(&r.fields[name]));
+    object.insert(
+        "sync_state".into(),
+        json!(crate::live_commands::state_name(&r.sync_state)),
+    );
+    if let Value::Object(fields) = fields_json(&r.fields) {
+        object.extend(fields);
     }
     Value::Object(object)
 }

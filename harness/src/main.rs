@@ -5,6 +5,7 @@ mod cli;
 mod data_commands;
 mod demo;
 mod key_store;
+mod live_commands;
 mod output;
 mod passwords;
 mod report;
@@ -91,6 +92,13 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             let edit = data_commands::Edit::parse(new, delete, args)?;
             data_commands::edit(g, edit, &out).await
         }
+        Command::Pending => live_commands::pending(g, &out).await,
+        Command::Errors { action } => live_commands::errors(g, action, &out).await,
+        Command::Watch {
+            entity,
+            search,
+            seconds,
+        } => live_commands::watch(g, entity, search, seconds, &out).await,
         Command::Status => vault_commands::status(g, &out).await,
         Command::ChangePassword => vault_commands::change_password(g, &out).await,
         Command::Wipe { yes } => vault_commands::wipe(g, yes, &out).await,

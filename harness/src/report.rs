@@ -25,6 +25,7 @@ pub fn report_json(r: &SyncReport) -> Value {
         "conflicts": r.conflicts,
         "conflicts_pending": r.conflicts_pending,
         "rejected": r.rejected,
+        "sync_errors": r.sync_errors,
         "pending_changes": r.pending_changes,
         "full_resync": r.full_resync,
         "bytes_downloaded": r.bytes_downloaded,
@@ -38,13 +39,14 @@ pub fn report_json(r: &SyncReport) -> Value {
 /// The same for people.
 pub fn report_text(r: &SyncReport) -> String {
     format!(
-        "downloaded {} records, uploaded {}, conflicts {} ({} waiting for you), rejected {}, \
-         {} changes still queued\n{:.2} s, {:.0} records/s, peak memory {:.1} MB",
+        "downloaded {} records, uploaded {}, conflicts {} ({} waiting for you), rejected {} \
+         ({} sync errors waiting for you), {} changes still queued\n{:.2} s, {:.0} records/s, peak memory {:.1} MB",
         r.records_downloaded,
         r.records_uploaded,
         r.conflicts,
         r.conflicts_pending,
         r.rejected,
+        r.sync_errors,
         r.pending_changes,
         r.seconds,
         r.records_per_second,
