@@ -5,8 +5,10 @@
 //!
 //! Usage: syncvault-sync-bench SERVER_BIN RECORDS
 //!        syncvault-sync-bench --big-field MB
+//!        syncvault-sync-bench --live SERVER_BIN RECORDS
 
 mod big_field;
+mod live;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -116,17 +118,9 @@ fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
-#[tokio::main]
-async fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<String> = std::env::args().collect();
-    if args[1] == "--big-field" {
-        println!("{}", big_field::run(args[2].parse().unwrap()).await);
-        return;
-    }
-    let (bin, n): (&str, u64) = (&args[1], args[2].parse().unwrap());
-    let tmp = tempfile::tempdir().unwrap();
-
+/// Starts the reference server (`SERVER_BIN serve`) with `n` records under `dir`; returns it
+/// (killed on drop) and its organization URL once it answers.
+async fn start_server(bin: &str, n: u64, dir: &std::path::Path) -> (Server, String) {
     let mut child = Command::new(bin)
         .args([
             "--json",
@@ -137,7 +131,7 @@ async fn main() {
             &n.to_string(),
         ])
         .arg("--data")
-        .arg(tmp.path().join("server"))
+        .arg(dir.join("server"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -146,19 +140,25 @@ async fn main() {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let _server = Server(child);
+    let server = Server(child);
     let url = serde_json::from_str::<Value>(&line).unwrap()["org_url"]
         .as_str()
         .unwrap()
         .to_string();
     wait_ready(&url).await;
+    (server, url)
+}
 
-    let client =
-        SyncClient::with_options(tmp.path().join("vault").display().to_string(), options())
-            .unwrap();
+/// A client set up in `dir` and signed in as Ada through the built-in provider's form.
+async fn signed_in_client(
+    url: &str,
+    dir: &std::path::Path,
+    options: ClientOptions,
+) -> Arc<SyncClient> {
+    let client = SyncClient::with_options(dir.display().to_string(), options).unwrap();
     client
         .setup_offline_password(
-            url.clone(),
+            url.to_string(),
             syncvault::UserMode::Oauth,
             PASSWORD.to_vec(),
             PASSWORD.to_vec(),
@@ -171,6 +171,50 @@ async fn main() {
         .await
         .unwrap();
     client.complete_sign_in(callback).await.unwrap();
+    client
+}
+
+/// Other users change `count` records on the server (its development API).
+async fn simulate_edits(url: &str, count: u32) {
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{url}/api/auth/credentials"))
+        .json(&json!({"username": "grace@contoso.example", "password": "grace-credentials"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let edited: Value = http
+        .post(format!("{url}/api/dev/simulate-edits"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"count": count}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(edited["edited"], count);
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    if args[1] == "--big-field" {
+        println!("{}", big_field::run(args[2].parse().unwrap()).await);
+        return;
+    }
+    if args[1] == "--live" {
+        println!("{}", live::run(&args[2], args[3].parse().unwrap()).await);
+        return;
+    }
+    let (bin, n): (&str, u64) = (&args[1], args[2].parse().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(bin, n, tmp.path()).await;
+    let client = signed_in_client(&url, &tmp.path().join("vault"), options()).await;
 
     // Initial sync, with its own peak RSS.
     let rss_before = status_kib("VmRSS:") * 1024;
@@ -184,27 +228,7 @@ async fn main() {
     let sync_rate = n as f64 / initial.seconds;
 
     // Delta: 1k records changed by other users.
-    let token: Value = reqwest::Client::new()
-        .post(format!("{url}/api/auth/credentials"))
-        .json(&json!({"username": "grace@contoso.example", "password": "grace-credentials"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
-    let edited: Value = reqwest::Client::new()
-        .post(format!("{url}/api/dev/simulate-edits"))
-        .bearer_auth(&token)
-        .json(&json!({"count": 1000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(edited["edited"], 1000);
+    simulate_edits(&url, 1000).await;
     let delta = Arc::clone(&client)
         .synchronize(Arc::new(Quiet), None)
         .await
