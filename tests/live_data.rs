@@ -554,10 +554,32 @@ async fn the_sync_status_follows_edits_failures_and_a_good_synchronize() {
         (SyncActivity::Idle, 3)
     );
 
-    // A good run: uploading, downloading, then idle with nothing waiting and no error.
+    // A run through transient faults (retried): uploading, downloading, then idle with nothing
+    // waiting and no error. Another user's edits give it something to download.
+    // Repeated (rarely) until a run actually met a fault.
+    srv.org
+        .faults
+        .set(FaultSpec::parse("500:0.3,503:0.1").unwrap());
+    let mut before = 0;
+    for round in 0.. {
+        assert!(round < 5, "no run met a fault");
+        assert_eq!(srv.org.data.simulate_edits(30, "Elsewhere").unwrap(), 30);
+        let phone = format!("+1 555 02{round:02}");
+        c.update_record(
+            "contact".into(),
+            "c000000003".into(),
+            fields(&[("phone", text(&phone))]),
+        )
+        .await
+        .unwrap();
+        let faults_before = srv.org.faults.injected();
+        before = status.len();
+        sync(&c).await.unwrap();
+        if srv.org.faults.injected() > faults_before {
+            break;
+        }
+    }
     srv.org.faults.set(FaultSpec::default());
-    let before = status.len();
-    sync(&c).await.unwrap();
     let done = status
         .until("the good run", |s| {
             s.last_error.is_none() && s.pending_changes == 0 && s.activity == SyncActivity::Idle

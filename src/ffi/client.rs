@@ -157,6 +157,7 @@ impl ClientOptions {
                 max_attempts: self.max_failed_attempts,
                 ..AttemptPolicy::default()
             },
+            cipher: None,
         })
     }
 }

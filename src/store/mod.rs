@@ -107,7 +107,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let fresh = check_existing_file(path)?;
         let vfs = Arc::new(RegisteredVfs::register(
-            PageCipher::new(&vault.dek, vault.vault_id),
+            PageCipher::new(&vault.dek, vault.vault_id, vault.cipher),
             options.inner_vfs.as_deref(),
         )?);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

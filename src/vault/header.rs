@@ -4,14 +4,18 @@
 //!
 //! Layout (all integers little-endian):
 //! ```text
-//! prefix  magic "SyncVlt\0" (8) | version u16 = 2 | vault id (16) | slot count u8
+//! prefix  magic "SyncVlt\0" (8) | version u16 = 3 | vault id (16) | page cipher u8
+//!         | slot count u8
 //! slot    kind u8 | kdf id u8 | m_kib u32 | t u32 | p u32 | salt or key id (16) | nonce (24)
 //!         | sealed length u16 | sealed (platform slot: what the key store returned)
 //!         | wrapped DEK (32 + 16 tag)
 //! trailer BLAKE2b-256 of everything before it
 //! ```
-//! A slot's DEK is sealed with XChaCha20-Poly1305; its associated data is the magic, version and
-//! vault id plus every byte of the slot before the wrapped DEK, so no parameter, salt or sealed
+//! Version 2 (vaults made before the page cipher was a choice) has no page-cipher byte and means
+//! XChaCha20-Poly1305; it is read, and written back as version 2, forever.
+//!
+//! A slot's DEK is sealed with XChaCha20-Poly1305; its associated data is the magic, version,
+//! vault id and page cipher plus every byte of the slot before the wrapped DEK, so no parameter, salt or sealed
 //! blob can be changed without the unwrap failing. Slots are sealed independently: one can be
 //! added or removed without the others' secrets. A wrong password is an AEAD failure: no password
 //! hash is stored. The trailer only tells accidental damage (`Corrupted`) from a wrong password;
@@ -23,9 +27,14 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
 use super::kdf::{KdfError, KdfParams, derive_kek};
+use super::suite::CipherSuite;
 
 const MAGIC: &[u8; 8] = b"SyncVlt\0";
-const VERSION: u16 = 2;
+/// The version new vaults get.
+const VERSION: u16 = 3;
+/// The version before the page-cipher byte (XChaCha20-Poly1305 pages).
+const VERSION_2: u16 = 2;
+/// The shortest prefix (version 2).
 const PREFIX_LEN: usize = 8 + 2 + 16 + 1;
 const WRAPPED_LEN: usize = 32 + 16;
 const TRAILER_LEN: usize = 32;
@@ -66,8 +75,12 @@ pub struct Slot {
 /// The parsed header file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The format version it was read with (kept: the slots' associated data binds it).
+    pub version: u16,
     /// Random id of this vault; the database binds its pages to it.
     pub vault_id: [u8; 16],
+    /// What seals the database pages.
+    pub cipher: CipherSuite,
     pub slots: Vec<Slot>,
 }
 
@@ -106,10 +119,17 @@ pub fn platform_key_alias(key_id: &[u8; 16]) -> String {
 }
 
 impl Header {
-    /// A new vault: fresh id and one password slot wrapping `dek`.
-    pub fn create(dek: &Dek, password: &[u8], params: KdfParams) -> Result<Header, HeaderError> {
+    /// A new vault: fresh id, its page cipher, and one password slot wrapping `dek`.
+    pub fn create(
+        dek: &Dek,
+        password: &[u8],
+        params: KdfParams,
+        cipher: CipherSuite,
+    ) -> Result<Header, HeaderError> {
         let mut header = Header {
+            version: VERSION,
             vault_id: random_bytes(),
+            cipher,
             slots: Vec::new(),
         };
         header.set_password(dek, password, params)?;
@@ -241,11 +261,15 @@ impl Header {
         Some(dek)
     }
 
-    /// Magic, version and vault id: what every slot's associated data starts with.
+    /// Magic, version, vault id and (from version 3) the page cipher: what every slot's
+    /// associated data starts with.
     fn identity(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&self.vault_id);
+        if self.version >= VERSION {
+            out.push(self.cipher.id());
+        }
     }
 
     fn slot_ad(&self, slot: &Slot) -> Vec<u8> {
@@ -280,10 +304,16 @@ impl Header {
         }
         let mut r = Reader { bytes: body, at: 8 };
         let version = u16::from_le_bytes(r.take()?);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_2 {
             return Err(HeaderError::UnsupportedVersion(version));
         }
         let vault_id = r.take()?;
+        let cipher = if version == VERSION_2 {
+            CipherSuite::XChaCha20Poly1305
+        } else {
+            let [id] = r.take()?;
+            CipherSuite::from_id(id).ok_or(HeaderError::Corrupted("unknown page cipher"))?
+        };
         let [count] = r.take()?;
         if count == 0 || count as usize > MAX_SLOTS {
             return Err(HeaderError::Corrupted("bad slot count"));
@@ -304,7 +334,12 @@ impl Header {
                 "a vault has one password slot and at most one platform slot",
             ));
         }
-        Ok(Header { vault_id, slots })
+        Ok(Header {
+            version,
+            vault_id,
+            cipher,
+            slots,
+        })
     }
 }
 
@@ -406,7 +441,8 @@ mod tests {
     }
 
     fn with_platform_slot(key: &Dek) -> (Header, [u8; 32]) {
-        let mut header = Header::create(key, b"password!", KdfParams::FLOOR).unwrap();
+        let mut header =
+            Header::create(key, b"password!", KdfParams::FLOOR, CipherSuite::Xaes256Gcm).unwrap();
         let secret = random_bytes();
         header
             .set_platform(
@@ -492,7 +528,13 @@ mod tests {
     #[test]
     fn round_trip_and_unwrap() {
         let key = dek();
-        let header = Header::create(&key, b"correct horse", KdfParams::FLOOR).unwrap();
+        let header = Header::create(
+            &key,
+            b"correct horse",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap();
         let decoded = Header::decode(&header.encode()).unwrap();
         assert_eq!(decoded, header);
         assert_eq!(
@@ -508,7 +550,13 @@ mod tests {
     #[test]
     fn rewrap_keeps_the_dek_and_changes_everything_else() {
         let key = dek();
-        let mut header = Header::create(&key, b"first password", KdfParams::FLOOR).unwrap();
+        let mut header = Header::create(
+            &key,
+            b"first password",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap();
         let before = header.clone();
         header
             .set_password(&key, b"second password", KdfParams::FLOOR)
@@ -528,9 +576,14 @@ mod tests {
     #[test]
     fn every_byte_matters() {
         let key = dek();
-        let bytes = Header::create(&key, b"password!", KdfParams::FLOOR)
-            .unwrap()
-            .encode();
+        let bytes = Header::create(
+            &key,
+            b"password!",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap()
+        .encode();
         let with_platform = with_platform_slot(&key).0.encode();
         for i in 0..with_platform.len() {
             let mut bad = with_platform.clone();
@@ -558,7 +611,13 @@ mod tests {
     #[test]
     fn tampered_params_refused_before_kdf_even_with_valid_checksum() {
         let key = dek();
-        let mut header = Header::create(&key, b"password!", KdfParams::FLOOR).unwrap();
+        let mut header = Header::create(
+            &key,
+            b"password!",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap();
         set_params(
             &mut header,
             KdfParams {
@@ -589,7 +648,13 @@ mod tests {
     fn in_range_param_change_with_recomputed_checksum_is_a_wrong_password() {
         // An attacker can recompute the checksum; the AEAD's associated data still catches it.
         let key = dek();
-        let mut header = Header::create(&key, b"password!", KdfParams::FLOOR).unwrap();
+        let mut header = Header::create(
+            &key,
+            b"password!",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap();
         let mut params = header.password_params().unwrap();
         params.t += 1;
         set_params(&mut header, params);
@@ -603,9 +668,14 @@ mod tests {
     #[test]
     fn unknown_version_is_named() {
         let key = dek();
-        let mut bytes = Header::create(&key, b"password!", KdfParams::FLOOR)
-            .unwrap()
-            .encode();
+        let mut bytes = Header::create(
+            &key,
+            b"password!",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap()
+        .encode();
         bytes[8] = 9;
         let body_len = bytes.len() - TRAILER_LEN;
         let digest = checksum(&bytes[..body_len]);
@@ -613,6 +683,80 @@ mod tests {
         assert_eq!(
             Header::decode(&bytes),
             Err(HeaderError::UnsupportedVersion(9))
+        );
+    }
+
+    /// A version-2 header (before the page-cipher byte), sealed as such.
+    fn version_2(key: &Dek, password: &[u8]) -> Header {
+        let mut header = Header {
+            version: VERSION_2,
+            vault_id: random_bytes(),
+            cipher: CipherSuite::XChaCha20Poly1305,
+            slots: Vec::new(),
+        };
+        header
+            .set_password(key, password, KdfParams::FLOOR)
+            .unwrap();
+        header
+    }
+
+    #[test]
+    fn version_2_headers_read_as_xchacha_and_stay_version_2() {
+        let key = dek();
+        let v2 = version_2(&key, b"password!");
+        let bytes = v2.encode();
+        assert_eq!(&bytes[8..10], &2u16.to_le_bytes());
+        assert_eq!(bytes.len(), v2_len_for_one_password_slot());
+        let mut decoded = Header::decode(&bytes).unwrap();
+        assert_eq!(decoded.cipher, CipherSuite::XChaCha20Poly1305);
+        assert_eq!(*decoded.unwrap_with_password(b"password!").unwrap(), *key);
+        // A slot added later keeps the format (the first slot's associated data binds it).
+        decoded
+            .set_platform(&key, &[5; 32], [6; 16], vec![1, 2, 3])
+            .unwrap();
+        let again = Header::decode(&decoded.encode()).unwrap();
+        assert_eq!(again.version, VERSION_2);
+        assert_eq!(*again.unwrap_with_password(b"password!").unwrap(), *key);
+        assert_eq!(*again.unwrap_with_platform_secret(&[5; 32]).unwrap(), *key);
+    }
+
+    fn v2_len_for_one_password_slot() -> usize {
+        PREFIX_LEN + (1 + 1 + 12 + 16 + 24 + 2) + WRAPPED_LEN + TRAILER_LEN
+    }
+
+    #[test]
+    fn the_page_cipher_is_bound_to_the_slots() {
+        // Switching the cipher byte, even with a recomputed checksum, unwraps nothing.
+        for cipher in [CipherSuite::Xaes256Gcm, CipherSuite::XChaCha20Poly1305] {
+            let key = dek();
+            let mut header = Header::create(&key, b"password!", KdfParams::FLOOR, cipher).unwrap();
+            assert_eq!(Header::decode(&header.encode()).unwrap().cipher, cipher);
+            header.cipher = match cipher {
+                CipherSuite::Xaes256Gcm => CipherSuite::XChaCha20Poly1305,
+                CipherSuite::XChaCha20Poly1305 => CipherSuite::Xaes256Gcm,
+            };
+            let decoded = Header::decode(&header.encode()).unwrap();
+            assert_eq!(
+                decoded.unwrap_with_password(b"password!"),
+                Err(HeaderError::WrongPassword)
+            );
+        }
+        let key = dek();
+        let mut bytes = Header::create(
+            &key,
+            b"password!",
+            KdfParams::FLOOR,
+            CipherSuite::Xaes256Gcm,
+        )
+        .unwrap()
+        .encode();
+        bytes[PREFIX_LEN - 1] = 9; // the cipher byte
+        let body_len = bytes.len() - TRAILER_LEN;
+        let digest = checksum(&bytes[..body_len]);
+        bytes[body_len..].copy_from_slice(&digest);
+        assert_eq!(
+            Header::decode(&bytes),
+            Err(HeaderError::Corrupted("unknown page cipher"))
         );
     }
 }

@@ -8,6 +8,7 @@ mod attempts;
 mod header;
 mod kdf;
 mod policy;
+mod suite;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ pub(crate) use header::random_bytes;
 pub use header::{Dek, Header, HeaderError, platform_key_alias};
 pub use kdf::{KdfError, KdfParams, derive_kek};
 pub use policy::{PasswordPolicy, PolicyError};
+pub use suite::CipherSuite;
 
 use crate::fsio;
 use zeroize::Zeroizing;
@@ -27,6 +29,9 @@ pub struct VaultConfig {
     pub kdf: KdfParams,
     pub password_policy: PasswordPolicy,
     pub attempts: AttemptPolicy,
+    /// The page cipher of new vaults; None: what this CPU runs fastest
+    /// ([`CipherSuite::preferred`]).
+    pub cipher: Option<CipherSuite>,
 }
 
 impl Default for VaultConfig {
@@ -35,6 +40,7 @@ impl Default for VaultConfig {
             kdf: KdfParams::DEFAULT,
             password_policy: PasswordPolicy::default(),
             attempts: AttemptPolicy::default(),
+            cipher: None,
         }
     }
 }
@@ -103,6 +109,8 @@ impl VaultPaths {
 pub struct UnlockedVault {
     pub vault_id: [u8; 16],
     pub dek: Dek,
+    /// What seals its database pages.
+    pub cipher: CipherSuite,
 }
 
 /// Creates a vault with a new random DEK. Checks the two entries and the policy first; nothing is
@@ -123,12 +131,14 @@ pub fn create(
         fsio::remove_if_exists(&file)?;
     }
     let dek: Dek = Zeroizing::new(random_bytes());
-    let header = Header::create(&dek, password, config.kdf)?;
+    let cipher = config.cipher.unwrap_or_else(CipherSuite::preferred);
+    let header = Header::create(&dek, password, config.kdf, cipher)?;
     attempts::write(&paths.attempts(), 0)?;
     fsio::write_atomic(&paths.header(), &header.encode())?;
     Ok(UnlockedVault {
         vault_id: header.vault_id,
         dek,
+        cipher: header.cipher,
     })
 }
 
@@ -171,6 +181,7 @@ pub fn unlock(
             Ok(UnlockedVault {
                 vault_id: header.vault_id,
                 dek,
+                cipher: header.cipher,
             })
         }
         Err(HeaderError::WrongPassword) => {
@@ -257,6 +268,7 @@ pub fn unlock_with_platform_secret(
     Ok(UnlockedVault {
         vault_id: header.vault_id,
         dek,
+        cipher: header.cipher,
     })
 }
 
@@ -333,6 +345,7 @@ mod tests {
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(4),
             },
+            cipher: None,
         }
     }
 

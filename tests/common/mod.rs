@@ -7,14 +7,26 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use syncvault::store::entities::{self, EntitySchema, Record};
 use syncvault::store::{Store, StoreOptions};
-use syncvault::vault::{self, KdfParams, UnlockedVault, VaultConfig, VaultPaths};
+use syncvault::vault::{self, CipherSuite, KdfParams, UnlockedVault, VaultConfig, VaultPaths};
 
 pub const PASSWORD: &[u8] = b"correct horse battery";
 
 pub fn config() -> VaultConfig {
     VaultConfig {
         kdf: KdfParams::FLOOR,
+        cipher: test_cipher(),
         ..Default::default()
+    }
+}
+
+/// The page cipher the store tests run with: `SYNCVAULT_TEST_CIPHER=xchacha|xaes` (scripts/test
+/// runs them once per cipher), else what this CPU prefers.
+pub fn test_cipher() -> Option<CipherSuite> {
+    match std::env::var("SYNCVAULT_TEST_CIPHER").as_deref() {
+        Ok("xchacha") => Some(CipherSuite::XChaCha20Poly1305),
+        Ok("xaes") => Some(CipherSuite::Xaes256Gcm),
+        Ok(other) => panic!("SYNCVAULT_TEST_CIPHER={other}: expected xchacha or xaes"),
+        Err(_) => None,
     }
 }
 

@@ -8,8 +8,35 @@ mod workload;
 use std::time::Instant;
 
 use rusqlite::Connection;
+use syncvault::store::{PAGE_SIZE, PageCipher, PageRole};
 use syncvault::store::{Store, StoreOptions};
-use syncvault::vault::{self, KdfParams, VaultConfig, VaultPaths};
+use syncvault::vault::{self, CipherSuite, KdfParams, UnlockedVault, VaultConfig, VaultPaths};
+
+fn other_suite(suite: CipherSuite) -> CipherSuite {
+    match suite {
+        CipherSuite::Xaes256Gcm => CipherSuite::XChaCha20Poly1305,
+        CipherSuite::XChaCha20Poly1305 => CipherSuite::Xaes256Gcm,
+    }
+}
+
+/// What one 4096-byte page costs to seal and to open.
+fn page_cipher_alone(unlocked: &UnlockedVault, suite: CipherSuite) {
+    let cipher = PageCipher::new(&unlocked.dek, unlocked.vault_id, suite);
+    let mut page = vec![7u8; PAGE_SIZE];
+    let n = 20_000;
+    let start = Instant::now();
+    for i in 0..n {
+        cipher.seal(&mut page, PageRole::Database, 2 + i % 1000);
+        assert!(cipher.open(&mut page, PageRole::Database, 2 + i % 1000));
+    }
+    let per_page = start.elapsed().as_secs_f64() / n as f64;
+    println!(
+        "{{\"cipher\": \"{}\", \"cipher_seal_open_us_per_page\": {:.3}, \"cipher_mb_per_s\": {:.0}}}",
+        suite.name(),
+        per_page * 1e6,
+        2.0 * 4096.0 / per_page / 1e6
+    );
+}
 
 fn main() {
     let rows: u64 = std::env::args()
@@ -21,45 +48,33 @@ fn main() {
     workload::print("plain", &workload::run(&plain, rows));
     drop(plain);
 
-    let paths = VaultPaths::new(tmp.path().join("vault"));
-    let config = VaultConfig {
-        kdf: KdfParams::FLOOR,
-        ..Default::default()
-    };
-    let unlocked = vault::create(
-        &paths,
-        b"benchmark password",
-        b"benchmark password",
-        &config,
-    )
-    .unwrap();
-    let store = Store::open(&paths.database(), &unlocked, &StoreOptions::default()).unwrap();
-    workload::print("syncvault", &workload::run(store.conn(), rows));
-    drop(store);
-
-    // The page cipher alone: what one 4096-byte page costs to seal and to open.
-    let cipher = syncvault::store::PageCipher::new(&unlocked.dek, unlocked.vault_id);
-    let mut page = vec![7u8; syncvault::store::PAGE_SIZE];
-    let n = 20_000;
-    let start = Instant::now();
-    for i in 0..n {
-        cipher.seal(
-            &mut page,
-            syncvault::store::PageRole::Database,
-            2 + i % 1000,
-        );
-        assert!(cipher.open(
-            &mut page,
-            syncvault::store::PageRole::Database,
-            2 + i % 1000
-        ));
+    // The encrypted store once per page cipher; "syncvault" is what this CPU gets by default.
+    let preferred = CipherSuite::preferred();
+    println!("{{\"default_cipher\": \"{}\"}}", preferred.name());
+    for suite in [preferred, other_suite(preferred)] {
+        let label = if suite == preferred {
+            "syncvault".to_string()
+        } else {
+            format!("syncvault {}", suite.name())
+        };
+        let paths = VaultPaths::new(tmp.path().join(suite.name()));
+        let config = VaultConfig {
+            kdf: KdfParams::FLOOR,
+            cipher: Some(suite),
+            ..Default::default()
+        };
+        let unlocked = vault::create(
+            &paths,
+            b"benchmark password",
+            b"benchmark password",
+            &config,
+        )
+        .unwrap();
+        let store = Store::open(&paths.database(), &unlocked, &StoreOptions::default()).unwrap();
+        workload::print(&label, &workload::run(store.conn(), rows));
+        drop(store);
+        page_cipher_alone(&unlocked, suite);
     }
-    let per_page = start.elapsed().as_secs_f64() / n as f64;
-    println!(
-        "{{\"cipher_seal_open_us_per_page\": {:.3}, \"cipher_mb_per_s\": {:.0}}}",
-        per_page * 1e6,
-        2.0 * 4096.0 / per_page / 1e6
-    );
 
     for (name, kdf) in [("default", KdfParams::DEFAULT), ("floor", KdfParams::FLOOR)] {
         let paths = VaultPaths::new(tmp.path().join(name));
