@@ -15,8 +15,8 @@ use syncvault::{
     RecordObserver, RecordQuery, RecordSyncState, RejectionCode, SyncActivity, SyncClient,
     SyncError, SyncRecord, SyncStatus, SyncStatusObserver,
 };
-use syncvault_server::ServerConfig;
 use syncvault_server::faults::FaultSpec;
+use syncvault_server::{RunningServer, ServerConfig};
 use tokio::time::Instant;
 
 fn config(records: u64) -> ServerConfig {
@@ -24,6 +24,17 @@ fn config(records: u64) -> ServerConfig {
         records,
         ..Default::default()
     }
+}
+
+/// A reference server with `records` records and Ada's client on it, signed in.
+async fn ada(
+    records: u64,
+    options: ClientOptions,
+) -> (RunningServer, tempfile::TempDir, Arc<SyncClient>) {
+    let srv = server(config(records)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = signed_in_client(dir.path(), &srv.url, options, "ada@contoso.example").await;
+    (srv, dir, c)
 }
 
 async fn record(c: &SyncClient, entity: &str, id: &str) -> SyncRecord {
@@ -42,15 +53,7 @@ fn server_text(srv: &syncvault_server::RunningServer, entity: &str, id: &str, f:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_change_stays_as_a_sync_error_until_retried_or_discarded() {
-    let srv = server(config(100)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let c = signed_in_client(
-        dir.path(),
-        &srv.url,
-        options(ConflictMode::MergeFields, 50),
-        "ada@contoso.example",
-    )
-    .await;
+    let (srv, dir, c) = ada(100, options(ConflictMode::MergeFields, 50)).await;
     sync(&c).await.unwrap();
     let (good, bad) = ("c000000001", "c000000002");
     let server_email = server_text(&srv, "contact", bad, "email");
@@ -211,15 +214,7 @@ async fn a_refused_change_stays_as_a_sync_error_until_retried_or_discarded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discard_restores_the_servers_version() {
-    let srv = server(config(100)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let c = signed_in_client(
-        dir.path(),
-        &srv.url,
-        options(ConflictMode::MergeFields, 50),
-        "ada@contoso.example",
-    )
-    .await;
+    let (srv, _dir, c) = ada(100, options(ConflictMode::MergeFields, 50)).await;
     sync(&c).await.unwrap();
     let id = "c000000003";
     let before = record(&c, "contact", id).await;
@@ -345,9 +340,7 @@ fn value<'a>(r: &'a [SyncRecord], id: &str, field: &str) -> Option<&'a FieldValu
 #[tokio::test(flavor = "multi_thread")]
 async fn watches_follow_downloads_local_edits_and_remote_changes_until_cancelled() {
     // 10 accounts, 40 contacts, 50 activities, downloaded 10 records a page.
-    let srv = server(config(100)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let c = signed_in_client(dir.path(), &srv.url, watching(10), "ada@contoso.example").await;
+    let (srv, _dir, c) = ada(100, watching(10)).await;
     let contacts = Seen::<Vec<SyncRecord>>::new();
     let watch = c
         .watch_query("contact".into(), by_name(), contacts.clone())
@@ -457,9 +450,7 @@ async fn watches_follow_downloads_local_edits_and_remote_changes_until_cancelled
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hundred_watches_over_a_ten_thousand_change_delta_end_equal_to_direct_queries() {
-    let srv = server(config(10_000)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let c = signed_in_client(dir.path(), &srv.url, watching(2000), "ada@contoso.example").await;
+    let (srv, _dir, c) = ada(10_000, watching(2000)).await;
     sync(&c).await.unwrap();
     let queries: Vec<(String, RecordQuery)> = (0..100u32)
         .map(|i| {
@@ -504,9 +495,7 @@ async fn a_hundred_watches_over_a_ten_thousand_change_delta_end_equal_to_direct_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sync_status_follows_edits_failures_and_a_good_synchronize() {
-    let srv = server(config(100)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let c = signed_in_client(dir.path(), &srv.url, watching(10), "ada@contoso.example").await;
+    let (srv, _dir, c) = ada(100, watching(10)).await;
     let status = Seen::<SyncStatus>::new();
     let _watch = c.watch_sync_status(status.clone());
     let first = status.until("the first status", |_| true).await;

@@ -665,6 +665,13 @@ mod tests {
         );
     }
 
+    /// What an attacker can do to a header file: change bytes and fix the trailer.
+    fn recompute_checksum(bytes: &mut [u8]) {
+        let body_len = bytes.len() - TRAILER_LEN;
+        let digest = checksum(&bytes[..body_len]);
+        bytes[body_len..].copy_from_slice(&digest);
+    }
+
     #[test]
     fn unknown_version_is_named() {
         let key = dek();
@@ -677,9 +684,7 @@ mod tests {
         .unwrap()
         .encode();
         bytes[8] = 9;
-        let body_len = bytes.len() - TRAILER_LEN;
-        let digest = checksum(&bytes[..body_len]);
-        bytes[body_len..].copy_from_slice(&digest);
+        recompute_checksum(&mut bytes);
         assert_eq!(
             Header::decode(&bytes),
             Err(HeaderError::UnsupportedVersion(9))
@@ -751,9 +756,7 @@ mod tests {
         .unwrap()
         .encode();
         bytes[PREFIX_LEN - 1] = 9; // the cipher byte
-        let body_len = bytes.len() - TRAILER_LEN;
-        let digest = checksum(&bytes[..body_len]);
-        bytes[body_len..].copy_from_slice(&digest);
+        recompute_checksum(&mut bytes);
         assert_eq!(
             Header::decode(&bytes),
             Err(HeaderError::Corrupted("unknown page cipher"))

@@ -1,7 +1,7 @@
 //! Sync benchmark, side by side in one process: the initial sync of N records from the reference
 //! server (a separate process, over loopback HTTP) against a local bulk insert of the same rows
-//! into the same kind of encrypted store; the peak RSS of the sync; a delta sync of 1k server
-//! changes; an upload of 10k queued edits. Prints one JSON line.
+//! into the same kind of encrypted store; the peak RSS of the sync; delta syncs of 1k and 10k
+//! server changes; an upload of 10k queued edits. Prints one JSON line.
 //!
 //! Usage: syncvault-sync-bench SERVER_BIN RECORDS
 //!        syncvault-sync-bench --big-field MB
@@ -234,6 +234,13 @@ async fn main() {
         .await
         .unwrap();
     assert_eq!(delta.records_downloaded, 1000);
+    // And 10k: big enough to measure here, for the 1M / 100k comparison.
+    simulate_edits(&url, 10_000).await;
+    let delta_10k = Arc::clone(&client)
+        .synchronize(Arc::new(Quiet), None)
+        .await
+        .unwrap();
+    assert_eq!(delta_10k.records_downloaded, 10_000);
 
     // Upload: 10k queued edits (fewer when N is small).
     let contacts = client
@@ -283,6 +290,7 @@ async fn main() {
             "rss_before_sync_bytes": rss_before,
             "peak_rss_during_sync_bytes": peak,
             "delta_1k_seconds": delta.seconds,
+            "delta_10k_seconds": delta_10k.seconds,
             "queued_edits": contacts.len(),
             "queue_edits_seconds": queue_seconds,
             "upload_seconds": upload.seconds,
