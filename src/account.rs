@@ -153,7 +153,8 @@ impl Account {
         }
     }
 
-    /// The change feed and reader of this account's store (docs/architecture.md, "Live data").
+    /// The change feed and reader of this account's store (docs/architecture.md, "A commit,
+    /// from the writer to a watching screen").
     pub fn changes(&self) -> &Arc<ChangeHub> {
         &self.changes
     }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use syncvault::{
-    ChangeKind, ClientOptions, ConflictMode, CountObserver, FieldValue, QueryObserver,
-    RecordObserver, RecordQuery, RecordSyncState, RejectionCode, SyncActivity, SyncClient,
-    SyncError, SyncRecord, SyncStatus, SyncStatusObserver,
+    CancelHandle, ChangeKind, ClientOptions, ConflictMode, CountObserver, FieldValue,
+    QueryObserver, RecordObserver, RecordQuery, RecordSyncState, RejectionCode, SyncActivity,
+    SyncClient, SyncError, SyncRecord, SyncStatus, SyncStatusObserver,
 };
 use syncvault_server::faults::FaultSpec;
 use syncvault_server::{RunningServer, ServerConfig};
@@ -590,6 +590,16 @@ async fn the_sync_status_follows_edits_failures_and_a_good_synchronize() {
         "{activities:?}"
     );
     assert_eq!(c.sync_status().await.unwrap(), done);
+
+    // A cancelled run is no failure: the status keeps no error.
+    let cancel = CancelHandle::new();
+    cancel.cancel();
+    let err = Arc::clone(&c)
+        .synchronize(Arc::new(Progress::default()), Some(cancel))
+        .await
+        .unwrap_err();
+    assert_eq!(err, SyncError::Cancelled);
+    assert_eq!(c.sync_status().await.unwrap().last_error, None);
 
     // Locked: the status still answers, with the stored part empty.
     c.lock().await.unwrap();

@@ -93,7 +93,8 @@ pub struct SyncStatus {
     pub activity: SyncActivity,
     /// When a Synchronize last ended well (kept across restarts).
     pub last_synced_at: Option<SystemTime>,
-    /// Why the last Synchronize of this client failed; None once one succeeds.
+    /// Why the last Synchronize of this client failed; None once one succeeds (a cancelled one
+    /// changes nothing).
     pub last_error: Option<SyncError>,
     /// Local edits waiting to go up.
     pub pending_changes: u64,
@@ -147,9 +148,11 @@ impl StatusBoard {
         self.set_activity(hub, activity);
     }
 
-    /// A Synchronize ended.
+    /// A Synchronize ended. A cancelled one is no failure: the last error stays as it was.
     pub(crate) fn finished(&self, hub: &ChangeHub, error: Option<SyncError>) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        if !matches!(error, Some(SyncError::Cancelled)) {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        }
         // Announced even when the activity was already idle: the error changed.
         *self.activity.lock().unwrap_or_else(|p| p.into_inner()) = None;
         hub.announce(ACTIVITY);

@@ -5872,7 +5872,8 @@ public struct SyncStatus: Equatable, Hashable {
      */
     public let lastSyncedAt: Date?
     /**
-     * Why the last Synchronize of this client failed; None once one succeeds.
+     * Why the last Synchronize of this client failed; None once one succeeds (a cancelled one
+     * changes nothing).
      */
     public let lastError: SyncError?
     /**
@@ -5903,7 +5904,8 @@ public struct SyncStatus: Equatable, Hashable {
          * When a Synchronize last ended well (kept across restarts).
          */lastSyncedAt: Date?, 
         /**
-         * Why the last Synchronize of this client failed; None once one succeeds.
+         * Why the last Synchronize of this client failed; None once one succeeds (a cancelled one
+         * changes nothing).
          */lastError: SyncError?, 
         /**
          * Local edits waiting to go up.

@@ -8506,7 +8506,8 @@ data class SyncStatus (
     val `lastSyncedAt`: java.time.Instant?
     , 
     /**
-     * Why the last Synchronize of this client failed; None once one succeeds.
+     * Why the last Synchronize of this client failed; None once one succeeds (a cancelled one
+     * changes nothing).
      */
     val `lastError`: SyncException?
     , 
