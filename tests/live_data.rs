@@ -1,7 +1,7 @@
 //! The app's live view of its data against the reference server over real HTTP: each record's
 //! sync state, the list of queued changes, sync errors that keep the person's values (retry after
 //! fixing, discard for the server's version, across restarts), watched queries, records and
-//! counts, and the observable sync status.
+//! counts (an observer that never returns holds up nothing), and the observable sync status.
 
 mod common;
 
@@ -605,4 +605,44 @@ async fn the_sync_status_follows_edits_failures_and_a_good_synchronize() {
     c.lock().await.unwrap();
     let locked = status.until("locked", |s| !s.unlocked).await;
     assert_eq!(locked.pending_changes, 0);
+}
+
+/// Blocks every delivery until released: a screen whose UI thread is stuck.
+struct Stuck {
+    entered: std::sync::mpsc::Sender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl QueryObserver for Stuck {
+    fn on_records(&self, _: Vec<SyncRecord>) {
+        let _ = self.entered.send(());
+        let _ = self.release.lock().unwrap().recv();
+    }
+    fn on_error(&self, _: SyncError) {}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_observer_that_never_returns_does_not_stall_a_synchronize() {
+    let (srv, _dir, c) = ada(1000, watching(50)).await;
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let stuck = Arc::new(Stuck {
+        entered: entered_tx,
+        release: Mutex::new(release_rx),
+    });
+    let _watch = c
+        .watch_query("contact".into(), RecordQuery::default(), stuck)
+        .unwrap();
+    // The first delivery is in the observer, and stays there during the whole Synchronize.
+    tokio::task::spawn_blocking(move || entered.recv().unwrap())
+        .await
+        .unwrap();
+    let report = sync(&c).await.unwrap();
+    assert_eq!(report.records_downloaded, 1000);
+    assert_converged(&c, &srv).await;
+    // Other watches are not held up by it either.
+    let count = Seen::<u64>::new();
+    let _count_watch = c.watch_count("contact".into(), count.clone());
+    count.until("the count", |n| *n == 400).await;
+    release.send(()).unwrap();
 }
