@@ -6,9 +6,11 @@
 //! Usage: syncvault-sync-bench SERVER_BIN RECORDS
 //!        syncvault-sync-bench --big-field MB
 //!        syncvault-sync-bench --live SERVER_BIN RECORDS
+//!        syncvault-sync-bench --screens RECORDS
 
 mod big_field;
 mod live;
+mod screens;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -85,6 +87,14 @@ fn options() -> ClientOptions {
 
 /// The same rows inserted locally: schema, then transactions of BATCH through the store's upsert.
 fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
+    let mut account = local_account(dir);
+    let started = Instant::now();
+    fill(account.store().unwrap().conn_mut(), n);
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A set-up account with its store open (no server).
+fn local_account(dir: &std::path::Path) -> Account {
     let config = VaultConfig {
         kdf: KdfParams::FLOOR,
         ..Default::default()
@@ -93,14 +103,17 @@ fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
     account
         .setup("https://org.example", UserMode::Oauth, PASSWORD, PASSWORD)
         .unwrap();
-    let conn = account.store().unwrap().conn_mut();
+    account
+}
+
+/// The reference organization's `n` records through the store's own schema and upsert, in the
+/// bulk mode an initial download uses (bare tables, indexes built at the end).
+fn fill(conn: &mut rusqlite::Connection, n: u64) {
     let schemas: Vec<EntitySchema> =
         serde_json::from_value(schema::schema_json()["entities"].clone()).unwrap();
     entities::apply_schema(conn, &schemas).unwrap();
     let by_name: HashMap<String, EntitySchema> =
         schemas.into_iter().map(|s| (s.name.clone(), s)).collect();
-    // The same bulk mode an initial download uses: bare tables, indexes built at the end.
-    let started = Instant::now();
     entities::begin_bulk_load(conn).unwrap();
     let mut i = 0;
     while i < n {
@@ -115,7 +128,6 @@ fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
         i += BATCH;
     }
     entities::end_bulk_load(conn).unwrap();
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Starts the reference server (`SERVER_BIN serve`) with `n` records under `dir`; returns it
@@ -205,6 +217,10 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args[1] == "--big-field" {
         println!("{}", big_field::run(args[2].parse().unwrap()).await);
+        return;
+    }
+    if args[1] == "--screens" {
+        println!("{}", screens::run(args[2].parse().unwrap()));
         return;
     }
     if args[1] == "--live" {
