@@ -14,6 +14,7 @@ use common::*;
 use syncvault::store::entities;
 use syncvault::store::{Store, StoreOptions};
 use syncvault::vault::{self, UnlockedVault, VaultPaths};
+use syncvault_testkit::rng::Rng;
 
 /// Transaction `i` of the workload: a new note (bodies up to 6 KB: overflow pages), every 4th
 /// transaction deletes an older note, and the `counter` note records `i`. Pure in `i`.
@@ -114,7 +115,7 @@ fn power_loss_at_random_writes_keeps_a_committed_state() {
         // Some committed history first, so crashes also hit checkpoints of older data.
         let mut committed = 0;
         let countdown = 1 + rng.below(600) as i64;
-        fault_vfs::arm(Some(countdown), rng.next());
+        fault_vfs::arm(Some(countdown), rng.next_u64());
         let options = StoreOptions {
             inner_vfs: Some(fault_vfs::NAME.into()),
             cache_kib: Some(64),
@@ -224,7 +225,7 @@ fn fault_model_control_plain_sqlite() {
                 "PRAGMA journal_mode=WAL; CREATE TABLE t (id TEXT PRIMARY KEY, body TEXT);",
             )
             .unwrap();
-        fault_vfs::arm(Some(1 + rng.below(600) as i64), rng.next());
+        fault_vfs::arm(Some(1 + rng.below(600) as i64), rng.next_u64());
         {
             let c =
                 Connection::open_with_flags_and_vfs(&path, OpenFlags::default(), fault_vfs::NAME)

@@ -8,6 +8,7 @@ use common::*;
 use rusqlite::Connection;
 use syncvault::store::{Store, StoreOptions};
 use syncvault::vault::{UnlockedVault, VaultPaths};
+use syncvault_testkit::rng::Rng;
 
 type Row = (i64, String, Vec<u8>);
 type Rows = Vec<Row>;
@@ -58,7 +59,7 @@ fn run(seed: u64) {
                 } else {
                     rng.below(300)
                 } as usize;
-                let blob: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let blob: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 let text_len = 1 + rng.below(40) as usize;
                 Some((
                     "INSERT OR REPLACE INTO t (id, a, b) VALUES (?1, ?2, ?3)",
@@ -70,7 +71,7 @@ fn run(seed: u64) {
                 (
                     id,
                     rng.text(8),
-                    vec![rng.next() as u8; rng.below(9000) as usize],
+                    vec![rng.next_u64() as u8; rng.below(9000) as usize],
                 ),
             )),
             65..=84 => {

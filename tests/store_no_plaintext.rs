@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use common::*;
 use syncvault::store::entities;
 use syncvault::vault::{self, VaultPaths};
+use syncvault_testkit::rng::Rng;
 
 fn markers(seed: u64, n: usize) -> Vec<String> {
     let mut rng = Rng(seed);

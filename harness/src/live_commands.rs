@@ -125,16 +125,12 @@ struct Printer {
 
 impl QueryObserver for Printer {
     fn on_records(&self, records: Vec<SyncRecord>) {
-        let mut states = serde_json::Map::new();
+        let mut states = std::collections::BTreeMap::<&str, u64>::new();
         for r in &records {
-            let n = states.entry(state_name(&r.sync_state)).or_insert(json!(0));
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
+            *states.entry(state_name(&r.sync_state)).or_default() += 1;
         }
-        let text = format!(
-            "{} records {}",
-            records.len(),
-            Value::Object(states.clone())
-        );
+        let states = json!(states);
+        let text = format!("{} records {states}", records.len());
         self.out
             .result(&json!({"records": records.len(), "states": states}), &text);
     }

@@ -13,19 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use syncvault_server::{BoundServer, ServerConfig};
+use syncvault_testkit::rng::Rng;
 
 const PASSWORD: &[u8] = b"crash test password\n";
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// The harness with `--json --password-stdin` and `args`.
 fn harness(dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> std::process::Child {

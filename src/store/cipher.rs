@@ -249,8 +249,6 @@ mod tests {
     use super::*;
     use zeroize::Zeroizing;
 
-    const SUITES: [CipherSuite; 2] = [CipherSuite::XChaCha20Poly1305, CipherSuite::Xaes256Gcm];
-
     fn cipher(suite: CipherSuite) -> PageCipher {
         PageCipher::new(&Zeroizing::new([7u8; 32]), [9u8; 16], suite)
     }
@@ -263,7 +261,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_fresh_nonces() {
-        for suite in SUITES {
+        for suite in CipherSuite::ALL {
             let c = cipher(suite);
             let plain = page(0x5a);
             let mut a = plain.clone();
@@ -338,7 +336,7 @@ mod tests {
 
     #[test]
     fn pages_from_an_earlier_unlock_open() {
-        for suite in SUITES {
+        for suite in CipherSuite::ALL {
             let dek = Zeroizing::new([3u8; 32]);
             let mut p = page(0x24);
             PageCipher::new(&dek, [1; 16], suite).seal(&mut p, PageRole::Database, 9);
@@ -361,7 +359,7 @@ mod tests {
 
     #[test]
     fn page_one_keeps_its_header_clear_and_bound() {
-        for suite in SUITES {
+        for suite in CipherSuite::ALL {
             let c = cipher(suite);
             let mut p = page(0x11);
             p[..16].copy_from_slice(b"SQLite format 3\0");
@@ -378,7 +376,7 @@ mod tests {
 
     #[test]
     fn any_change_of_bytes_place_or_key_is_detected() {
-        for suite in SUITES {
+        for suite in CipherSuite::ALL {
             let c = cipher(suite);
             let mut sealed = page(0x33);
             c.seal(&mut sealed, PageRole::Wal { salts: [1; 8] }, 5);

@@ -433,6 +433,11 @@ mod tests {
         Zeroizing::new(random_bytes())
     }
 
+    /// A new header at the floor KDF (the page cipher does not matter to these tests).
+    fn new_header(key: &Dek, password: &[u8]) -> Header {
+        Header::create(key, password, KdfParams::FLOOR, CipherSuite::Xaes256Gcm).unwrap()
+    }
+
     fn set_params(header: &mut Header, new: KdfParams) {
         match &mut header.slots[0].kind {
             SlotKind::Password { params, .. } => *params = new,
@@ -441,8 +446,7 @@ mod tests {
     }
 
     fn with_platform_slot(key: &Dek) -> (Header, [u8; 32]) {
-        let mut header =
-            Header::create(key, b"password!", KdfParams::FLOOR, CipherSuite::Xaes256Gcm).unwrap();
+        let mut header = new_header(key, b"password!");
         let secret = random_bytes();
         header
             .set_platform(
@@ -528,13 +532,7 @@ mod tests {
     #[test]
     fn round_trip_and_unwrap() {
         let key = dek();
-        let header = Header::create(
-            &key,
-            b"correct horse",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap();
+        let header = new_header(&key, b"correct horse");
         let decoded = Header::decode(&header.encode()).unwrap();
         assert_eq!(decoded, header);
         assert_eq!(
@@ -550,13 +548,7 @@ mod tests {
     #[test]
     fn rewrap_keeps_the_dek_and_changes_everything_else() {
         let key = dek();
-        let mut header = Header::create(
-            &key,
-            b"first password",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap();
+        let mut header = new_header(&key, b"first password");
         let before = header.clone();
         header
             .set_password(&key, b"second password", KdfParams::FLOOR)
@@ -576,14 +568,7 @@ mod tests {
     #[test]
     fn every_byte_matters() {
         let key = dek();
-        let bytes = Header::create(
-            &key,
-            b"password!",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap()
-        .encode();
+        let bytes = new_header(&key, b"password!").encode();
         let with_platform = with_platform_slot(&key).0.encode();
         for i in 0..with_platform.len() {
             let mut bad = with_platform.clone();
@@ -611,13 +596,7 @@ mod tests {
     #[test]
     fn tampered_params_refused_before_kdf_even_with_valid_checksum() {
         let key = dek();
-        let mut header = Header::create(
-            &key,
-            b"password!",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap();
+        let mut header = new_header(&key, b"password!");
         set_params(
             &mut header,
             KdfParams {
@@ -648,13 +627,7 @@ mod tests {
     fn in_range_param_change_with_recomputed_checksum_is_a_wrong_password() {
         // An attacker can recompute the checksum; the AEAD's associated data still catches it.
         let key = dek();
-        let mut header = Header::create(
-            &key,
-            b"password!",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap();
+        let mut header = new_header(&key, b"password!");
         let mut params = header.password_params().unwrap();
         params.t += 1;
         set_params(&mut header, params);
@@ -675,14 +648,7 @@ mod tests {
     #[test]
     fn unknown_version_is_named() {
         let key = dek();
-        let mut bytes = Header::create(
-            &key,
-            b"password!",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap()
-        .encode();
+        let mut bytes = new_header(&key, b"password!").encode();
         bytes[8] = 9;
         recompute_checksum(&mut bytes);
         assert_eq!(
@@ -732,14 +698,11 @@ mod tests {
     #[test]
     fn the_page_cipher_is_bound_to_the_slots() {
         // Switching the cipher byte, even with a recomputed checksum, unwraps nothing.
-        for cipher in [CipherSuite::Xaes256Gcm, CipherSuite::XChaCha20Poly1305] {
+        for cipher in CipherSuite::ALL {
             let key = dek();
             let mut header = Header::create(&key, b"password!", KdfParams::FLOOR, cipher).unwrap();
             assert_eq!(Header::decode(&header.encode()).unwrap().cipher, cipher);
-            header.cipher = match cipher {
-                CipherSuite::Xaes256Gcm => CipherSuite::XChaCha20Poly1305,
-                CipherSuite::XChaCha20Poly1305 => CipherSuite::Xaes256Gcm,
-            };
+            header.cipher = CipherSuite::ALL.into_iter().find(|c| *c != cipher).unwrap();
             let decoded = Header::decode(&header.encode()).unwrap();
             assert_eq!(
                 decoded.unwrap_with_password(b"password!"),
@@ -747,14 +710,7 @@ mod tests {
             );
         }
         let key = dek();
-        let mut bytes = Header::create(
-            &key,
-            b"password!",
-            KdfParams::FLOOR,
-            CipherSuite::Xaes256Gcm,
-        )
-        .unwrap()
-        .encode();
+        let mut bytes = new_header(&key, b"password!").encode();
         bytes[PREFIX_LEN - 1] = 9; // the cipher byte
         recompute_checksum(&mut bytes);
         assert_eq!(

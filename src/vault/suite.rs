@@ -14,6 +14,9 @@ pub enum CipherSuite {
 }
 
 impl CipherSuite {
+    /// Every suite a vault can have (both are read forever).
+    pub const ALL: [CipherSuite; 2] = [CipherSuite::XChaCha20Poly1305, CipherSuite::Xaes256Gcm];
+
     /// The suite a new vault gets on this CPU.
     pub fn preferred() -> CipherSuite {
         if has_aes_instructions() {
@@ -72,7 +75,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_unknown_ids_are_refused() {
-        for s in [CipherSuite::XChaCha20Poly1305, CipherSuite::Xaes256Gcm] {
+        for s in CipherSuite::ALL {
             assert_eq!(CipherSuite::from_id(s.id()), Some(s));
         }
         assert_eq!(CipherSuite::from_id(0), None);

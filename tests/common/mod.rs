@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: vaults with cheap KDF parameters, a test schema,
-//! file scans, and a deterministic random source.
+//! and file scans (the deterministic random source is `syncvault_testkit::rng`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -102,24 +102,5 @@ pub fn spawn_child_test(test: &str, dir: &Path) -> std::process::Child {
         .unwrap()
 }
 
-/// xorshift64*: deterministic, seedable, good enough to drive random operation sequences.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    pub fn text(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| (b'a' + self.below(26) as u8) as char)
-            .collect()
-    }
-}
 #[cfg(feature = "uniffi")]
 pub mod org;

@@ -10,20 +10,10 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use syncvault::store::entities::{self, Query};
 use syncvault::store::schema;
+// Seeded, so both stores answer the same requests.
+use syncvault_testkit::rng::Rng;
 
 use crate::{fill, local_account};
-
-/// A tiny deterministic generator (xorshift), so both stores answer the same requests.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Milliseconds of each call of `f` over `inputs`.
 fn timed<T>(inputs: &[T], mut f: impl FnMut(&T)) -> Vec<f64> {
