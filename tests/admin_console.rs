@@ -232,7 +232,8 @@ async fn connect_import_assign_disable_and_restart() {
     };
     assert_eq!(
         find("ada@contoso.example")["roles"],
-        json!(["Field Technician"])
+        json!(["Field Technician", "Sales Manager"]),
+        "the import adds its roles to the ones Ada had"
     );
     assert!(
         find("margaret@contoso.example").is_null(),
@@ -246,7 +247,22 @@ async fn connect_import_assign_disable_and_restart() {
             .starts_with(&format!("{url}/idp|"))
     );
 
-    // A device signs in as an imported user and syncs: the Domain Name picks the user.
+    // Alan works in the Seattle field office.
+    let (status, _) = api(
+        &srv,
+        "PUT",
+        &format!("/users/{}", alan["id"].as_str().unwrap()),
+        Some(&token),
+        Some(json!({"name": "Alan Turing", "domain_name": alan["domain_name"], "enabled": true,
+                    "roles": ["Field Technician"], "business_unit": "Seattle Field Office"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let readable = srv.org.readable_records("alan@contoso.example").len() as u64;
+    assert!(readable > 0 && readable < 200, "{readable}");
+
+    // A device signs in as an imported user and syncs: the Domain Name picks the user, and
+    // the user's role and business unit what it holds.
     let dir3 = tempfile::tempdir().unwrap();
     let device = signed_in_client(
         dir3.path(),
@@ -255,7 +271,7 @@ async fn connect_import_assign_disable_and_restart() {
         "alan@contoso.example",
     )
     .await;
-    assert_eq!(sync(&device).await.unwrap().records_downloaded, 200);
+    assert_eq!(sync(&device).await.unwrap().records_downloaded, readable);
     assert_eq!(
         device.who_am_i().await.unwrap().org_user_id,
         alan["id"].as_str().map(str::to_string)

@@ -690,8 +690,9 @@ async fn entra_like_access_tokens_pick_the_user_by_identity_and_email() {
     // The existing org user Ada (the server creates her first), matched by case-folded email.
     assert_eq!(me.org_user_id.as_deref(), Some("u1"));
     assert_eq!(me.email.as_deref(), Some("ada@contoso.example"));
-    // Ada, Grace and the System Administrator: nobody new.
-    assert_eq!(srv.org.store.count(), 3, "no new user was created");
+    // Ada, Grace, the System Administrator and the generated organization's 20 field
+    // technicians: nobody new.
+    assert_eq!(srv.org.store.count(), 23, "no new user was created");
     assert_eq!(
         common::org::sync(&c).await.unwrap().records_downloaded,
         1000

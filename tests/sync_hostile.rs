@@ -398,6 +398,7 @@ async fn huge_and_malformed_bodies_over_http() {
         page_token: None,
         limit: 10,
         device: None,
+        entities: None,
     };
     match t.pull("token", &request).await {
         Err(TransportError::Protocol(reason)) => assert!(reason.contains("larger"), "{reason}"),

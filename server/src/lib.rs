@@ -191,9 +191,14 @@ impl Org {
         };
         let store = OrgStore::open(config.data_dir.as_deref())
             .map_err(|e| ServerError::Config(e.to_string()))?;
+        let first_start = store
+            .is_empty()
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         let first_admin_password = seed_users(&store, config.admin_password.as_deref())
             .map_err(|e| ServerError::Config(e.to_string()))?;
-        let data = DataStore::open(config.data_dir.as_deref(), config.records)
+        let owners = seed_technicians(&store, config.records, first_start)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let data = DataStore::open(config.data_dir.as_deref(), config.records, &owners)
             .map_err(|e| ServerError::Config(format!("the record store: {e}")))?;
         let faults = Arc::new(Faults::new(config.faults.clone()));
         let verifier = Verifier {
@@ -315,7 +320,7 @@ async fn discovery(State(org): State<Arc<Org>>) -> Response {
         return (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     Json(json!({
-        "protocol_version": 1,
+        "protocol_version": sync::PROTOCOL_VERSION,
         "organization_id": "contoso",
         "name": org.config.org_name,
         "user_modes": org.user_modes(),
@@ -324,7 +329,7 @@ async fn discovery(State(org): State<Arc<Org>>) -> Response {
             "client_id": CLIENT_ID,
             "scopes": ["openid", "email", "profile", "offline_access"],
         },
-        "sync_api": format!("{}/api/sync/v1", org.url),
+        "sync_api": format!("{}/api/sync/v{}", org.url, sync::PROTOCOL_VERSION),
         "credentials_endpoint": format!("{}/api/auth/credentials", org.url),
     }))
     .into_response()
@@ -381,6 +386,54 @@ async fn credentials(State(org): State<Arc<Org>>, Json(req): Json<CredentialsReq
 /// The demo organization's people on first start: Ada and Grace (credentials-mode passwords
 /// `ada-credentials`, `grace-credentials`) and the System Administrator. Returns the
 /// administrator's password when it was made up here.
+/// Business units of the generated organization: twenty field offices.
+pub const FIELD_OFFICES: &[&str] = &[
+    "Seattle", "Prague", "Lisbon", "Oslo", "Austin", "Lyon", "Porto", "Brno", "Denver", "Turin",
+    "Dublin", "Gdansk", "Malmo", "Tampere", "Graz", "Ghent", "Bilbao", "Leeds", "Aarhus", "Basel",
+];
+
+/// The generated organization's field technicians (`tech-UU-K@contoso.example`, Field
+/// Technician role, in field office UU), one per office per 50,000 records (1 to 10), created on
+/// the first start (later starts only look them up): they own the generated accounts
+/// round-robin, so each reads 1-5% of the organization. Returns the owners in the order the
+/// generator deals accounts to them.
+fn seed_technicians(
+    store: &OrgStore,
+    records: u64,
+    first_start: bool,
+) -> Result<sync::store::Owners, admin::store::StoreError> {
+    if records == 0 {
+        return Ok(vec![]);
+    }
+    let per_office = (records / 50_000).clamp(1, 10);
+    let mut owners = vec![];
+    for k in 1..=per_office {
+        for (u, office) in FIELD_OFFICES.iter().enumerate() {
+            let unit = format!("{office} Field Office");
+            let email = format!("tech-{:02}-{k}@contoso.example", u + 1);
+            if !first_start {
+                if let Some(user) = store.user_by_email(&email)? {
+                    owners.push((user.id, user.business_unit));
+                }
+                continue;
+            }
+            let user = store.create_user(&email, &format!("Technician {office} {k}"), None)?;
+            {
+                store.update_user(
+                    &user.id,
+                    &admin::store::UserEdit {
+                        roles: vec!["Field Technician".into()],
+                        business_unit: Some(unit.clone()),
+                        ..admin::store::UserEdit::from(&user)
+                    },
+                )?;
+            }
+            owners.push((user.id, unit));
+        }
+    }
+    Ok(owners)
+}
+
 fn seed_users(
     store: &OrgStore,
     admin_password: Option<&str>,
@@ -388,16 +441,13 @@ fn seed_users(
     if !store.is_empty()? {
         return Ok(None);
     }
-    store.create_user(
-        "ada@contoso.example",
-        "Ada Lovelace",
-        Some("ada-credentials"),
-    )?;
-    store.create_user(
-        "grace@contoso.example",
-        "Grace Hopper",
-        Some("grace-credentials"),
-    )?;
+    for (email, name, password) in [
+        ("ada@contoso.example", "Ada Lovelace", "ada-credentials"),
+        ("grace@contoso.example", "Grace Hopper", "grace-credentials"),
+    ] {
+        let user = store.create_user(email, name, Some(password))?;
+        store.add_roles(&user.id, &[admin::store::SALES_MANAGER.to_string()])?;
+    }
     let generated = admin_password
         .is_none()
         .then(admin::passwords::random_password);
@@ -470,8 +520,9 @@ impl BoundServer {
             .route("/healthz", get(|| async { "ok" }))
             .with_state(Arc::clone(&org))
             .nest("/api/dev", sync::dev_router(Arc::clone(&org)))
+            .nest("/api/sync/v1", sync::retired_router())
             .nest(
-                "/api/sync/v1",
+                "/api/sync/v2",
                 sync::router(Arc::clone(&org)).layer(axum::middleware::from_fn_with_state(
                     Arc::clone(&org.faults),
                     faults::inject,

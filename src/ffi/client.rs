@@ -70,6 +70,11 @@ pub struct ClientOptions {
     /// commits in between collapse into one delivery.
     #[uniffi(default = None)]
     pub watch_interval_ms: Option<u32>,
+    /// The entities this app syncs, of those the person may read (None: all of them). Changing
+    /// it takes effect at the next Synchronize: records of a dropped entity leave the device,
+    /// those of an added one arrive, nothing else downloads again.
+    #[uniffi(default = None)]
+    pub sync_entities: Option<Vec<String>>,
 }
 
 impl Default for ClientOptions {
@@ -90,6 +95,7 @@ impl Default for ClientOptions {
             device_name: None,
             app_version: None,
             watch_interval_ms: None,
+            sync_entities: None,
         }
     }
 }
@@ -113,6 +119,7 @@ impl ClientOptions {
             },
             device_name: self.device_name.clone(),
             app_version: self.app_version.clone(),
+            entities: self.sync_entities.clone(),
             ..defaults
         }
     }

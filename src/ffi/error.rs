@@ -418,8 +418,9 @@ impl From<AuthError> for SyncError {
     }
 }
 
-/// Error codes of sync protocol v1 (docs/protocol.md, "Errors"); others show as `unknown_error`.
+/// Error codes of sync protocol v2 (docs/protocol.md, "Errors"); others show as `unknown_error`.
 const PROTOCOL_CODES: &[&str] = &[
+    "protocol_version_unsupported",
     "invalid_request",
     "invalid_page_token",
     "invalid_cursor",

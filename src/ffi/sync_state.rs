@@ -29,6 +29,10 @@ pub enum RejectionCode {
     UnknownEntity,
     /// The change was malformed (a defect of the app or of syncvault).
     InvalidMutation,
+    /// Not the server's refusal: the record left what the person may hold (its owner, their
+    /// roles or a sync filter changed) while the change waited. Retry sends it anyway (the
+    /// server decides); discard removes the record.
+    OutOfScope,
     /// A code this version does not know, or none.
     Other,
 }
@@ -42,6 +46,7 @@ impl RejectionCode {
             Some("forbidden") => RejectionCode::Forbidden,
             Some("unknown_entity") => RejectionCode::UnknownEntity,
             Some("invalid_mutation") => RejectionCode::InvalidMutation,
+            Some("out_of_scope") => RejectionCode::OutOfScope,
             _ => RejectionCode::Other,
         }
     }

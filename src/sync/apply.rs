@@ -222,18 +222,55 @@ fn settle(
     Ok(())
 }
 
-/// Plans and applies one validated page and records where the download stands (`end`),
-/// returning how many changes it held.
+/// What a person reads when a record they were editing is no longer shared with them.
+const OUT_OF_SCOPE: &str =
+    "This record is no longer shared with you (its owner, your roles or a sync filter changed)";
+
+/// A record left the user's scope while edits of it were queued: the edits become a sync error
+/// (`out_of_scope`) whose server side is "gone at `version`": a retry sends them again (the
+/// server decides), a discard removes the record.
+fn out_of_scope(conn: &Connection, entity: &str, id: &str, version: i64) -> Result<(), EngineError> {
+    if let Some((local, _)) = local_side(conn, entity, id)? {
+        let gone = Snapshot {
+            version,
+            deleted: true,
+            fields: Default::default(),
+        };
+        outbox::set_mirror(conn, entity, id, Some(&gone))?;
+        let refusal = Refusal {
+            code: Some("out_of_scope"),
+            reason: OUT_OF_SCOPE,
+        };
+        sync_errors::record(conn, entity, id, &local, refusal)?;
+    }
+    Ok(())
+}
+
+/// What one page held: all its changes, and how many of them were records leaving the scope.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PageCounts {
+    pub changes: u64,
+    pub removed: u64,
+}
+
+/// Plans and applies one validated page and records where the download stands (`end`).
 pub fn page(
     conn: &Connection,
     response: PullResponse,
     end: PageEnd,
     schemas: &HashMap<String, EntitySchema>,
-) -> Result<u64, EngineError> {
+) -> Result<PageCounts, EngineError> {
     let names: HashSet<String> = schemas.keys().cloned().collect();
     let queued = outbox::queued_records(conn)?;
     let waiting = conflicts::waiting_records(conn)?;
-    let count = response.changes.len() as u64;
+    let count = PageCounts {
+        changes: response.changes.len() as u64,
+        removed: response
+            .changes
+            .iter()
+            .filter(|c| c.op == ChangeOp::Remove)
+            .count() as u64,
+    };
     let resync = resync::in_progress(conn)?;
     if resync {
         resync::saw(
@@ -255,10 +292,11 @@ pub fn page(
                 entities::delete_if_not_newer(conn, &c.entity, &c.id, c.version)?;
             }
             PageAction::KeepLocal(_) => {}
+            PageAction::OutOfScope(c) => out_of_scope(conn, &c.entity, &c.id, c.version)?,
             PageAction::RefreshConflict(c) => {
                 let server = Snapshot {
                     version: c.version,
-                    deleted: c.op == ChangeOp::Delete,
+                    deleted: c.op != ChangeOp::Upsert,
                     fields: c.fields,
                 };
                 conflicts::refresh_server(conn, &c.entity, &c.id, &server)?;

@@ -45,6 +45,8 @@ pub struct SyncOptions {
     /// The device's name and the app's version, reported to the organization's device list.
     pub device_name: Option<String>,
     pub app_version: Option<String>,
+    /// The entities the app syncs (None: every one the user may read).
+    pub entities: Option<Vec<String>>,
 }
 
 impl Default for SyncOptions {
@@ -59,6 +61,7 @@ impl Default for SyncOptions {
             deadline: Some(DEFAULT_DEADLINE),
             device_name: None,
             app_version: None,
+            entities: None,
         }
     }
 }
@@ -68,6 +71,9 @@ impl Default for SyncOptions {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SyncReport {
     pub records_downloaded: u64,
+    /// Of the records downloaded, those that left the device because they left the user's
+    /// scope (owner, roles, business unit, sync filter), not because anyone deleted them.
+    pub records_removed: u64,
     pub records_uploaded: u64,
     /// Conflicts met (settled by the mode or kept for the app).
     pub conflicts: u64,
@@ -103,6 +109,7 @@ pub struct SyncContext {
 struct Counters {
     full_resync: bool,
     downloaded: u64,
+    removed: u64,
     uploaded: u64,
     conflicts: u64,
     rejected: u64,
@@ -159,6 +166,7 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
         let c = engine.counters();
         SyncReport {
             records_downloaded: c.downloaded,
+            records_removed: c.removed,
             records_uploaded: c.uploaded,
             conflicts: c.conflicts,
             rejected: c.rejected,
@@ -527,10 +535,14 @@ impl Engine {
                 self.check_cancel()?;
                 let estimated = page.estimated_total;
                 let schemas = Arc::clone(&schemas);
-                done += self
+                let counts = self
                     .db_tx(move |c| apply::page(c, page, end, &schemas))
                     .await?;
-                self.count(|c| c.downloaded = done);
+                done += counts.changes;
+                self.count(|c| {
+                    c.downloaded = done;
+                    c.removed += counts.removed;
+                });
                 self.progress(SyncPhase::Downloading, done, estimated);
             }
             Ok(())
@@ -566,6 +578,7 @@ impl Engine {
                 page_token: state.asked.clone(),
                 limit: state.limit,
                 device: Some(device.clone()),
+                entities: self.ctx.options.entities.clone(),
             });
             let transport = Arc::clone(&self.ctx.transport);
             let answer = self

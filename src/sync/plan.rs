@@ -193,8 +193,11 @@ pub fn validate_page(page: &PullResponse, state: &PullState) -> Result<PageEnd, 
 pub enum PageAction {
     /// Write the server's record (unless the local copy is already newer).
     Upsert(Change),
-    /// Remove the record (a no-op for an unknown id).
+    /// Remove the record (a no-op for an unknown id): deleted on the server, or out of scope.
     Delete(Change),
+    /// The record left the user's scope while edits of it were queued: they become a sync
+    /// error (`out_of_scope`) and the record keeps the person's values.
+    OutOfScope(Change),
     /// The record has queued local edits: leave it; the next upload meets the server's version
     /// as a conflict and settles it by the conflict mode.
     KeepLocal(Change),
@@ -229,10 +232,11 @@ pub fn plan_page(
         let local_edits = !queued.is_empty() && queued.contains(&key);
         let conflict = !in_conflict.is_empty() && in_conflict.contains(&key);
         plan.push(match (change.op, local_edits, conflict) {
+            (ChangeOp::Remove, true, _) => PageAction::OutOfScope(change),
             (_, true, _) => PageAction::KeepLocal(change),
             (_, false, true) => PageAction::RefreshConflict(change),
             (ChangeOp::Upsert, false, false) => PageAction::Upsert(change),
-            (ChangeOp::Delete, false, false) => PageAction::Delete(change),
+            (ChangeOp::Delete | ChangeOp::Remove, false, false) => PageAction::Delete(change),
         });
     }
     Ok(plan)

@@ -1,4 +1,4 @@
-//! The wire types of sync protocol v1 (docs/protocol.md). Unknown JSON fields are ignored (a
+//! The wire types of sync protocol v2 (docs/protocol.md). Unknown JSON fields are ignored (a
 //! newer server may add some); a wrong type anywhere fails the whole response.
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,9 @@ pub struct PullRequest {
     /// What the device says about itself, for the organization's device list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceInfo>,
+    /// The entities the app syncs (absent: all the user may read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Vec<String>>,
 }
 
 /// A device's report with each pull (docs/protocol.md, "Devices").
@@ -53,12 +56,16 @@ pub struct PullResponse {
     pub estimated_total: Option<u64>,
 }
 
-/// Upsert or delete.
+/// What a change does to the device's copy of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOp {
     Upsert,
+    /// The record was deleted on the server.
     Delete,
+    /// The record left the user's scope (owner, role, business unit, sync filter): it goes
+    /// from the device, but nobody deleted it.
+    Remove,
 }
 
 /// One record's new server state.

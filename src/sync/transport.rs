@@ -77,7 +77,7 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// `base` is the discovered sync API, e.g. `https://org.example/api/sync/v1`.
+    /// `base` is the discovered sync API, e.g. `https://org.example/api/sync/v2`.
     pub fn new(http: Http, base: &str) -> Self {
         HttpTransport {
             http,

@@ -127,8 +127,12 @@ pub async fn local_records(
 
 /// Asserts the device holds exactly the server's live records (ids, versions, field values).
 pub async fn assert_converged(c: &SyncClient, srv: &RunningServer) {
+    assert_holds(c, srv.org.data.live_records()).await;
+}
+
+/// Asserts the device holds exactly `server` (ids, versions, field values).
+pub async fn assert_holds(c: &SyncClient, server: Vec<syncvault_server::sync::store::ServerRecord>) {
     let local = local_records(c).await;
-    let server = srv.org.data.live_records();
     assert_eq!(local.len(), server.len(), "record counts differ");
     for r in server {
         let (version, fields) = local

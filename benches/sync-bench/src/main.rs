@@ -110,7 +110,7 @@ fn local_account(dir: &std::path::Path) -> Account {
 /// bulk mode an initial download uses (bare tables, indexes built at the end).
 fn fill(conn: &mut rusqlite::Connection, n: u64) {
     let schemas: Vec<EntitySchema> =
-        serde_json::from_value(schema::schema_json()["entities"].clone()).unwrap();
+        serde_json::from_value(schema::Schema::initial().to_json()["entities"].clone()).unwrap();
     entities::apply_schema(conn, &schemas).unwrap();
     let by_name: HashMap<String, EntitySchema> =
         schemas.into_iter().map(|s| (s.name.clone(), s)).collect();

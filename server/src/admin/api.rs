@@ -7,14 +7,16 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::oauth::Purpose;
 use super::ops::{Admin, AdminError, Via};
-use super::store::{DeviceCommand, OrgUser, UserEdit};
+use super::store::{DeviceCommand, OrgUser, Privilege, Role, UserEdit};
+use crate::sync::schema::{FieldDef, Schema};
+use crate::sync::scope::SyncFilter;
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
@@ -67,6 +69,13 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/users", get(users).post(create_user))
         .route("/users/{id}", get(user).put(save_user))
         .route("/roles", get(roles))
+        .route("/roles/{name}", put(save_role))
+        .route("/schema", get(schema))
+        .route("/schema/entities", post(add_entity))
+        .route("/schema/entities/{entity}/fields", post(add_field))
+        .route("/schema/entities/{entity}/fields/{field}", delete(retire_field))
+        .route("/schema/entities/{entity}/filter", put(set_filter))
+        .route("/records/{entity}/assign", post(assign_records))
         .route("/devices", get(devices))
         .route("/devices/{client_id}/{command}", post(command_device))
         .with_state(admin)
@@ -214,6 +223,108 @@ async fn save_user(
 async fn roles(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
     caller(&admin, &headers)?;
     Ok(Json(admin.org.store.roles()?).into_response())
+}
+
+async fn save_role(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(privileges): Json<Vec<Privilege>>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    let role = Role { name, privileges };
+    admin.org.store.set_role(&role)?;
+    Ok(Json(role).into_response())
+}
+
+async fn schema(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.org.data.schema()).into_response())
+}
+
+/// Applies a schema change, or says why it was refused (nothing changed).
+fn evolve(
+    admin: &Admin,
+    change: impl FnOnce(&mut Schema) -> Result<(), String>,
+) -> ApiResult {
+    let schema = admin
+        .org
+        .data
+        .evolve_schema(change)
+        .map_err(AdminError::Invalid)?;
+    tracing::info!(version = schema.version, "schema changed");
+    Ok(Json(schema).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewEntity {
+    name: String,
+    fields: Vec<FieldDef>,
+}
+
+async fn add_entity(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Json(e): Json<NewEntity>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    evolve(&admin, |s| s.add_entity(&e.name, e.fields))
+}
+
+async fn add_field(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(entity): Path<String>,
+    Json(field): Json<FieldDef>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    evolve(&admin, |s| s.add_field(&entity, field))
+}
+
+async fn retire_field(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((entity, field)): Path<(String, String)>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    evolve(&admin, |s| s.retire_field(&entity, &field))
+}
+
+async fn set_filter(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(entity): Path<String>,
+    Json(filter): Json<Option<SyncFilter>>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    evolve(&admin, |s| s.set_filter(&entity, filter))
+}
+
+#[derive(Deserialize)]
+struct Assign {
+    ids: Vec<String>,
+    /// The new owner's email; the records move to their business unit.
+    owner: String,
+}
+
+async fn assign_records(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(entity): Path<String>,
+    Json(req): Json<Assign>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    let owner = admin
+        .org
+        .store
+        .user_by_email(&req.owner)?
+        .ok_or_else(|| AdminError::Invalid(format!("no user {:?}", req.owner)))?;
+    let moved = admin
+        .org
+        .data
+        .assign(&entity, &req.ids, &owner.id, &owner.business_unit)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(Json(json!({"moved": moved})).into_response())
 }
 
 async fn devices(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {

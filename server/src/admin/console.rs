@@ -614,6 +614,7 @@ async fn save_user(
         domain_name: fields.get("domain_name").map(str::to_string),
         enabled: fields.get("enabled") == Some("on"),
         roles: fields.all("role"),
+        business_unit: fields.get("business_unit").map(str::to_string),
     };
     match admin.save_user(&id, &edit) {
         Ok(saved) => {

@@ -247,6 +247,7 @@ mod tests {
             domain_name: domain_name.map(str::to_string),
             enabled: true,
             roles: vec![],
+            business_unit: "Headquarters".into(),
         }
     }
 

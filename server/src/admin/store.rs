@@ -33,7 +33,16 @@ pub struct OrgUser {
     pub domain_name: Option<String>,
     pub enabled: bool,
     pub roles: Vec<String>,
+    /// The business unit the user belongs to: what a `Unit`-depth privilege reaches.
+    pub business_unit: String,
 }
+
+/// The business unit users and records belong to until the administrator says otherwise.
+pub const HEADQUARTERS: &str = "Headquarters";
+
+/// The role the reference server gives users it creates at their first sign-in (not imported
+/// ones): organization-wide access, so a fresh demo organization works.
+pub const SALES_MANAGER: &str = "Sales Manager";
 
 /// How deep a privilege reaches, as in Dynamics 365.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -193,6 +202,10 @@ fn default_roles() -> Vec<Role> {
             privileges: all(Organization, &entities),
         },
         Role {
+            name: SALES_MANAGER.into(),
+            privileges: all(Organization, &entities),
+        },
+        Role {
             name: "Salesperson".into(),
             privileges: vec![
                 field("account", Unit, Own, Own, None),
@@ -232,7 +245,8 @@ impl OrgStore {
                  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,
                  email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
                  domain_name TEXT UNIQUE, enabled INTEGER NOT NULL DEFAULT 1,
-                 password_hash TEXT, created_at INTEGER NOT NULL);
+                 password_hash TEXT, created_at INTEGER NOT NULL,
+                 business_unit TEXT NOT NULL DEFAULT 'Headquarters');
              CREATE TABLE IF NOT EXISTS user_roles (
                  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
                  role TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
@@ -244,6 +258,17 @@ impl OrgStore {
              CREATE TABLE IF NOT EXISTS sessions (
                  id TEXT PRIMARY KEY, data BLOB NOT NULL, expires INTEGER NOT NULL);",
         )?;
+        // A store from before business units: every user is at headquarters.
+        let has_unit: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'business_unit'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_unit {
+            conn.execute_batch(
+                "ALTER TABLE users ADD COLUMN business_unit TEXT NOT NULL DEFAULT 'Headquarters'",
+            )?;
+        }
         let store = OrgStore {
             conn: Mutex::new(conn),
         };
@@ -290,10 +315,12 @@ impl OrgStore {
             domain_name: row.get(3)?,
             enabled: row.get(4)?,
             roles,
+            business_unit: row.get(5)?,
         })
     }
 
-    const USER_COLUMNS: &'static str = "SELECT id, email, name, domain_name, enabled FROM users";
+    const USER_COLUMNS: &'static str =
+        "SELECT id, email, name, domain_name, enabled, business_unit FROM users";
 
     fn query_users(
         conn: &Connection,
@@ -393,9 +420,16 @@ impl OrgStore {
         {
             let mut conn = self.lock();
             let tx = conn.transaction()?;
+            let unit = edit.business_unit.as_deref().map(str::trim);
+            if unit.is_some_and(|u| u.is_empty() || u.len() > 100) {
+                return Err(StoreError::Invalid(
+                    "a business unit is 1 to 100 characters".into(),
+                ));
+            }
             let changed = tx.execute(
-                "UPDATE users SET name = ?2, domain_name = ?3, enabled = ?4 WHERE id = ?1",
-                params![id, edit.name.trim(), edit.domain_name, edit.enabled],
+                "UPDATE users SET name = ?2, domain_name = ?3, enabled = ?4,
+                     business_unit = coalesce(?5, business_unit) WHERE id = ?1",
+                params![id, edit.name.trim(), edit.domain_name, edit.enabled, unit],
             );
             match changed {
                 Ok(0) => return Err(StoreError::Invalid("no such user".into())),
@@ -448,6 +482,7 @@ impl OrgStore {
                 domain_name: user.domain_name,
                 enabled: user.enabled,
                 roles: all,
+                business_unit: None,
             },
         )
     }
@@ -458,9 +493,15 @@ impl OrgStore {
         let user = match self.user_by_domain_name(identity).ok().flatten() {
             Some(user) => user,
             None => {
-                let user = self
+                let known = self.user_by_email(email).ok().flatten().is_some();
+                let mut user = self
                     .create_user(email, name, None)
                     .map_err(|_| Refusal::Disabled)?;
+                if !known {
+                    user = self
+                        .add_roles(&user.id, &[SALES_MANAGER.to_string()])
+                        .map_err(|_| Refusal::Disabled)?;
+                }
                 if user.domain_name.is_none() {
                     let _ = self.update_user(
                         &user.id,
@@ -528,6 +569,45 @@ impl OrgStore {
             })
         })
         .collect()
+    }
+
+    /// Creates or replaces a role (the Security Roles page in Dynamics terms).
+    pub fn set_role(&self, role: &Role) -> Result<(), StoreError> {
+        let name = role.name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(StoreError::Invalid("a role name is 1 to 100 characters".into()));
+        }
+        self.lock().execute(
+            "INSERT INTO roles (name, privileges) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET privileges = excluded.privileges",
+            params![name, serde_json::to_string(&role.privileges).expect("json")],
+        )?;
+        Ok(())
+    }
+
+    /// What `user` may do with `entity`: the deepest of each privilege over the user's roles
+    /// (Dynamics 365 adds roles up the same way).
+    pub fn privilege(&self, user: &OrgUser, entity: &str) -> Result<Privilege, StoreError> {
+        let roles = self.roles()?;
+        let mut out = Privilege {
+            entity: entity.to_string(),
+            read: Depth::None,
+            create: Depth::None,
+            write: Depth::None,
+            delete: Depth::None,
+        };
+        for p in roles
+            .iter()
+            .filter(|r| user.roles.contains(&r.name))
+            .flat_map(|r| &r.privileges)
+            .filter(|p| p.entity == entity)
+        {
+            out.read = out.read.max(p.read);
+            out.create = out.create.max(p.create);
+            out.write = out.write.max(p.write);
+            out.delete = out.delete.max(p.delete);
+        }
+        Ok(out)
     }
 
     // ---- settings ----
@@ -726,6 +806,9 @@ pub struct UserEdit {
     pub domain_name: Option<String>,
     pub enabled: bool,
     pub roles: Vec<String>,
+    /// The user's new business unit (None: unchanged).
+    #[serde(default)]
+    pub business_unit: Option<String>,
 }
 
 impl From<&OrgUser> for UserEdit {
@@ -735,6 +818,7 @@ impl From<&OrgUser> for UserEdit {
             domain_name: u.domain_name.clone(),
             enabled: u.enabled,
             roles: u.roles.clone(),
+            business_unit: None,
         }
     }
 }
@@ -822,6 +906,6 @@ mod tests {
         );
         let devices = store.devices().unwrap();
         assert_eq!(devices[0].delivered_command, Some(DeviceCommand::Wipe));
-        assert_eq!(store.roles().unwrap().len(), 3);
+        assert_eq!(store.roles().unwrap().len(), 4);
     }
 }

@@ -156,6 +156,17 @@ fn timestamp(rng: &mut Rng) -> String {
     format!("2026-{month:02}-{day:02}T{hour:02}:00:00Z")
 }
 
+/// The number of the account a generated record belongs to (an account is its own): whose
+/// owner and business unit the record gets.
+pub fn account_of(entity: &str, id: &str, fields: &Value) -> u64 {
+    let account = if entity == "account" {
+        id
+    } else {
+        fields["account_id"].as_str().unwrap_or_default()
+    };
+    account.get(1..).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 /// Record number `i` of `n` (0-based), as (entity, id, fields).
 pub fn record(n: u64, i: u64) -> (&'static str, String, Value) {
     let mut rng = Rng(i.wrapping_mul(0xA24B_AED4_963E_E407) ^ 0x5EED);

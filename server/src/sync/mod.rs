@@ -1,9 +1,14 @@
-//! Sync protocol v1 (docs/protocol.md): `GET schema`, `POST pull`, `POST push`, each for a signed-in
-//! org user, over the server's record store.
+//! Sync protocol v2 (docs/protocol.md): `GET schema`, `POST pull`, `POST push`, each for a signed-in
+//! org user, over the server's record store, within what the user's roles let them read and
+//! change.
 
 pub mod generate;
 pub mod schema;
+pub mod scope;
 pub mod store;
+
+/// The protocol version this server speaks (discovery's `protocol_version`, the path's `vN`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 use std::sync::Arc;
 
@@ -17,7 +22,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Org;
-use crate::admin::store::{DeviceCommand, DeviceReport, OrgUser};
+use crate::admin::store::{Depth, DeviceCommand, DeviceReport, OrgUser};
+use scope::{Access, Grant, Reach};
 use store::ApiError;
 
 impl IntoResponse for ApiError {
@@ -31,7 +37,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The routes under `/api/sync/v1`.
+/// The routes under `/api/sync/v2`.
 pub fn router(org: Arc<Org>) -> Router {
     Router::new()
         .route("/schema", get(get_schema))
@@ -39,6 +45,73 @@ pub fn router(org: Arc<Org>) -> Router {
         .route("/push", post(push))
         .layer(DefaultBodyLimit::max(16 << 20))
         .with_state(org)
+}
+
+/// `/api/sync/v1`: an app that speaks only protocol v1 (no `remove` changes, no scope) is
+/// refused with a code it shows as "update the app", never served data it would misapply.
+pub fn retired_router() -> Router {
+    Router::new().fallback(|| async {
+        ApiError {
+            status: 410,
+            code: "protocol_version_unsupported",
+            description: format!(
+                "this organization speaks sync protocol v{PROTOCOL_VERSION}: update the app"
+            ),
+        }
+        .into_response()
+    })
+}
+
+fn reach(depth: Depth) -> Option<Reach> {
+    match depth {
+        Depth::None => None,
+        Depth::Own => Some(Reach::Own),
+        Depth::Unit => Some(Reach::Unit),
+        Depth::Organization => Some(Reach::Organization),
+    }
+}
+
+impl Org {
+    /// The live records the user with `email` may hold on a device now (all entities, no app
+    /// narrowing): the server's own answer, which tests compare devices with.
+    pub fn readable_records(&self, email: &str) -> Vec<store::ServerRecord> {
+        let Some(user) = self.store.user_by_email(email).ok().flatten() else {
+            return vec![];
+        };
+        match self.access(&user) {
+            Ok(access) => self.data.records_in(&self.data.scope(&access, None)),
+            Err(_) => vec![],
+        }
+    }
+
+    /// What `user`'s roles let them do with each entity of the schema.
+    pub fn access(&self, user: &OrgUser) -> Result<Access, ApiError> {
+        let mut grants = std::collections::BTreeMap::new();
+        for entity in self.data.schema().entities {
+            let p = self
+                .store
+                .privilege(user, &entity.name)
+                .map_err(|e| ApiError {
+                    status: 500,
+                    code: "server_error",
+                    description: e.to_string(),
+                })?;
+            grants.insert(
+                entity.name,
+                Grant {
+                    read: reach(p.read),
+                    create: reach(p.create),
+                    write: reach(p.write),
+                    delete: reach(p.delete),
+                },
+            );
+        }
+        Ok(Access {
+            user: user.id.clone(),
+            unit: user.business_unit.clone(),
+            grants,
+        })
+    }
 }
 
 /// Development routes under `/api/dev` (reference server only): simulate other users' edits
@@ -49,7 +122,19 @@ pub fn dev_router(org: Arc<Org>) -> Router {
         .route("/simulate-edits", post(simulate_edits))
         .route("/end-sessions", post(end_sessions))
         .route("/stats", get(stats))
+        .route("/advance-clock", post(advance_clock))
         .with_state(org)
+}
+
+#[derive(Deserialize)]
+struct AdvanceClock {
+    days: i64,
+}
+
+/// Moves the sync filters' clock by some days (tests of a window that moves with time).
+async fn advance_clock(State(org): State<Arc<Org>>, Json(req): Json<AdvanceClock>) -> Response {
+    org.data.advance_days(req.days);
+    Json(json!({"today": org.data.today()})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -95,7 +180,7 @@ async fn get_schema(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response
     if let Err(resp) = org.caller(&headers).await {
         return resp;
     }
-    Json(schema::schema_json()).into_response()
+    Json(org.data.schema().to_json()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -108,6 +193,9 @@ struct PullRequest {
     /// What the device says about itself (name, app version, records held, pending edits).
     #[serde(default)]
     device: Option<DeviceReport>,
+    /// The entities the app syncs (absent: all the user may read).
+    #[serde(default)]
+    entities: Option<Vec<String>>,
 }
 
 /// Records the device's contact and delivers a command the administrator queued for it, when
@@ -227,7 +315,7 @@ async fn pull(
     ) {
         return resp.into_response();
     }
-    if req.schema_version != schema::SCHEMA_VERSION {
+    if req.schema_version != org.data.schema().version {
         return ApiError {
             status: 409,
             code: "schema_changed",
@@ -235,9 +323,23 @@ async fn pull(
         }
         .into_response();
     }
+    let access = match org.access(&user) {
+        Ok(access) => access,
+        Err(e) => return e.into_response(),
+    };
     let data = Arc::clone(&org.data);
     let limit = req.limit.unwrap_or(1000);
-    match blocking(move || data.pull(req.cursor, req.page_token.as_deref(), limit)).await {
+    let pulled = blocking(move || {
+        let scope = data.scope(&access, req.entities.as_deref());
+        data.pull(
+            &req.client_id,
+            &scope,
+            req.cursor,
+            req.page_token.as_deref(),
+            limit,
+        )
+    });
+    match pulled.await {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
     }
@@ -263,8 +365,12 @@ async fn push(
     if let Err(refused) = deliver(&org, &user, &req.client_id, None, &deliverable) {
         return refused.into_response();
     }
+    let access = match org.access(&user) {
+        Ok(access) => access,
+        Err(e) => return e.into_response(),
+    };
     let data = Arc::clone(&org.data);
-    match blocking(move || data.push(&req.client_id, &req.mutations)).await {
+    match blocking(move || data.push(&req.client_id, &access, &req.mutations)).await {
         Ok(results) => Json(json!({ "results": results })).into_response(),
         Err(e) => e.into_response(),
     }

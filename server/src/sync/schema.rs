@@ -1,72 +1,292 @@
-//! The organization's entities (a small CRM: accounts, contacts, activities) and the type checks
-//! the server applies to every pushed field.
+//! The organization's schema (a small CRM to start with: accounts, contacts, activities), kept in
+//! the record store so the administrator can evolve it: add an entity, add a field, retire a
+//! field, set an entity's sync filter. Every change bumps the schema version (clients fetch the
+//! schema again and migrate) and an added field or entity bumps the entity's revision (devices
+//! get its records again, with the new values). Also the type checks the server applies to every
+//! pushed field.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-/// Bumped whenever the entity list or a field type changes.
-pub const SCHEMA_VERSION: i64 = 1;
+use super::scope::SyncFilter;
 
-/// `GET /api/sync/v1/schema`.
-pub fn schema_json() -> Value {
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "entities": [
-            {"name": "account", "fields": [
-                {"name": "name", "type": "text", "searchable": true},
-                {"name": "industry", "type": "text"},
-                {"name": "city", "type": "text", "searchable": true},
-                {"name": "phone", "type": "text"},
-                {"name": "annual_revenue", "type": "real"},
-                {"name": "employees", "type": "integer"},
-                {"name": "active", "type": "boolean"},
-                {"name": "created_at", "type": "timestamp"}
-            ]},
-            {"name": "contact", "fields": [
-                {"name": "full_name", "type": "text", "searchable": true},
-                {"name": "email", "type": "text", "searchable": true},
-                {"name": "phone", "type": "text"},
-                {"name": "job_title", "type": "text"},
-                {"name": "account_id", "type": "reference", "references": "account"},
-                {"name": "notes", "type": "text", "searchable": true}
-            ]},
-            {"name": "activity", "fields": [
-                {"name": "subject", "type": "text", "searchable": true},
-                {"name": "kind", "type": "text"},
-                {"name": "due_at", "type": "timestamp"},
-                {"name": "done", "type": "boolean"},
-                {"name": "account_id", "type": "reference", "references": "account"},
-                {"name": "contact_id", "type": "reference", "references": "contact"},
-                {"name": "notes", "type": "text", "searchable": true}
-            ]}
-        ]
-    })
+/// One field as the organization defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub searchable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
+    /// Retired fields stay listed (devices keep their column and values) but take no new
+    /// values: a push that sets one is refused (`invalid_field`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
-/// Field names and types of one entity, or None for an unknown entity.
-fn fields_of(entity: &str) -> Option<Vec<(String, String)>> {
-    let schema = schema_json();
-    let e = schema["entities"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == entity)?
-        .clone();
-    Some(
-        e["fields"]
-            .as_array()?
+/// One entity as the organization defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityDef {
+    pub name: String,
+    pub fields: Vec<FieldDef>,
+    /// The schema version at which a field was last added (or the entity created).
+    pub revision: i64,
+    /// Which of the records a user may read sync to devices (None: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_filter: Option<SyncFilter>,
+}
+
+/// The organization's schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    pub version: i64,
+    pub entities: Vec<EntityDef>,
+}
+
+/// Field types of the protocol (docs/protocol.md, "GET /schema").
+pub const TYPES: &[&str] = &["text", "integer", "real", "boolean", "timestamp", "reference"];
+
+fn field(name: &str, kind: &str, searchable: bool, references: Option<&str>) -> FieldDef {
+    FieldDef {
+        name: name.into(),
+        kind: kind.into(),
+        searchable,
+        references: references.map(str::to_string),
+        retired: false,
+    }
+}
+
+/// Whether `name` may be an entity or field name (the client makes SQL identifiers of them).
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name != "id"
+        && name != "version"
+}
+
+impl Schema {
+    /// The schema a new organization starts with (no sync filters: the administrator adds them,
+    /// e.g. activities that are open or due in the last 90 days).
+    pub fn initial() -> Schema {
+        let e = |name: &str, fields| EntityDef {
+            name: name.into(),
+            fields,
+            revision: 1,
+            sync_filter: None,
+        };
+        let activity = e(
+            "activity",
+            vec![
+                field("subject", "text", true, None),
+                field("kind", "text", false, None),
+                field("due_at", "timestamp", false, None),
+                field("done", "boolean", false, None),
+                field("account_id", "reference", false, Some("account")),
+                field("contact_id", "reference", false, Some("contact")),
+                field("notes", "text", true, None),
+            ],
+        );
+        Schema {
+            version: 1,
+            entities: vec![
+                e(
+                    "account",
+                    vec![
+                        field("name", "text", true, None),
+                        field("industry", "text", false, None),
+                        field("city", "text", true, None),
+                        field("phone", "text", false, None),
+                        field("annual_revenue", "real", false, None),
+                        field("employees", "integer", false, None),
+                        field("active", "boolean", false, None),
+                        field("created_at", "timestamp", false, None),
+                    ],
+                ),
+                e(
+                    "contact",
+                    vec![
+                        field("full_name", "text", true, None),
+                        field("email", "text", true, None),
+                        field("phone", "text", false, None),
+                        field("job_title", "text", false, None),
+                        field("account_id", "reference", false, Some("account")),
+                        field("notes", "text", true, None),
+                    ],
+                ),
+                activity,
+            ],
+        }
+    }
+
+    /// `GET /api/sync/v2/schema`.
+    pub fn to_json(&self) -> Value {
+        let entities: Vec<Value> = self
+            .entities
             .iter()
-            .map(|f| {
-                (
-                    f["name"].as_str().unwrap_or_default().to_string(),
-                    f["type"].as_str().unwrap_or_default().to_string(),
-                )
+            .map(|e| {
+                let mut v = json!({"name": e.name, "fields": e.fields});
+                if let Some(f) = &e.sync_filter {
+                    v["sync_filter"] = json!(f);
+                }
+                v
             })
-            .collect(),
-    )
+            .collect();
+        json!({"schema_version": self.version, "entities": entities})
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&EntityDef> {
+        self.entities.iter().find(|e| e.name == name)
+    }
+
+    /// Field names and types of one entity (retired ones too).
+    pub fn fields_of(&self, entity: &str) -> Option<Vec<(String, String)>> {
+        Some(
+            self.entity(entity)?
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), f.kind.clone()))
+                .collect(),
+        )
+    }
+
+    /// Adds an entity with its fields.
+    pub fn add_entity(&mut self, name: &str, fields: Vec<FieldDef>) -> Result<(), String> {
+        if !valid_name(name) {
+            return Err(format!("{name:?} is not a valid entity name"));
+        }
+        if self.entity(name).is_some() {
+            return Err(format!("the entity {name:?} exists"));
+        }
+        let version = self.version + 1;
+        let mut entity = EntityDef {
+            name: name.into(),
+            fields: vec![],
+            revision: version,
+            sync_filter: None,
+        };
+        for f in fields {
+            check_new_field(self, &entity, &f)?;
+            entity.fields.push(f);
+        }
+        self.entities.push(entity);
+        self.version = version;
+        Ok(())
+    }
+
+    /// Adds a field to an entity: devices get the entity's records again with its values.
+    pub fn add_field(&mut self, entity: &str, f: FieldDef) -> Result<(), String> {
+        let e = self
+            .entity(entity)
+            .ok_or_else(|| format!("no entity {entity:?}"))?;
+        check_new_field(self, e, &f)?;
+        let version = self.version + 1;
+        let e = self.entity_mut(entity);
+        e.fields.push(f);
+        e.revision = version;
+        self.version = version;
+        Ok(())
+    }
+
+    /// Retires a field: it stays in the schema (devices keep its column) and takes no new value.
+    pub fn retire_field(&mut self, entity: &str, name: &str) -> Result<(), String> {
+        let e = self
+            .entity(entity)
+            .ok_or_else(|| format!("no entity {entity:?}"))?;
+        match e.fields.iter().find(|f| f.name == name) {
+            None => return Err(format!("{entity} has no field {name:?}")),
+            Some(f) if f.retired => return Err(format!("{entity}.{name} is already retired")),
+            Some(_) => {}
+        }
+        let e = self.entity_mut(entity);
+        if let Some(f) = e.fields.iter_mut().find(|f| f.name == name) {
+            f.retired = true;
+        }
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Sets (or clears) an entity's sync filter. The schema version stays: devices need no
+    /// migration, and the next pull's scope sends what entered and what left.
+    pub fn set_filter(&mut self, entity: &str, filter: Option<SyncFilter>) -> Result<(), String> {
+        let fields = self
+            .fields_of(entity)
+            .ok_or_else(|| format!("no entity {entity:?}"))?;
+        if let Some(f) = &filter {
+            f.validate(&fields)?;
+        }
+        self.entity_mut(entity).sync_filter = filter;
+        Ok(())
+    }
+
+    fn entity_mut(&mut self, name: &str) -> &mut EntityDef {
+        self.entities
+            .iter_mut()
+            .find(|e| e.name == name)
+            .expect("checked by the caller")
+    }
+
+    /// Checks pushed fields against the schema (`invalid_field`) and the organization's rules
+    /// (`invalid_value`).
+    pub fn check_fields(&self, entity: &str, fields: &Map<String, Value>) -> Result<(), Refusal> {
+        self.check_types(entity, fields)
+            .map_err(|r| refusal("invalid_field", r))?;
+        check_rules(entity, fields).map_err(|r| refusal("invalid_value", r))
+    }
+
+    fn check_types(&self, entity: &str, fields: &Map<String, Value>) -> Result<(), String> {
+        let e = self
+            .entity(entity)
+            .ok_or_else(|| format!("unknown entity {entity:?}"))?;
+        for (name, value) in fields {
+            let f = e
+                .fields
+                .iter()
+                .find(|f| f.name == *name)
+                .ok_or_else(|| format!("{entity} has no field {name:?}"))?;
+            if f.retired {
+                return Err(format!("{entity}.{name} is retired"));
+            }
+            let ok = match (f.kind.as_str(), value) {
+                (_, Value::Null) => true,
+                ("text" | "reference", Value::String(_)) => true,
+                ("timestamp", Value::String(s)) => chrono_like(s),
+                ("integer", Value::Number(n)) => n.is_i64(),
+                ("real", Value::Number(_)) => true,
+                ("boolean", Value::Bool(_)) => true,
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("{entity}.{name} must be of type {}", f.kind));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Whether `entity` exists.
-pub fn known_entity(entity: &str) -> bool {
-    fields_of(entity).is_some()
+fn check_new_field(schema: &Schema, entity: &EntityDef, f: &FieldDef) -> Result<(), String> {
+    if !valid_name(&f.name) {
+        return Err(format!("{:?} is not a valid field name", f.name));
+    }
+    if entity.fields.iter().any(|g| g.name == f.name) {
+        return Err(format!("{} already has a field {:?}", entity.name, f.name));
+    }
+    if !TYPES.contains(&f.kind.as_str()) {
+        return Err(format!("{:?} is not a field type", f.kind));
+    }
+    if f.searchable && f.kind != "text" {
+        return Err("only text fields are searchable".into());
+    }
+    match (&f.references, f.kind.as_str()) {
+        (Some(r), "reference") if schema.entity(r).is_some() || *r == entity.name => Ok(()),
+        (Some(r), "reference") => Err(format!("no entity {r:?} to refer to")),
+        (None, "reference") => Err("a reference names the entity it refers to".into()),
+        (Some(_), _) => Err("only reference fields refer to an entity".into()),
+        (None, _) => Ok(()),
+    }
 }
 
 /// Why pushed fields are refused: the protocol's rejection code and a reason for the person.
@@ -78,13 +298,6 @@ pub struct Refusal {
 
 fn refusal(code: &'static str, reason: String) -> Refusal {
     Refusal { code, reason }
-}
-
-/// Checks pushed fields against the schema (`invalid_field`) and the organization's rules
-/// (`invalid_value`).
-pub fn check_fields(entity: &str, fields: &Map<String, Value>) -> Result<(), Refusal> {
-    check_types(entity, fields).map_err(|r| refusal("invalid_field", r))?;
-    check_rules(entity, fields).map_err(|r| refusal("invalid_value", r))
 }
 
 /// The organization's rules beyond types, which a device cannot know (a server-side business
@@ -119,30 +332,65 @@ fn check_rules(entity: &str, fields: &Map<String, Value>) -> Result<(), String> 
     Ok(())
 }
 
-fn check_types(entity: &str, fields: &Map<String, Value>) -> Result<(), String> {
-    let schema = fields_of(entity).ok_or_else(|| format!("unknown entity {entity:?}"))?;
-    for (name, value) in fields {
-        let (_, kind) = schema
-            .iter()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| format!("{entity} has no field {name:?}"))?;
-        let ok = match (kind.as_str(), value) {
-            (_, Value::Null) => true,
-            ("text" | "reference", Value::String(_)) => true,
-            ("timestamp", Value::String(s)) => chrono_like(s),
-            ("integer", Value::Number(n)) => n.is_i64(),
-            ("real", Value::Number(_)) => true,
-            ("boolean", Value::Bool(_)) => true,
-            _ => false,
-        };
-        if !ok {
-            return Err(format!("{entity}.{name} must be of type {kind}"));
-        }
-    }
-    Ok(())
-}
-
 fn chrono_like(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evolution_bumps_versions_and_revisions() {
+        let mut s = Schema::initial();
+        s.add_field("contact", field("mobile", "text", false, None))
+            .unwrap();
+        assert_eq!(s.version, 2);
+        assert_eq!(s.entity("contact").unwrap().revision, 2);
+        assert_eq!(s.entity("account").unwrap().revision, 1);
+        s.add_entity(
+            "work_order",
+            vec![
+                field("title", "text", true, None),
+                field("account_id", "reference", false, Some("account")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.entity("work_order").unwrap().revision, 3);
+        s.retire_field("contact", "phone").unwrap();
+        assert_eq!(s.version, 4);
+        let mut f = Map::new();
+        f.insert("phone".into(), json!("1"));
+        assert_eq!(s.check_fields("contact", &f).unwrap_err().code, "invalid_field");
+        for bad in [
+            s.add_field("contact", field("mobile", "text", false, None)),
+            s.add_field("contact", field("Bad", "text", false, None)),
+            s.add_field("contact", field("id", "text", false, None)),
+            s.add_field("contact", field("n", "blob", false, None)),
+            s.add_field("contact", field("n", "integer", true, None)),
+            s.add_field("contact", field("r", "reference", false, Some("nope"))),
+            s.add_field("nope", field("n", "text", false, None)),
+            s.add_entity("account", vec![]),
+            s.retire_field("contact", "phone"),
+        ] {
+            assert!(bad.is_err());
+        }
+        assert_eq!(s.version, 4, "refused changes change nothing");
+    }
+
+    #[test]
+    fn pushed_values_are_checked() {
+        let s = Schema::initial();
+        let check = |entity: &str, v: Value| {
+            s.check_fields(entity, v.as_object().unwrap())
+                .map_err(|r| r.code)
+        };
+        assert_eq!(check("contact", json!({"email": "a@b.example"})), Ok(()));
+        assert_eq!(check("contact", json!({"email": "nope"})), Err("invalid_value"));
+        assert_eq!(check("contact", json!({"age": 3})), Err("invalid_field"));
+        assert_eq!(check("account", json!({"employees": 1.5})), Err("invalid_field"));
+        assert_eq!(check("account", json!({"employees": -1})), Err("invalid_value"));
+        assert_eq!(check("activity", json!({"due_at": "tomorrow"})), Err("invalid_field"));
+    }
 }
