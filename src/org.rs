@@ -190,12 +190,21 @@ pub enum DiscoveryError {
     NotAnOrganization(String),
     #[error("the organization named an insecure or invalid {what}: {url}")]
     InsecureEndpoint { what: &'static str, url: String },
+    /// The organization speaks a sync protocol this version does not (docs/protocol.md,
+    /// "Versioning"): the app needs an update, or the server does.
+    #[error("the organization speaks sync protocol v{0}; this version speaks v{PROTOCOL_VERSION}")]
+    UnsupportedProtocol(u64),
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
 }
 
+/// The sync protocol version this client speaks (docs/protocol.md).
+pub const PROTOCOL_VERSION: u64 = 2;
+
 #[derive(serde::Deserialize)]
 struct WellKnown {
+    /// Absent from servers older than the field: taken as this client's version.
+    protocol_version: Option<u64>,
     name: String,
     #[serde(default)]
     user_modes: Vec<String>,
@@ -241,6 +250,9 @@ pub async fn discover(
     if well_known.status.is_success()
         && let Ok(w) = serde_json::from_slice::<WellKnown>(&well_known.body)
     {
+        if let Some(v) = w.protocol_version.filter(|v| *v != PROTOCOL_VERSION) {
+            return Err(DiscoveryError::UnsupportedProtocol(v));
+        }
         let oidc = w.oidc;
         return Ok(OrganizationInfo {
             organization_url: org.clone(),

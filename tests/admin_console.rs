@@ -253,8 +253,10 @@ async fn connect_import_assign_disable_and_restart() {
         "PUT",
         &format!("/users/{}", alan["id"].as_str().unwrap()),
         Some(&token),
-        Some(json!({"name": "Alan Turing", "domain_name": alan["domain_name"], "enabled": true,
-                    "roles": ["Field Technician"], "business_unit": "Seattle Field Office"})),
+        Some(
+            json!({"name": "Alan Turing", "domain_name": alan["domain_name"], "enabled": true,
+                    "roles": ["Field Technician"], "business_unit": "Seattle Field Office"}),
+        ),
     )
     .await;
     assert_eq!(status, 200);
@@ -326,10 +328,13 @@ async fn connect_import_assign_disable_and_restart() {
     )
     .await;
     assert_eq!(status, 200);
+    // A contact Alan's device holds (his scope is his field office's).
+    let held = common::org::local_records(&device).await;
+    let (_, contact) = held.keys().find(|(e, _)| e == "contact").unwrap().clone();
     device
         .update_record(
             "contact".into(),
-            "c000000001".into(),
+            contact.clone(),
             fields(&[("notes", text("unsent"))]),
         )
         .await

@@ -282,6 +282,18 @@ async fn discovery_errors_are_typed() {
         c.discover(srv.url.clone()).await,
         Err(SyncError::ProtocolViolation { .. })
     ));
+    // A server on another protocol version is refused before any sign-in, with the reason.
+    *srv.org.discovery_override.lock().unwrap() = Some((
+        axum::http::StatusCode::OK,
+        format!(
+            r#"{{"protocol_version": 3, "name": "x", "user_modes": ["oauth"], "sync_api": "{}/api/sync/v3"}}"#,
+            srv.url
+        ),
+    ));
+    match c.discover(srv.url.clone()).await {
+        Err(SyncError::ProtocolViolation { reason }) => assert!(reason.contains("v3"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     let _ = Mutex::new(());
 }
 

@@ -66,8 +66,17 @@ async fn holds_its_scope(c: &SyncClient, srv: &RunningServer, email: &str) {
 async fn each_device_holds_exactly_what_its_user_may_read() {
     let srv = org(2000).await;
     // Grace sells in Prague: accounts and contacts of her unit, her own activities.
-    set_roles(&srv, "grace@contoso.example", &["Salesperson"], Some("Prague Field Office"));
-    let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    set_roles(
+        &srv,
+        "grace@contoso.example",
+        &["Salesperson"],
+        Some("Prague Field Office"),
+    );
+    let (d1, d2, d3) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     let tech = device(&d1, &srv, TECH1).await;
     let grace = device(&d2, &srv, "grace@contoso.example").await;
     let ada = device(&d3, &srv, "ada@contoso.example").await;
@@ -80,7 +89,10 @@ async fn each_device_holds_exactly_what_its_user_may_read() {
     assert_converged(&ada, &srv).await;
     let whole = srv.org.data.live_records().len();
     let share = tech_report.records_downloaded as f64 / whole as f64;
-    assert!((0.01..=0.10).contains(&share), "a technician reads {share:.3} of the org");
+    assert!(
+        (0.01..=0.10).contains(&share),
+        "a technician reads {share:.3} of the org"
+    );
     // Grace (Salesperson, Prague) sees nothing of Seattle.
     let grace_accounts = grace
         .query_records("account".into(), RecordQuery::default())
@@ -90,7 +102,11 @@ async fn each_device_holds_exactly_what_its_user_may_read() {
         .query_records("account".into(), RecordQuery::default())
         .await
         .unwrap();
-    assert!(grace_accounts.iter().all(|a| tech_accounts.iter().all(|t| t.id != a.id)));
+    assert!(
+        grace_accounts
+            .iter()
+            .all(|a| tech_accounts.iter().all(|t| t.id != a.id))
+    );
 
     // Pushes are checked per mutation: a technician may not change an account (write: none) and
     // the refusal is a typed sync error with the person's values kept.
@@ -108,7 +124,9 @@ async fn each_device_holds_exactly_what_its_user_may_read() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].code, RejectionCode::Forbidden);
     assert_eq!(
-        local_text(&tech, "account", account, "phone").await.as_deref(),
+        local_text(&tech, "account", account, "phone")
+            .await
+            .as_deref(),
         Some("+1 555 0000")
     );
     assert_ne!(
@@ -133,7 +151,10 @@ async fn each_device_holds_exactly_what_its_user_may_read() {
     let created = tech
         .create_record(
             "activity".into(),
-            fields(&[("subject", text("Replace the seal")), ("kind", text("repair"))]),
+            fields(&[
+                ("subject", text("Replace the seal")),
+                ("kind", text("repair")),
+            ]),
         )
         .await
         .unwrap();
@@ -146,7 +167,13 @@ async fn each_device_holds_exactly_what_its_user_may_read() {
     assert_eq!(server_side.unit, "Seattle Field Office");
     holds_its_scope(&grace, &srv, "grace@contoso.example").await;
     sync(&grace).await.unwrap();
-    assert!(grace.get_record("activity".into(), created.clone()).await.unwrap().is_none());
+    assert!(
+        grace
+            .get_record("activity".into(), created.clone())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,14 +220,21 @@ async fn records_move_with_their_owner_and_unsent_edits_stay_visible() {
     assert_eq!(left.records_removed, 100, "exactly the moved records leave");
     assert_eq!(left.records_downloaded, 100, "and nothing else is sent");
     let arrived = sync(&two).await.unwrap();
-    assert_eq!((arrived.records_downloaded, arrived.records_removed), (100, 0));
+    assert_eq!(
+        (arrived.records_downloaded, arrived.records_removed),
+        (100, 0)
+    );
     holds_its_scope(&two, &srv, TECH2).await;
     // The unsent edit is a typed error with the person's values; the rest is exactly the scope.
     let errors = one.sync_errors().await.unwrap();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].record_id, edited.id);
     assert_eq!(errors[0].code, RejectionCode::Forbidden);
-    let record = one.get_record("contact".into(), edited.id.clone()).await.unwrap().unwrap();
+    let record = one
+        .get_record("contact".into(), edited.id.clone())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(record.sync_state, RecordSyncState::Error { .. }));
     assert_eq!(record.fields["notes"], text("my unsent note"));
     // Discarding it removes the record: the device then holds exactly its scope.
@@ -239,14 +273,25 @@ async fn a_role_change_moves_only_its_entity() {
         .count() as u64;
     set_roles(&srv, TECH1, &["Field Technician", "Activity Reader"], None);
     let added = sync(&tech).await.unwrap();
-    assert_eq!((added.records_downloaded, added.records_removed), (others, 0));
+    assert_eq!(
+        (added.records_downloaded, added.records_removed),
+        (others, 0)
+    );
     holds_its_scope(&tech, &srv, TECH1).await;
     set_roles(&srv, TECH1, &["Field Technician"], None);
     let removed = sync(&tech).await.unwrap();
-    assert_eq!((removed.records_downloaded, removed.records_removed), (others, others));
+    assert_eq!(
+        (removed.records_downloaded, removed.records_removed),
+        (others, others)
+    );
     holds_its_scope(&tech, &srv, TECH1).await;
     // A business-unit move: Seattle's accounts and contacts leave, Prague's arrive.
-    set_roles(&srv, TECH1, &["Field Technician"], Some("Prague Field Office"));
+    set_roles(
+        &srv,
+        TECH1,
+        &["Field Technician"],
+        Some("Prague Field Office"),
+    );
     let moved = sync(&tech).await.unwrap();
     assert!(moved.records_removed > 0);
     holds_its_scope(&tech, &srv, TECH1).await;
@@ -270,12 +315,18 @@ async fn sync_filters_and_their_moving_window_trim_without_a_full_download() {
     let first = sync(&ada).await.unwrap();
     assert_eq!(first.records_downloaded, 2000);
     // The organization syncs only activities that are open or due in the last 120 days.
-    srv.org.data.set_filter("activity", Some(open_or_recent(120))).unwrap();
+    srv.org
+        .data
+        .set_filter("activity", Some(open_or_recent(120)))
+        .unwrap();
     let trimmed = sync(&ada).await.unwrap();
     let expected = srv.org.readable_records("ada@contoso.example");
     let gone = 2000 - expected.len() as u64;
     assert!(gone > 0);
-    assert_eq!((trimmed.records_downloaded, trimmed.records_removed), (gone, gone));
+    assert_eq!(
+        (trimmed.records_downloaded, trimmed.records_removed),
+        (gone, gone)
+    );
     assert_holds(&ada, expected).await;
     // A month later the window has moved: only what aged out leaves.
     srv.org.data.advance_days(30);
@@ -293,17 +344,26 @@ async fn sync_filters_and_their_moving_window_trim_without_a_full_download() {
     );
     drop(ada);
     let narrow = Arc::new(narrow.unwrap());
-    narrow
-        .unlock(ORG_PASSWORD.to_vec())
-        .await
-        .unwrap();
+    narrow.unlock(ORG_PASSWORD.to_vec()).await.unwrap();
     sync(&narrow).await.unwrap();
     let held = common::org::local_records(&narrow).await;
     assert_eq!(held.len(), 200);
     assert!(held.keys().all(|(entity, _)| entity == "account"));
     // Filters are checked before they are stored.
-    assert!(srv.org.data.set_filter("activity", Some(serde_json::from_value(
-        json!({"any": [{"field": "subject", "within_days": 3}]})).unwrap())).is_err());
+    assert!(
+        srv.org
+            .data
+            .set_filter(
+                "activity",
+                Some(
+                    serde_json::from_value(
+                        json!({"any": [{"field": "subject", "within_days": 3}]})
+                    )
+                    .unwrap()
+                )
+            )
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,19 +390,31 @@ async fn scope_and_data_changing_under_every_page_still_converge() {
                 let (entity, id) = &ids[rng.below(ids.len() as u64) as usize];
                 match rng.below(4) {
                     0 => {
-                        srv.org.data.assign(entity, &[id.clone()], &tech1, "Seattle Field Office").unwrap();
+                        srv.org
+                            .data
+                            .assign(entity, &[id.clone()], &tech1, "Seattle Field Office")
+                            .unwrap();
                     }
                     1 => {
-                        srv.org.data.assign(entity, &[id.clone()], &tech2.id, &tech2.business_unit).unwrap();
+                        srv.org
+                            .data
+                            .assign(entity, &[id.clone()], &tech2.id, &tech2.business_unit)
+                            .unwrap();
                     }
                     2 => {
                         let mut f = serde_json::Map::new();
-                        f.insert("notes".into(), json!(format!("changed {}", rng.below(1000))));
+                        f.insert(
+                            "notes".into(),
+                            json!(format!("changed {}", rng.below(1000))),
+                        );
                         srv.org.data.edit(entity, id, f);
                     }
                     _ => {
                         let days = 30 + rng.below(300) as u32;
-                        srv.org.data.set_filter("activity", Some(open_or_recent(days))).unwrap();
+                        srv.org
+                            .data
+                            .set_filter("activity", Some(open_or_recent(days)))
+                            .unwrap();
                     }
                 }
             }
@@ -352,10 +424,7 @@ async fn scope_and_data_changing_under_every_page_still_converge() {
         hook: Some(Box::new(chaos)),
         ..Default::default()
     });
-    Arc::clone(&tech)
-        .synchronize(progress, None)
-        .await
-        .unwrap();
+    Arc::clone(&tech).synchronize(progress, None).await.unwrap();
     // The pull was a snapshot of the scope at its start; the next one brings what changed.
     sync(&tech).await.unwrap();
     holds_its_scope(&tech, &srv, TECH1).await;
@@ -395,19 +464,43 @@ async fn schema_evolution_reaches_devices_with_unsent_edits() {
             )
         })
         .unwrap();
+    // A new entity is no one's until a role grants it (as in Dynamics 365).
+    let mut manager = srv
+        .org
+        .store
+        .roles()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "Sales Manager")
+        .unwrap();
+    manager.privileges.push(Privilege {
+        entity: "work_order".into(),
+        read: Depth::Organization,
+        create: Depth::Organization,
+        write: Depth::Organization,
+        delete: Depth::None,
+    });
+    srv.org.store.set_role(&manager).unwrap();
     for i in 1..=5 {
         let mut f = serde_json::Map::new();
         f.insert("mobile".into(), json!(format!("+420 600 00{i}")));
         srv.org.data.edit("contact", &format!("c00000000{i}"), f);
-        assert!(srv.org.data.create(syncvault_server::sync::store::ServerRecord {
-            entity: "work_order".into(),
-            id: format!("w{i}"),
-            version: 1,
-            deleted: false,
-            owner: String::new(),
-            unit: "Headquarters".into(),
-            fields: serde_json::from_value(json!({"title": format!("Order {i}"), "account_id": "a000000001"})).unwrap(),
-        }));
+        assert!(
+            srv.org
+                .data
+                .create(syncvault_server::sync::store::ServerRecord {
+                    entity: "work_order".into(),
+                    id: format!("w{i}"),
+                    version: 1,
+                    deleted: false,
+                    owner: String::new(),
+                    unit: "Headquarters".into(),
+                    fields: serde_json::from_value(
+                        json!({"title": format!("Order {i}"), "account_id": "a000000001"})
+                    )
+                    .unwrap(),
+                })
+        );
     }
     let report = sync(&ada).await.unwrap();
     assert_eq!(report.records_uploaded, 1);
@@ -415,27 +508,81 @@ async fn schema_evolution_reaches_devices_with_unsent_edits() {
         srv.org.data.get("contact", "c000000001").unwrap().fields["job_title"],
         json!("Offline edit")
     );
-    assert!(ada.entities().await.unwrap().contains(&"work_order".to_string()));
+    assert!(
+        ada.entities()
+            .await
+            .unwrap()
+            .contains(&"work_order".to_string())
+    );
     assert_eq!(
-        local_text(&ada, "contact", "c000000002", "mobile").await.as_deref(),
+        local_text(&ada, "contact", "c000000002", "mobile")
+            .await
+            .as_deref(),
         Some("+420 600 002")
     );
     let found = ada
         .search_records("contact".into(), "+420".into(), 10)
         .await
         .unwrap();
-    assert!(!found.is_empty(), "the new field is searchable on the device");
+    assert!(
+        !found.is_empty(),
+        "the new field is searchable on the device"
+    );
     assert_converged(&ada, &srv).await;
     // Only the contacts (new field) and the work orders came again, not accounts or activities.
-    let contacts = srv.org.data.live_records().iter().filter(|r| r.entity == "contact").count();
+    let contacts = srv
+        .org
+        .data
+        .live_records()
+        .iter()
+        .filter(|r| r.entity == "contact")
+        .count();
     assert_eq!(report.records_downloaded as usize, contacts + 5);
     // A retired field keeps its local column but takes no new value.
-    srv.org.data.evolve_schema(|s| s.retire_field("contact", "phone")).unwrap();
-    sync(&ada).await.unwrap();
-    ada.update_record("contact".into(), "c000000003".into(), fields(&[("phone", text("1"))]))
-        .await
+    srv.org
+        .data
+        .evolve_schema(|s| s.retire_field("contact", "phone"))
         .unwrap();
+    sync(&ada).await.unwrap();
+    ada.update_record(
+        "contact".into(),
+        "c000000003".into(),
+        fields(&[("phone", text("1"))]),
+    )
+    .await
+    .unwrap();
     let refused = sync(&ada).await.unwrap();
     assert_eq!(refused.rejected, 1);
-    assert_eq!(ada.sync_errors().await.unwrap()[0].code, RejectionCode::InvalidField);
+    assert_eq!(
+        ada.sync_errors().await.unwrap()[0].code,
+        RejectionCode::InvalidField
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protocol_v1_is_refused_cleanly() {
+    let srv = org(10).await;
+    let discovery: serde_json::Value = reqwest::get(format!("{}/.well-known/syncvault", srv.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["protocol_version"], 2);
+    assert!(
+        discovery["sync_api"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/sync/v2")
+    );
+    // A v1 app (its sync API URL saved from an older discovery) is told why, not served data.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/sync/v1/pull", srv.url))
+        .json(&json!({"client_id": "old", "schema_version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 410);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "protocol_version_unsupported");
 }

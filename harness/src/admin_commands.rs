@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_testkit::devlogin;
 
-use crate::cli::{AdminArgs, AdminCommand, GlobalArgs};
+use crate::cli::{AdminArgs, AdminCommand, GlobalArgs, SchemaCommand};
 use crate::output::{HarnessError, Output};
 use crate::passwords::Passwords;
+use syncvault_server::sync::schema::FieldDef;
 
 /// An admin API session.
 struct Api {
@@ -269,6 +270,7 @@ async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String
             domain_name,
             provider_email,
             roles,
+            unit,
         } => {
             let current = api.user(user).await?;
             let domain_name = match (domain_name, provider_email) {
@@ -287,14 +289,11 @@ async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String
             } else {
                 roles.iter().map(|r| json!(r)).collect()
             };
-            let saved = save(
-                api,
-                &current,
-                domain_name,
-                roles,
-                current["enabled"] != false,
-            )
-            .await?;
+            let mut body = edit_of(&current, domain_name, roles, current["enabled"] != false);
+            if let Some(unit) = unit {
+                body["business_unit"] = json!(unit);
+            }
+            let saved = save(api, &current, body).await?;
             let text = format!("saved {}", saved["email"].as_str().unwrap_or(""));
             (saved, text)
         }
@@ -303,7 +302,7 @@ async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String
             let current = api.user(user).await?;
             let roles = current["roles"].as_array().cloned().unwrap_or_default();
             let domain_name = current["domain_name"].as_str().map(str::to_string);
-            let saved = save(api, &current, domain_name, roles, enable).await?;
+            let saved = save(api, &current, edit_of(&current, domain_name, roles, enable)).await?;
             let text = format!(
                 "{} {}",
                 if enable { "enabled" } else { "disabled" },
@@ -311,6 +310,34 @@ async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String
             );
             (saved, text)
         }
+        AdminCommand::AssignRecords { entity, owner, ids } => {
+            let moved = api
+                .call(
+                    "POST",
+                    &format!("/records/{entity}/assign"),
+                    Some(json!({"ids": ids, "owner": owner})),
+                )
+                .await?;
+            let text = format!("{} {entity} records now owned by {owner}", moved["moved"]);
+            (moved, text)
+        }
+        AdminCommand::Role {
+            name,
+            entity,
+            read,
+            create,
+            write,
+            delete,
+        } => {
+            role_command(
+                api,
+                name.as_deref(),
+                entity.as_deref(),
+                [read, create, write, delete],
+            )
+            .await?
+        }
+        AdminCommand::Schema { command } => schema_command(api, command.as_ref()).await?,
         AdminCommand::Devices => {
             let devices = api.call("GET", "/devices", None).await?;
             let text = devices
@@ -351,21 +378,198 @@ async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String
     })
 }
 
-async fn save(
-    api: &Api,
+/// The body of a user's save: the business unit stays as it is unless the caller sets it.
+fn edit_of(
     current: &Value,
     domain_name: Option<String>,
     roles: Vec<Value>,
     enabled: bool,
-) -> Result<Value, HarnessError> {
-    let body = json!({
+) -> Value {
+    json!({
         "name": current["name"],
         "domain_name": domain_name,
         "enabled": enabled,
         "roles": roles,
-    });
+    })
+}
+
+async fn save(api: &Api, current: &Value, body: Value) -> Result<Value, HarnessError> {
     let id = current["id"].as_str().unwrap_or_default();
     api.call("PUT", &format!("/users/{id}"), Some(body)).await
+}
+
+/// Lists the roles, or sets one role's depths on one entity (the others stay).
+async fn role_command(
+    api: &Api,
+    name: Option<&str>,
+    entity: Option<&str>,
+    depths: [&Option<String>; 4],
+) -> Result<(Value, String), HarnessError> {
+    let roles = api.call("GET", "/roles", None).await?;
+    let (Some(name), Some(entity)) = (name, entity) else {
+        let text = roles
+            .as_array()
+            .map(|roles| {
+                roles
+                    .iter()
+                    .map(|r| {
+                        let grants: Vec<String> = r["privileges"]
+                            .as_array()
+                            .map(|p| {
+                                p.iter()
+                                    .map(|p| {
+                                        format!(
+                                            "  {}: read {}, create {}, write {}, delete {}",
+                                            p["entity"].as_str().unwrap_or(""),
+                                            p["read"],
+                                            p["create"],
+                                            p["write"],
+                                            p["delete"]
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        format!(
+                            "{}\n{}",
+                            r["name"].as_str().unwrap_or(""),
+                            grants.join("\n")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        return Ok((roles, text));
+    };
+    let mut role = roles
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == name).cloned())
+        .unwrap_or_else(|| json!({"name": name, "privileges": []}));
+    let privileges = role["privileges"].as_array_mut().expect("privileges");
+    let current = privileges
+        .iter()
+        .position(|p| p["entity"] == entity)
+        .unwrap_or_else(|| {
+            privileges.push(json!({"entity": entity, "read": "none", "create": "none", "write": "none", "delete": "none"}));
+            privileges.len() - 1
+        });
+    for (what, depth) in ["read", "create", "write", "delete"]
+        .into_iter()
+        .zip(depths)
+    {
+        if let Some(depth) = depth {
+            privileges[current][what] = json!(depth);
+        }
+    }
+    let saved = api
+        .call(
+            "PUT",
+            &format!(
+                "/roles/{}",
+                percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            Some(role["privileges"].take()),
+        )
+        .await?;
+    Ok((saved, format!("saved the role {name}")))
+}
+
+async fn schema_command(
+    api: &Api,
+    command: Option<&SchemaCommand>,
+) -> Result<(Value, String), HarnessError> {
+    let field = |spec: &str| FieldDef::parse_spec(spec).map_err(HarnessError::Usage);
+    let schema = match command {
+        None => api.call("GET", "/schema", None).await?,
+        Some(SchemaCommand::AddEntity { name, fields }) => {
+            let fields = fields
+                .iter()
+                .map(|f| field(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            api.call(
+                "POST",
+                "/schema/entities",
+                Some(json!({"name": name, "fields": fields})),
+            )
+            .await?
+        }
+        Some(SchemaCommand::AddField {
+            entity,
+            field: spec,
+        }) => {
+            api.call(
+                "POST",
+                &format!("/schema/entities/{entity}/fields"),
+                Some(json!(field(spec)?)),
+            )
+            .await?
+        }
+        Some(SchemaCommand::RetireField { entity, field }) => {
+            api.call(
+                "DELETE",
+                &format!("/schema/entities/{entity}/fields/{field}"),
+                None,
+            )
+            .await?
+        }
+        Some(SchemaCommand::Filter { entity, filter, .. }) => {
+            let filter: Value = match filter {
+                Some(f) => serde_json::from_str(f)
+                    .map_err(|e| HarnessError::Usage(format!("the filter is not JSON: {e}")))?,
+                None => Value::Null,
+            };
+            api.call(
+                "PUT",
+                &format!("/schema/entities/{entity}/filter"),
+                Some(filter),
+            )
+            .await?
+        }
+    };
+    let text = schema["entities"]
+        .as_array()
+        .map(|entities| {
+            entities
+                .iter()
+                .map(|e| {
+                    let fields: Vec<String> = e["fields"]
+                        .as_array()
+                        .map(|f| {
+                            f.iter()
+                                .map(|f| {
+                                    let retired = if f["retired"] == true {
+                                        " (retired)"
+                                    } else {
+                                        ""
+                                    };
+                                    format!(
+                                        "{}:{}{retired}",
+                                        f["name"].as_str().unwrap_or(""),
+                                        f["type"].as_str().unwrap_or("")
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let filter = match &e["sync_filter"] {
+                        Value::Null => String::new(),
+                        f => format!("\n  sync filter {f}"),
+                    };
+                    format!(
+                        "{}: {}{filter}",
+                        e["name"].as_str().unwrap_or(""),
+                        fields.join(", ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    Ok((
+        schema.clone(),
+        format!("schema version {}\n{text}", schema["version"]),
+    ))
 }
 
 pub async fn run(global: &GlobalArgs, args: AdminArgs, out: &Output) -> Result<(), HarnessError> {

@@ -223,6 +223,30 @@ pub struct AdminArgs {
     pub command: AdminCommand,
 }
 
+/// `syncvault admin schema ...`: fields are `name:type`, then `:searchable` for full-text text
+/// fields or `:ENTITY` for a reference (docs/admin.md, "Schema").
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Add an entity with its fields.
+    AddEntity {
+        name: String,
+        #[arg(long = "field", required = true)]
+        fields: Vec<String>,
+    },
+    /// Add a field to an entity.
+    AddField { entity: String, field: String },
+    /// Retire a field: devices keep its values, it takes no new ones.
+    RetireField { entity: String, field: String },
+    /// Set an entity's sync filter (JSON: {"any": [conditions]}), or clear it with --clear.
+    Filter {
+        entity: String,
+        #[arg(required_unless_present = "clear")]
+        filter: Option<String>,
+        #[arg(long, conflicts_with = "filter")]
+        clear: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Settings > Organization: the connection and the user modes.
@@ -260,6 +284,39 @@ pub enum AdminCommand {
         provider_email: Option<String>,
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// The business unit the user belongs to (what "business unit" privileges reach).
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Give records to a user: they move to that user's business unit, and devices follow.
+    AssignRecords {
+        entity: String,
+        /// The new owner's email.
+        #[arg(long)]
+        owner: String,
+        #[arg(long = "id", required = true)]
+        ids: Vec<String>,
+    },
+    /// The organization's roles, or set one role's privilege on one entity.
+    Role {
+        /// The role to change (with --entity); without it, every role is listed.
+        name: Option<String>,
+        #[arg(long, requires = "name")]
+        entity: Option<String>,
+        /// Depths: none, own, unit or organization.
+        #[arg(long, requires = "entity")]
+        read: Option<String>,
+        #[arg(long, requires = "entity")]
+        create: Option<String>,
+        #[arg(long, requires = "entity")]
+        write: Option<String>,
+        #[arg(long, requires = "entity")]
+        delete: Option<String>,
+    },
+    /// The organization's schema, and changes to it (devices migrate at their next sync).
+    Schema {
+        #[command(subcommand)]
+        command: Option<SchemaCommand>,
     },
     /// Disable a user (their sessions are revoked).
     Disable { user: String },

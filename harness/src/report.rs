@@ -21,6 +21,7 @@ pub fn peak_rss_bytes() -> u64 {
 pub fn report_json(r: &SyncReport) -> Value {
     json!({
         "records_downloaded": r.records_downloaded,
+        "records_removed": r.records_removed,
         "records_uploaded": r.records_uploaded,
         "conflicts": r.conflicts,
         "conflicts_pending": r.conflicts_pending,
@@ -39,9 +40,10 @@ pub fn report_json(r: &SyncReport) -> Value {
 /// The same for people.
 pub fn report_text(r: &SyncReport) -> String {
     format!(
-        "downloaded {} records, uploaded {}, conflicts {} ({} waiting for you), rejected {} \
+        "downloaded {} records, removed {} that left your scope, uploaded {}, conflicts {} ({} waiting for you), rejected {} \
          ({} sync errors waiting for you), {} changes still queued\n{:.2} s, {:.0} records/s, peak memory {:.1} MB",
         r.records_downloaded,
+        r.records_removed,
         r.records_uploaded,
         r.conflicts,
         r.conflicts_pending,

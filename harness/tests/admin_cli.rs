@@ -128,6 +128,161 @@ fn admin_commands_drive_the_console_api() {
     assert!(saved["domain_name"].as_str().unwrap().contains("/idp|"));
     assert_eq!(saved["roles"], serde_json::json!(["Salesperson"]));
 
+    // Schema, roles and ownership (docs/admin.md, "Schema", "Roles and business units").
+    let schema = ok(admin(
+        org,
+        &provider,
+        &["schema", "add-field", "contact", "mobile:text:searchable"],
+        b"",
+    ));
+    let contact = |s: &Value| {
+        s["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "contact")
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        contact(&schema)["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "mobile")
+    );
+    let bad = admin(
+        org,
+        &provider,
+        &["schema", "add-field", "contact", "nope"],
+        b"",
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a malformed field is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("name:type"));
+    let refused = admin(
+        org,
+        &provider,
+        &["schema", "add-field", "contact", "mobile:text"],
+        b"",
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "an existing field is refused by the server"
+    );
+    ok(admin(
+        org,
+        &provider,
+        &[
+            "schema",
+            "filter",
+            "activity",
+            r#"{"any": [{"field": "done", "equals": false}]}"#,
+        ],
+        b"",
+    ));
+    let retired = ok(admin(
+        org,
+        &provider,
+        &["schema", "retire-field", "contact", "mobile"],
+        b"",
+    ));
+    assert!(
+        contact(&retired)["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "mobile" && f["retired"] == true)
+    );
+    let added = ok(admin(
+        org,
+        &provider,
+        &[
+            "schema",
+            "add-entity",
+            "work_order",
+            "--field",
+            "title:text:searchable",
+            "--field",
+            "account_id:reference:account",
+        ],
+        b"",
+    ));
+    assert!(
+        added["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "work_order")
+    );
+    let shown = ok(admin(org, &provider, &["schema"], b""));
+    let activity = shown["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "activity")
+        .unwrap();
+    assert_eq!(activity["sync_filter"]["any"][0]["field"], "done");
+    let role = ok(admin(
+        org,
+        &provider,
+        &[
+            "role",
+            "Field Technician",
+            "--entity",
+            "work_order",
+            "--read",
+            "unit",
+        ],
+        b"",
+    ));
+    let grant = role["privileges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["entity"] == "work_order")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (grant["read"].as_str(), grant["write"].as_str()),
+        (Some("unit"), Some("none"))
+    );
+    let moved = ok(admin(
+        org,
+        &provider,
+        &[
+            "assign",
+            "alan@contoso.example",
+            "--unit",
+            "Seattle Field Office",
+        ],
+        b"",
+    ));
+    assert_eq!(moved["business_unit"], "Seattle Field Office");
+    assert_eq!(
+        moved["roles"],
+        serde_json::json!(["Field Technician"]),
+        "roles stay as they were"
+    );
+    let given = ok(admin(
+        org,
+        &provider,
+        &[
+            "assign-records",
+            "account",
+            "--owner",
+            "alan@contoso.example",
+            "--id",
+            "a000000001",
+        ],
+        b"",
+    ));
+    assert_eq!(given["moved"], 1);
+
     // A device syncs; the administrator sees it and wipes it.
     let device = tempfile::tempdir().unwrap();
     let run = |args: &[&str], stdin: &[u8]| {

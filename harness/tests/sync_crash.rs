@@ -208,3 +208,158 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
         audit.len()
     );
 }
+
+/// docs/protocol.md, "GET /schema": the administrator adds a field and an entity (and, half-way,
+/// another field) while the device holds unsent edits, and the device is killed again and again
+/// during the Synchronizes that migrate its tables and download the new data. A final sync
+/// leaves it with every new value and record, and each edit applied exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_schema_migration_resumes() {
+    let seed = std::env::var("SYNCVAULT_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5EED_5C4E);
+    eprintln!("SYNCVAULT_CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let srv = BoundServer::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .spawn(ServerConfig {
+            records: 3000,
+            ..Default::default()
+        })
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let pw2 = [PASSWORD, PASSWORD].concat();
+    run(
+        &dir,
+        &["setup", "--org", &srv.url, "--user-mode", "oauth"],
+        &pw2,
+    );
+    let started = std::time::Instant::now();
+    run(&dir, SYNC, PASSWORD);
+    let typical = started.elapsed();
+    let edited: Vec<String> = (1..=5).map(|i| format!("c{i:09}")).collect();
+    for id in &edited {
+        run(
+            &dir,
+            &["edit", "contact", id, "notes=offline before the migration"],
+            PASSWORD,
+        );
+    }
+
+    // The administrator's changes: a field with values, an entity with records and a role that
+    // reads it.
+    let data = &srv.org.data;
+    let field = |spec: &str| syncvault_server::sync::schema::FieldDef::parse_spec(spec).unwrap();
+    data.add_field("contact", field("mobile:text:searchable"))
+        .unwrap();
+    data.evolve_schema(|s| {
+        s.add_entity(
+            "work_order",
+            vec![
+                field("title:text:searchable"),
+                field("account_id:reference:account"),
+            ],
+        )
+    })
+    .unwrap();
+    let mut manager = srv
+        .org
+        .store
+        .roles()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "Sales Manager")
+        .unwrap();
+    manager
+        .privileges
+        .push(syncvault_server::admin::store::Privilege {
+            entity: "work_order".into(),
+            read: syncvault_server::admin::store::Depth::Organization,
+            create: syncvault_server::admin::store::Depth::None,
+            write: syncvault_server::admin::store::Depth::None,
+            delete: syncvault_server::admin::store::Depth::None,
+        });
+    srv.org.store.set_role(&manager).unwrap();
+    let contacts: Vec<String> = data
+        .live_records()
+        .into_iter()
+        .filter(|r| r.entity == "contact")
+        .map(|r| r.id)
+        .collect();
+    for (i, id) in contacts.iter().enumerate().step_by(3) {
+        let mut f = serde_json::Map::new();
+        f.insert("mobile".into(), json!(format!("+420 600 {i:06}")));
+        data.edit("contact", id, f);
+    }
+    for i in 0..1500 {
+        assert!(
+            data.create(syncvault_server::sync::store::ServerRecord {
+                entity: "work_order".into(),
+                id: format!("w{i:09}"),
+                version: 1,
+                deleted: false,
+                owner: String::new(),
+                unit: "Headquarters".into(),
+                fields: serde_json::from_value(json!({
+                "title": format!("Work order {i}"), "account_id": "a000000001"}))
+                .unwrap(),
+            })
+        );
+    }
+
+    let mut kills = 0;
+    for round in 0..8 {
+        if round == 4 {
+            // A second migration while the first one's data is still coming.
+            data.add_field("account", field("rating:integer")).unwrap();
+        }
+        let mut child = harness(&dir, SYNC, PASSWORD);
+        let delay = typical.mul_f64(0.05 + 0.9 * rng.below(1000) as f64 / 1000.0);
+        tokio::time::sleep(delay).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills > 0, "no run was killed");
+    let report = json_out(&run(&dir, SYNC, PASSWORD));
+    assert_eq!(report["pending_changes"], 0, "{report}");
+
+    for entity in ["account", "contact", "activity", "work_order"] {
+        let rows = json_out(&run(&dir, &["query", entity], PASSWORD));
+        let rows = rows.as_array().unwrap();
+        let server: Vec<_> = data
+            .live_records()
+            .into_iter()
+            .filter(|r| r.entity == entity)
+            .collect();
+        assert_eq!(rows.len(), server.len(), "{entity}");
+        for row in rows {
+            let s = data.get(entity, row["id"].as_str().unwrap()).unwrap();
+            assert_eq!(row["version"], s.version, "{entity} {}", row["id"]);
+            for (k, v) in &s.fields {
+                assert_eq!(&row[k], v, "{entity} {} {k}", row["id"]);
+            }
+        }
+    }
+    // The edits went up once each: one version more than the server's own edit, if any.
+    let audit = data.audit();
+    for id in &edited {
+        let s = data.get("contact", id).unwrap();
+        assert_eq!(
+            s.fields["notes"],
+            json!("offline before the migration"),
+            "{id}"
+        );
+        let applied = audit
+            .iter()
+            .filter(|(_, _, e, i)| e == "contact" && i == id)
+            .count();
+        assert_eq!(applied, 1, "contact {id}");
+    }
+    eprintln!("{kills} kills during the migrating syncs");
+}

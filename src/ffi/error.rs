@@ -330,6 +330,7 @@ impl From<DiscoveryError> for SyncError {
                     "the organization named an insecure or invalid {what}"
                 )),
             ),
+            DiscoveryError::UnsupportedProtocol(_) => surfaced(&e, protocol(e.to_string())),
             DiscoveryError::Net(n) => n.into(),
         }
     }

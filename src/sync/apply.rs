@@ -229,7 +229,12 @@ const OUT_OF_SCOPE: &str =
 /// A record left the user's scope while edits of it were queued: the edits become a sync error
 /// (`out_of_scope`) whose server side is "gone at `version`": a retry sends them again (the
 /// server decides), a discard removes the record.
-fn out_of_scope(conn: &Connection, entity: &str, id: &str, version: i64) -> Result<(), EngineError> {
+fn out_of_scope(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    version: i64,
+) -> Result<(), EngineError> {
     if let Some((local, _)) = local_side(conn, entity, id)? {
         let gone = Snapshot {
             version,

@@ -569,6 +569,28 @@ mod tests {
     }
 
     #[test]
+    fn removes_keep_queued_edits_visible() {
+        let entities: HashSet<String> = ["contact".to_string()].into();
+        let key = |id: &str| ("contact".to_string(), id.to_string());
+        let queued: HashSet<_> = [key("q")].into();
+        let conflicted: HashSet<_> = [key("c")].into();
+        let plan = plan_page(
+            vec![
+                change("q", ChangeOp::Remove),
+                change("c", ChangeOp::Remove),
+                change("r", ChangeOp::Remove),
+            ],
+            &entities,
+            &queued,
+            &conflicted,
+        )
+        .unwrap();
+        assert!(matches!(plan[0], PageAction::OutOfScope(_)));
+        assert!(matches!(plan[1], PageAction::RefreshConflict(_)));
+        assert!(matches!(plan[2], PageAction::Delete(_)));
+    }
+
+    #[test]
     fn hostile_pages_are_refused_whole() {
         let entities: HashSet<String> = ["contact".to_string()].into();
         let none = HashSet::new();

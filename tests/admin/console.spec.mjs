@@ -172,6 +172,41 @@ const refused = harness(graceDir, ['sync', '--username', 'grace@contoso.example'
 assert.equal(refused.status, 1);
 assert.equal(JSON.parse(refused.stderr).error.kind, 'UserModeNotAllowed');
 
+// 6b. Settings > Schema and Resources > Roles: add a field (a bad one is refused with the reason),
+// set a sync filter, widen a role; Alan's next Synchronize brings what entered his scope.
+log('schema: add a field, a sync filter; roles: widen a privilege');
+await page.click('a[href="/admin/schema"]');
+await page.fill('#spec-contact', 'mobile');
+await page.locator('#entity-contact').getByRole('button', { name: 'Add field' }).click();
+await page.getByRole('alert').waitFor();
+assert.match(await page.getByRole('alert').innerText(), /is not name:type/);
+await page.fill('#spec-contact', 'mobile:text:searchable');
+await page.locator('#entity-contact').getByRole('button', { name: 'Add field' }).click();
+await page.waitForURL(/\/admin\/schema$/);
+assert.match(await page.getByRole('status').innerText(), /Added contact\.mobile/);
+await page.fill('#filter-activity', '{"any": [{"field": "done", "equals": false}, {"field": "due_at", "within_days": 400}]}');
+await page.locator('#entity-activity').getByRole('button', { name: 'Save filter' }).click();
+await page.waitForURL(/\/admin\/schema$/);
+await shot('8b-schema');
+const schema = await api(token, '/schema');
+const contactDef = schema.entities.find((e) => e.name === 'contact');
+assert.ok(contactDef.fields.some((f) => f.name === 'mobile' && f.searchable), 'the field is in the stored schema');
+assert.equal(schema.entities.find((e) => e.name === 'activity').sync_filter.any.length, 2);
+const forgedSchema = await page.request.post(`${ORG}/admin/schema/fields`, { form: { csrf: 'forged', entity: 'contact', spec: 'x:text' } });
+assert.equal(forgedSchema.status(), 403, 'a schema change without the CSRF token is refused');
+await page.click('a[href="/admin/roles"]');
+await page.getByLabel('Field Technician: read activity').selectOption('organization');
+await page.getByRole('button', { name: 'Save Field Technician' }).click();
+await page.waitForURL(/\/admin\/roles$/);
+await shot('8c-roles');
+const technician = (await api(token, '/roles')).find((r) => r.name === 'Field Technician');
+assert.equal(technician.privileges.find((p) => p.entity === 'activity').read, 'organization');
+const widened = harness(alanDir, ['sync', '--dev-login', 'alan@contoso.example']);
+assert.equal(widened.status, 0, widened.stderr);
+const widenedReport = JSON.parse(widened.stdout.trim().split('\n').pop());
+assert.ok(widenedReport.records_downloaded > 0, 'the activities his role now reads arrive');
+assert.equal(widenedReport.records_removed, 0);
+
 // 7. Devices: wipe the device; it erases its vault at its next contact.
 log('wipe a device');
 await page.click('a[href="/admin/devices"]');

@@ -131,7 +131,10 @@ pub async fn assert_converged(c: &SyncClient, srv: &RunningServer) {
 }
 
 /// Asserts the device holds exactly `server` (ids, versions, field values).
-pub async fn assert_holds(c: &SyncClient, server: Vec<syncvault_server::sync::store::ServerRecord>) {
+pub async fn assert_holds(
+    c: &SyncClient,
+    server: Vec<syncvault_server::sync::store::ServerRecord>,
+) {
     let local = local_records(c).await;
     assert_eq!(local.len(), server.len(), "record counts differ");
     for r in server {

@@ -10,6 +10,7 @@
 
 mod big_field;
 mod live;
+mod scope;
 mod screens;
 
 use std::collections::HashMap;
@@ -221,6 +222,10 @@ async fn main() {
     }
     if args[1] == "--screens" {
         println!("{}", screens::run(args[2].parse().unwrap()));
+        return;
+    }
+    if args[1] == "--scope" {
+        println!("{}", scope::run(args[2].parse().unwrap()).await);
         return;
     }
     if args[1] == "--live" {

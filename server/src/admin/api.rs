@@ -73,7 +73,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/schema", get(schema))
         .route("/schema/entities", post(add_entity))
         .route("/schema/entities/{entity}/fields", post(add_field))
-        .route("/schema/entities/{entity}/fields/{field}", delete(retire_field))
+        .route(
+            "/schema/entities/{entity}/fields/{field}",
+            delete(retire_field),
+        )
         .route("/schema/entities/{entity}/filter", put(set_filter))
         .route("/records/{entity}/assign", post(assign_records))
         .route("/devices", get(devices))
@@ -243,10 +246,7 @@ async fn schema(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResul
 }
 
 /// Applies a schema change, or says why it was refused (nothing changed).
-fn evolve(
-    admin: &Admin,
-    change: impl FnOnce(&mut Schema) -> Result<(), String>,
-) -> ApiResult {
+fn evolve(admin: &Admin, change: impl FnOnce(&mut Schema) -> Result<(), String>) -> ApiResult {
     let schema = admin
         .org
         .data

@@ -23,7 +23,8 @@ use super::directory::ImportAction;
 use super::oauth::Purpose;
 use super::ops::{Admin, AdminError, DirectoryRow, Via};
 use super::sessions::SqliteSessions;
-use super::store::{DeviceCommand, OrgUser, ProviderConnection, Role, UserEdit};
+use super::store::{Depth, DeviceCommand, OrgUser, Privilege, ProviderConnection, Role, UserEdit};
+use crate::sync::schema::{FieldDef, Schema};
 
 const USER_ID: &str = "user_id";
 const VIA: &str = "via";
@@ -110,7 +111,36 @@ struct DevicesPage {
 #[template(path = "admin/roles.html")]
 struct RolesPage {
     page: Page,
-    roles: Vec<Role>,
+    roles: Vec<RoleRows>,
+    depths: Vec<(&'static str, &'static str)>,
+}
+
+/// A role as its form shows it: one row per entity of the schema, granted or not.
+struct RoleRows {
+    name: String,
+    rows: Vec<PrivilegeRow>,
+}
+
+/// One entity's privileges: `(read|create|write|delete, the depth's form value)`.
+struct PrivilegeRow {
+    entity: String,
+    cells: [(&'static str, &'static str); 4],
+}
+
+/// One entity of the schema as the Schema page shows it.
+struct SchemaEntity {
+    name: String,
+    fields: Vec<FieldDef>,
+    /// The sync filter as JSON, empty when there is none.
+    filter: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/schema.html")]
+struct SchemaPage {
+    page: Page,
+    version: i64,
+    entities: Vec<SchemaEntity>,
 }
 
 /// The provider line's name, as the seed's console shows it.
@@ -142,6 +172,12 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/users", get(users).post(create_user))
         .route("/users/{id}", get(user_page).post(save_user))
         .route("/roles", get(roles))
+        .route("/roles/{name}", post(save_role))
+        .route("/schema", get(schema_page))
+        .route("/schema/fields", post(add_field))
+        .route("/schema/entities", post(add_entity))
+        .route("/schema/retire", post(retire_field))
+        .route("/schema/filter", post(set_filter))
         .route("/devices", get(devices))
         .route("/devices/{client_id}/{command}", post(command_device))
         .with_state(admin)
@@ -625,12 +661,266 @@ async fn save_user(
     }
 }
 
+const DEPTHS: [(Depth, &str, &str); 4] = [
+    (Depth::None, "none", "None"),
+    (Depth::Own, "own", "User"),
+    (Depth::Unit, "unit", "Business Unit"),
+    (Depth::Organization, "organization", "Organization"),
+];
+
+fn depth_value(d: Depth) -> &'static str {
+    DEPTHS
+        .iter()
+        .find(|(x, ..)| *x == d)
+        .map_or("none", |(_, v, _)| v)
+}
+
 async fn roles(State(admin): State<Arc<Admin>>, session: Session) -> Response {
     let user = signed_in_or_redirect!(admin, session);
+    let entities: Vec<String> = admin
+        .org
+        .data
+        .schema()
+        .entities
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    let roles = admin
+        .org
+        .store
+        .roles()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RoleRows {
+            rows: entities
+                .iter()
+                .map(|e| {
+                    let granted = r.privileges.iter().find(|p| &p.entity == e);
+                    let depth =
+                        |d: fn(&Privilege) -> Depth| depth_value(granted.map_or(Depth::None, d));
+                    PrivilegeRow {
+                        entity: e.clone(),
+                        cells: [
+                            ("read", depth(|p| p.read)),
+                            ("create", depth(|p| p.create)),
+                            ("write", depth(|p| p.write)),
+                            ("delete", depth(|p| p.delete)),
+                        ],
+                    }
+                })
+                .collect(),
+            name: r.name,
+        })
+        .collect();
     render(RolesPage {
         page: page(&admin, &session, "Resources > Roles", Some(&user)).await,
-        roles: admin.org.store.roles().unwrap_or_default(),
+        roles,
+        depths: DEPTHS.iter().map(|(_, v, l)| (*v, *l)).collect(),
     })
+}
+
+/// Saves a role's privileges from its form: `{entity}.{read|create|write|delete}` = a depth.
+async fn save_role(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Path(name): Path<String>,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let _user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let depth = |entity: &str, what: &str| -> Result<Depth, AdminError> {
+        let key = format!("{entity}.{what}");
+        let value = fields.get(&key).unwrap_or("none");
+        DEPTHS
+            .iter()
+            .find(|(_, v, _)| *v == value)
+            .map(|(d, ..)| *d)
+            .ok_or_else(|| AdminError::Invalid(format!("{key}: no depth {value:?}")))
+    };
+    let privileges: Result<Vec<Privilege>, AdminError> = admin
+        .org
+        .data
+        .schema()
+        .entities
+        .into_iter()
+        .map(|e| {
+            Ok(Privilege {
+                read: depth(&e.name, "read")?,
+                create: depth(&e.name, "create")?,
+                write: depth(&e.name, "write")?,
+                delete: depth(&e.name, "delete")?,
+                entity: e.name,
+            })
+        })
+        .collect();
+    let saved = privileges.and_then(|privileges| {
+        let privileges = privileges
+            .into_iter()
+            .filter(|p| [p.read, p.create, p.write, p.delete] != [Depth::None; 4])
+            .collect();
+        Ok(admin.org.store.set_role(&Role {
+            name: name.clone(),
+            privileges,
+        })?)
+    });
+    match saved {
+        Ok(()) => {
+            notice(
+                &session,
+                format!(
+                    "Saved the role {name}: devices get what it changes at their next Synchronize."
+                ),
+            )
+            .await;
+            Redirect::to("/admin/roles").into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn schema_view(
+    admin: &Admin,
+    session: &Session,
+    user: &OrgUser,
+    error: Option<String>,
+) -> Response {
+    let schema = admin.org.data.schema();
+    let mut page = page(admin, session, "Settings > Schema", Some(user)).await;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page.error = error;
+    let entities = schema
+        .entities
+        .into_iter()
+        .map(|e| SchemaEntity {
+            filter: e
+                .sync_filter
+                .as_ref()
+                .map(|f| serde_json::to_string(f).expect("json"))
+                .unwrap_or_default(),
+            name: e.name,
+            fields: e.fields,
+        })
+        .collect();
+    let body = render(SchemaPage {
+        page,
+        version: schema.version,
+        entities,
+    });
+    (status, body).into_response()
+}
+
+async fn schema_page(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    schema_view(&admin, &session, &user, None).await
+}
+
+/// Applies one schema change from a form: the schema page again with a notice, or with the
+/// reason it was refused (nothing changed).
+async fn change_schema(
+    admin: &Admin,
+    session: &Session,
+    fields: &Fields,
+    change: impl FnOnce(&mut Schema) -> Result<String, String>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(session, fields).await {
+        return refused;
+    }
+    let mut done = String::new();
+    match admin
+        .org
+        .data
+        .evolve_schema(|s| change(s).map(|d| done = d))
+    {
+        Ok(schema) => {
+            tracing::info!(version = schema.version, "schema changed in the console");
+            notice(session, done).await;
+            Redirect::to("/admin/schema").into_response()
+        }
+        Err(why) => schema_view(admin, session, &user, Some(why)).await,
+    }
+}
+
+async fn add_field(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let entity = fields.get("entity").unwrap_or_default().to_string();
+    let spec = fields.get("spec").unwrap_or_default().to_string();
+    change_schema(&admin, &session, &fields, |s| {
+        let field = FieldDef::parse_spec(&spec)?;
+        let name = field.name.clone();
+        s.add_field(&entity, field)?;
+        Ok(format!(
+            "Added {entity}.{name}: devices download its values at their next Synchronize."
+        ))
+    })
+    .await
+}
+
+async fn add_entity(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let name = fields.get("name").unwrap_or_default().trim().to_string();
+    let specs = fields.get("fields").unwrap_or_default().to_string();
+    change_schema(&admin, &session, &fields, |s| {
+        let defs = specs
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(FieldDef::parse_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        s.add_entity(&name, defs)?;
+        Ok(format!(
+            "Added the entity {name}: give roles privileges on it to sync it."
+        ))
+    })
+    .await
+}
+
+async fn retire_field(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let entity = fields.get("entity").unwrap_or_default().to_string();
+    let field = fields.get("field").unwrap_or_default().to_string();
+    change_schema(&admin, &session, &fields, |s| {
+        s.retire_field(&entity, &field)?;
+        Ok(format!("Retired {entity}.{field}: it takes no new values."))
+    })
+    .await
+}
+
+async fn set_filter(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let entity = fields.get("entity").unwrap_or_default().to_string();
+    let text = fields.get("filter").unwrap_or_default().trim().to_string();
+    change_schema(&admin, &session, &fields, |s| {
+        let filter = match text.as_str() {
+            "" => None,
+            t => Some(serde_json::from_str(t).map_err(|e| format!("the filter is not valid JSON of a sync filter: {e}"))?),
+        };
+        let cleared = filter.is_none();
+        s.set_filter(&entity, filter)?;
+        Ok(if cleared {
+            format!("Cleared the sync filter of {entity}.")
+        } else {
+            format!("Saved the sync filter of {entity}: devices get what entered and lose what left at their next Synchronize.")
+        })
+    })
+    .await
 }
 
 /// A unix time as the Devices page shows it (UTC).

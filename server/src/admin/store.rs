@@ -575,7 +575,9 @@ impl OrgStore {
     pub fn set_role(&self, role: &Role) -> Result<(), StoreError> {
         let name = role.name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(StoreError::Invalid("a role name is 1 to 100 characters".into()));
+            return Err(StoreError::Invalid(
+                "a role name is 1 to 100 characters".into(),
+            ));
         }
         self.lock().execute(
             "INSERT INTO roles (name, privileges) VALUES (?1, ?2)

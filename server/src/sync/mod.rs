@@ -29,6 +29,10 @@ use store::ApiError;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            // The description names the failing store step, never a record's values or a token.
+            tracing::error!(code = self.code, description = %self.description, "sync request failed");
+        }
         (
             status,
             Json(json!({"error": self.code, "error_description": self.description})),

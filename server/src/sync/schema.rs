@@ -46,7 +46,14 @@ pub struct Schema {
 }
 
 /// Field types of the protocol (docs/protocol.md, "GET /schema").
-pub const TYPES: &[&str] = &["text", "integer", "real", "boolean", "timestamp", "reference"];
+pub const TYPES: &[&str] = &[
+    "text",
+    "integer",
+    "real",
+    "boolean",
+    "timestamp",
+    "reference",
+];
 
 fn field(name: &str, kind: &str, searchable: bool, references: Option<&str>) -> FieldDef {
     FieldDef {
@@ -55,6 +62,31 @@ fn field(name: &str, kind: &str, searchable: bool, references: Option<&str>) -> 
         searchable,
         references: references.map(str::to_string),
         retired: false,
+    }
+}
+
+impl FieldDef {
+    /// A field from the short form an administrator types (`syncvault admin schema`, the
+    /// console's schema page): `name:type`, then `:searchable` for full-text text fields or
+    /// `:ENTITY` for the entity a `reference` points at, e.g. `mobile:text:searchable`,
+    /// `account_id:reference:account`. Names and types are checked when the schema takes it.
+    pub fn parse_spec(spec: &str) -> Result<FieldDef, String> {
+        let parts: Vec<&str> = spec.trim().split(':').map(str::trim).collect();
+        let (name, kind, rest) = match parts.as_slice() {
+            [name, kind, rest @ ..] if rest.len() <= 1 => (*name, *kind, rest.first().copied()),
+            _ => return Err(format!("{spec:?} is not name:type[:searchable|:entity]")),
+        };
+        let (searchable, references) = match (kind, rest) {
+            (_, None) => (false, None),
+            ("text", Some("searchable")) => (true, None),
+            ("reference", Some(entity)) => (false, Some(entity)),
+            _ => {
+                return Err(format!(
+                    "{spec:?}: only text fields are searchable and only references name an entity"
+                ));
+            }
+        };
+        Ok(field(name, kind, searchable, references))
     }
 }
 
@@ -362,7 +394,10 @@ mod tests {
         assert_eq!(s.version, 4);
         let mut f = Map::new();
         f.insert("phone".into(), json!("1"));
-        assert_eq!(s.check_fields("contact", &f).unwrap_err().code, "invalid_field");
+        assert_eq!(
+            s.check_fields("contact", &f).unwrap_err().code,
+            "invalid_field"
+        );
         for bad in [
             s.add_field("contact", field("mobile", "text", false, None)),
             s.add_field("contact", field("Bad", "text", false, None)),
@@ -387,10 +422,46 @@ mod tests {
                 .map_err(|r| r.code)
         };
         assert_eq!(check("contact", json!({"email": "a@b.example"})), Ok(()));
-        assert_eq!(check("contact", json!({"email": "nope"})), Err("invalid_value"));
+        assert_eq!(
+            check("contact", json!({"email": "nope"})),
+            Err("invalid_value")
+        );
         assert_eq!(check("contact", json!({"age": 3})), Err("invalid_field"));
-        assert_eq!(check("account", json!({"employees": 1.5})), Err("invalid_field"));
-        assert_eq!(check("account", json!({"employees": -1})), Err("invalid_value"));
-        assert_eq!(check("activity", json!({"due_at": "tomorrow"})), Err("invalid_field"));
+        assert_eq!(
+            check("account", json!({"employees": 1.5})),
+            Err("invalid_field")
+        );
+        assert_eq!(
+            check("account", json!({"employees": -1})),
+            Err("invalid_value")
+        );
+        assert_eq!(
+            check("activity", json!({"due_at": "tomorrow"})),
+            Err("invalid_field")
+        );
+    }
+
+    #[test]
+    fn field_specs_parse_or_say_why_not() {
+        assert_eq!(
+            FieldDef::parse_spec("mobile:text:searchable").unwrap(),
+            field("mobile", "text", true, None)
+        );
+        assert_eq!(
+            FieldDef::parse_spec(" account_id : reference : account ").unwrap(),
+            field("account_id", "reference", false, Some("account"))
+        );
+        assert_eq!(
+            FieldDef::parse_spec("n:integer").unwrap(),
+            field("n", "integer", false, None)
+        );
+        for bad in [
+            "mobile",
+            "a:b:c:d",
+            "n:integer:searchable",
+            "t:text:account",
+        ] {
+            assert!(FieldDef::parse_spec(bad).is_err(), "{bad}");
+        }
     }
 }

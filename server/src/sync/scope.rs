@@ -208,7 +208,7 @@ impl SyncFilter {
             .any
             .iter()
             .map(|c| {
-                let value = format!("json_extract(fields, '$.{}')", c.field);
+                let value = format!("{FIELD_FUNCTION}(fields, {})", quote(&c.field));
                 match (&c.equals, c.within_days) {
                     (Some(Value::Bool(b)), _) => format!("{value} = {}", *b as i32),
                     (Some(Value::Number(n)), _) => format!("{value} = {n}"),
@@ -222,6 +222,39 @@ impl SyncFilter {
             .collect();
         terms.join(" OR ")
     }
+}
+
+/// The SQL function filters read a field with. The workspace's SQLite is built without JSON (it
+/// is the mobile library's SQLite too: docs/mobile.md, "Binary size"), so the server registers
+/// its own on every connection ([`register_field_function`]).
+pub const FIELD_FUNCTION: &str = "sv_field";
+
+/// Registers `sv_field(fields, name)`: the named value of a record's JSON fields as SQLite sees a
+/// column (booleans as 0/1, numbers, text; NULL when absent or null).
+pub fn register_field_function(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::Value as Sql;
+    conn.create_scalar_function(
+        FIELD_FUNCTION,
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let fields = ctx.get_raw(0).as_str().unwrap_or("{}");
+            let name = ctx.get_raw(1).as_str().unwrap_or("");
+            let mut map: serde_json::Map<String, Value> =
+                serde_json::from_str(fields).unwrap_or_default();
+            Ok(match map.remove(name) {
+                Some(Value::Bool(b)) => Sql::Integer(b as i64),
+                Some(Value::Number(n)) => match n.as_i64() {
+                    Some(i) => Sql::Integer(i),
+                    None => Sql::Real(n.as_f64().unwrap_or(0.0)),
+                },
+                Some(Value::String(s)) => Sql::Text(s),
+                Some(Value::Null) | None => Sql::Null,
+                Some(other) => Sql::Text(other.to_string()),
+            })
+        },
+    )
 }
 
 fn scalar(v: &Value) -> bool {
@@ -278,18 +311,33 @@ mod tests {
 
     #[test]
     fn predicates_quote_and_reach() {
-        let s = scope("u'1", "North", &[("account", Reach::Unit, 1), ("activity", Reach::Own, 1)]);
+        let s = scope(
+            "u'1",
+            "North",
+            &[("account", Reach::Unit, 1), ("activity", Reach::Own, 1)],
+        );
         assert_eq!(s.entity_predicate("activity"), "(owner = 'u''1')");
         assert_eq!(s.entity_predicate("account"), "(unit = 'North')");
         assert_eq!(s.entity_predicate("contact"), "0");
-        assert!(s.predicate().starts_with("(CASE entity WHEN 'account' THEN"));
+        assert!(
+            s.predicate()
+                .starts_with("(CASE entity WHEN 'account' THEN")
+        );
         assert_eq!(Scope::default().predicate(), "0");
     }
 
     #[test]
     fn changed_entities_are_the_difference() {
-        let a = scope("u1", "N", &[("account", Reach::Unit, 1), ("contact", Reach::Unit, 1)]);
-        let b = scope("u1", "N", &[("account", Reach::Unit, 1), ("activity", Reach::Own, 1)]);
+        let a = scope(
+            "u1",
+            "N",
+            &[("account", Reach::Unit, 1), ("contact", Reach::Unit, 1)],
+        );
+        let b = scope(
+            "u1",
+            "N",
+            &[("account", Reach::Unit, 1), ("activity", Reach::Own, 1)],
+        );
         assert_eq!(a.changed_entities(&b), vec!["activity", "contact"]);
         assert!(a.changed_entities(&a).is_empty());
         let moved = Scope {
@@ -297,7 +345,11 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(a.changed_entities(&moved), vec!["account", "contact"]);
-        let newer = scope("u1", "N", &[("account", Reach::Unit, 2), ("contact", Reach::Unit, 1)]);
+        let newer = scope(
+            "u1",
+            "N",
+            &[("account", Reach::Unit, 2), ("contact", Reach::Unit, 1)],
+        );
         assert_eq!(a.changed_entities(&newer), vec!["account"]);
         assert_eq!(a.held_predicate("account", &newer), "0");
         assert_eq!(a.held_predicate("contact", &newer), "(unit = 'N')");
@@ -316,7 +368,7 @@ mod tests {
         f.validate(&fields).unwrap();
         assert_eq!(
             f.to_sql(20_454 + 90),
-            "json_extract(fields, '$.done') = 0 OR json_extract(fields, '$.due_at') >= '2026-01-01T00:00:00Z'"
+            "sv_field(fields, 'done') = 0 OR sv_field(fields, 'due_at') >= '2026-01-01T00:00:00Z'"
         );
         for bad in [
             json!({"any": []}),
@@ -330,6 +382,31 @@ mod tests {
         }
         let s: SyncFilter =
             serde_json::from_value(json!({"any": [{"field": "kind", "equals": "it's"}]})).unwrap();
-        assert_eq!(s.to_sql(0), "json_extract(fields, '$.kind') = 'it''s'");
+        assert_eq!(s.to_sql(0), "sv_field(fields, 'kind') = 'it''s'");
+    }
+
+    #[test]
+    fn the_field_function_reads_json_fields_as_sqlite_values() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        register_field_function(&conn).unwrap();
+        let row = r#"{"done": false, "n": 2.5, "k": 7, "s": "x", "z": null}"#;
+        let got: (i64, f64, i64, String, Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT sv_field(?1, 'done'), sv_field(?1, 'n'), sv_field(?1, 'k'), \
+                 sv_field(?1, 's'), sv_field(?1, 'z'), sv_field(?1, 'missing')",
+                [row],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(got, (0, 2.5, 7, "x".into(), None, None));
     }
 }

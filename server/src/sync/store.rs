@@ -254,6 +254,7 @@ impl DataStore {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        super::scope::register_field_function(&conn)?;
         migrate_unversioned(&conn)?;
         conn.execute_batch(SCHEMA_SQL)?;
         let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
@@ -404,10 +405,11 @@ impl DataStore {
         let inner = self.lock();
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         let token = match page_token {
-            Some(t) => PageToken::decode(t, &inner.token_key, client_id, inner.seq)
-                .ok_or_else(|| {
+            Some(t) => {
+                PageToken::decode(t, &inner.token_key, client_id, inner.seq).ok_or_else(|| {
                     ApiError::bad_request("invalid_page_token", "the page token is not valid")
-                })?,
+                })?
+            }
             None => inner.start_pull(client_id, scope, cursor)?,
         };
         let now = inner.load_scope(token.scope)?;
@@ -547,7 +549,14 @@ impl DataStore {
             return false;
         }
         let mut seq = inner.seq;
-        let written = write_record(&inner.conn, &ServerRecord { version: 1, ..record }, &mut seq);
+        let written = write_record(
+            &inner.conn,
+            &ServerRecord {
+                version: 1,
+                ..record
+            },
+            &mut seq,
+        );
         inner.seq = seq;
         written.is_ok()
     }
@@ -680,7 +689,9 @@ impl Inner {
         let refuse = |why: &str| Err(ApiError::bad_request("invalid_cursor", why));
         let held = match cursor {
             None => None,
-            Some(c) if c < 0 || c > self.seq => return refuse("the cursor is not one this server gave"),
+            Some(c) if c < 0 || c > self.seq => {
+                return refuse("the cursor is not one this server gave");
+            }
             Some(c) if c < self.horizon()? => {
                 return refuse("the cursor is older than the server's change history");
             }
@@ -858,7 +869,9 @@ impl Pull<'_> {
             )
         } else {
             (
-                format!("SELECT entity, id, version, seq, deleted, fields, {now} {filter} ORDER BY seq LIMIT ?4"),
+                format!(
+                    "SELECT entity, id, version, seq, deleted, fields, {now} {filter} ORDER BY seq LIMIT ?4"
+                ),
                 vec![0, self.cursor(), self.token.upper],
             )
         })
@@ -1052,10 +1065,9 @@ impl Pull<'_> {
                         }
                         position = superseded;
                         let now: Option<(i64, bool)> = state
-                            .query_row(
-                                params![entity, id, self.cursor(), self.token.upper],
-                                |r| Ok((r.get(0)?, r.get(1)?)),
-                            )
+                            .query_row(params![entity, id, self.cursor(), self.token.upper], |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })
                             .optional()?;
                         match now {
                             Some((_, true)) => {}
@@ -1271,7 +1283,11 @@ impl Push<'_> {
         let allowed = |r: &ServerRecord| self.access.covers(reach, &r.owner, &r.unit);
         let version = match (op, current) {
             ("create", _) if reach.is_none() => return forbidden("create"),
-            ("create", Some(current)) if !self.access.covers(grant.read, &current.owner, &current.unit) => {
+            ("create", Some(current))
+                if !self
+                    .access
+                    .covers(grant.read, &current.owner, &current.unit) =>
+            {
                 return forbidden("create");
             }
             ("create", Some(current)) => return Ok(conflict(mutation_id, &current)),

@@ -1,0 +1,221 @@
+//! What scope costs (docs/protocol.md, "Scope"), with the reference server in-process:
+//! - the initial sync of a user who may read 2% of an N-record organization, against the same
+//!   user in an organization that holds only those records: time and bytes side by side (the
+//!   server reads the user's rows through its owner index, not the organization);
+//! - delta syncs of a user whose scope is `N / 10` records after 1% and then 10% of it left
+//!   (reassigned), beside a delta of 1% edited: what a removal costs grows with what left.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use syncvault::auth::loopback::LoopbackRedirect;
+use syncvault::{SyncClient, SyncReport};
+use syncvault_server::admin::store::{Depth, Privilege, Role, UserEdit};
+use syncvault_server::idp::DEV_PASSWORD;
+use syncvault_server::sync::generate::{id, split};
+use syncvault_server::sync::store::ServerRecord;
+use syncvault_server::{BoundServer, RunningServer, ServerConfig};
+use syncvault_testkit::devlogin;
+
+use crate::{PASSWORD, Quiet, options};
+
+const USER: &str = "tech-01-1@contoso.example";
+const OTHER: &str = "tech-02-1@contoso.example";
+const ROLE: &str = "Own Records";
+
+async fn org(records: u64) -> RunningServer {
+    BoundServer::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .spawn(ServerConfig {
+            records,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// `USER` reads exactly the records they own, of every entity.
+fn own_records_only(srv: &RunningServer) {
+    let own = |entity: &str| Privilege {
+        entity: entity.into(),
+        read: Depth::Own,
+        create: Depth::None,
+        write: Depth::None,
+        delete: Depth::None,
+    };
+    let store = &srv.org.store;
+    store
+        .set_role(&Role {
+            name: ROLE.into(),
+            privileges: vec![own("account"), own("contact"), own("activity")],
+        })
+        .unwrap();
+    let user = store.user_by_email(USER).unwrap().unwrap();
+    store
+        .update_user(
+            &user.id,
+            &UserEdit {
+                roles: vec![ROLE.into()],
+                ..UserEdit::from(&user)
+            },
+        )
+        .unwrap();
+}
+
+/// Ids of every `step`-th record of each entity of a generated `n`-record organization.
+fn every(n: u64, step: u64) -> Vec<(&'static str, Vec<String>)> {
+    let (accounts, contacts) = split(n);
+    let ids = |prefix, count: u64| {
+        (1..=count)
+            .step_by(step as usize)
+            .map(|i| id(prefix, i))
+            .collect()
+    };
+    vec![
+        ("account", ids('a', accounts)),
+        ("contact", ids('c', contacts)),
+        ("activity", ids('t', n - accounts - contacts)),
+    ]
+}
+
+/// Gives `USER` exactly `ids` (what they owned before goes to `OTHER`).
+fn give(srv: &RunningServer, ids: &[(&'static str, Vec<String>)]) {
+    let store = &srv.org.store;
+    let (user, other) = (
+        store.user_by_email(USER).unwrap().unwrap(),
+        store.user_by_email(OTHER).unwrap().unwrap(),
+    );
+    for r in srv.org.readable_records(USER) {
+        srv.org
+            .data
+            .assign(&r.entity, &[r.id], &other.id, &other.business_unit)
+            .unwrap();
+    }
+    for (entity, ids) in ids {
+        srv.org
+            .data
+            .assign(entity, ids, &user.id, &user.business_unit)
+            .unwrap();
+    }
+}
+
+async fn device(srv: &RunningServer, dir: &std::path::Path) -> Arc<SyncClient> {
+    let client = SyncClient::with_options(dir.display().to_string(), options()).unwrap();
+    client
+        .setup_offline_password(
+            srv.url.clone(),
+            syncvault::UserMode::Oauth,
+            PASSWORD.to_vec(),
+            PASSWORD.to_vec(),
+        )
+        .await
+        .unwrap();
+    let redirect = LoopbackRedirect::bind().await.unwrap();
+    let request = client.begin_sign_in(redirect.redirect_uri()).await.unwrap();
+    let callback = devlogin::login(&request.url, USER, DEV_PASSWORD, false)
+        .await
+        .unwrap();
+    client.complete_sign_in(callback).await.unwrap();
+    client
+}
+
+async fn sync(client: &Arc<SyncClient>) -> SyncReport {
+    Arc::clone(client)
+        .synchronize(Arc::new(Quiet), None)
+        .await
+        .unwrap()
+}
+
+fn report(r: &SyncReport) -> Value {
+    json!({"seconds": r.seconds, "bytes": r.bytes_downloaded,
+           "downloaded": r.records_downloaded, "removed": r.records_removed})
+}
+
+/// Initial sync of a 2% scope in an `n`-record organization vs an organization of only it.
+async fn initial(n: u64) -> Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let big = org(n).await;
+    own_records_only(&big);
+    give(&big, &every(n, 50));
+    let scope = big.org.readable_records(USER);
+    let setup_seconds = started.elapsed().as_secs_f64();
+    let small = org(0).await;
+    own_records_only(&small);
+    let owner = small.org.store.user_by_email(USER).unwrap().unwrap();
+    for r in &scope {
+        assert!(small.org.data.create(ServerRecord {
+            owner: owner.id.clone(),
+            unit: owner.business_unit.clone(),
+            ..r.clone()
+        }));
+    }
+    let in_big = sync(&device(&big, &tmp.path().join("big")).await).await;
+    let in_small = sync(&device(&small, &tmp.path().join("small")).await).await;
+    assert_eq!(in_big.records_downloaded, scope.len() as u64);
+    assert_eq!(in_small.records_downloaded, scope.len() as u64);
+    json!({
+        "records": n,
+        "scope": scope.len(),
+        "setup_seconds": setup_seconds,
+        "in_whole_org": report(&in_big),
+        "in_org_of_only_the_scope": report(&in_small),
+        "time_ratio": in_big.seconds / in_small.seconds,
+        "bytes_ratio": in_big.bytes_downloaded as f64 / in_small.bytes_downloaded as f64,
+    })
+}
+
+/// Delta syncs of a `scope`-record scope after 1% and 10% of it left, and after 1% was edited.
+async fn leaving(scope: u64) -> Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = org(scope).await;
+    own_records_only(&srv);
+    give(&srv, &every(scope, 1));
+    let client = device(&srv, &tmp.path().join("device")).await;
+    let full = sync(&client).await;
+    assert_eq!(full.records_downloaded, scope);
+    let other = srv.org.store.user_by_email(OTHER).unwrap().unwrap();
+    let mut held: Vec<ServerRecord> = srv.org.readable_records(USER);
+    let one = (scope / 100) as usize;
+    for r in &held[held.len() - one..] {
+        let mut f = serde_json::Map::new();
+        let key = if r.entity == "account" {
+            "city"
+        } else {
+            "notes"
+        };
+        f.insert(key.into(), json!("changed by the benchmark"));
+        srv.org.data.edit(&r.entity, &r.id, f);
+    }
+    let mut leave = |count: usize| {
+        let gone: Vec<ServerRecord> = held.drain(..count).collect();
+        for r in &gone {
+            srv.org
+                .data
+                .assign(&r.entity, &[r.id.clone()], &other.id, &other.business_unit)
+                .unwrap();
+        }
+    };
+    let edits = sync(&client).await;
+    assert_eq!(edits.records_downloaded, one as u64);
+    leave(one);
+    let left_1 = sync(&client).await;
+    assert_eq!(left_1.records_removed, one as u64);
+    leave(one * 10);
+    let left_10 = sync(&client).await;
+    assert_eq!(left_10.records_removed, one as u64 * 10);
+    json!({
+        "scope": scope,
+        "full_sync": report(&full),
+        "edited_1pct": report(&edits),
+        "left_1pct": report(&left_1),
+        "left_10pct": report(&left_10),
+        "left_10pct_over_1pct": left_10.seconds / left_1.seconds,
+        "left_1pct_over_full": left_1.seconds / full.seconds,
+    })
+}
+
+pub async fn run(n: u64) -> Value {
+    json!({"initial_2pct": initial(n).await, "delta": leaving(n / 10).await})
+}
