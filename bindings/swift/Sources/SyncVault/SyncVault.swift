@@ -4667,6 +4667,12 @@ public struct ClientOptions: Equatable, Hashable {
      * commits in between collapse into one delivery.
      */
     public let watchIntervalMs: UInt32?
+    /**
+     * The entities this app syncs, of those the person may read (None: all of them). Changing
+     * it takes effect at the next Synchronize: records of a dropped entity leave the device,
+     * those of an added one arrive, nothing else downloads again.
+     */
+    public let syncEntities: [String]?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4717,7 +4723,12 @@ public struct ClientOptions: Equatable, Hashable {
         /**
          * The shortest time between two deliveries of one watch, in milliseconds (default 50):
          * commits in between collapse into one delivery.
-         */watchIntervalMs: UInt32? = nil) {
+         */watchIntervalMs: UInt32? = nil, 
+        /**
+         * The entities this app syncs, of those the person may read (None: all of them). Changing
+         * it takes effect at the next Synchronize: records of a dropped entity leave the device,
+         * those of an added one arrive, nothing else downloads again.
+         */syncEntities: [String]? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
@@ -4732,6 +4743,7 @@ public struct ClientOptions: Equatable, Hashable {
         self.deviceName = deviceName
         self.appVersion = appVersion
         self.watchIntervalMs = watchIntervalMs
+        self.syncEntities = syncEntities
     }
 
     
@@ -4763,7 +4775,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 minTransferBytesPerSecond: FfiConverterOptionUInt32.read(from: &buf), 
                 deviceName: FfiConverterOptionString.read(from: &buf), 
                 appVersion: FfiConverterOptionString.read(from: &buf), 
-                watchIntervalMs: FfiConverterOptionUInt32.read(from: &buf)
+                watchIntervalMs: FfiConverterOptionUInt32.read(from: &buf), 
+                syncEntities: FfiConverterOptionSequenceString.read(from: &buf)
         )
     }
 
@@ -4782,6 +4795,7 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.deviceName, into: &buf)
         FfiConverterOptionString.write(value.appVersion, into: &buf)
         FfiConverterOptionUInt32.write(value.watchIntervalMs, into: &buf)
+        FfiConverterOptionSequenceString.write(value.syncEntities, into: &buf)
     }
 }
 
@@ -5726,6 +5740,11 @@ public func FfiConverterTypeSyncRecord_lower(_ value: SyncRecord) -> RustBuffer 
  */
 public struct SyncReport: Equatable, Hashable {
     public let recordsDownloaded: UInt64
+    /**
+     * Of the records downloaded, those that left the device because they left the user's
+     * scope (owner, roles, business unit, sync filter), not because anyone deleted them.
+     */
+    public let recordsRemoved: UInt64
     public let recordsUploaded: UInt64
     /**
      * Conflicts met (settled by the mode or kept for the app).
@@ -5762,7 +5781,11 @@ public struct SyncReport: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(recordsDownloaded: UInt64, recordsUploaded: UInt64, 
+    public init(recordsDownloaded: UInt64, 
+        /**
+         * Of the records downloaded, those that left the device because they left the user's
+         * scope (owner, roles, business unit, sync filter), not because anyone deleted them.
+         */recordsRemoved: UInt64, recordsUploaded: UInt64, 
         /**
          * Conflicts met (settled by the mode or kept for the app).
          */conflicts: UInt64, 
@@ -5786,6 +5809,7 @@ public struct SyncReport: Equatable, Hashable {
          * and waiting conflicts kept; records the server no longer has removed).
          */fullResync: Bool) {
         self.recordsDownloaded = recordsDownloaded
+        self.recordsRemoved = recordsRemoved
         self.recordsUploaded = recordsUploaded
         self.conflicts = conflicts
         self.rejected = rejected
@@ -5816,6 +5840,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
         return
             try SyncReport(
                 recordsDownloaded: FfiConverterUInt64.read(from: &buf), 
+                recordsRemoved: FfiConverterUInt64.read(from: &buf), 
                 recordsUploaded: FfiConverterUInt64.read(from: &buf), 
                 conflicts: FfiConverterUInt64.read(from: &buf), 
                 rejected: FfiConverterUInt64.read(from: &buf), 
@@ -5832,6 +5857,7 @@ public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
 
     public static func write(_ value: SyncReport, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.recordsDownloaded, into: &buf)
+        FfiConverterUInt64.write(value.recordsRemoved, into: &buf)
         FfiConverterUInt64.write(value.recordsUploaded, into: &buf)
         FfiConverterUInt64.write(value.conflicts, into: &buf)
         FfiConverterUInt64.write(value.rejected, into: &buf)
@@ -6683,6 +6709,12 @@ public enum RejectionCode: Equatable, Hashable {
      */
     case invalidMutation
     /**
+     * Not the server's refusal: the record left what the person may hold (its owner, their
+     * roles or a sync filter changed) while the change waited. Retry sends it anyway (the
+     * server decides); discard removes the record.
+     */
+    case outOfScope
+    /**
      * A code this version does not know, or none.
      */
     case other
@@ -6719,7 +6751,9 @@ public struct FfiConverterTypeRejectionCode: FfiConverterRustBuffer {
         
         case 6: return .invalidMutation
         
-        case 7: return .other
+        case 7: return .outOfScope
+        
+        case 8: return .other
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -6753,8 +6787,12 @@ public struct FfiConverterTypeRejectionCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
         
         
-        case .other:
+        case .outOfScope:
             writeInt(&buf, Int32(7))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(8))
         
         }
     }
@@ -7950,6 +7988,30 @@ fileprivate struct FfiConverterOptionTypeUserMode: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeUserMode.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterSequenceString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterSequenceString.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

@@ -7606,6 +7606,13 @@ data class ClientOptions (
      * commits in between collapse into one delivery.
      */
     val `watchIntervalMs`: kotlin.UInt? = null 
+    , 
+    /**
+     * The entities this app syncs, of those the person may read (None: all of them). Changing
+     * it takes effect at the next Synchronize: records of a dropped entity leave the device,
+     * those of an added one arrive, nothing else downloads again.
+     */
+    val `syncEntities`: List<kotlin.String>? = null 
     
 ){
     
@@ -7636,6 +7643,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalSequenceString.read(buf),
         )
     }
 
@@ -7653,7 +7661,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalUInt.allocationSize(value.`minTransferBytesPerSecond`) +
             FfiConverterOptionalString.allocationSize(value.`deviceName`) +
             FfiConverterOptionalString.allocationSize(value.`appVersion`) +
-            FfiConverterOptionalUInt.allocationSize(value.`watchIntervalMs`)
+            FfiConverterOptionalUInt.allocationSize(value.`watchIntervalMs`) +
+            FfiConverterOptionalSequenceString.allocationSize(value.`syncEntities`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -7671,6 +7680,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.write(value.`deviceName`, buf)
             FfiConverterOptionalString.write(value.`appVersion`, buf)
             FfiConverterOptionalUInt.write(value.`watchIntervalMs`, buf)
+            FfiConverterOptionalSequenceString.write(value.`syncEntities`, buf)
     }
 }
 
@@ -8387,6 +8397,12 @@ public object FfiConverterTypeSyncRecord: FfiConverterRustBuffer<SyncRecord> {
 data class SyncReport (
     val `recordsDownloaded`: kotlin.ULong
     , 
+    /**
+     * Of the records downloaded, those that left the device because they left the user's
+     * scope (owner, roles, business unit, sync filter), not because anyone deleted them.
+     */
+    val `recordsRemoved`: kotlin.ULong
+    , 
     val `recordsUploaded`: kotlin.ULong
     , 
     /**
@@ -8455,6 +8471,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterBoolean.read(buf),
@@ -8463,6 +8480,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
 
     override fun allocationSize(value: SyncReport) = (
             FfiConverterULong.allocationSize(value.`recordsDownloaded`) +
+            FfiConverterULong.allocationSize(value.`recordsRemoved`) +
             FfiConverterULong.allocationSize(value.`recordsUploaded`) +
             FfiConverterULong.allocationSize(value.`conflicts`) +
             FfiConverterULong.allocationSize(value.`rejected`) +
@@ -8478,6 +8496,7 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
 
     override fun write(value: SyncReport, buf: ByteBuffer) {
             FfiConverterULong.write(value.`recordsDownloaded`, buf)
+            FfiConverterULong.write(value.`recordsRemoved`, buf)
             FfiConverterULong.write(value.`recordsUploaded`, buf)
             FfiConverterULong.write(value.`conflicts`, buf)
             FfiConverterULong.write(value.`rejected`, buf)
@@ -9189,6 +9208,12 @@ enum class RejectionCode {
      * The change was malformed (a defect of the app or of syncvault).
      */
     INVALID_MUTATION,
+    /**
+     * Not the server's refusal: the record left what the person may hold (its owner, their
+     * roles or a sync filter changed) while the change waited. Retry sends it anyway (the
+     * server decides); discard removes the record.
+     */
+    OUT_OF_SCOPE,
     /**
      * A code this version does not know, or none.
      */
@@ -10593,6 +10618,38 @@ public object FfiConverterOptionalTypeUserMode: FfiConverterRustBuffer<UserMode?
         } else {
             buf.put(1)
             FfiConverterTypeUserMode.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalSequenceString: FfiConverterRustBuffer<List<kotlin.String>?> {
+    override fun read(buf: ByteBuffer): List<kotlin.String>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterSequenceString.read(buf)
+    }
+
+    override fun allocationSize(value: List<kotlin.String>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterSequenceString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: List<kotlin.String>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterSequenceString.write(value, buf)
         }
     }
 }
