@@ -154,10 +154,25 @@ async fn initial(n: u64) -> Value {
             ..r.clone()
         }));
     }
-    let in_big = sync(&device(&big, &tmp.path().join("big")).await).await;
-    let in_small = sync(&device(&small, &tmp.path().join("small")).await).await;
-    assert_eq!(in_big.records_downloaded, scope.len() as u64);
-    assert_eq!(in_small.records_downloaded, scope.len() as u64);
+    // Fresh devices, alternating, twice each: the faster of each pair (the first sync in the
+    // process pays for warm-up the second does not).
+    let mut runs: Vec<(SyncReport, SyncReport)> = vec![];
+    for round in 0..2 {
+        let b = sync(&device(&big, &tmp.path().join(format!("big{round}"))).await).await;
+        let s = sync(&device(&small, &tmp.path().join(format!("small{round}"))).await).await;
+        assert_eq!(b.records_downloaded, scope.len() as u64);
+        assert_eq!(s.records_downloaded, scope.len() as u64);
+        runs.push((b, s));
+    }
+    let faster = |pick: fn(&(SyncReport, SyncReport)) -> &SyncReport| {
+        runs.iter()
+            .map(pick)
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+            .unwrap()
+            .clone()
+    };
+    let in_big = faster(|r| &r.0);
+    let in_small = faster(|r| &r.1);
     json!({
         "records": n,
         "scope": scope.len(),

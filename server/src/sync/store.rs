@@ -205,9 +205,12 @@ const SCHEMA_SQL: &str = "
         owner TEXT NOT NULL, unit TEXT NOT NULL, fields TEXT NOT NULL,
         superseded INTEGER);
     CREATE UNIQUE INDEX IF NOT EXISTS records_by_id ON records (entity, id, seq);
-    CREATE INDEX IF NOT EXISTS records_by_entity ON records (entity, seq);
-    CREATE INDEX IF NOT EXISTS records_by_owner ON records (entity, owner, seq);
-    CREATE INDEX IF NOT EXISTS records_by_unit ON records (entity, unit, seq);
+    DROP INDEX IF EXISTS records_by_entity;
+    DROP INDEX IF EXISTS records_by_owner;
+    DROP INDEX IF EXISTS records_by_unit;
+    CREATE INDEX IF NOT EXISTS records_entity_seq ON records (entity, seq, superseded, deleted);
+    CREATE INDEX IF NOT EXISTS records_owner_seq ON records (entity, owner, seq, superseded, deleted);
+    CREATE INDEX IF NOT EXISTS records_unit_seq ON records (entity, unit, seq, superseded, deleted);
     CREATE INDEX IF NOT EXISTS records_superseded ON records (superseded)
         WHERE superseded IS NOT NULL;
     CREATE TABLE IF NOT EXISTS applied (
@@ -879,7 +882,9 @@ impl Pull<'_> {
 
     /// Records changed since the cursor that are in scope, one index range per entity merged by
     /// sequence (the server reads what the user may see, not the whole organization): args
-    /// `[after, upper, tombstones, limit]`.
+    /// `[after, upper, tombstones, limit]`. The arms pick sequence numbers from covering indexes
+    /// (`records_*_seq`: no row is read for an entity without a sync filter), and only the
+    /// page's winners are read from the table.
     fn changes_sql(&self, count: bool) -> Option<(String, Vec<i64>)> {
         if self.scope.entities.is_empty() {
             return None;
@@ -890,7 +895,7 @@ impl Pull<'_> {
             .keys()
             .map(|e| {
                 format!(
-                    "SELECT entity, id, version, seq, deleted, fields FROM records
+                    "SELECT seq FROM records
                      WHERE entity = {} AND {} AND seq > ?1 AND seq <= ?2
                      AND (superseded IS NULL OR superseded > ?2) AND (?3 OR deleted = 0)
                      ORDER BY seq{}",
@@ -914,7 +919,12 @@ impl Pull<'_> {
                 .map(|a| format!("SELECT * FROM ({a})"))
                 .collect();
             (
-                format!("{} ORDER BY seq LIMIT ?4", arms.join(" UNION ALL ")),
+                format!(
+                    "SELECT r.entity, r.id, r.version, r.seq, r.deleted, r.fields
+                     FROM ({} ORDER BY seq LIMIT ?4) AS picked
+                     JOIN records r ON r.seq = picked.seq ORDER BY r.seq",
+                    arms.join(" UNION ALL ")
+                ),
                 args,
             )
         })
