@@ -392,13 +392,23 @@ async fn scope_and_data_changing_under_every_page_still_converge() {
                     0 => {
                         srv.org
                             .data
-                            .assign(entity, &[id.clone()], &tech1, "Seattle Field Office")
+                            .assign(
+                                entity,
+                                std::slice::from_ref(id),
+                                &tech1,
+                                "Seattle Field Office",
+                            )
                             .unwrap();
                     }
                     1 => {
                         srv.org
                             .data
-                            .assign(entity, &[id.clone()], &tech2.id, &tech2.business_unit)
+                            .assign(
+                                entity,
+                                std::slice::from_ref(id),
+                                &tech2.id,
+                                &tech2.business_unit,
+                            )
                             .unwrap();
                     }
                     2 => {

@@ -211,7 +211,12 @@ async fn leaving(scope: u64) -> Value {
         for r in &gone {
             srv.org
                 .data
-                .assign(&r.entity, &[r.id.clone()], &other.id, &other.business_unit)
+                .assign(
+                    &r.entity,
+                    std::slice::from_ref(&r.id),
+                    &other.id,
+                    &other.business_unit,
+                )
                 .unwrap();
         }
     };
