@@ -49,12 +49,8 @@ const SYNC: &[&str] = &[
     "40",
 ];
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kill_9_during_sync_loses_and_duplicates_nothing() {
-    let rounds: u64 = std::env::var("SYNCVAULT_CRASH_SYNC_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+/// SYNCVAULT_CRASH_SEED, or one from the clock (printed, to rerun a failure).
+fn seed() -> u64 {
     let seed = std::env::var("SYNCVAULT_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -66,23 +62,39 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
                 | 1
         });
     eprintln!("SYNCVAULT_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    seed
+}
+
+/// A reference server with `records` records and a harness account set up for it in
+/// `{tmp}/vault`.
+async fn org_and_device(records: u64) -> (syncvault_server::RunningServer, tempfile::TempDir) {
     let srv = BoundServer::bind("127.0.0.1:0")
         .await
         .unwrap()
         .spawn(ServerConfig {
-            records: 2000,
+            records,
             ..Default::default()
         })
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vault");
     let pw2 = [PASSWORD, PASSWORD].concat();
     run(
-        &dir,
+        &tmp.path().join("vault"),
         &["setup", "--org", &srv.url, "--user-mode", "oauth"],
         &pw2,
     );
+    (srv, tmp)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_sync_loses_and_duplicates_nothing() {
+    let rounds: u64 = std::env::var("SYNCVAULT_CRASH_SYNC_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut rng = Rng(seed());
+    let (srv, tmp) = org_and_device(2000).await;
+    let dir = tmp.path().join("vault");
 
     // The last value each contact was given offline (the edits of one record are coalesced into
     // one mutation per upload, so versions count uploads, not edits).
@@ -215,28 +227,9 @@ async fn kill_9_during_sync_loses_and_duplicates_nothing() {
 /// leaves it with every new value and record, and each edit applied exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_a_schema_migration_resumes() {
-    let seed = std::env::var("SYNCVAULT_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5EED_5C4E);
-    eprintln!("SYNCVAULT_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
-    let srv = BoundServer::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .spawn(ServerConfig {
-            records: 3000,
-            ..Default::default()
-        })
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng(seed());
+    let (srv, tmp) = org_and_device(3000).await;
     let dir = tmp.path().join("vault");
-    let pw2 = [PASSWORD, PASSWORD].concat();
-    run(
-        &dir,
-        &["setup", "--org", &srv.url, "--user-mode", "oauth"],
-        &pw2,
-    );
     let started = std::time::Instant::now();
     run(&dir, SYNC, PASSWORD);
     let typical = started.elapsed();

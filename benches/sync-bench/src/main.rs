@@ -168,6 +168,16 @@ async fn signed_in_client(
     dir: &std::path::Path,
     options: ClientOptions,
 ) -> Arc<SyncClient> {
+    signed_in_as(url, dir, options, "ada@contoso.example").await
+}
+
+/// The same as `user`.
+async fn signed_in_as(
+    url: &str,
+    dir: &std::path::Path,
+    options: ClientOptions,
+    user: &str,
+) -> Arc<SyncClient> {
     let client = SyncClient::with_options(dir.display().to_string(), options).unwrap();
     client
         .setup_offline_password(
@@ -180,7 +190,7 @@ async fn signed_in_client(
         .unwrap();
     let redirect = LoopbackRedirect::bind().await.unwrap();
     let request = client.begin_sign_in(redirect.redirect_uri()).await.unwrap();
-    let callback = devlogin::login(&request.url, "ada@contoso.example", DEV_PASSWORD, false)
+    let callback = devlogin::login(&request.url, user, DEV_PASSWORD, false)
         .await
         .unwrap();
     client.complete_sign_in(callback).await.unwrap();

@@ -9,16 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use syncvault::auth::loopback::LoopbackRedirect;
 use syncvault::{SyncClient, SyncReport};
 use syncvault_server::admin::store::{Depth, Privilege, Role, UserEdit};
-use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::sync::generate::{id, split};
 use syncvault_server::sync::store::ServerRecord;
 use syncvault_server::{BoundServer, RunningServer, ServerConfig};
-use syncvault_testkit::devlogin;
 
-use crate::{PASSWORD, Quiet, options};
+use crate::{Quiet, options, signed_in_as};
 
 const USER: &str = "tech-01-1@contoso.example";
 const OTHER: &str = "tech-02-1@contoso.example";
@@ -101,23 +98,7 @@ fn give(srv: &RunningServer, ids: &[(&'static str, Vec<String>)]) {
 }
 
 async fn device(srv: &RunningServer, dir: &std::path::Path) -> Arc<SyncClient> {
-    let client = SyncClient::with_options(dir.display().to_string(), options()).unwrap();
-    client
-        .setup_offline_password(
-            srv.url.clone(),
-            syncvault::UserMode::Oauth,
-            PASSWORD.to_vec(),
-            PASSWORD.to_vec(),
-        )
-        .await
-        .unwrap();
-    let redirect = LoopbackRedirect::bind().await.unwrap();
-    let request = client.begin_sign_in(redirect.redirect_uri()).await.unwrap();
-    let callback = devlogin::login(&request.url, USER, DEV_PASSWORD, false)
-        .await
-        .unwrap();
-    client.complete_sign_in(callback).await.unwrap();
-    client
+    signed_in_as(&srv.url, dir, options(), USER).await
 }
 
 async fn sync(client: &Arc<SyncClient>) -> SyncReport {

@@ -873,7 +873,9 @@ impl Pull<'_> {
         } else {
             (
                 format!(
-                    "SELECT entity, id, version, seq, deleted, fields, {now} {filter} ORDER BY seq LIMIT ?4"
+                    "SELECT entity, id, version, seq,
+                     CASE WHEN {now} THEN 'upsert' ELSE 'remove' END, fields
+                     {filter} ORDER BY seq LIMIT ?4"
                 ),
                 vec![0, self.cursor(), self.token.upper],
             )
@@ -920,7 +922,8 @@ impl Pull<'_> {
                 .collect();
             (
                 format!(
-                    "SELECT r.entity, r.id, r.version, r.seq, r.deleted, r.fields
+                    "SELECT r.entity, r.id, r.version, r.seq,
+                     CASE WHEN r.deleted THEN 'delete' ELSE 'upsert' END, r.fields
                      FROM ({} ORDER BY seq LIMIT ?4) AS picked
                      JOIN records r ON r.seq = picked.seq ORDER BY r.seq",
                     arms.join(" UNION ALL ")
@@ -998,8 +1001,12 @@ impl Pull<'_> {
         let fetch = want as i64 + 1;
         let mut out = Vec::new();
         match phase {
-            Phase::Scope => {
-                let Some((sql, mut args)) = self.scope_sql(false) else {
+            Phase::Scope | Phase::Changes => {
+                let sql = match phase {
+                    Phase::Scope => self.scope_sql(false),
+                    _ => self.changes_sql(false),
+                };
+                let Some((sql, mut args)) = sql else {
                     return Ok((out, None));
                 };
                 args[0] = after;
@@ -1007,41 +1014,20 @@ impl Pull<'_> {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
                 let mut last = after;
+                // Rows are (entity, id, version, seq, op, fields), in sequence order.
                 while let Some(row) = rows.next()? {
                     if out.len() == want {
                         return Ok((out, Some(last)));
                     }
                     let (entity, id): (String, String) = (row.get(0)?, row.get(1)?);
                     last = row.get(3)?;
-                    let entered: bool = row.get(6)?;
-                    out.push(if entered {
-                        change_json(&entity, &id, row.get(2)?, "upsert", Some(text(row, 5)?))
+                    let op = text(row, 4)?;
+                    let fields = if op == "upsert" {
+                        Some(text(row, 5)?)
                     } else {
-                        change_json(&entity, &id, row.get(2)?, "remove", None)
-                    });
-                }
-            }
-            Phase::Changes => {
-                let Some((sql, mut args)) = self.changes_sql(false) else {
-                    return Ok((out, None));
-                };
-                args[0] = after;
-                args.push(fetch);
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-                let mut last = after;
-                while let Some(row) = rows.next()? {
-                    if out.len() == want {
-                        return Ok((out, Some(last)));
-                    }
-                    let (entity, id): (String, String) = (row.get(0)?, row.get(1)?);
-                    last = row.get(3)?;
-                    let deleted: bool = row.get(4)?;
-                    out.push(if deleted {
-                        change_json(&entity, &id, row.get(2)?, "delete", None)
-                    } else {
-                        change_json(&entity, &id, row.get(2)?, "upsert", Some(text(row, 5)?))
-                    });
+                        None
+                    };
+                    out.push(change_json(&entity, &id, row.get(2)?, op, fields));
                 }
             }
             Phase::Exits => {
