@@ -596,3 +596,88 @@ async fn protocol_v1_is_refused_cleanly() {
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["error"], "protocol_version_unsupported");
 }
+
+/// An edit made while the Synchronize downloads (after its upload) of a record that leaves the
+/// person's scope in that same download: not lost, an `out_of_scope` sync error with the
+/// person's values, which a retry sends to the server (who now refuses it) and a discard drops.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_racing_its_records_exit_becomes_an_out_of_scope_error() {
+    let srv = org(2000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tech = device(&dir, &srv, TECH1).await;
+    sync(&tech).await.unwrap();
+    let tech1 = user_id(&srv, TECH1);
+    let held = srv.org.readable_records(TECH1);
+    let leaving = held
+        .iter()
+        .find(|r| r.entity == "activity" && r.owner == tech1)
+        .unwrap()
+        .clone();
+    // Enough changes in scope for many pages before the exits phase sends the remove.
+    for r in held.iter().filter(|r| r.id != leaving.id).take(200) {
+        let mut f = serde_json::Map::new();
+        let key = if r.entity == "account" {
+            "city"
+        } else {
+            "notes"
+        };
+        f.insert(key.into(), json!("changed on the server"));
+        srv.org.data.edit(&r.entity, &r.id, f);
+    }
+    let tech2 = srv.org.store.user_by_email(TECH2).unwrap().unwrap();
+    srv.org
+        .data
+        .assign(
+            "activity",
+            std::slice::from_ref(&leaving.id),
+            &tech2.id,
+            &tech2.business_unit,
+        )
+        .unwrap();
+    let edit = {
+        let (tech, id) = (Arc::clone(&tech), leaving.id.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let done = std::sync::Mutex::new(None);
+        move |p: &syncvault::SyncProgress| {
+            let mut done = done.lock().unwrap();
+            if p.phase == syncvault::SyncPhase::Downloading && done.is_none() {
+                let (tech, id) = (Arc::clone(&tech), id.clone());
+                *done = Some(runtime.spawn(async move {
+                    tech.update_record(
+                        "activity".into(),
+                        id,
+                        fields(&[("subject", text("typed during the sync"))]),
+                    )
+                    .await
+                    .unwrap()
+                }));
+            }
+        }
+    };
+    let progress = Arc::new(Progress {
+        hook: Some(Box::new(edit)),
+        ..Default::default()
+    });
+    let report = Arc::clone(&tech).synchronize(progress, None).await.unwrap();
+    assert_eq!(report.records_removed, 1);
+    let errors = tech.sync_errors().await.unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].record_id.as_str(), errors[0].code),
+        (leaving.id.as_str(), RejectionCode::OutOfScope)
+    );
+    let record = tech
+        .get_record("activity".into(), leaving.id.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.fields["subject"], text("typed during the sync"));
+    // Retry: the server decides, and the user may no longer change it.
+    tech.retry_sync_error(errors[0].id).await.unwrap();
+    let retried = sync(&tech).await.unwrap();
+    assert_eq!(retried.rejected, 1);
+    let errors = tech.sync_errors().await.unwrap();
+    assert_eq!(errors[0].code, RejectionCode::Forbidden);
+    tech.discard_sync_error(errors[0].id).await.unwrap();
+    holds_its_scope(&tech, &srv, TECH1).await;
+}

@@ -127,7 +127,9 @@ let users = await api(token, '/users');
 const byEmail = (e) => users.find((u) => u.email === e);
 assert.equal(byEmail('ada@contoso.example').id, 'u1', 'the existing Ada, matched by email');
 for (const e of ['ada@contoso.example', 'alan@contoso.example', 'katherine@contoso.example']) {
-  assert.deepEqual(byEmail(e).roles, ['Field Technician'], e);
+  // Ada was a Sales Manager already: the import adds its role to hers.
+  const before = e === 'ada@contoso.example' ? ['Field Technician', 'Sales Manager'] : ['Field Technician'];
+  assert.deepEqual(byEmail(e).roles, before, e);
   assert.ok(byEmail(e).domain_name, `${e} has a Domain Name`);
 }
 
@@ -158,6 +160,17 @@ assert.match(await page.locator('#users tr[data-email="katherine@contoso.example
 await shot('8-users');
 users = await api(token, '/users');
 assert.equal(byEmail('katherine@contoso.example').enabled, false);
+
+// 5b. A business unit: Alan works in the Seattle field office (new users start at Headquarters,
+// which owns no records), so his device gets that office's accounts and contacts.
+log('move a user to a business unit');
+await page.locator('#users tr[data-email="alan@contoso.example"] a').click();
+await page.fill('#business_unit', 'Seattle Field Office');
+await page.click('#save');
+await page.waitForURL(/\/admin\/users$/);
+assert.match(await page.locator('#users tr[data-email="alan@contoso.example"]').innerText(), /Seattle Field Office/);
+users = await api(token, '/users');
+assert.equal(byEmail('alan@contoso.example').business_unit, 'Seattle Field Office');
 
 // 6. A device signs in as an imported user and syncs; password sign-in is refused.
 log('a device of an imported user syncs; credentials mode is refused');
