@@ -587,29 +587,38 @@ impl OrgStore {
         Ok(())
     }
 
-    /// What `user` may do with `entity`: the deepest of each privilege over the user's roles
-    /// (Dynamics 365 adds roles up the same way).
-    pub fn privilege(&self, user: &OrgUser, entity: &str) -> Result<Privilege, StoreError> {
+    /// What `user` may do with each of `entities`: the deepest of each privilege over the user's
+    /// roles (Dynamics 365 adds roles up the same way). The roles are read once.
+    pub fn privileges<'e>(
+        &self,
+        user: &OrgUser,
+        entities: impl IntoIterator<Item = &'e str>,
+    ) -> Result<Vec<Privilege>, StoreError> {
         let roles = self.roles()?;
-        let mut out = Privilege {
-            entity: entity.to_string(),
-            read: Depth::None,
-            create: Depth::None,
-            write: Depth::None,
-            delete: Depth::None,
-        };
-        for p in roles
+        let granted: Vec<&Privilege> = roles
             .iter()
             .filter(|r| user.roles.contains(&r.name))
             .flat_map(|r| &r.privileges)
-            .filter(|p| p.entity == entity)
-        {
-            out.read = out.read.max(p.read);
-            out.create = out.create.max(p.create);
-            out.write = out.write.max(p.write);
-            out.delete = out.delete.max(p.delete);
-        }
-        Ok(out)
+            .collect();
+        Ok(entities
+            .into_iter()
+            .map(|entity| {
+                let mut out = Privilege {
+                    entity: entity.to_string(),
+                    read: Depth::None,
+                    create: Depth::None,
+                    write: Depth::None,
+                    delete: Depth::None,
+                };
+                for p in granted.iter().filter(|p| p.entity == entity) {
+                    out.read = out.read.max(p.read);
+                    out.create = out.create.max(p.create);
+                    out.write = out.write.max(p.write);
+                    out.delete = out.delete.max(p.delete);
+                }
+                out
+            })
+            .collect())
     }
 
     // ---- settings ----

@@ -90,26 +90,22 @@ impl Org {
 
     /// What `user`'s roles let them do with each entity of the schema.
     pub fn access(&self, user: &OrgUser) -> Result<Access, ApiError> {
-        let mut grants = std::collections::BTreeMap::new();
-        for entity in self.data.schema().entities {
-            let p = self
-                .store
-                .privilege(user, &entity.name)
-                .map_err(|e| ApiError {
-                    status: 500,
-                    code: "server_error",
-                    description: e.to_string(),
-                })?;
-            grants.insert(
-                entity.name,
-                Grant {
+        let schema = self.data.schema();
+        let grants = self
+            .store
+            .privileges(user, schema.entities.iter().map(|e| e.name.as_str()))
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|p| {
+                let grant = Grant {
                     read: reach(p.read),
                     create: reach(p.create),
                     write: reach(p.write),
                     delete: reach(p.delete),
-                },
-            );
-        }
+                };
+                (p.entity, grant)
+            })
+            .collect();
         Ok(Access {
             user: user.id.clone(),
             unit: user.business_unit.clone(),
@@ -215,11 +211,7 @@ fn deliver(
     let command = org
         .store
         .device_contact(client_id, &user.id, report, deliverable)
-        .map_err(|e| ApiError {
-            status: 500,
-            code: "server_error",
-            description: e.to_string(),
-        })?;
+        .map_err(ApiError::internal)?;
     let refuse = |status: u16, code: &'static str, description: &str| {
         Err(ApiError {
             status,
@@ -281,13 +273,9 @@ async fn accept<T>(
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(ApiError {
-            status: 500,
-            code: "server_error",
-            description: e.to_string(),
-        })
-    })
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(e)))
 }
 
 async fn pull(

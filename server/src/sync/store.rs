@@ -38,7 +38,8 @@ impl ApiError {
             description: description.into(),
         }
     }
-    fn internal(err: rusqlite::Error) -> Self {
+    /// A failure of the server itself (its store, its threads): a 500 the client retries.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
         ApiError {
             status: 500,
             code: "server_error",
