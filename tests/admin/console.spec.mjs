@@ -29,6 +29,12 @@ const context = await browser.newContext({ viewport: { width: 1200, height: 850 
 const page = await context.newPage();
 page.setDefaultTimeout(15000);
 const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+// The same page in a phone-sized window (an administrator on the road), then back.
+async function phoneShot(name) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  await page.setViewportSize({ width: 1200, height: 850 });
+}
 const sessionCookie = async () =>
   (await context.cookies()).find((c) => c.name === 'syncvault_admin');
 
@@ -201,6 +207,7 @@ await page.fill('#filter-activity', '{"any": [{"field": "done", "equals": false}
 await page.locator('#entity-activity').getByRole('button', { name: 'Save filter' }).click();
 await page.waitForURL(/\/admin\/schema$/);
 await shot('8b-schema');
+await phoneShot('8b-schema-phone');
 const schema = await api(token, '/schema');
 const contactDef = schema.entities.find((e) => e.name === 'contact');
 assert.ok(contactDef.fields.some((f) => f.name === 'mobile' && f.searchable), 'the field is in the stored schema');
@@ -212,6 +219,7 @@ await page.getByLabel('Field Technician: read activity').selectOption('organizat
 await page.getByRole('button', { name: 'Save Field Technician' }).click();
 await page.waitForURL(/\/admin\/roles$/);
 await shot('8c-roles');
+await phoneShot('8c-roles-phone');
 const technician = (await api(token, '/roles')).find((r) => r.name === 'Field Technician');
 assert.equal(technician.privileges.find((p) => p.entity === 'activity').read, 'organization');
 const widened = harness(alanDir, ['sync', '--dev-login', 'alan@contoso.example']);
