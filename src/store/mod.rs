@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod record_state;
 pub mod resync;
 pub mod schema;
+pub mod sealed_file;
 pub mod sync_errors;
 pub mod sync_log;
 mod vfs;
