@@ -129,6 +129,8 @@ pub struct Org {
     pub discovery_override: Mutex<Option<(StatusCode, String)>>,
     /// The organization's records.
     pub data: Arc<DataStore>,
+    /// Attachment content and upload sessions.
+    pub blobs: Arc<sync::blobs::BlobStore>,
     /// Faults injected into the sync API (tests change them while the server runs).
     pub faults: Arc<Faults>,
     /// Pulls still answered before every session ends (-1: never); `/api/dev/end-sessions`.
@@ -200,6 +202,8 @@ impl Org {
             .map_err(|e| ServerError::Config(e.to_string()))?;
         let data = DataStore::open(config.data_dir.as_deref(), config.records, &owners)
             .map_err(|e| ServerError::Config(format!("the record store: {e}")))?;
+        let blobs = sync::blobs::BlobStore::open(config.data_dir.as_deref())
+            .map_err(|e| ServerError::Config(format!("the attachment store: {e}")))?;
         let faults = Arc::new(Faults::new(config.faults.clone()));
         let verifier = Verifier {
             issuer: token_issuer,
@@ -218,6 +222,7 @@ impl Org {
             issuer,
             discovery_override: Mutex::new(None),
             data: Arc::new(data),
+            blobs: Arc::new(blobs),
             faults,
             end_sessions_after_pulls: AtomicI64::new(-1),
         });

@@ -677,14 +677,8 @@ fn depth_value(d: Depth) -> &'static str {
 
 async fn roles(State(admin): State<Arc<Admin>>, session: Session) -> Response {
     let user = signed_in_or_redirect!(admin, session);
-    let entities: Vec<String> = admin
-        .org
-        .data
-        .schema()
-        .entities
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let schema = admin.org.data.schema();
+    let entities: Vec<String> = schema.role_entities().map(|e| e.name.clone()).collect();
     let roles = admin
         .org
         .store
@@ -739,19 +733,16 @@ async fn save_role(
             .map(|(d, ..)| *d)
             .ok_or_else(|| AdminError::Invalid(format!("{key}: no depth {value:?}")))
     };
-    let privileges: Result<Vec<Privilege>, AdminError> = admin
-        .org
-        .data
-        .schema()
-        .entities
-        .into_iter()
+    let schema = admin.org.data.schema();
+    let privileges: Result<Vec<Privilege>, AdminError> = schema
+        .role_entities()
         .map(|e| {
             Ok(Privilege {
                 read: depth(&e.name, "read")?,
                 create: depth(&e.name, "create")?,
                 write: depth(&e.name, "write")?,
                 delete: depth(&e.name, "delete")?,
-                entity: e.name,
+                entity: e.name.clone(),
             })
         })
         .collect();

@@ -2,6 +2,8 @@
 //! org user, over the server's record store, within what the user's roles let them read and
 //! change.
 
+mod attachment_api;
+pub mod blobs;
 pub mod generate;
 pub mod schema;
 pub mod scope;
@@ -16,7 +18,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,6 +49,13 @@ pub fn router(org: Arc<Org>) -> Router {
         .route("/schema", get(get_schema))
         .route("/pull", post(pull))
         .route("/push", post(push))
+        .route("/attachments/uploads", post(attachment_api::create_upload))
+        .route("/attachments/uploads/{id}", put(attachment_api::append))
+        .route(
+            "/attachments/uploads/{id}/finish",
+            post(attachment_api::finish),
+        )
+        .route("/attachments/{id}/content", get(attachment_api::download))
         .layer(DefaultBodyLimit::max(16 << 20))
         .with_state(org)
 }
@@ -93,7 +102,7 @@ impl Org {
         let schema = self.data.schema();
         let grants = self
             .store
-            .privileges(user, schema.entities.iter().map(|e| e.name.as_str()))
+            .privileges(user, schema.role_entities().map(|e| e.name.as_str()))
             .map_err(ApiError::internal)?
             .into_iter()
             .map(|p| {
@@ -180,7 +189,9 @@ async fn get_schema(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response
     if let Err(resp) = org.caller(&headers).await {
         return resp;
     }
-    Json(org.data.schema().to_json()).into_response()
+    let mut body = org.data.schema().to_json();
+    body["attachment_policy"] = json!(org.data.attachment_policy());
+    Json(body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -362,7 +373,8 @@ async fn push(
         Err(e) => return e.into_response(),
     };
     let data = Arc::clone(&org.data);
-    match blocking(move || data.push(&req.client_id, &access, &req.mutations)).await {
+    let blobs = Arc::clone(&org.blobs);
+    match blocking(move || data.push(&req.client_id, &access, &req.mutations, &blobs)).await {
         Ok(results) => Json(json!({ "results": results })).into_response(),
         Err(e) => e.into_response(),
     }

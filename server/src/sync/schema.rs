@@ -90,6 +90,31 @@ impl FieldDef {
     }
 }
 
+/// The built-in entity of attachment metadata (docs/protocol.md, "Attachments"): one record per
+/// file, belonging to a record of another entity, which decides who reads and changes it. Its
+/// content moves through the attachment calls, never in a record.
+pub const ATTACHMENT: &str = "attachment";
+
+fn attachment_fields() -> Vec<FieldDef> {
+    vec![
+        field("record_entity", "text", false, None),
+        field("record_id", "text", false, None),
+        field("name", "text", true, None),
+        field("mime", "text", false, None),
+        field("size", "integer", false, None),
+        field("sha256", "text", false, None),
+    ]
+}
+
+fn not_built_in(entity: &str) -> Result<(), String> {
+    if entity == ATTACHMENT {
+        return Err(format!(
+            "{ATTACHMENT} is built in: its fields and filter are the protocol's"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `name` may be an entity or field name (the client makes SQL identifiers of them).
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -150,8 +175,19 @@ impl Schema {
                     ],
                 ),
                 activity,
+                e(ATTACHMENT, attachment_fields()),
             ],
         }
+    }
+
+    /// A schema stored before attachments existed gains their entity (a new schema version, so
+    /// devices migrate).
+    pub fn with_attachments(mut self) -> Schema {
+        if self.entity(ATTACHMENT).is_none() {
+            self.add_entity(ATTACHMENT, attachment_fields())
+                .expect("the built-in entity is valid");
+        }
+        self
     }
 
     /// `GET /api/sync/v2/schema`.
@@ -168,6 +204,11 @@ impl Schema {
             })
             .collect();
         json!({"schema_version": self.version, "entities": entities})
+    }
+
+    /// The entities roles grant privileges on: all but attachments, which follow their record.
+    pub fn role_entities(&self) -> impl Iterator<Item = &EntityDef> {
+        self.entities.iter().filter(|e| e.name != ATTACHMENT)
     }
 
     pub fn entity(&self, name: &str) -> Option<&EntityDef> {
@@ -211,6 +252,7 @@ impl Schema {
 
     /// Adds a field to an entity: devices get the entity's records again with its values.
     pub fn add_field(&mut self, entity: &str, f: FieldDef) -> Result<(), String> {
+        not_built_in(entity)?;
         let e = self
             .entity(entity)
             .ok_or_else(|| format!("no entity {entity:?}"))?;
@@ -225,6 +267,7 @@ impl Schema {
 
     /// Retires a field: it stays in the schema (devices keep its column) and takes no new value.
     pub fn retire_field(&mut self, entity: &str, name: &str) -> Result<(), String> {
+        not_built_in(entity)?;
         let e = self
             .entity(entity)
             .ok_or_else(|| format!("no entity {entity:?}"))?;
@@ -244,6 +287,7 @@ impl Schema {
     /// Sets (or clears) an entity's sync filter. The schema version stays: devices need no
     /// migration, and the next pull's scope sends what entered and what left.
     pub fn set_filter(&mut self, entity: &str, filter: Option<SyncFilter>) -> Result<(), String> {
+        not_built_in(entity)?;
         let fields = self
             .fields_of(entity)
             .ok_or_else(|| format!("no entity {entity:?}"))?;
@@ -357,6 +401,20 @@ fn check_rules(entity: &str, fields: &Map<String, Value>) -> Result<(), String> 
                 {
                     return Err(format!("{field} cannot be negative"));
                 }
+            }
+        }
+        ATTACHMENT => {
+            if let Some(Value::String(h)) = fields.get("sha256")
+                && !(h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            {
+                return Err("sha256 is 64 lowercase hex digits".into());
+            }
+            if fields
+                .get("size")
+                .and_then(Value::as_i64)
+                .is_some_and(|n| n < 0)
+            {
+                return Err("size cannot be negative".into());
             }
         }
         _ => {}

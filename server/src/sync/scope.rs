@@ -102,15 +102,43 @@ impl Scope {
         let Some(e) = self.entities.get(entity) else {
             return "0".into();
         };
-        let reach = match e.reach {
-            Reach::Own => format!("owner = {}", quote(&self.user)),
-            Reach::Unit => format!("unit = {}", quote(&self.unit)),
-            Reach::Organization => "1".into(),
-        };
+        let reach = self.reach_predicate(e.reach);
         match &e.filter {
             Some(f) => format!("({reach} AND coalesce(({f}), 0))"),
             None => format!("({reach})"),
         }
+    }
+
+    fn reach_predicate(&self, reach: Reach) -> String {
+        match reach {
+            Reach::Own => format!("owner = {}", quote(&self.user)),
+            Reach::Unit => format!("unit = {}", quote(&self.unit)),
+            Reach::Organization => "1".into(),
+        }
+    }
+
+    /// The attachments a device may hold, given the other entities in scope: those of records
+    /// of an entity the user reads, as far as that read reaches (an attachment carries its
+    /// record's owner and unit). The record's sync filter does not apply to its attachments (it
+    /// reads the record's fields, which an attachment row does not have). None when no entity
+    /// is in scope.
+    pub fn attachment_scope(&self, revision: i64) -> Option<EntityScope> {
+        let terms: Vec<String> = self
+            .entities
+            .iter()
+            .map(|(entity, e)| {
+                format!(
+                    "({FIELD_FUNCTION}(fields, 'record_entity') = {} AND {})",
+                    quote(entity),
+                    self.reach_predicate(e.reach)
+                )
+            })
+            .collect();
+        (!terms.is_empty()).then(|| EntityScope {
+            reach: Reach::Organization,
+            filter: Some(terms.join(" OR ")),
+            revision,
+        })
     }
 
     /// Whether a record (of any entity) is in scope: a `CASE` over the entity.

@@ -18,9 +18,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
+use super::blobs::{AttachmentPolicy, BlobStore};
 use super::generate;
-use super::schema::{FieldDef, Schema};
-use super::scope::{Access, EntityScope, Scope, SyncFilter, quote};
+use super::schema::{ATTACHMENT, FieldDef, Schema};
+use super::scope::{Access, EntityScope, Grant, Reach, Scope, SyncFilter, quote};
 
 /// A protocol-level refusal: HTTP status, OAuth-style error code, description.
 #[derive(Debug)]
@@ -264,16 +265,23 @@ impl DataStore {
         let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
             r.get(0)
         })?;
-        let schema = match meta(&conn, "schema")? {
-            Some(s) => serde_json::from_str(&s).map_err(|e| {
+        let stored: Option<Schema> = match meta(&conn, "schema")? {
+            Some(s) => Some(serde_json::from_str(&s).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-            })?,
-            None => {
-                let s = Schema::initial();
-                set_meta(&conn, "schema", &serde_json::to_string(&s).expect("json"))?;
-                s
-            }
+            })?),
+            None => None,
         };
+        let schema = stored
+            .clone()
+            .unwrap_or_else(Schema::initial)
+            .with_attachments();
+        if stored.as_ref() != Some(&schema) {
+            set_meta(
+                &conn,
+                "schema",
+                &serde_json::to_string(&schema).expect("json"),
+            )?;
+        }
         let token_key = match meta(&conn, "token_key")? {
             Some(k) => URL_SAFE_NO_PAD.decode(k).unwrap_or_default(),
             None => {
@@ -337,6 +345,40 @@ impl DataStore {
         self.evolve_schema(|s| s.set_filter(entity, filter))
     }
 
+    /// What the organization allows for attachments.
+    pub fn attachment_policy(&self) -> AttachmentPolicy {
+        meta(&self.lock().conn, "attachment_policy")
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    }
+
+    /// Sets the attachment policy (the administrator's).
+    pub fn set_attachment_policy(&self, policy: &AttachmentPolicy) -> Result<(), rusqlite::Error> {
+        set_meta(
+            &self.lock().conn,
+            "attachment_policy",
+            &serde_json::to_string(policy).expect("json"),
+        )
+    }
+
+    /// The live attachment `id` when `scope` covers it (a download's check).
+    pub fn attachment_in(&self, scope: &Scope, id: &str) -> Option<ServerRecord> {
+        let inner = self.lock();
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE entity = '{ATTACHMENT}' AND id = ?1
+             AND superseded IS NULL AND deleted = 0 AND coalesce({}, 0)",
+            scope.entity_predicate(ATTACHMENT)
+        );
+        inner
+            .conn
+            .query_row(&sql, [id], row_record)
+            .optional()
+            .ok()
+            .flatten()
+    }
+
     // ---- scope ----
 
     /// Today for sync filters (days since 1970-01-01, plus the development offset).
@@ -359,6 +401,7 @@ impl DataStore {
             .entities
             .iter()
             .filter(|e| only.is_none_or(|only| only.contains(&e.name)))
+            .filter(|e| e.name != ATTACHMENT)
             .filter_map(|e| {
                 let reach = access.grants.get(&e.name)?.read?;
                 Some((
@@ -371,11 +414,18 @@ impl DataStore {
                 ))
             })
             .collect();
-        Scope {
+        let mut scope = Scope {
             user: access.user.clone(),
             unit: access.unit.clone(),
             entities,
+        };
+        if let Some(e) = inner.schema.entity(ATTACHMENT)
+            && only.is_none_or(|only| only.iter().any(|o| o == ATTACHMENT))
+            && let Some(attachments) = scope.attachment_scope(e.revision)
+        {
+            scope.entities.insert(ATTACHMENT.into(), attachments);
         }
+        scope
     }
 
     /// The live records `scope` covers, by entity and id: the server's own answer to "what
@@ -457,6 +507,7 @@ impl DataStore {
         client_id: &str,
         access: &Access,
         mutations: &[Value],
+        blobs: &BlobStore,
     ) -> Result<Vec<Value>, ApiError> {
         if mutations.len() > MAX_MUTATIONS {
             return Err(ApiError {
@@ -481,6 +532,7 @@ impl DataStore {
                 schema: &inner.schema,
                 access,
                 client_id,
+                blobs,
             };
             results.push(push.apply(mutation_id, m, &mut seq)?);
         }
@@ -590,6 +642,12 @@ impl DataStore {
             };
             if r.deleted || (r.owner == owner && r.unit == unit) {
                 continue;
+            }
+            for mut a in attachments_of(&tx, entity, id)? {
+                a.owner = owner.into();
+                a.unit = unit.into();
+                a.version += 1;
+                write_record(&tx, &a, &mut seq)?;
             }
             r.owner = owner.into();
             r.unit = unit.into();
@@ -1205,6 +1263,30 @@ struct Push<'a> {
     schema: &'a Schema,
     access: &'a Access,
     client_id: &'a str,
+    blobs: &'a BlobStore,
+}
+
+/// The live attachments of one record.
+fn attachments_of(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+) -> Result<Vec<ServerRecord>, rusqlite::Error> {
+    conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE entity = '{ATTACHMENT}'
+         AND superseded IS NULL AND deleted = 0
+         AND sv_field(fields, 'record_id') = ?2 AND sv_field(fields, 'record_entity') = ?1"
+    ))?
+    .query_map(params![entity, id], row_record)?
+    .collect()
+}
+
+/// Who may change an attachment: the user's privileges on its record, and the record's owner and
+/// unit (which the attachment carries).
+struct Rights {
+    grant: Grant,
+    owner: String,
+    unit: String,
 }
 
 impl Push<'_> {
@@ -1260,7 +1342,6 @@ impl Push<'_> {
         if let Err(r) = self.schema.check_fields(entity, fields) {
             return Ok(rejected(mutation_id, r.code, r.reason));
         }
-        let grant = self.access.grants.get(entity).copied().unwrap_or_default();
         let forbidden = |what: &str| {
             Ok(rejected(
                 mutation_id,
@@ -1270,6 +1351,19 @@ impl Push<'_> {
         };
         let base = m["base_version"].as_i64();
         let current = read_record(tx, entity, id)?;
+        let rights = if entity == ATTACHMENT {
+            match self.attachment_rights(op, fields, current.as_ref())? {
+                Ok(rights) => rights,
+                Err((code, reason)) => return Ok(rejected(mutation_id, code, reason)),
+            }
+        } else {
+            Rights {
+                grant: self.access.grants.get(entity).copied().unwrap_or_default(),
+                owner: self.access.user.clone(),
+                unit: self.access.unit.clone(),
+            }
+        };
+        let grant = rights.grant;
         // Privileges first: a record the user may not touch is never shown in a conflict.
         let reach = match op {
             "create" => grant.create,
@@ -1294,8 +1388,8 @@ impl Push<'_> {
                     id: id.into(),
                     version: 1,
                     deleted: false,
-                    owner: self.access.user.clone(),
-                    unit: self.access.unit.clone(),
+                    owner: rights.owner,
+                    unit: rights.unit,
                     fields: fields.clone(),
                 };
                 write_record(tx, &record, seq)?;
@@ -1323,6 +1417,12 @@ impl Push<'_> {
                 current.deleted = true;
                 current.version += 1;
                 write_record(tx, &current, seq)?;
+                // A record's attachments go with it.
+                for mut a in attachments_of(tx, entity, id)? {
+                    a.deleted = true;
+                    a.version += 1;
+                    write_record(tx, &a, seq)?;
+                }
                 Some(current.version)
             }
             _ => {
@@ -1342,5 +1442,110 @@ impl Push<'_> {
         )?
         .execute(params![self.client_id, mutation_id, entity, id])?;
         Ok(json!({"mutation_id": mutation_id, "status": "applied", "version": version}))
+    }
+
+    /// An attachment is changed as its record allows: creating, replacing or deleting one needs
+    /// the write privilege on the record; it stays with its record; its content must be on the
+    /// server (uploaded first). `Err` inside: the refusal's code and reason.
+    fn attachment_rights(
+        &self,
+        op: &str,
+        fields: &Map<String, Value>,
+        current: Option<&ServerRecord>,
+    ) -> Result<Result<Rights, (&'static str, String)>, ApiError> {
+        let text = |map: &Map<String, Value>, name: &str| {
+            map.get(name).and_then(Value::as_str).map(str::to_string)
+        };
+        let named = (text(fields, "record_entity"), text(fields, "record_id"));
+        let parent = match (current, named) {
+            (Some(c), named) => {
+                let held = (
+                    text(&c.fields, "record_entity"),
+                    text(&c.fields, "record_id"),
+                );
+                let moved =
+                    |new: &Option<String>, old: &Option<String>| new.is_some() && new != old;
+                if moved(&named.0, &held.0) || moved(&named.1, &held.1) {
+                    return Ok(Err((
+                        "invalid_field",
+                        "an attachment stays with its record".into(),
+                    )));
+                }
+                held
+            }
+            (None, named) => named,
+        };
+        let (Some(parent_entity), Some(parent_id)) = parent else {
+            return Ok(Err((
+                "invalid_mutation",
+                "an attachment names its record_entity and record_id".into(),
+            )));
+        };
+        if parent_entity == ATTACHMENT || self.schema.entity(&parent_entity).is_none() {
+            return Ok(Err((
+                "invalid_field",
+                format!("unknown entity {parent_entity:?}"),
+            )));
+        }
+        let record = read_record(self.tx, &parent_entity, &parent_id)?.filter(|r| !r.deleted);
+        let Some(record) = record else {
+            if op == "delete" {
+                // The record is gone, and its attachments with it: nothing left to refuse.
+                let c = current.map(|c| (c.owner.clone(), c.unit.clone()));
+                let (owner, unit) = c.unwrap_or_default();
+                let all = Some(Reach::Organization);
+                return Ok(Ok(Rights {
+                    grant: Grant {
+                        delete: all,
+                        write: all,
+                        ..Grant::default()
+                    },
+                    owner,
+                    unit,
+                }));
+            }
+            return Ok(Err((
+                "not_found",
+                format!("no {parent_entity} {parent_id:?} to attach to"),
+            )));
+        };
+        let write = self.access.grants.get(&parent_entity).and_then(|g| g.write);
+        if !self.access.covers(write, &record.owner, &record.unit) {
+            return Ok(Err((
+                "forbidden",
+                format!("you may not change this {parent_entity}'s attachments"),
+            )));
+        }
+        if op != "delete"
+            && let Some(sha) = fields.get("sha256").and_then(Value::as_str)
+        {
+            let size = fields
+                .get("size")
+                .or_else(|| current.and_then(|c| c.fields.get("size")))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if !self.blobs.has(sha, size) {
+                return Ok(Err((
+                    "attachment_content_missing",
+                    "upload the attachment's content before its record".into(),
+                )));
+            }
+        } else if op == "create" {
+            return Ok(Err((
+                "invalid_mutation",
+                "an attachment needs its sha256 and size".into(),
+            )));
+        }
+        let read = self.access.grants.get(&parent_entity).and_then(|g| g.read);
+        Ok(Ok(Rights {
+            grant: Grant {
+                read,
+                create: write,
+                write,
+                delete: write,
+            },
+            owner: record.owner,
+            unit: record.unit,
+        }))
     }
 }
