@@ -22,6 +22,8 @@ use crate::net::NetError;
 use crate::org::{DiscoveryError, OrgUrlError, UrlProblem};
 use crate::runtime::TaskError;
 use crate::store::StoreError;
+use crate::store::attachments::AttachmentError;
+use crate::store::sealed_file::SealedFileError;
 use crate::store::entities::EntityError;
 use crate::sync::{EngineError, TimeBound, TransportError};
 use crate::vault::{HeaderError, PolicyError, VaultError};
@@ -111,6 +113,9 @@ pub enum SyncError {
     /// Files on disk were tampered with, truncated, or belong to another vault.
     #[error("the offline data is corrupted: {reason}")]
     Corrupted { reason: String },
+    /// The attachment's content is not on this device: `downloadAttachment` first.
+    #[error("the attachment is not downloaded")]
+    NotDownloaded,
     /// The operation was cancelled through its cancel handle.
     #[error("cancelled")]
     Cancelled,
@@ -158,6 +163,7 @@ impl SyncError {
             ProtocolViolation { .. } => "ProtocolViolation",
             Conflict { .. } => "Conflict",
             Corrupted { .. } => "Corrupted",
+            NotDownloaded => "NotDownloaded",
             Cancelled => "Cancelled",
             TimedOut { .. } => "TimedOut",
             InvalidInput { .. } => "InvalidInput",
@@ -305,6 +311,29 @@ impl From<EntityError> for SyncError {
     }
 }
 
+impl From<AttachmentError> for SyncError {
+    fn from(e: AttachmentError) -> Self {
+        let e = match e {
+            AttachmentError::Store(s) => return s.into(),
+            AttachmentError::Entity(x) => return x.into(),
+            other => other,
+        };
+        let mapped = match &e {
+            AttachmentError::Store(_) | AttachmentError::Entity(_) => internal("unmapped"),
+            AttachmentError::File(SealedFileError::Corrupted) => SyncError::Corrupted {
+                reason: e.to_string(),
+            },
+            AttachmentError::File(SealedFileError::Io(io)) => {
+                storage(io_reason("attachment file I/O", io))
+            }
+            AttachmentError::NoSuchAttachment => invalid_input(e.to_string()),
+            AttachmentError::NotDownloaded => SyncError::NotDownloaded,
+            AttachmentError::AppFile(io) => invalid_input(io_reason("the app's file", io)),
+        };
+        surfaced(&e, mapped)
+    }
+}
+
 impl From<OrgUrlError> for SyncError {
     fn from(e: OrgUrlError) -> Self {
         SyncError::InvalidOrganizationUrl {
@@ -441,6 +470,7 @@ impl From<EngineError> for SyncError {
             EngineError::Store(s) => return s.into(),
             EngineError::Account(a) => return a.into(),
             EngineError::Task(t) => return t.into(),
+            EngineError::Attachment(a) => return a.into(),
             EngineError::Protocol(ref p) => protocol(p.0.clone()),
             EngineError::RemoteWiped => SyncError::RemoteWiped,
             EngineError::SignedOutRemotely => SyncError::SignInRequired {

@@ -2,6 +2,7 @@
 //! docs/security.md requires (WAL, memory temp store, no mmap, 4096-byte pages with 40 reserved
 //! bytes), and the schema of the offline data.
 
+pub mod attachments;
 pub mod changes;
 mod cipher;
 pub mod conflicts;

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 use super::{SqlResultExt, StoreError};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Creates or upgrades the fixed tables, one version step per transaction.
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -28,7 +28,21 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )
         .classified()?;
     }
-    migrate_v3(conn)
+    if version < 3 {
+        migrate_v3(conn)?;
+    }
+    // v4: attachment content on this device (store/attachments.rs).
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE IF NOT EXISTS attachment_content (
+             id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+             file TEXT NOT NULL, key BLOB NOT NULL, complete INTEGER NOT NULL,
+             uploaded INTEGER NOT NULL, upload_offset INTEGER NOT NULL DEFAULT 0,
+             last_access INTEGER NOT NULL) STRICT;
+         PRAGMA user_version = 4;
+         COMMIT;",
+    )
+    .classified()
 }
 
 /// v3: each entity row carries its sync state (`sync_state`, docs/mobile.md "Live data"), a

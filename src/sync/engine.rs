@@ -3,6 +3,10 @@
 //! refused token gets, cancellation, progress, and a sync log entry. What to do with what the
 //! server sent is decided by plan.rs and applied by apply.rs; this file only drives.
 
+mod attachments;
+
+pub use attachments::Policy as AttachmentPolicy;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -47,6 +51,10 @@ pub struct SyncOptions {
     pub app_version: Option<String>,
     /// The entities the app syncs (None: every one the user may read).
     pub entities: Option<Vec<String>>,
+    /// The app's tighter limits on attachments: the largest file downloaded automatically, and
+    /// the content a device keeps (None: the organization's).
+    pub attachment_auto_download_max_bytes: Option<u64>,
+    pub attachment_quota_bytes: Option<u64>,
 }
 
 impl Default for SyncOptions {
@@ -62,6 +70,8 @@ impl Default for SyncOptions {
             device_name: None,
             app_version: None,
             entities: None,
+            attachment_auto_download_max_bytes: None,
+            attachment_quota_bytes: None,
         }
     }
 }
@@ -189,6 +199,37 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
         "synchronize finished"
     );
     Ok(report)
+}
+
+/// Downloads one attachment's content on demand (`downloadAttachment`), with the engine's
+/// retries, token refresh, progress and cancellation; a part file left by an earlier try
+/// continues where it stopped.
+pub async fn download_attachment(ctx: SyncContext, id: String) -> Result<SyncReport, EngineError> {
+    let started = Instant::now();
+    let engine = Engine {
+        deadline_at: ctx.options.deadline.map(|d| tokio::time::Instant::now() + d),
+        ctx,
+        token: tokio::sync::Mutex::new(None),
+        counters: Mutex::new(Counters::default()),
+    };
+    engine.download_one(id).await?;
+    let c = engine.counters();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(SyncReport {
+        records_downloaded: 0,
+        records_removed: 0,
+        records_uploaded: 0,
+        conflicts: 0,
+        rejected: 0,
+        conflicts_pending: 0,
+        sync_errors: 0,
+        pending_changes: 0,
+        bytes_downloaded: c.bytes_down,
+        bytes_uploaded: c.bytes_up,
+        seconds,
+        records_per_second: 0.0,
+        full_resync: false,
+    })
 }
 
 /// Full jitter over an exponential backoff: a random wait in [d/2, d].
@@ -357,6 +398,11 @@ impl Engine {
         self.count(|c| c.bytes_down += schema.bytes);
         let schema = schema.value;
         let version = schema.schema_version;
+        let policy = attachments::Policy::effective(
+            schema.attachment_policy.as_ref(),
+            self.ctx.options.attachment_auto_download_max_bytes,
+            self.ctx.options.attachment_quota_bytes,
+        );
         let schemas = self
             .db_tx(move |c| {
                 entities::apply_schema(c, &schema.entities)?;
@@ -368,8 +414,11 @@ impl Engine {
                     .collect::<HashMap<_, _>>())
             })
             .await?;
+        // Content first: the server accepts an attachment record only once it holds its content.
+        self.upload_contents().await?;
         self.upload(&client_id).await?;
-        self.download(&client_id, version, Arc::new(schemas)).await
+        self.download(&client_id, version, Arc::new(schemas)).await?;
+        self.download_contents(&policy).await
     }
 
     /// Every queued edit, one mutation per record (plan::coalesce), in rounds of `push_batch`.

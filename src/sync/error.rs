@@ -71,6 +71,9 @@ pub enum EngineError {
     /// leaves the engine unless the full resync is refused too.
     #[error("the server refused the sync cursor")]
     CursorRefused,
+    /// An attachment's content could not be read or written on the device.
+    #[error(transparent)]
+    Attachment(#[from] crate::store::attachments::AttachmentError),
 }
 
 impl From<PlanError> for EngineError {

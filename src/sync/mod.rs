@@ -15,7 +15,9 @@ pub mod transport;
 
 pub use crate::auth::TokenSource;
 pub use cancel::{CancelOnDrop, CancelToken};
-pub use engine::{SyncContext, SyncOptions, SyncReport, run};
+pub use engine::{
+    AttachmentPolicy, SyncContext, SyncOptions, SyncReport, download_attachment, run,
+};
 pub use error::{EngineError, ProtocolError, TimeBound};
 pub use plan::ConflictMode;
 pub use progress::{ProgressSink, SyncPhase, SyncProgress};

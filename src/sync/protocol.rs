@@ -11,6 +11,30 @@ use crate::store::entities::EntitySchema;
 pub struct SchemaResponse {
     pub schema_version: i64,
     pub entities: Vec<EntitySchema>,
+    /// Absent from a server without attachments.
+    #[serde(default)]
+    pub attachment_policy: Option<AttachmentPolicy>,
+}
+
+/// What the organization allows for attachments (docs/protocol.md, "Attachments").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AttachmentPolicy {
+    pub max_upload_bytes: u64,
+    pub auto_download_max_bytes: u64,
+    /// Empty: every entity's attachments download automatically (within the size).
+    #[serde(default)]
+    pub auto_download_entities: Vec<String>,
+    pub device_quota_bytes: u64,
+}
+
+/// `POST attachments/uploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UploadState {
+    pub upload_id: String,
+    /// Bytes the server holds.
+    pub offset: u64,
+    /// The server holds the whole content already.
+    pub complete: bool,
 }
 
 /// `POST pull`.

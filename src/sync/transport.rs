@@ -8,7 +8,9 @@ use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::protocol::{PullRequest, PullResponse, PushRequest, PushResponse, SchemaResponse};
+use super::protocol::{
+    PullRequest, PullResponse, PushRequest, PushResponse, SchemaResponse, UploadState,
+};
 use crate::net::{Http, MinRate, NetError};
 
 /// A transport failure, classified for the retry policy.
@@ -62,6 +64,51 @@ pub trait Transport: Send + Sync {
         token: &str,
         request: &PushRequest,
     ) -> Result<Received<PushResponse>, TransportError>;
+
+    /// `POST attachments/uploads`: the upload session for this content (found again after a
+    /// lost answer or a crash), and the offset to continue at.
+    async fn create_upload(
+        &self,
+        _token: &str,
+        _sha256: &str,
+        _size: u64,
+    ) -> Result<Received<UploadState>, TransportError> {
+        Err(no_attachments())
+    }
+
+    /// `PUT attachments/uploads/{id}?offset=N`: one chunk; returns the offset the server holds.
+    async fn upload_chunk(
+        &self,
+        _token: &str,
+        _upload_id: &str,
+        _offset: u64,
+        _bytes: Vec<u8>,
+    ) -> Result<Received<u64>, TransportError> {
+        Err(no_attachments())
+    }
+
+    /// `POST attachments/uploads/{id}/finish`.
+    async fn finish_upload(
+        &self,
+        _token: &str,
+        _upload_id: &str,
+    ) -> Result<Received<()>, TransportError> {
+        Err(no_attachments())
+    }
+
+    /// `GET attachments/{id}/content` from `offset`.
+    async fn download(
+        &self,
+        _token: &str,
+        _id: &str,
+        _offset: u64,
+    ) -> Result<ContentStream, TransportError> {
+        Err(no_attachments())
+    }
+}
+
+fn no_attachments() -> TransportError {
+    TransportError::Protocol("this transport carries no attachments".into())
 }
 
 /// Largest page body accepted (a page of 5000 large records stays well under it).
@@ -120,17 +167,7 @@ impl HttpTransport {
             .http
             .send_at_least(request.bearer_auth(token), limit, self.min_rate)
             .await
-            .map_err(|e| match e {
-                NetError::Tls { .. } => TransportError::Tls(e.to_string()),
-                NetError::TooSlow(_) => TransportError::TooSlow(e.to_string()),
-                NetError::TooLarge(n) => {
-                    TransportError::Protocol(format!("an answer larger than {n} bytes"))
-                }
-                other => TransportError::Retryable {
-                    reason: other.to_string(),
-                    retry_after: None,
-                },
-            })?;
+            .map_err(net_error)?;
         let status = response.status;
         if status.is_success() {
             let value = serde_json::from_slice(&response.body).map_err(|e| {
@@ -146,36 +183,114 @@ impl HttpTransport {
                 bytes: sent + response.body.len() as u64,
             });
         }
-        let retry_after = response
-            .headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let error: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
-        let code = error["error"].as_str().map(str::to_string);
-        // The server's own words stay in the log; errors carry the status and code.
-        let reason = error["error_description"]
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect::<String>();
-        tracing::debug!(path, %status, code = code.as_deref(), "{reason}");
-        let retryable = || TransportError::Retryable {
-            reason: format!("the server answered HTTP {}", status.as_u16()),
-            retry_after,
-        };
-        Err(match status {
-            StatusCode::UNAUTHORIZED => TransportError::Unauthorized,
-            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => retryable(),
-            s if s.is_server_error() => retryable(),
-            s => TransportError::Status {
-                status: s.as_u16(),
-                code,
-                reason,
-            },
+        Err(status_error(path, status, &response.headers, &response.body))
+    }
+
+    /// The sync API's URL with `segments` appended, each percent-encoded (ids in paths).
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, TransportError> {
+        let bad = || TransportError::Protocol("the sync API URL is not a base URL".into());
+        let mut url = reqwest::Url::parse(&self.base).map_err(|_| bad())?;
+        url.path_segments_mut().map_err(|_| bad())?.extend(segments);
+        Ok(url)
+    }
+
+    /// A JSON answer to an attachment call (`what` names it in logs and errors).
+    async fn attachment_call<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+        sent: u64,
+        token: &str,
+    ) -> Result<Received<T>, TransportError> {
+        let response = self
+            .http
+            .send_at_least(request.bearer_auth(token), SMALL_BODY_LIMIT, self.min_rate)
+            .await
+            .map_err(net_error)?;
+        if !response.status.is_success() {
+            return Err(status_error(what, response.status, &response.headers, &response.body));
+        }
+        let value = serde_json::from_slice(&response.body)
+            .map_err(|_| TransportError::Protocol(format!("{what}: an answer of the wrong shape")))?;
+        Ok(Received {
+            value,
+            bytes: sent + response.body.len() as u64,
         })
+    }
+}
+
+fn net_error(e: NetError) -> TransportError {
+    match e {
+        NetError::Tls { .. } => TransportError::Tls(e.to_string()),
+        NetError::TooSlow(_) => TransportError::TooSlow(e.to_string()),
+        NetError::TooLarge(n) => TransportError::Protocol(format!("an answer larger than {n} bytes")),
+        other => TransportError::Retryable {
+            reason: other.to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+/// A non-success answer, classified for the retry policy.
+fn status_error(
+    path: &str,
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> TransportError {
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let error: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = error["error"].as_str().map(str::to_string);
+    // The server's own words stay in the log; errors carry the status and code.
+    let reason = error["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    tracing::debug!(path, %status, code = code.as_deref(), "{reason}");
+    let retryable = || TransportError::Retryable {
+        reason: format!("the server answered HTTP {}", status.as_u16()),
+        retry_after,
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => TransportError::Unauthorized,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => retryable(),
+        s if s.is_server_error() => retryable(),
+        s => TransportError::Status {
+            status: s.as_u16(),
+            code,
+            reason,
+        },
+    }
+}
+
+/// The body of a content download, as it arrives.
+pub struct ContentStream {
+    response: reqwest::Response,
+    /// The offset the server answers from (0 when it ignored the range).
+    pub start: u64,
+    stall: Duration,
+}
+
+impl ContentStream {
+    /// The next piece of content (None at the end); a stall longer than the window is an error.
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, TransportError> {
+        match tokio::time::timeout(self.stall, self.response.chunk()).await {
+            Err(_) => Err(TransportError::Retryable {
+                reason: "the download stalled".into(),
+                retry_after: None,
+            }),
+            Ok(Err(_)) => Err(TransportError::Retryable {
+                reason: "the download broke".into(),
+                retry_after: None,
+            }),
+            Ok(Ok(chunk)) => Ok(chunk),
+        }
     }
 }
 
@@ -202,5 +317,124 @@ impl Transport for HttpTransport {
     ) -> Result<Received<PushResponse>, TransportError> {
         self.exchange(token, "push", Some(request), SMALL_BODY_LIMIT)
             .await
+    }
+
+    async fn create_upload(
+        &self,
+        token: &str,
+        sha256: &str,
+        size: u64,
+    ) -> Result<Received<UploadState>, TransportError> {
+        let body = serde_json::to_vec(&serde_json::json!({"sha256": sha256, "size": size}))
+            .map_err(|e| TransportError::Protocol(e.to_string()))?;
+        let sent = body.len() as u64;
+        let request = self
+            .http
+            .client()
+            .post(self.url(&["attachments", "uploads"])?)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.attachment_call("attachments/uploads", request, sent, token)
+            .await
+    }
+
+    async fn upload_chunk(
+        &self,
+        token: &str,
+        upload_id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+    ) -> Result<Received<u64>, TransportError> {
+        #[derive(serde::Deserialize)]
+        struct Held {
+            offset: u64,
+        }
+        let sent = bytes.len() as u64;
+        let mut url = self.url(&["attachments", "uploads", upload_id])?;
+        url.query_pairs_mut()
+            .append_pair("offset", &offset.to_string());
+        let request = self
+            .http
+            .client()
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        let held: Received<Held> = self
+            .attachment_call("attachments/uploads/chunk", request, sent, token)
+            .await?;
+        Ok(Received {
+            value: held.value.offset,
+            bytes: held.bytes,
+        })
+    }
+
+    async fn finish_upload(
+        &self,
+        token: &str,
+        upload_id: &str,
+    ) -> Result<Received<()>, TransportError> {
+        let request = self
+            .http
+            .client()
+            .post(self.url(&["attachments", "uploads", upload_id, "finish"])?);
+        let done: Received<serde_json::Value> = self
+            .attachment_call("attachments/uploads/finish", request, 0, token)
+            .await?;
+        Ok(Received {
+            value: (),
+            bytes: done.bytes,
+        })
+    }
+
+    async fn download(
+        &self,
+        token: &str,
+        id: &str,
+        offset: u64,
+    ) -> Result<ContentStream, TransportError> {
+        let stall = self.min_rate.map_or(Duration::from_secs(60), |r| r.window);
+        let request = self
+            .http
+            .client()
+            .get(self.url(&["attachments", id, "content"])?)
+            .header(reqwest::header::RANGE, format!("bytes={offset}-"))
+            .timeout(Duration::from_secs(24 * 3600))
+            .bearer_auth(token);
+        let response = tokio::time::timeout(stall, request.send())
+            .await
+            .map_err(|_| TransportError::Retryable {
+                reason: "the download did not start in time".into(),
+                retry_after: None,
+            })?
+            .map_err(|_| TransportError::Retryable {
+                reason: "the download could not start".into(),
+                retry_after: None,
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let body = response.bytes().await.unwrap_or_default();
+            let body = &body[..body.len().min(64 << 10)];
+            return Err(status_error("attachments/content", status, &headers, body));
+        }
+        let start = if status == StatusCode::PARTIAL_CONTENT {
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    TransportError::Protocol("a partial answer without its range".into())
+                })?
+        } else {
+            0
+        };
+        Ok(ContentStream {
+            response,
+            start,
+            stall,
+        })
     }
 }

@@ -1,0 +1,357 @@
+//! Attachment content in a Synchronize (docs/protocol.md, "Attachments"): before the outbox is
+//! pushed, content the server does not hold is uploaded (resumable: the server's session says
+//! where to continue, after a lost answer, a crash or a cancel); after the download, what the
+//! policy says downloads automatically is fetched (ranged: a part file continues where it
+//! stopped), then content that no longer matches its record is dropped and the rest is evicted
+//! least-recently-used under the quota. On demand, one attachment downloads alone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ring::digest::{Context, SHA256};
+
+use super::Engine;
+use crate::runtime;
+use crate::store::attachments::{self as store, AttachmentError, Content, Meta};
+use crate::store::sealed_file::{SealedReader, SealedWriter};
+use crate::sync::error::{EngineError, ProtocolError};
+use crate::sync::progress::SyncPhase;
+use crate::sync::protocol::AttachmentPolicy;
+use crate::sync::transport::TransportError;
+
+/// Bytes per upload request.
+pub const UPLOAD_CHUNK: usize = 4 << 20;
+
+/// What decides automatic downloads and eviction: the organization's policy, tightened by the
+/// app's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub auto_download_max_bytes: u64,
+    /// Empty: all entities.
+    pub auto_download_entities: Vec<String>,
+    pub quota_bytes: u64,
+}
+
+impl Policy {
+    /// The server's policy (None: a server without attachments, nothing downloads), tightened
+    /// by the app's limits.
+    pub fn effective(
+        server: Option<&AttachmentPolicy>,
+        app_max: Option<u64>,
+        app_quota: Option<u64>,
+    ) -> Policy {
+        let (max, entities, quota) = match server {
+            Some(p) => (
+                p.auto_download_max_bytes,
+                p.auto_download_entities.clone(),
+                p.device_quota_bytes,
+            ),
+            None => (0, vec![], u64::MAX),
+        };
+        Policy {
+            auto_download_max_bytes: app_max.map_or(max, |a| a.min(max)),
+            auto_download_entities: entities,
+            quota_bytes: app_quota.map_or(quota, |a| a.min(quota)),
+        }
+    }
+
+    /// Whether this attachment downloads with every Synchronize.
+    pub fn downloads_automatically(&self, m: &Meta) -> bool {
+        m.size <= self.auto_download_max_bytes
+            && m.size <= self.quota_bytes
+            && (self.auto_download_entities.is_empty()
+                || self.auto_download_entities.contains(&m.entity))
+    }
+}
+
+fn attachment(e: AttachmentError) -> EngineError {
+    match e {
+        AttachmentError::Store(s) => EngineError::Store(s),
+        other => EngineError::Attachment(other),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Engine {
+    /// The account's directory of sealed files.
+    async fn files_dir(&self) -> Result<PathBuf, EngineError> {
+        let account = Arc::clone(&self.ctx.account);
+        runtime::spawn_blocking(move || {
+            let dir = account.lock().unwrap_or_else(|p| p.into_inner()).dir().to_path_buf();
+            store::files_dir(&dir).map_err(attachment)
+        })
+        .await
+    }
+
+    /// Uploads every complete content the server does not hold yet.
+    pub(super) async fn upload_contents(&self) -> Result<(), EngineError> {
+        let dir = self.files_dir().await?;
+        let pending = self
+            .db(move |c| Ok(store::to_upload(c, &dir)?))
+            .await?;
+        for content in pending {
+            self.check_cancel()?;
+            match self.upload_content(content).await {
+                // Refused for good (too large for the organization) or unreadable here: its
+                // record's push is then refused too, and the person sees that sync error.
+                Err(EngineError::Transport(TransportError::Status { status, .. })) => {
+                    tracing::warn!(status, "an attachment's content was refused");
+                }
+                Err(EngineError::Attachment(e)) => {
+                    tracing::error!("an attachment's content cannot be read: {e}");
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_upload(&self, c: &Content) -> Result<crate::sync::protocol::UploadState, EngineError> {
+        let transport = Arc::clone(&self.ctx.transport);
+        let (sha, size) = (c.sha256.clone(), c.size);
+        let state = self
+            .call("attachment upload", |token| {
+                let (transport, sha) = (Arc::clone(&transport), sha.clone());
+                async move { transport.create_upload(&token, &sha, size).await }
+            })
+            .await?;
+        self.count(|n| n.bytes_up += state.bytes);
+        let state = state.value;
+        if !valid_upload_id(&state.upload_id) || state.offset > c.size {
+            return Err(ProtocolError::new("an upload session of the wrong shape").into());
+        }
+        Ok(state)
+    }
+
+    async fn upload_content(&self, c: Content) -> Result<(), EngineError> {
+        let mut state = self.create_upload(&c).await?;
+        let transport = Arc::clone(&self.ctx.transport);
+        while !state.complete {
+            let mut offset = state.offset;
+            while offset < c.size {
+                self.check_cancel()?;
+                let n = (c.size - offset).min(UPLOAD_CHUNK as u64) as usize;
+                let (path, key, size) = (c.path.clone(), c.key.clone(), c.size);
+                let bytes = runtime::spawn_blocking(move || {
+                    let mut reader = SealedReader::open(&path, &key, size)
+                        .map_err(|e| attachment(e.into()))?;
+                    let mut buf = vec![0u8; n];
+                    reader
+                        .read_at(offset, &mut buf)
+                        .map_err(|e| attachment(e.into()))?;
+                    Ok::<_, EngineError>(Arc::new(buf))
+                })
+                .await?;
+                let id = state.upload_id.clone();
+                let sent = self
+                    .call("attachment chunk", |token| {
+                        let (transport, id, bytes) =
+                            (Arc::clone(&transport), id.clone(), Arc::clone(&bytes));
+                        async move {
+                            transport
+                                .upload_chunk(&token, &id, offset, bytes.to_vec())
+                                .await
+                        }
+                    })
+                    .await;
+                offset = match sent {
+                    Ok(held) if held.value > offset && held.value <= c.size => {
+                        self.count(|k| k.bytes_up += held.bytes);
+                        held.value
+                    }
+                    Ok(_) => {
+                        return Err(ProtocolError::new("an upload offset that makes no progress").into());
+                    }
+                    // A retry of a chunk the server stored (its answer was lost): ask where to go on.
+                    Err(EngineError::Transport(TransportError::Status { status: 409, .. })) => {
+                        self.create_upload(&c).await?.offset
+                    }
+                    Err(e) => return Err(e),
+                };
+                let id = c.id.clone();
+                self.db(move |conn| Ok(store::set_upload_offset(conn, &id, offset)?))
+                    .await?;
+                self.progress(SyncPhase::Uploading, 0, None);
+            }
+            let id = state.upload_id.clone();
+            let finished = self
+                .call("attachment finish", |token| {
+                    let (transport, id) = (Arc::clone(&transport), id.clone());
+                    async move { transport.finish_upload(&token, &id).await }
+                })
+                .await;
+            match finished {
+                Ok(done) => {
+                    self.count(|k| k.bytes_up += done.bytes);
+                    break;
+                }
+                // The server holds less than we sent (it lost a chunk): continue from its offset.
+                Err(EngineError::Transport(TransportError::Status { status: 409, .. })) => {
+                    state = self.create_upload(&c).await?;
+                }
+                Err(EngineError::Transport(TransportError::Status { status: 422, .. })) => {
+                    return Err(ProtocolError::new(
+                        "the server stored other bytes than were uploaded",
+                    )
+                    .into());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let sha = c.sha256.clone();
+        self.db(move |conn| Ok(store::mark_uploaded(conn, &sha)?))
+            .await
+    }
+
+    /// After the download: what the policy fetches automatically, then the clean-up.
+    pub(super) async fn download_contents(&self, policy: &Policy) -> Result<(), EngineError> {
+        let dir = self.files_dir().await?;
+        let gone = self.db_tx(|c| Ok(store::reconcile(c).map_err(attachment)?)).await?;
+        store::remove_files(&dir, &gone);
+        let wanted: Vec<Meta> = {
+            let policy = policy.clone();
+            self.db(move |c| {
+                let mut wanted = vec![];
+                for m in store::all(c).map_err(attachment)? {
+                    if policy.downloads_automatically(&m)
+                        && store::state(c, &m)? != crate::store::attachments::AttachmentState::Synced
+                        && !m.sha256.is_empty()
+                    {
+                        wanted.push(m);
+                    }
+                }
+                Ok(wanted)
+            })
+            .await?
+        };
+        for m in wanted {
+            self.check_cancel()?;
+            self.download_meta(m).await?;
+            self.evict(policy.quota_bytes, &dir).await?;
+        }
+        self.evict(policy.quota_bytes, &dir).await
+    }
+
+    async fn evict(&self, quota: u64, dir: &std::path::Path) -> Result<(), EngineError> {
+        let files = self
+            .db_tx(move |c| Ok(store::evict(c, quota).map_err(attachment)?))
+            .await?;
+        store::remove_files(dir, &files);
+        Ok(())
+    }
+
+    /// Downloads one attachment's content (on demand), unless it is here already.
+    pub(super) async fn download_one(&self, id: String) -> Result<(), EngineError> {
+        let m = self
+            .db(move |c| Ok(store::meta(c, &id).map_err(attachment)?))
+            .await?;
+        self.download_meta(m).await
+    }
+
+    async fn download_meta(&self, m: Meta) -> Result<(), EngineError> {
+        let dir = self.files_dir().await?;
+        let content = {
+            let (dir, m) = (dir.clone(), m.clone());
+            self.db_tx(move |c| Ok(store::begin_download(c, &dir, &m).map_err(attachment)?))
+                .await?
+        };
+        if content.complete {
+            return Ok(());
+        }
+        // Resume from the part file's whole chunks (hashed again), or start it.
+        let (path, key) = (content.path.clone(), content.key.clone());
+        let (mut writer, mut hash, mut offset) = runtime::spawn_blocking(move || {
+            let mut hash = Context::new(&SHA256);
+            let opened = if path.exists() {
+                SealedWriter::resume(&path, &key, |p| hash.update(p))
+            } else {
+                SealedWriter::create(&path, &key).map(|w| (w, 0))
+            };
+            let (writer, kept) = opened.map_err(|e| attachment(e.into()))?;
+            Ok::<_, EngineError>((writer, hash, kept))
+        })
+        .await?;
+        let transport = Arc::clone(&self.ctx.transport);
+        let mut failures = 0;
+        while offset < m.size || m.size == 0 {
+            self.check_cancel()?;
+            let id = m.id.clone();
+            let mut stream = self
+                .call("attachment download", |token| {
+                    let (transport, id) = (Arc::clone(&transport), id.clone());
+                    async move {
+                        transport
+                            .download(&token, &id, offset)
+                            .await
+                            .map(|s| crate::sync::transport::Received { value: s, bytes: 0 })
+                    }
+                })
+                .await?
+                .value;
+            if stream.start != offset {
+                return Err(ProtocolError::new("a download from another offset than asked").into());
+            }
+            let broke = loop {
+                let next = tokio::select! {
+                    n = stream.next() => n,
+                    _ = self.ctx.cancel.cancelled() => Err(TransportError::Retryable { reason: "cancelled".into(), retry_after: None }),
+                };
+                match next {
+                    Ok(Some(bytes)) => {
+                        if offset + bytes.len() as u64 > m.size {
+                            return Err(ProtocolError::new("more content than the attachment's size").into());
+                        }
+                        hash.update(&bytes);
+                        offset += bytes.len() as u64;
+                        self.count(|k| k.bytes_down += bytes.len() as u64);
+                        writer = runtime::spawn_blocking(move || {
+                            writer.write(&bytes).map_err(|e| attachment(e.into()))?;
+                            Ok::<_, EngineError>(writer)
+                        })
+                        .await?;
+                        self.progress(SyncPhase::Downloading, 0, None);
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            // What arrived stays in the part file for the next try (or the next run).
+            writer = runtime::spawn_blocking(move || {
+                writer.flush().map_err(|e| attachment(e.into()))?;
+                Ok::<_, EngineError>(writer)
+            })
+            .await?;
+            self.check_cancel()?;
+            match broke {
+                None if offset == m.size => break,
+                None => {
+                    return Err(ProtocolError::new("the download ended before the attachment's size").into());
+                }
+                Some(e) => {
+                    failures += 1;
+                    if failures >= self.ctx.options.max_attempts {
+                        return Err(EngineError::Transport(e));
+                    }
+                    tracing::warn!(failures, "attachment download broke; continuing at its offset");
+                }
+            }
+        }
+        if hex(hash.finish().as_ref()) != m.sha256 {
+            // Not what the record names: start over next time rather than keep wrong bytes.
+            let id = m.id.clone();
+            let files = self.db_tx(move |c| Ok(store::forget(c, &id).map_err(attachment)?)).await?;
+            store::remove_files(&dir, &files.into_iter().collect::<Vec<_>>());
+            return Err(ProtocolError::new("downloaded content does not match its SHA-256").into());
+        }
+        runtime::spawn_blocking(move || writer.finish().map_err(|e| attachment(e.into()))).await?;
+        let id = m.id.clone();
+        self.db(move |c| Ok(store::finish_download(c, &id)?)).await
+    }
+}
