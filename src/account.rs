@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::org::OrgUrlError;
 use crate::runtime::TaskError;
-use crate::store::{ChangeHub, Store, StoreError, StoreOptions, meta, outbox, sync_log};
+use crate::store::{
+    ChangeHub, Store, StoreError, StoreOptions, attachments, meta, outbox, sync_log,
+};
 use crate::vault::{self, VaultConfig, VaultError, VaultPaths};
 
 /// Why an account operation failed.
@@ -221,11 +223,15 @@ impl Account {
     }
 
     fn open_store(&mut self, unlocked: &vault::UnlockedVault) -> Result<(), AccountError> {
-        self.store = Some(Store::open(
-            &self.paths.database(),
-            unlocked,
-            &self.store_options(),
-        )?);
+        let store = Store::open(&self.paths.database(), unlocked, &self.store_options())?;
+        // Attachment files a crash left without their row (or the other way round's leftovers).
+        let dir = self.paths.dir.join(attachments::DIR);
+        if dir.exists()
+            && let Err(e) = attachments::sweep(store.conn(), &dir)
+        {
+            tracing::warn!("could not sweep attachment files: {e}");
+        }
+        self.store = Some(store);
         Ok(())
     }
 

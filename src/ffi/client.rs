@@ -75,6 +75,14 @@ pub struct ClientOptions {
     /// those of an added one arrive, nothing else downloads again.
     #[uniffi(default = None)]
     pub sync_entities: Option<Vec<String>>,
+    /// Attachments larger than this stay on the server until `downloadAttachment` (None: the
+    /// organization's limit; a larger value than the organization's is not honoured).
+    #[uniffi(default = None)]
+    pub attachment_auto_download_max_bytes: Option<u64>,
+    /// Attachment content this device keeps before it evicts the least recently used (None: the
+    /// organization's quota; never more).
+    #[uniffi(default = None)]
+    pub attachment_quota_bytes: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -96,6 +104,8 @@ impl Default for ClientOptions {
             app_version: None,
             watch_interval_ms: None,
             sync_entities: None,
+            attachment_auto_download_max_bytes: None,
+            attachment_quota_bytes: None,
         }
     }
 }
@@ -120,6 +130,8 @@ impl ClientOptions {
             device_name: self.device_name.clone(),
             app_version: self.app_version.clone(),
             entities: self.sync_entities.clone(),
+            attachment_auto_download_max_bytes: self.attachment_auto_download_max_bytes,
+            attachment_quota_bytes: self.attachment_quota_bytes,
             ..defaults
         }
     }

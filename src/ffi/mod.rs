@@ -1,6 +1,7 @@
 //! The exported mobile API (uniffi proc-macros): the `SyncClient` object, its records and enums,
 //! the `SyncError` enum, and the traits the app implements.
 
+mod attachments;
 mod authorization_ui;
 mod client;
 mod error;

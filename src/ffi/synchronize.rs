@@ -190,16 +190,17 @@ impl SyncJob {
         }
     }
 
-    async fn run_engine(
+    /// What the engine needs, over HTTP to the discovered sync API.
+    async fn context(
         &self,
         observer: &Arc<dyn SyncObserver>,
         cancel: &CancelToken,
-    ) -> Result<SyncReport, SyncError> {
+    ) -> Result<SyncContext, SyncError> {
         let info = self.session.org_info().await?;
         let base = info.sync_api.ok_or_else(|| SyncError::ProtocolViolation {
             reason: "the organization names no sync API".into(),
         })?;
-        let ctx = SyncContext {
+        Ok(SyncContext {
             account: Arc::clone(&self.account),
             transport: Arc::new(
                 HttpTransport::new(self.session.http().clone(), &base).with_min_rate(self.min_rate),
@@ -208,7 +209,37 @@ impl SyncJob {
             options: self.options.clone(),
             progress: Some(Arc::new(ObserverSink(Arc::clone(observer)))),
             cancel: cancel.clone(),
-        };
+        })
+    }
+
+    /// One attachment's content, on demand (signed in and unlocked; one run at a time).
+    async fn download_attachment(
+        self,
+        id: String,
+        observer: Arc<dyn SyncObserver>,
+        cancel: CancelToken,
+        _running: RunGuard,
+    ) -> Result<SyncReport, SyncError> {
+        let _one_at_a_time = self.lock.lock().await;
+        let state = self.with_account(|a| Ok(a.state()?)).await?;
+        if state.locked {
+            return Err(SyncError::Locked);
+        }
+        if !self.session.is_signed_in().await? {
+            return Err(SyncError::SignInRequired {
+                reason: "synchronize (and sign in) before downloading attachments".into(),
+            });
+        }
+        let ctx = self.context(&observer, &cancel).await?;
+        Ok(sync::download_attachment(ctx, id).await?)
+    }
+
+    async fn run_engine(
+        &self,
+        observer: &Arc<dyn SyncObserver>,
+        cancel: &CancelToken,
+    ) -> Result<SyncReport, SyncError> {
+        let ctx = self.context(observer, cancel).await?;
         match sync::run(ctx).await {
             Ok(report) => Ok(report),
             // The administrator's orders, carried out on the device.
@@ -278,8 +309,49 @@ impl SyncJob {
     }
 }
 
+impl SyncClient {
+    fn job(&self) -> SyncJob {
+        SyncJob {
+            account: Arc::clone(&self.account),
+            session: Arc::clone(&self.session),
+            ui: self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            device_ui: self
+                .device_ui
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            options: self.sync_options.clone(),
+            min_rate: self.min_rate,
+            lock: Arc::clone(&self.sync_lock),
+        }
+    }
+}
+
 #[uniffi::export]
 impl SyncClient {
+    /// Downloads one attachment's content now (one too large for automatic download, or
+    /// evicted), reporting bytes to `observer`; cancel through `cancel` (what arrived stays, and
+    /// the next call continues from there). Needs a signed-in, unlocked client; waits for a
+    /// running Synchronize.
+    #[uniffi::method(default(cancel = None))]
+    pub async fn download_attachment(
+        self: Arc<Self>,
+        id: String,
+        observer: Arc<dyn SyncObserver>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<SyncReport, SyncError> {
+        let cancel = cancel.map(|c| c.token.clone()).unwrap_or_default();
+        let job = self.job();
+        let running = self.runs.start(cancel.clone());
+        drop(self);
+        let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
+        let result =
+            runtime::spawn(async move { job.download_attachment(id, observer, cancel, running).await })
+                .await;
+        stop_if_abandoned.disarm();
+        result
+    }
+
     /// Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
     /// `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
     /// must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -293,19 +365,7 @@ impl SyncClient {
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<SyncReport, SyncError> {
         let cancel = cancel.map(|c| c.token.clone()).unwrap_or_default();
-        let job = SyncJob {
-            account: Arc::clone(&self.account),
-            session: Arc::clone(&self.session),
-            ui: self.ui.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            device_ui: self
-                .device_ui
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            options: self.sync_options.clone(),
-            min_rate: self.min_rate,
-            lock: Arc::clone(&self.sync_lock),
-        };
+        let job = self.job();
         let running = self.runs.start(cancel.clone());
         let status = StatusFeed {
             app: observer,

@@ -316,6 +316,12 @@ pub fn wipe(paths: &VaultPaths) -> Result<(), VaultError> {
         fsio::remove_if_exists(&file)?;
     }
     fsio::remove_if_exists(&paths.attempts())?;
+    // Attachment files (store::attachments::DIR): their keys lived in the store, gone with the
+    // key above; the files go too.
+    match std::fs::remove_dir_all(paths.dir.join("attachments")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     fsio::sync_dir(&header)?;
     Ok(())
 }
