@@ -34,6 +34,7 @@ pub use ffi::{
     syncvault_version,
 };
 pub use org::UrlProblem;
+pub use store::attachments::{Attachment, AttachmentState};
 
 /// The vault header's file name inside an account directory.
 pub const VAULT_HEADER_FILE: &str = "vault.header";

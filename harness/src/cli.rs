@@ -120,6 +120,26 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         args: Vec<String>,
     },
+    /// Attach FILE to record ID of ENTITY (queued for the next sync; prints the attachment's id).
+    Attach {
+        entity: String,
+        id: String,
+        file: std::path::PathBuf,
+        /// The attachment's name (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Its MIME type (default: guessed from the extension).
+        #[arg(long)]
+        mime: Option<String>,
+    },
+    /// List the attachments of record ID of ENTITY, with their state.
+    Attachments { entity: String, id: String },
+    /// Write attachment ID's content to --out FILE, downloading it first when it is not here.
+    GetAttachment {
+        id: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// List the records with local edits waiting to go up.
     Pending,
     /// List the changes the server refused (kept with your values), or retry / discard one.

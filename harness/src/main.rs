@@ -1,6 +1,7 @@
 //! `syncvault`: the desktop sync test harness (docs/harness.md is its contract).
 
 mod admin_commands;
+mod attachment_commands;
 mod cli;
 mod data_commands;
 mod demo;
@@ -91,6 +92,17 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
         Command::Edit { new, delete, args } => {
             let edit = data_commands::Edit::parse(new, delete, args)?;
             data_commands::edit(g, edit, &out).await
+        }
+        Command::Attach {
+            entity,
+            id,
+            file,
+            name,
+            mime,
+        } => attachment_commands::attach(g, entity, id, file, name, mime, &out).await,
+        Command::Attachments { entity, id } => attachment_commands::list(g, entity, id, &out).await,
+        Command::GetAttachment { id, out: file } => {
+            attachment_commands::get(g, id, file, &out).await
         }
         Command::Pending => live_commands::pending(g, &out).await,
         Command::Errors { action } => live_commands::errors(g, action, &out).await,

@@ -26,9 +26,7 @@ impl SyncClient {
     /// Seals what `source` yields, off the caller's thread and outside the account lock.
     async fn seal_from(
         &self,
-        source: impl FnOnce() -> Result<Box<dyn std::io::Read + Send>, AttachmentError>
-        + Send
-        + 'static,
+        source: impl FnOnce() -> Result<Box<dyn std::io::Read + Send>, AttachmentError> + Send + 'static,
     ) -> Result<(PathBuf, Sealed), SyncError> {
         let dir = self.attachment_dir().await?;
         runtime::spawn_blocking(move || {
@@ -45,14 +43,15 @@ impl SyncClient {
         &self,
         dir: PathBuf,
         sealed: Sealed,
-        work: impl FnOnce(&rusqlite::Connection, &Sealed) -> Result<(String, Option<String>), AttachmentError>
+        work: impl FnOnce(
+            &rusqlite::Connection,
+            &Sealed,
+        ) -> Result<(String, Option<String>), AttachmentError>
         + Send
         + 'static,
     ) -> Result<Attachment, SyncError> {
         let file = sealed.file.clone();
-        let done = self
-            .in_transaction(move |c| Ok(work(c, &sealed)?))
-            .await;
+        let done = self.in_transaction(move |c| Ok(work(c, &sealed)?)).await;
         match done {
             Ok((id, old)) => {
                 store::remove_files(&dir, &old.into_iter().collect::<Vec<_>>());
@@ -89,7 +88,10 @@ impl SyncClient {
     ) -> Result<Attachment, SyncError> {
         let (dir, sealed) = self.seal_from(move || Ok(bytes_source(bytes))).await?;
         self.commit_sealed(dir, sealed, move |c, s| {
-            Ok((store::create(c, &entity, &record_id, &name, &mime, s)?, None))
+            Ok((
+                store::create(c, &entity, &record_id, &name, &mime, s)?,
+                None,
+            ))
         })
         .await
     }
@@ -106,7 +108,10 @@ impl SyncClient {
     ) -> Result<Attachment, SyncError> {
         let (dir, sealed) = self.seal_from(move || file_source(path)).await?;
         self.commit_sealed(dir, sealed, move |c, s| {
-            Ok((store::create(c, &entity, &record_id, &name, &mime, s)?, None))
+            Ok((
+                store::create(c, &entity, &record_id, &name, &mime, s)?,
+                None,
+            ))
         })
         .await
     }
@@ -173,7 +178,9 @@ impl SyncClient {
             let dir = store::files_dir(a.dir())?;
             let mut reader = store::open(a.store()?.conn(), &dir, &id)?;
             let mut out = vec![0u8; length.min(reader.len().saturating_sub(offset) as usize)];
-            let n = reader.read_at(offset, &mut out).map_err(AttachmentError::from)?;
+            let n = reader
+                .read_at(offset, &mut out)
+                .map_err(AttachmentError::from)?;
             out.truncate(n);
             Ok(out)
         })
@@ -190,7 +197,9 @@ impl SyncClient {
             let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 16]);
             let mut offset = 0;
             loop {
-                let n = reader.read_at(offset, &mut buf).map_err(AttachmentError::from)?;
+                let n = reader
+                    .read_at(offset, &mut buf)
+                    .map_err(AttachmentError::from)?;
                 if n == 0 {
                     break;
                 }
@@ -206,7 +215,9 @@ impl SyncClient {
     /// Deletes an attachment (queued for the next Synchronize); its content leaves the device.
     pub async fn delete_attachment(&self, id: String) -> Result<(), SyncError> {
         let dir = self.attachment_dir().await?;
-        let old = self.in_transaction(move |c| Ok(store::delete(c, &id)?)).await?;
+        let old = self
+            .in_transaction(move |c| Ok(store::delete(c, &id)?))
+            .await?;
         store::remove_files(&dir, &old.into_iter().collect::<Vec<_>>());
         Ok(())
     }

@@ -23,8 +23,8 @@ use crate::org::{DiscoveryError, OrgUrlError, UrlProblem};
 use crate::runtime::TaskError;
 use crate::store::StoreError;
 use crate::store::attachments::AttachmentError;
-use crate::store::sealed_file::SealedFileError;
 use crate::store::entities::EntityError;
+use crate::store::sealed_file::SealedFileError;
 use crate::sync::{EngineError, TimeBound, TransportError};
 use crate::vault::{HeaderError, PolicyError, VaultError};
 
@@ -460,6 +460,8 @@ const PROTOCOL_CODES: &[&str] = &[
     "user_disabled",
     "device_wiped",
     "device_signed_out",
+    "attachment_too_large",
+    "not_found",
 ];
 
 impl From<EngineError> for SyncError {

@@ -33,6 +33,10 @@ pub enum RejectionCode {
     /// roles or a sync filter changed) while the change waited. Retry sends it anyway (the
     /// server decides); discard removes the record.
     OutOfScope,
+    /// An attachment whose content the server does not hold: too large for the organization
+    /// (`attachment_too_large` on its upload), or unreadable on this device. Discard it, or
+    /// replace its content and retry.
+    AttachmentContentMissing,
     /// A code this version does not know, or none.
     Other,
 }
@@ -47,6 +51,7 @@ impl RejectionCode {
             Some("unknown_entity") => RejectionCode::UnknownEntity,
             Some("invalid_mutation") => RejectionCode::InvalidMutation,
             Some("out_of_scope") => RejectionCode::OutOfScope,
+            Some("attachment_content_missing") => RejectionCode::AttachmentContentMissing,
             _ => RejectionCode::Other,
         }
     }

@@ -346,8 +346,10 @@ impl SyncClient {
         drop(self);
         let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
         let result =
-            runtime::spawn(async move { job.download_attachment(id, observer, cancel, running).await })
-                .await;
+            runtime::spawn(
+                async move { job.download_attachment(id, observer, cancel, running).await },
+            )
+            .await;
         stop_if_abandoned.disarm();
         result
     }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::entities::{self, EntityError, Query};
 use super::sealed_file::{CHUNK, FileKey, SealedFileError, SealedReader, SealedWriter};
-use super::{SqlResultExt, StoreError, outbox, unix_now};
+use super::{SqlResultExt, StoreError, outbox};
 
 /// The built-in entity of attachment metadata (docs/protocol.md, "Attachments").
 pub const ENTITY: &str = "attachment";
@@ -153,11 +153,11 @@ fn metadata_fields(name: &str, mime: &str, sealed: &Sealed) -> Map<String, Value
 }
 
 fn put_content(conn: &Connection, id: &str, sealed: &Sealed) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO attachment_content
          (id, sha256, size, file, key, complete, uploaded, upload_offset, last_access)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, 0, 0, ?6)",
-    )
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, 0, 0, {NEXT_TICK})",
+    ))
     .classified()?
     .execute(params![
         id,
@@ -165,7 +165,6 @@ fn put_content(conn: &Connection, id: &str, sealed: &Sealed) -> Result<(), Store
         sealed.size as i64,
         sealed.file,
         sealed.key.as_bytes(),
-        unix_now()
     ])
     .classified()?;
     Ok(())
@@ -348,7 +347,11 @@ fn meta_of(record: &entities::Record) -> Meta {
         record_id: text("record_id"),
         name: text("name"),
         mime: text("mime"),
-        size: record.fields.get("size").and_then(Value::as_u64).unwrap_or(0),
+        size: record
+            .fields
+            .get("size")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
         sha256: text("sha256"),
         version: record.version,
     }
@@ -436,16 +439,26 @@ pub fn list(
     Ok(out)
 }
 
+/// The LRU clock: each use of content takes the next tick (seconds would tie).
+const NEXT_TICK: &str = "(SELECT coalesce(max(last_access), 0) + 1 FROM attachment_content)";
+
+fn touch(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "UPDATE attachment_content SET last_access = {NEXT_TICK} WHERE id = ?1"
+    ))
+    .classified()?
+    .execute([id])
+    .classified()?;
+    Ok(())
+}
+
 /// Opens an attachment's content for reading (and counts it as used, for eviction).
 pub fn open(conn: &Connection, dir: &Path, id: &str) -> Result<SealedReader, AttachmentError> {
     let m = meta(conn, id)?;
     let c = content(conn, dir, id)?
         .filter(|c| c.complete && c.sha256 == m.sha256)
         .ok_or(AttachmentError::NotDownloaded)?;
-    conn.prepare_cached("UPDATE attachment_content SET last_access = ?2 WHERE id = ?1")
-        .classified()?
-        .execute(params![id, unix_now()])
-        .classified()?;
+    touch(conn, id)?;
     let mut reader = SealedReader::open(&c.path, &c.key, m.size)?;
     reader.verify_end()?;
     Ok(reader)
@@ -465,26 +478,24 @@ pub fn begin_download(conn: &Connection, dir: &Path, m: &Meta) -> Result<Content
     }
     let key = FileKey::generate();
     let file = random_name();
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "INSERT INTO attachment_content
          (id, sha256, size, file, key, complete, uploaded, upload_offset, last_access)
-         VALUES (?1, ?2, ?3, ?4, ?5, 0, 1, 0, ?6)",
-    )
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, 1, 0, {NEXT_TICK})",
+    ))
     .classified()?
-    .execute(params![m.id, m.sha256, m.size as i64, file, key.as_bytes(), unix_now()])
+    .execute(params![m.id, m.sha256, m.size as i64, file, key.as_bytes()])
     .classified()?;
     Ok(content(conn, dir, &m.id)?.expect("just written"))
 }
 
 /// The download is complete and checked.
 pub fn finish_download(conn: &Connection, id: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE attachment_content SET complete = 1, uploaded = 1, last_access = ?2 WHERE id = ?1",
-    )
-    .classified()?
-    .execute(params![id, unix_now()])
-    .classified()?;
-    Ok(())
+    conn.prepare_cached("UPDATE attachment_content SET complete = 1, uploaded = 1 WHERE id = ?1")
+        .classified()?
+        .execute([id])
+        .classified()?;
+    touch(conn, id)
 }
 
 /// Content rows that no longer match their record (deleted, left the scope, replaced on the
@@ -522,7 +533,9 @@ pub fn evict(conn: &Connection, quota: u64) -> Result<Vec<String>, AttachmentErr
              ORDER BY last_access, rowid",
         )
         .classified()?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .classified()?
         .collect::<Result<_, _>>()
         .classified()?;

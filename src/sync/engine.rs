@@ -207,7 +207,10 @@ pub async fn run(ctx: SyncContext) -> Result<SyncReport, EngineError> {
 pub async fn download_attachment(ctx: SyncContext, id: String) -> Result<SyncReport, EngineError> {
     let started = Instant::now();
     let engine = Engine {
-        deadline_at: ctx.options.deadline.map(|d| tokio::time::Instant::now() + d),
+        deadline_at: ctx
+            .options
+            .deadline
+            .map(|d| tokio::time::Instant::now() + d),
         ctx,
         token: tokio::sync::Mutex::new(None),
         counters: Mutex::new(Counters::default()),
@@ -417,7 +420,8 @@ impl Engine {
         // Content first: the server accepts an attachment record only once it holds its content.
         self.upload_contents().await?;
         self.upload(&client_id).await?;
-        self.download(&client_id, version, Arc::new(schemas)).await?;
+        self.download(&client_id, version, Arc::new(schemas))
+            .await?;
         self.download_contents(&policy).await
     }
 

@@ -183,7 +183,12 @@ impl HttpTransport {
                 bytes: sent + response.body.len() as u64,
             });
         }
-        Err(status_error(path, status, &response.headers, &response.body))
+        Err(status_error(
+            path,
+            status,
+            &response.headers,
+            &response.body,
+        ))
     }
 
     /// The sync API's URL with `segments` appended, each percent-encoded (ids in paths).
@@ -208,10 +213,16 @@ impl HttpTransport {
             .await
             .map_err(net_error)?;
         if !response.status.is_success() {
-            return Err(status_error(what, response.status, &response.headers, &response.body));
+            return Err(status_error(
+                what,
+                response.status,
+                &response.headers,
+                &response.body,
+            ));
         }
-        let value = serde_json::from_slice(&response.body)
-            .map_err(|_| TransportError::Protocol(format!("{what}: an answer of the wrong shape")))?;
+        let value = serde_json::from_slice(&response.body).map_err(|_| {
+            TransportError::Protocol(format!("{what}: an answer of the wrong shape"))
+        })?;
         Ok(Received {
             value,
             bytes: sent + response.body.len() as u64,
@@ -223,7 +234,9 @@ fn net_error(e: NetError) -> TransportError {
     match e {
         NetError::Tls { .. } => TransportError::Tls(e.to_string()),
         NetError::TooSlow(_) => TransportError::TooSlow(e.to_string()),
-        NetError::TooLarge(n) => TransportError::Protocol(format!("an answer larger than {n} bytes")),
+        NetError::TooLarge(n) => {
+            TransportError::Protocol(format!("an answer larger than {n} bytes"))
+        }
         other => TransportError::Retryable {
             reason: other.to_string(),
             retry_after: None,
@@ -373,10 +386,10 @@ impl Transport for HttpTransport {
         token: &str,
         upload_id: &str,
     ) -> Result<Received<()>, TransportError> {
-        let request = self
-            .http
-            .client()
-            .post(self.url(&["attachments", "uploads", upload_id, "finish"])?);
+        let request =
+            self.http
+                .client()
+                .post(self.url(&["attachments", "uploads", upload_id, "finish"])?);
         let done: Received<serde_json::Value> = self
             .attachment_call("attachments/uploads/finish", request, 0, token)
             .await?;

@@ -84,7 +84,11 @@ impl Engine {
     async fn files_dir(&self) -> Result<PathBuf, EngineError> {
         let account = Arc::clone(&self.ctx.account);
         runtime::spawn_blocking(move || {
-            let dir = account.lock().unwrap_or_else(|p| p.into_inner()).dir().to_path_buf();
+            let dir = account
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .dir()
+                .to_path_buf();
             store::files_dir(&dir).map_err(attachment)
         })
         .await
@@ -93,9 +97,7 @@ impl Engine {
     /// Uploads every complete content the server does not hold yet.
     pub(super) async fn upload_contents(&self) -> Result<(), EngineError> {
         let dir = self.files_dir().await?;
-        let pending = self
-            .db(move |c| Ok(store::to_upload(c, &dir)?))
-            .await?;
+        let pending = self.db(move |c| Ok(store::to_upload(c, &dir)?)).await?;
         for content in pending {
             self.check_cancel()?;
             match self.upload_content(content).await {
@@ -113,7 +115,10 @@ impl Engine {
         Ok(())
     }
 
-    async fn create_upload(&self, c: &Content) -> Result<crate::sync::protocol::UploadState, EngineError> {
+    async fn create_upload(
+        &self,
+        c: &Content,
+    ) -> Result<crate::sync::protocol::UploadState, EngineError> {
         let transport = Arc::clone(&self.ctx.transport);
         let (sha, size) = (c.sha256.clone(), c.size);
         let state = self
@@ -140,8 +145,8 @@ impl Engine {
                 let n = (c.size - offset).min(UPLOAD_CHUNK as u64) as usize;
                 let (path, key, size) = (c.path.clone(), c.key.clone(), c.size);
                 let bytes = runtime::spawn_blocking(move || {
-                    let mut reader = SealedReader::open(&path, &key, size)
-                        .map_err(|e| attachment(e.into()))?;
+                    let mut reader =
+                        SealedReader::open(&path, &key, size).map_err(|e| attachment(e.into()))?;
                     let mut buf = vec![0u8; n];
                     reader
                         .read_at(offset, &mut buf)
@@ -167,7 +172,9 @@ impl Engine {
                         held.value
                     }
                     Ok(_) => {
-                        return Err(ProtocolError::new("an upload offset that makes no progress").into());
+                        return Err(
+                            ProtocolError::new("an upload offset that makes no progress").into(),
+                        );
                     }
                     // A retry of a chunk the server stored (its answer was lost): ask where to go on.
                     Err(EngineError::Transport(TransportError::Status { status: 409, .. })) => {
@@ -213,30 +220,39 @@ impl Engine {
     /// After the download: what the policy fetches automatically, then the clean-up.
     pub(super) async fn download_contents(&self, policy: &Policy) -> Result<(), EngineError> {
         let dir = self.files_dir().await?;
-        let gone = self.db_tx(|c| Ok(store::reconcile(c).map_err(attachment)?)).await?;
+        let gone = self
+            .db_tx(|c| Ok(store::reconcile(c).map_err(attachment)?))
+            .await?;
         store::remove_files(&dir, &gone);
-        let wanted: Vec<Meta> = {
+        // Room first (what on-demand downloads added), then what fits: automatic downloads
+        // never evict each other, so a quota smaller than the policy's set does not thrash.
+        self.evict(policy.quota_bytes, &dir).await?;
+        let (wanted, mut held) = {
             let policy = policy.clone();
             self.db(move |c| {
                 let mut wanted = vec![];
                 for m in store::all(c).map_err(attachment)? {
                     if policy.downloads_automatically(&m)
-                        && store::state(c, &m)? != crate::store::attachments::AttachmentState::Synced
+                        && store::state(c, &m)?
+                            != crate::store::attachments::AttachmentState::Synced
                         && !m.sha256.is_empty()
                     {
                         wanted.push(m);
                     }
                 }
-                Ok(wanted)
+                Ok((wanted, store::held_bytes(c)?))
             })
             .await?
         };
         for m in wanted {
             self.check_cancel()?;
+            if held + m.size > policy.quota_bytes {
+                continue;
+            }
+            held += m.size;
             self.download_meta(m).await?;
-            self.evict(policy.quota_bytes, &dir).await?;
         }
-        self.evict(policy.quota_bytes, &dir).await
+        Ok(())
     }
 
     async fn evict(&self, quota: u64, dir: &std::path::Path) -> Result<(), EngineError> {
@@ -306,7 +322,10 @@ impl Engine {
                 match next {
                     Ok(Some(bytes)) => {
                         if offset + bytes.len() as u64 > m.size {
-                            return Err(ProtocolError::new("more content than the attachment's size").into());
+                            return Err(ProtocolError::new(
+                                "more content than the attachment's size",
+                            )
+                            .into());
                         }
                         hash.update(&bytes);
                         offset += bytes.len() as u64;
@@ -332,21 +351,29 @@ impl Engine {
             match broke {
                 None if offset == m.size => break,
                 None => {
-                    return Err(ProtocolError::new("the download ended before the attachment's size").into());
+                    return Err(ProtocolError::new(
+                        "the download ended before the attachment's size",
+                    )
+                    .into());
                 }
                 Some(e) => {
                     failures += 1;
                     if failures >= self.ctx.options.max_attempts {
                         return Err(EngineError::Transport(e));
                     }
-                    tracing::warn!(failures, "attachment download broke; continuing at its offset");
+                    tracing::warn!(
+                        failures,
+                        "attachment download broke; continuing at its offset"
+                    );
                 }
             }
         }
         if hex(hash.finish().as_ref()) != m.sha256 {
             // Not what the record names: start over next time rather than keep wrong bytes.
             let id = m.id.clone();
-            let files = self.db_tx(move |c| Ok(store::forget(c, &id).map_err(attachment)?)).await?;
+            let files = self
+                .db_tx(move |c| Ok(store::forget(c, &id).map_err(attachment)?))
+                .await?;
             store::remove_files(&dir, &files.into_iter().collect::<Vec<_>>());
             return Err(ProtocolError::new("downloaded content does not match its SHA-256").into());
         }
