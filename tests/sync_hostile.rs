@@ -74,6 +74,7 @@ impl Transport for Scripted {
         received(SchemaResponse {
             schema_version: 1,
             entities: vec![serde_json::from_value(entity).unwrap()],
+            attachment_policy: None,
         })
     }
     async fn pull(

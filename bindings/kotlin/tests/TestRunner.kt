@@ -63,5 +63,6 @@ fun main() {
     appLayerTests(suite)
     appErrorTests(suite)
     liveDataTests(suite)
+    attachmentTests(suite)
     exitProcess(if (suite.run() == 0) 0 else 1)
 }

@@ -165,6 +165,11 @@ pub(super) async fn download(
                 .into_response();
         }
     };
+    org.blobs
+        .download_starts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(start);
     if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
         return ApiError::internal("seek").into_response();
     }

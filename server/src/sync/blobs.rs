@@ -72,6 +72,8 @@ pub struct BlobStore {
     /// Content bytes received in upload chunks and sent in downloads (tests count resends).
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// The offset each download started at (tests check that a download resumes).
+    pub download_starts: Mutex<Vec<u64>>,
 }
 
 impl Drop for BlobStore {
@@ -119,6 +121,7 @@ impl BlobStore {
             lock: Mutex::new(()),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            download_starts: Mutex::default(),
         })
     }
 

@@ -12,7 +12,7 @@ use ring::digest::{Context, SHA256};
 
 use super::Engine;
 use crate::runtime;
-use crate::store::attachments::{self as store, AttachmentError, Content, Meta};
+use crate::store::attachments::{self as store, AttachmentError, AttachmentState, Content, Meta};
 use crate::store::sealed_file::{SealedReader, SealedWriter};
 use crate::sync::error::{EngineError, ProtocolError};
 use crate::sync::progress::SyncPhase;
@@ -232,11 +232,12 @@ impl Engine {
             self.db(move |c| {
                 let mut wanted = vec![];
                 for m in store::all(c).map_err(attachment)? {
-                    if policy.downloads_automatically(&m)
-                        && store::state(c, &m)?
-                            != crate::store::attachments::AttachmentState::Synced
-                        && !m.sha256.is_empty()
-                    {
+                    // Content that is here (synced, or unsent) is not fetched again.
+                    let missing = matches!(
+                        store::state(c, &m)?,
+                        AttachmentState::NotDownloaded | AttachmentState::Downloading
+                    );
+                    if missing && policy.downloads_automatically(&m) && !m.sha256.is_empty() {
                         wanted.push(m);
                     }
                 }
