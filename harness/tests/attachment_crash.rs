@@ -62,12 +62,13 @@ fn device(srv: &RunningServer, dir: &std::path::Path) {
     run(dir, SYNC);
 }
 
-/// Starts `args` and kills it (SIGKILL) once `counter` moved past `from` and before it reaches
-/// `total`; returns whether it was killed (false: it finished first).
+/// Starts `args` and kills it (SIGKILL) once `counter` moved `step` bytes on and before it
+/// reaches `total`; returns whether it was killed (false: it finished first).
 async fn kill_midway(
     dir: &std::path::Path,
     args: &[&str],
     counter: impl Fn() -> u64,
+    step: u64,
     total: u64,
 ) -> bool {
     let from = counter();
@@ -78,7 +79,7 @@ async fn kill_midway(
             return false;
         }
         let now = counter();
-        if now > from && now < total {
+        if now >= from + step && now < total {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             return true;
@@ -142,7 +143,7 @@ async fn kill_9_mid_upload_and_mid_download_resumes_without_resending() {
     // Upload: killed whenever another chunk has landed, until it finishes.
     let received = || srv.org.blobs.bytes_received.load(Ordering::Relaxed);
     let mut upload_kills = 0;
-    while upload_kills < 8 && kill_midway(&one, SYNC, received, size).await {
+    while upload_kills < 8 && kill_midway(&one, SYNC, received, size / 6, size).await {
         upload_kills += 1;
     }
     let report = run(&one, SYNC);
@@ -173,7 +174,7 @@ async fn kill_9_mid_upload_and_mid_download_resumes_without_resending() {
     ];
     let sent = || srv.org.blobs.bytes_sent.load(Ordering::Relaxed);
     let mut download_kills = 0;
-    while download_kills < 8 && kill_midway(&two, &get, sent, size).await {
+    while download_kills < 8 && kill_midway(&two, &get, sent, size / 6, size).await {
         download_kills += 1;
     }
     let got = run(&two, &get);
