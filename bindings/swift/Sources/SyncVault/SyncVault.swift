@@ -2805,6 +2805,56 @@ public func FfiConverterTypeRecordObserver_lower(_ value: RecordObserver) -> UIn
 public protocol SyncClientProtocol: AnyObject, Sendable {
     
     /**
+     * Attaches `bytes` to a record on the device (a signature, a small photo); queued for the
+     * next Synchronize after the record itself. Encrypted before it reaches the disk.
+     */
+    func addAttachment(entity: String, recordId: String, name: String, mime: String, bytes: Data) async throws  -> Attachment
+    
+    /**
+     * Attaches the file at `path` (a photo the camera wrote), read in pieces: never whole in
+     * memory. The app may delete its file afterwards; syncvault keeps its own encrypted copy.
+     */
+    func addAttachmentFromPath(entity: String, recordId: String, name: String, mime: String, path: String) async throws  -> Attachment
+    
+    /**
+     * One attachment and its state.
+     */
+    func attachment(id: String) async throws  -> Attachment
+    
+    /**
+     * The attachments of one record, by name, each with its state.
+     */
+    func attachments(entity: String, recordId: String) async throws  -> [Attachment]
+    
+    /**
+     * Deletes an attachment (queued for the next Synchronize); its content leaves the device.
+     */
+    func deleteAttachment(id: String) async throws 
+    
+    /**
+     * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
+     * (to share or open in another app); syncvault neither tracks nor removes it.
+     */
+    func exportAttachment(id: String, path: String) async throws 
+    
+    /**
+     * Up to `length` bytes (at most 16 MiB) of the content from `offset`; fewer at the end.
+     * `NotDownloaded` when the content is not on the device, `Corrupted` when its file was
+     * tampered with (never wrong bytes).
+     */
+    func readAttachment(id: String, offset: UInt64, length: UInt32) async throws  -> Data
+    
+    /**
+     * Replaces an attachment's content with `bytes`.
+     */
+    func replaceAttachment(id: String, name: String, mime: String, bytes: Data) async throws  -> Attachment
+    
+    /**
+     * Replaces an attachment's content (a retaken photo) from the file at `path`.
+     */
+    func replaceAttachmentFromPath(id: String, name: String, mime: String, path: String) async throws  -> Attachment
+    
+    /**
      * Where the account stands (configured, locked, organization, pending changes).
      */
     func accountState() async throws  -> AccountState
@@ -3009,6 +3059,14 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func syncErrors() async throws  -> [SyncErrorInfo]
     
     /**
+     * Downloads one attachment's content now (one too large for automatic download, or
+     * evicted), reporting bytes to `observer`; cancel through `cancel` (what arrived stays, and
+     * the next call continues from there). Needs a signed-in, unlocked client; waits for a
+     * running Synchronize.
+     */
+    func downloadAttachment(id: String, observer: SyncObserver, cancel: CancelHandle?) async throws  -> SyncReport
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -3131,6 +3189,182 @@ public static func withOptions(dataDir: String, options: ClientOptions)throws  -
 }
     
 
+    
+    /**
+     * Attaches `bytes` to a record on the device (a signature, a small photo); queued for the
+     * next Synchronize after the record itself. Encrypted before it reaches the disk.
+     */
+open func addAttachment(entity: String, recordId: String, name: String, mime: String, bytes: Data)async throws  -> Attachment  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_add_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(recordId),FfiConverterString.lower(name),FfiConverterString.lower(mime),FfiConverterData.lower(bytes)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachment_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Attaches the file at `path` (a photo the camera wrote), read in pieces: never whole in
+     * memory. The app may delete its file afterwards; syncvault keeps its own encrypted copy.
+     */
+open func addAttachmentFromPath(entity: String, recordId: String, name: String, mime: String, path: String)async throws  -> Attachment  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_add_attachment_from_path(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(recordId),FfiConverterString.lower(name),FfiConverterString.lower(mime),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachment_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * One attachment and its state.
+     */
+open func attachment(id: String)async throws  -> Attachment  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachment_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * The attachments of one record, by name, each with its state.
+     */
+open func attachments(entity: String, recordId: String)async throws  -> [Attachment]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_attachments(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(entity),FfiConverterString.lower(recordId)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeAttachment.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Deletes an attachment (queued for the next Synchronize); its content leaves the device.
+     */
+open func deleteAttachment(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_delete_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
+     * (to share or open in another app); syncvault neither tracks nor removes it.
+     */
+open func exportAttachment(id: String, path: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_export_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_void,
+            completeFunc: ffi_syncvault_rust_future_complete_void,
+            freeFunc: ffi_syncvault_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Up to `length` bytes (at most 16 MiB) of the content from `offset`; fewer at the end.
+     * `NotDownloaded` when the content is not on the device, `Corrupted` when its file was
+     * tampered with (never wrong bytes).
+     */
+open func readAttachment(id: String, offset: UInt64, length: UInt32)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_read_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterUInt64.lower(offset),FfiConverterUInt32.lower(length)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Replaces an attachment's content with `bytes`.
+     */
+open func replaceAttachment(id: String, name: String, mime: String, bytes: Data)async throws  -> Attachment  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_replace_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterString.lower(name),FfiConverterString.lower(mime),FfiConverterData.lower(bytes)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachment_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Replaces an attachment's content (a retaken photo) from the file at `path`.
+     */
+open func replaceAttachmentFromPath(id: String, name: String, mime: String, path: String)async throws  -> Attachment  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_replace_attachment_from_path(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterString.lower(name),FfiConverterString.lower(mime),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAttachment_lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
     
     /**
      * Where the account stands (configured, locked, organization, pending changes).
@@ -3829,6 +4063,28 @@ open func syncErrors()async throws  -> [SyncErrorInfo]  {
             completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
             freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeSyncErrorInfo.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+    /**
+     * Downloads one attachment's content now (one too large for automatic download, or
+     * evicted), reporting bytes to `observer`; cancel through `cancel` (what arrived stays, and
+     * the next call continues from there). Needs a signed-in, unlocked client; waits for a
+     * running Synchronize.
+     */
+open func downloadAttachment(id: String, observer: SyncObserver, cancel: CancelHandle? = nil)async throws  -> SyncReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_syncclient_download_attachment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterTypeSyncObserver_lower(observer),FfiConverterOptionTypeCancelHandle.lower(cancel)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeSyncReport_lift,
             errorHandler: FfiConverterTypeSyncError_lift
         )
 }
@@ -4534,6 +4790,109 @@ public func FfiConverterTypeAccountState_lower(_ value: AccountState) -> RustBuf
 
 
 /**
+ * One attachment as the app lists it.
+ */
+public struct Attachment: Equatable, Hashable {
+    public let id: String
+    /**
+     * The record it belongs to.
+     */
+    public let entity: String
+    public let recordId: String
+    public let name: String
+    public let mime: String
+    public let size: UInt64
+    /**
+     * Of the content, lowercase hex.
+     */
+    public let sha256: String
+    /**
+     * The attachment record's server version (0: not uploaded yet).
+     */
+    public let version: Int64
+    public let state: AttachmentState
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, 
+        /**
+         * The record it belongs to.
+         */entity: String, recordId: String, name: String, mime: String, size: UInt64, 
+        /**
+         * Of the content, lowercase hex.
+         */sha256: String, 
+        /**
+         * The attachment record's server version (0: not uploaded yet).
+         */version: Int64, state: AttachmentState) {
+        self.id = id
+        self.entity = entity
+        self.recordId = recordId
+        self.name = name
+        self.mime = mime
+        self.size = size
+        self.sha256 = sha256
+        self.version = version
+        self.state = state
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Attachment: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAttachment: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Attachment {
+        return
+            try Attachment(
+                id: FfiConverterString.read(from: &buf), 
+                entity: FfiConverterString.read(from: &buf), 
+                recordId: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                mime: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf), 
+                sha256: FfiConverterString.read(from: &buf), 
+                version: FfiConverterInt64.read(from: &buf), 
+                state: FfiConverterTypeAttachmentState.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Attachment, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.entity, into: &buf)
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.mime, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+        FfiConverterString.write(value.sha256, into: &buf)
+        FfiConverterInt64.write(value.version, into: &buf)
+        FfiConverterTypeAttachmentState.write(value.state, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachment_lift(_ buf: RustBuffer) throws -> Attachment {
+    return try FfiConverterTypeAttachment.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachment_lower(_ value: Attachment) -> RustBuffer {
+    return FfiConverterTypeAttachment.lower(value)
+}
+
+
+/**
  * The login page to show.
  */
 public struct AuthorizationRequest: Equatable, Hashable {
@@ -4673,6 +5032,16 @@ public struct ClientOptions: Equatable, Hashable {
      * those of an added one arrive, nothing else downloads again.
      */
     public let syncEntities: [String]?
+    /**
+     * Attachments larger than this stay on the server until `downloadAttachment` (None: the
+     * organization's limit; a larger value than the organization's is not honoured).
+     */
+    public let attachmentAutoDownloadMaxBytes: UInt64?
+    /**
+     * Attachment content this device keeps before it evicts the least recently used (None: the
+     * organization's quota; never more).
+     */
+    public let attachmentQuotaBytes: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4728,7 +5097,15 @@ public struct ClientOptions: Equatable, Hashable {
          * The entities this app syncs, of those the person may read (None: all of them). Changing
          * it takes effect at the next Synchronize: records of a dropped entity leave the device,
          * those of an added one arrive, nothing else downloads again.
-         */syncEntities: [String]? = nil) {
+         */syncEntities: [String]? = nil, 
+        /**
+         * Attachments larger than this stay on the server until `downloadAttachment` (None: the
+         * organization's limit; a larger value than the organization's is not honoured).
+         */attachmentAutoDownloadMaxBytes: UInt64? = nil, 
+        /**
+         * Attachment content this device keeps before it evicts the least recently used (None: the
+         * organization's quota; never more).
+         */attachmentQuotaBytes: UInt64? = nil) {
         self.kdfMemoryKib = kdfMemoryKib
         self.kdfIterations = kdfIterations
         self.kdfParallelism = kdfParallelism
@@ -4744,6 +5121,8 @@ public struct ClientOptions: Equatable, Hashable {
         self.appVersion = appVersion
         self.watchIntervalMs = watchIntervalMs
         self.syncEntities = syncEntities
+        self.attachmentAutoDownloadMaxBytes = attachmentAutoDownloadMaxBytes
+        self.attachmentQuotaBytes = attachmentQuotaBytes
     }
 
     
@@ -4776,7 +5155,9 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 deviceName: FfiConverterOptionString.read(from: &buf), 
                 appVersion: FfiConverterOptionString.read(from: &buf), 
                 watchIntervalMs: FfiConverterOptionUInt32.read(from: &buf), 
-                syncEntities: FfiConverterOptionSequenceString.read(from: &buf)
+                syncEntities: FfiConverterOptionSequenceString.read(from: &buf), 
+                attachmentAutoDownloadMaxBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                attachmentQuotaBytes: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -4796,6 +5177,8 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.appVersion, into: &buf)
         FfiConverterOptionUInt32.write(value.watchIntervalMs, into: &buf)
         FfiConverterOptionSequenceString.write(value.syncEntities, into: &buf)
+        FfiConverterOptionUInt64.write(value.attachmentAutoDownloadMaxBytes, into: &buf)
+        FfiConverterOptionUInt64.write(value.attachmentQuotaBytes, into: &buf)
     }
 }
 
@@ -6014,6 +6397,111 @@ public func FfiConverterTypeSyncStatus_lower(_ value: SyncStatus) -> RustBuffer 
 
 
 /**
+ * Where an attachment's content stands on this device.
+ */
+
+public enum AttachmentState: Equatable, Hashable {
+    
+    /**
+     * Added here, not sent yet.
+     */
+    case localOnly
+    /**
+     * Part of the content is on the server.
+     */
+    case uploading
+    /**
+     * On this device and on the server.
+     */
+    case synced
+    /**
+     * On the server only (too large for automatic download, or evicted): download on demand.
+     */
+    case notDownloaded
+    /**
+     * Part of the content is here.
+     */
+    case downloading
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AttachmentState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAttachmentState: FfiConverterRustBuffer {
+    typealias SwiftType = AttachmentState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AttachmentState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .localOnly
+        
+        case 2: return .uploading
+        
+        case 3: return .synced
+        
+        case 4: return .notDownloaded
+        
+        case 5: return .downloading
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AttachmentState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .localOnly:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .uploading:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .synced:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .notDownloaded:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .downloading:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachmentState_lift(_ buf: RustBuffer) throws -> AttachmentState {
+    return try FfiConverterTypeAttachmentState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttachmentState_lower(_ value: AttachmentState) -> RustBuffer {
+    return FfiConverterTypeAttachmentState.lower(value)
+}
+
+
+
+/**
  * How a queued change will reach the server.
  */
 
@@ -6715,6 +7203,12 @@ public enum RejectionCode: Equatable, Hashable {
      */
     case outOfScope
     /**
+     * An attachment whose content the server does not hold: too large for the organization
+     * (`attachment_too_large` on its upload), or unreadable on this device. Discard it, or
+     * replace its content and retry.
+     */
+    case attachmentContentMissing
+    /**
      * A code this version does not know, or none.
      */
     case other
@@ -6753,7 +7247,9 @@ public struct FfiConverterTypeRejectionCode: FfiConverterRustBuffer {
         
         case 7: return .outOfScope
         
-        case 8: return .other
+        case 8: return .attachmentContentMissing
+        
+        case 9: return .other
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -6791,8 +7287,12 @@ public struct FfiConverterTypeRejectionCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(7))
         
         
-        case .other:
+        case .attachmentContentMissing:
             writeInt(&buf, Int32(8))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(9))
         
         }
     }
@@ -7046,6 +7546,10 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Corrupted(reason: String
     )
     /**
+     * The attachment's content is not on this device: `downloadAttachment` first.
+     */
+    case NotDownloaded
+    /**
      * The operation was cancelled through its cancel handle.
      */
     case Cancelled
@@ -7164,17 +7668,18 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
         case 24: return .Corrupted(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 25: return .Cancelled
-        case 26: return .TimedOut(
+        case 25: return .NotDownloaded
+        case 26: return .Cancelled
+        case 27: return .TimedOut(
             bound: try FfiConverterTypeTimeBound.read(from: &buf)
             )
-        case 27: return .InvalidInput(
+        case 28: return .InvalidInput(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 28: return .Storage(
+        case 29: return .Storage(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 29: return .Internal(
+        case 30: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -7301,27 +7806,31 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case .Cancelled:
+        case .NotDownloaded:
             writeInt(&buf, Int32(25))
         
         
-        case let .TimedOut(bound):
+        case .Cancelled:
             writeInt(&buf, Int32(26))
+        
+        
+        case let .TimedOut(bound):
+            writeInt(&buf, Int32(27))
             FfiConverterTypeTimeBound.write(bound, into: &buf)
             
         
         case let .InvalidInput(reason):
-            writeInt(&buf, Int32(27))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .Storage(reason):
             writeInt(&buf, Int32(28))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .Storage(reason):
             writeInt(&buf, Int32(29))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(30))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -8061,6 +8570,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAttachment: FfiConverterRustBuffer {
+    typealias SwiftType = [Attachment]
+
+    public static func write(_ value: [Attachment], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAttachment.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Attachment] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Attachment]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAttachment.read(from: &buf))
         }
         return seq
     }

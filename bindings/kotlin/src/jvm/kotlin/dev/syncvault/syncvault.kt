@@ -927,6 +927,24 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_syncvault_checksum_method_devicecodeui_show_code(
     ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_add_attachment(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_add_attachment_from_path(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_attachment(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_attachments(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_delete_attachment(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_export_attachment(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_read_attachment(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_replace_attachment(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_replace_attachment_from_path(
+    ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_account_state(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_change_offline_password(
@@ -1000,6 +1018,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_syncvault_checksum_method_syncclient_retry_sync_error(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_sync_errors(
+    ): Int
+    external fun uniffi_syncvault_checksum_method_syncclient_download_attachment(
     ): Int
     external fun uniffi_syncvault_checksum_method_syncclient_synchronize(
     ): Int
@@ -1106,6 +1126,24 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_syncvault_fn_constructor_syncclient_with_options(`dataDir`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_add_attachment(`ptr`: Long,`entity`: RustBuffer.ByValue,`recordId`: RustBuffer.ByValue,`name`: RustBuffer.ByValue,`mime`: RustBuffer.ByValue,`bytes`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_add_attachment_from_path(`ptr`: Long,`entity`: RustBuffer.ByValue,`recordId`: RustBuffer.ByValue,`name`: RustBuffer.ByValue,`mime`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_attachment(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_attachments(`ptr`: Long,`entity`: RustBuffer.ByValue,`recordId`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_delete_attachment(`ptr`: Long,`id`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_export_attachment(`ptr`: Long,`id`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_read_attachment(`ptr`: Long,`id`: RustBuffer.ByValue,`offset`: Long,`length`: Int,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_replace_attachment(`ptr`: Long,`id`: RustBuffer.ByValue,`name`: RustBuffer.ByValue,`mime`: RustBuffer.ByValue,`bytes`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_replace_attachment_from_path(`ptr`: Long,`id`: RustBuffer.ByValue,`name`: RustBuffer.ByValue,`mime`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_syncvault_fn_method_syncclient_account_state(`ptr`: Long,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_change_offline_password(`ptr`: Long,`oldPassword`: RustBuffer.ByValue,`newPassword`: RustBuffer.ByValue,`confirmation`: RustBuffer.ByValue,
@@ -1179,6 +1217,8 @@ internal object UniffiLib {
     external fun uniffi_syncvault_fn_method_syncclient_retry_sync_error(`ptr`: Long,`syncErrorId`: Long,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_sync_errors(`ptr`: Long,
+    ): Long
+    external fun uniffi_syncvault_fn_method_syncclient_download_attachment(`ptr`: Long,`id`: RustBuffer.ByValue,`observer`: Long,`cancel`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_syncvault_fn_method_syncclient_synchronize(`ptr`: Long,`observer`: Long,`cancel`: RustBuffer.ByValue,
     ): Long
@@ -5256,6 +5296,56 @@ public object FfiConverterTypeRecordObserver: FfiConverter<RecordObserver, Long>
 public interface SyncClientInterface {
     
     /**
+     * Attaches `bytes` to a record on the device (a signature, a small photo); queued for the
+     * next Synchronize after the record itself. Encrypted before it reaches the disk.
+     */
+    suspend fun `addAttachment`(`entity`: kotlin.String, `recordId`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `bytes`: kotlin.ByteArray): Attachment
+    
+    /**
+     * Attaches the file at `path` (a photo the camera wrote), read in pieces: never whole in
+     * memory. The app may delete its file afterwards; syncvault keeps its own encrypted copy.
+     */
+    suspend fun `addAttachmentFromPath`(`entity`: kotlin.String, `recordId`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `path`: kotlin.String): Attachment
+    
+    /**
+     * One attachment and its state.
+     */
+    suspend fun `attachment`(`id`: kotlin.String): Attachment
+    
+    /**
+     * The attachments of one record, by name, each with its state.
+     */
+    suspend fun `attachments`(`entity`: kotlin.String, `recordId`: kotlin.String): List<Attachment>
+    
+    /**
+     * Deletes an attachment (queued for the next Synchronize); its content leaves the device.
+     */
+    suspend fun `deleteAttachment`(`id`: kotlin.String)
+    
+    /**
+     * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
+     * (to share or open in another app); syncvault neither tracks nor removes it.
+     */
+    suspend fun `exportAttachment`(`id`: kotlin.String, `path`: kotlin.String)
+    
+    /**
+     * Up to `length` bytes (at most 16 MiB) of the content from `offset`; fewer at the end.
+     * `NotDownloaded` when the content is not on the device, `Corrupted` when its file was
+     * tampered with (never wrong bytes).
+     */
+    suspend fun `readAttachment`(`id`: kotlin.String, `offset`: kotlin.ULong, `length`: kotlin.UInt): kotlin.ByteArray
+    
+    /**
+     * Replaces an attachment's content with `bytes`.
+     */
+    suspend fun `replaceAttachment`(`id`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `bytes`: kotlin.ByteArray): Attachment
+    
+    /**
+     * Replaces an attachment's content (a retaken photo) from the file at `path`.
+     */
+    suspend fun `replaceAttachmentFromPath`(`id`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `path`: kotlin.String): Attachment
+    
+    /**
      * Where the account stands (configured, locked, organization, pending changes).
      */
     suspend fun `accountState`(): AccountState
@@ -5460,6 +5550,14 @@ public interface SyncClientInterface {
     suspend fun `syncErrors`(): List<SyncErrorInfo>
     
     /**
+     * Downloads one attachment's content now (one too large for automatic download, or
+     * evicted), reporting bytes to `observer`; cancel through `cancel` (what arrived stays, and
+     * the next call continues from there). Needs a signed-in, unlocked client; waits for a
+     * running Synchronize.
+     */
+    suspend fun `downloadAttachment`(`id`: kotlin.String, `observer`: SyncObserver, `cancel`: CancelHandle? = null): SyncReport
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -5618,6 +5716,256 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
         return uniffiRustCall() { status ->
             UniffiLib.uniffi_syncvault_fn_clone_syncclient(handle, status)
         }
+    }
+
+    
+    /**
+     * Attaches `bytes` to a record on the device (a signature, a small photo); queued for the
+     * next Synchronize after the record itself. Encrypted before it reaches the disk.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `addAttachment`(`entity`: kotlin.String, `recordId`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `bytes`: kotlin.ByteArray) : Attachment {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_add_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`recordId`),
+        FfiConverterString.lower(`name`),
+        FfiConverterString.lower(`mime`),
+        FfiConverterByteArray.lower(`bytes`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAttachment.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Attaches the file at `path` (a photo the camera wrote), read in pieces: never whole in
+     * memory. The app may delete its file afterwards; syncvault keeps its own encrypted copy.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `addAttachmentFromPath`(`entity`: kotlin.String, `recordId`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `path`: kotlin.String) : Attachment {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_add_attachment_from_path(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`recordId`),
+        FfiConverterString.lower(`name`),
+        FfiConverterString.lower(`mime`),
+        FfiConverterString.lower(`path`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAttachment.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * One attachment and its state.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `attachment`(`id`: kotlin.String) : Attachment {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAttachment.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The attachments of one record, by name, each with its state.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `attachments`(`entity`: kotlin.String, `recordId`: kotlin.String) : List<Attachment> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_attachments(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`entity`),
+        FfiConverterString.lower(`recordId`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeAttachment.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Deletes an attachment (queued for the next Synchronize); its content leaves the device.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `deleteAttachment`(`id`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_delete_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
+     * (to share or open in another app); syncvault neither tracks nor removes it.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `exportAttachment`(`id`: kotlin.String, `path`: kotlin.String) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_export_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`path`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Up to `length` bytes (at most 16 MiB) of the content from `offset`; fewer at the end.
+     * `NotDownloaded` when the content is not on the device, `Corrupted` when its file was
+     * tampered with (never wrong bytes).
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `readAttachment`(`id`: kotlin.String, `offset`: kotlin.ULong, `length`: kotlin.UInt) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_read_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterULong.lower(`offset`),
+        FfiConverterUInt.lower(`length`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Replaces an attachment's content with `bytes`.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `replaceAttachment`(`id`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `bytes`: kotlin.ByteArray) : Attachment {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_replace_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`name`),
+        FfiConverterString.lower(`mime`),
+        FfiConverterByteArray.lower(`bytes`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAttachment.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Replaces an attachment's content (a retaken photo) from the file at `path`.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `replaceAttachmentFromPath`(`id`: kotlin.String, `name`: kotlin.String, `mime`: kotlin.String, `path`: kotlin.String) : Attachment {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_replace_attachment_from_path(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterString.lower(`name`),
+        FfiConverterString.lower(`mime`),
+        FfiConverterString.lower(`path`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAttachment.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
     }
 
     
@@ -6557,6 +6905,36 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
+     * Downloads one attachment's content now (one too large for automatic download, or
+     * evicted), reporting bytes to `observer`; cancel through `cancel` (what arrived stays, and
+     * the next call continues from there). Needs a signed-in, unlocked client; waits for a
+     * running Synchronize.
+     */
+    @Throws(SyncException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `downloadAttachment`(`id`: kotlin.String, `observer`: SyncObserver, `cancel`: CancelHandle?) : SyncReport {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_syncvault_fn_method_syncclient_download_attachment(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`id`),
+        FfiConverterTypeSyncObserver.lower(`observer`),
+        FfiConverterOptionalTypeCancelHandle.lower(`cancel`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_syncvault_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_syncvault_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_syncvault_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeSyncReport.lift(it) },
+        // Error FFI converter
+        SyncException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Runs a Synchronize: uploads queued edits, downloads what changed, and reports progress to
      * `observer`. Signs in through the `AuthorizationUi` when needed (OAuth user mode). The store
      * must be unlocked. Cancel through `cancel` (a Kotlin coroutine's cancellation, or closing
@@ -7482,6 +7860,91 @@ public object FfiConverterTypeAccountState: FfiConverterRustBuffer<AccountState>
 
 
 /**
+ * One attachment as the app lists it.
+ */
+data class Attachment (
+    val `id`: kotlin.String
+    , 
+    /**
+     * The record it belongs to.
+     */
+    val `entity`: kotlin.String
+    , 
+    val `recordId`: kotlin.String
+    , 
+    val `name`: kotlin.String
+    , 
+    val `mime`: kotlin.String
+    , 
+    val `size`: kotlin.ULong
+    , 
+    /**
+     * Of the content, lowercase hex.
+     */
+    val `sha256`: kotlin.String
+    , 
+    /**
+     * The attachment record's server version (0: not uploaded yet).
+     */
+    val `version`: kotlin.Long
+    , 
+    val `state`: AttachmentState
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAttachment: FfiConverterRustBuffer<Attachment> {
+    override fun read(buf: ByteBuffer): Attachment {
+        return Attachment(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterTypeAttachmentState.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Attachment) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`entity`) +
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`mime`) +
+            FfiConverterULong.allocationSize(value.`size`) +
+            FfiConverterString.allocationSize(value.`sha256`) +
+            FfiConverterLong.allocationSize(value.`version`) +
+            FfiConverterTypeAttachmentState.allocationSize(value.`state`)
+    )
+
+    override fun write(value: Attachment, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`entity`, buf)
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`mime`, buf)
+            FfiConverterULong.write(value.`size`, buf)
+            FfiConverterString.write(value.`sha256`, buf)
+            FfiConverterLong.write(value.`version`, buf)
+            FfiConverterTypeAttachmentState.write(value.`state`, buf)
+    }
+}
+
+
+
+/**
  * The login page to show.
  */
 data class AuthorizationRequest (
@@ -7613,6 +8076,18 @@ data class ClientOptions (
      * those of an added one arrive, nothing else downloads again.
      */
     val `syncEntities`: List<kotlin.String>? = null 
+    , 
+    /**
+     * Attachments larger than this stay on the server until `downloadAttachment` (None: the
+     * organization's limit; a larger value than the organization's is not honoured).
+     */
+    val `attachmentAutoDownloadMaxBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * Attachment content this device keeps before it evicts the least recently used (None: the
+     * organization's quota; never more).
+     */
+    val `attachmentQuotaBytes`: kotlin.ULong? = null 
     
 ){
     
@@ -7644,6 +8119,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalSequenceString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
         )
     }
 
@@ -7662,7 +8139,9 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.allocationSize(value.`deviceName`) +
             FfiConverterOptionalString.allocationSize(value.`appVersion`) +
             FfiConverterOptionalUInt.allocationSize(value.`watchIntervalMs`) +
-            FfiConverterOptionalSequenceString.allocationSize(value.`syncEntities`)
+            FfiConverterOptionalSequenceString.allocationSize(value.`syncEntities`) +
+            FfiConverterOptionalULong.allocationSize(value.`attachmentAutoDownloadMaxBytes`) +
+            FfiConverterOptionalULong.allocationSize(value.`attachmentQuotaBytes`)
     )
 
     override fun write(value: ClientOptions, buf: ByteBuffer) {
@@ -7681,6 +8160,8 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterOptionalString.write(value.`appVersion`, buf)
             FfiConverterOptionalUInt.write(value.`watchIntervalMs`, buf)
             FfiConverterOptionalSequenceString.write(value.`syncEntities`, buf)
+            FfiConverterOptionalULong.write(value.`attachmentAutoDownloadMaxBytes`, buf)
+            FfiConverterOptionalULong.write(value.`attachmentQuotaBytes`, buf)
     }
 }
 
@@ -8607,6 +9088,61 @@ public object FfiConverterTypeSyncStatus: FfiConverterRustBuffer<SyncStatus> {
 
 
 /**
+ * Where an attachment's content stands on this device.
+ */
+
+enum class AttachmentState {
+    
+    /**
+     * Added here, not sent yet.
+     */
+    LOCAL_ONLY,
+    /**
+     * Part of the content is on the server.
+     */
+    UPLOADING,
+    /**
+     * On this device and on the server.
+     */
+    SYNCED,
+    /**
+     * On the server only (too large for automatic download, or evicted): download on demand.
+     */
+    NOT_DOWNLOADED,
+    /**
+     * Part of the content is here.
+     */
+    DOWNLOADING;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAttachmentState: FfiConverterRustBuffer<AttachmentState> {
+    override fun read(buf: ByteBuffer) = try {
+        AttachmentState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: AttachmentState) = 4UL
+
+    override fun write(value: AttachmentState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * How a queued change will reach the server.
  */
 
@@ -9215,6 +9751,12 @@ enum class RejectionCode {
      */
     OUT_OF_SCOPE,
     /**
+     * An attachment whose content the server does not hold: too large for the organization
+     * (`attachment_too_large` on its upload), or unreadable on this device. Discard it, or
+     * replace its content and retry.
+     */
+    ATTACHMENT_CONTENT_MISSING,
+    /**
      * A code this version does not know, or none.
      */
     OTHER;
@@ -9650,6 +10192,15 @@ sealed class SyncException: kotlin.Exception() {
     }
     
     /**
+     * The attachment's content is not on this device: `downloadAttachment` first.
+     */
+    class NotDownloaded(
+        ) : SyncException() {
+        override val message
+            get() = toString()
+    }
+    
+    /**
      * The operation was cancelled through its cancel handle.
      */
     class Cancelled(
@@ -9785,17 +10336,18 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             24 -> SyncException.Corrupted(
                 FfiConverterString.read(buf),
                 )
-            25 -> SyncException.Cancelled()
-            26 -> SyncException.TimedOut(
+            25 -> SyncException.NotDownloaded()
+            26 -> SyncException.Cancelled()
+            27 -> SyncException.TimedOut(
                 FfiConverterTypeTimeBound.read(buf),
                 )
-            27 -> SyncException.InvalidInput(
+            28 -> SyncException.InvalidInput(
                 FfiConverterString.read(buf),
                 )
-            28 -> SyncException.Storage(
+            29 -> SyncException.Storage(
                 FfiConverterString.read(buf),
                 )
-            29 -> SyncException.Internal(
+            30 -> SyncException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -9915,6 +10467,10 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is SyncException.NotDownloaded -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
             )
             is SyncException.Cancelled -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -10057,27 +10613,31 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Cancelled -> {
+            is SyncException.NotDownloaded -> {
                 buf.putInt(25)
                 Unit
             }
-            is SyncException.TimedOut -> {
+            is SyncException.Cancelled -> {
                 buf.putInt(26)
+                Unit
+            }
+            is SyncException.TimedOut -> {
+                buf.putInt(27)
                 FfiConverterTypeTimeBound.write(value.`bound`, buf)
                 Unit
             }
             is SyncException.InvalidInput -> {
-                buf.putInt(27)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is SyncException.Storage -> {
                 buf.putInt(28)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is SyncException.Internal -> {
+            is SyncException.Storage -> {
                 buf.putInt(29)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.Internal -> {
+                buf.putInt(30)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -10710,6 +11270,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAttachment: FfiConverterRustBuffer<List<Attachment>> {
+    override fun read(buf: ByteBuffer): List<Attachment> {
+        val len = buf.getInt()
+        return List<Attachment>(len) {
+            FfiConverterTypeAttachment.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Attachment>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAttachment.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Attachment>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAttachment.write(it, buf)
         }
     }
 }
