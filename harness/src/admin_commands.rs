@@ -338,6 +338,51 @@ async fn run_command(api: &Api, command: &AdminCommand) -> Result<(Value, String
             .await?
         }
         AdminCommand::Schema { command } => schema_command(api, command.as_ref()).await?,
+        AdminCommand::AttachmentPolicy {
+            max_upload_bytes,
+            auto_download_max_bytes,
+            auto_download_entities,
+            all_entities,
+            device_quota_bytes,
+        } => {
+            let mut policy = api.call("GET", "/attachment-policy", None).await?;
+            let all_entities = *all_entities;
+            let changed = [
+                ("max_upload_bytes", max_upload_bytes),
+                ("auto_download_max_bytes", auto_download_max_bytes),
+                ("device_quota_bytes", device_quota_bytes),
+            ];
+            let mut put = all_entities || !auto_download_entities.is_empty();
+            for (key, value) in changed {
+                if let Some(v) = value {
+                    policy[key] = json!(v);
+                    put = true;
+                }
+            }
+            if all_entities {
+                policy["auto_download_entities"] = json!([]);
+            } else if !auto_download_entities.is_empty() {
+                policy["auto_download_entities"] = json!(auto_download_entities);
+            }
+            if put {
+                policy = api.call("PUT", "/attachment-policy", Some(policy)).await?;
+            }
+            let text = format!(
+                "uploads up to {} bytes; automatic downloads up to {} bytes of {}; {} bytes per device",
+                policy["max_upload_bytes"],
+                policy["auto_download_max_bytes"],
+                match policy["auto_download_entities"].as_array() {
+                    Some(e) if !e.is_empty() => e
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => "every entity".into(),
+                },
+                policy["device_quota_bytes"]
+            );
+            (policy, text)
+        }
         AdminCommand::Devices => {
             let devices = api.call("GET", "/devices", None).await?;
             let text = devices

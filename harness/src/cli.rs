@@ -342,6 +342,21 @@ pub enum AdminCommand {
     Disable { user: String },
     /// Enable a user again.
     Enable { user: String },
+    /// The attachment policy, or change parts of it (sizes in bytes).
+    AttachmentPolicy {
+        #[arg(long)]
+        max_upload_bytes: Option<u64>,
+        #[arg(long)]
+        auto_download_max_bytes: Option<u64>,
+        /// Entities whose attachments download automatically (repeat; none given: unchanged).
+        #[arg(long = "auto-download-entity")]
+        auto_download_entities: Vec<String>,
+        /// Every entity's attachments download automatically again.
+        #[arg(long, conflicts_with = "auto_download_entities")]
+        all_entities: bool,
+        #[arg(long)]
+        device_quota_bytes: Option<u64>,
+    },
     /// The devices that synchronized.
     Devices,
     /// Wipe a device at its next contact.

@@ -162,6 +162,17 @@ async fn run_in(
     let created = client
         .create_record("activity".into(), new_activity)
         .await?;
+    // A photo of the site, taken offline, attached to the new visit (its content is encrypted
+    // before it reaches the disk, and goes up with the next sync, after the visit itself).
+    let photo = client
+        .add_attachment(
+            "activity".into(),
+            created.clone(),
+            "site-photo.jpg".into(),
+            "image/jpeg".into(),
+            demo_photo(),
+        )
+        .await?;
     let doomed = client
         .query_records(
             "activity".into(),
@@ -204,6 +215,22 @@ async fn run_in(
             second.conflicts_pending
         ),
     );
+    let photo = client.attachment(photo.id.clone()).await?;
+    let on_server = server.org.blobs.has(&photo.sha256, photo.size);
+    say(
+        out,
+        &format!(
+            "Photo {} ({} bytes) taken offline: {}, on the server with its SHA-256: {on_server}",
+            photo.name,
+            photo.size,
+            crate::attachment_commands::state_name(photo.state)
+        ),
+    );
+    if !on_server {
+        return Err(HarnessError::Io(std::io::Error::other(
+            "the photo did not reach the server",
+        )));
+    }
 
     // The person keeps their own version of the conflicting field.
     let conflicts = client.conflicts().await?;
@@ -246,6 +273,7 @@ async fn run_in(
         "syncs": syncs.iter().map(|r| report_json(r)).collect::<Vec<Value>>(),
         "verified_records": verified,
         "conflict_example": edited.as_ref().map(record_json),
+        "attachment": crate::attachment_commands::attachment_json(&photo),
         "dir": dir.display().to_string(),
         "organization_url": org_url,
         "demo_password": shown,
@@ -265,6 +293,19 @@ async fn run_in(
     );
     out.result(&report, &text);
     Ok(())
+}
+
+/// 200 kB standing in for a camera's JPEG (a JPEG start marker, then noise).
+fn demo_photo() -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while bytes.len() < 200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes
 }
 
 fn edit_on_server(data: &DataStore, id: &str, field: &str, value: &str) {

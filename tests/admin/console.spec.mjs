@@ -206,6 +206,21 @@ assert.match(await page.getByRole('status').innerText(), /Added contact\.mobile/
 await page.fill('#filter-activity', '{"any": [{"field": "done", "equals": false}, {"field": "due_at", "within_days": 400}]}');
 await page.locator('#entity-activity').getByRole('button', { name: 'Save filter' }).click();
 await page.waitForURL(/\/admin\/schema$/);
+// The attachment policy: an entity the schema lacks is refused with the reason, then stored.
+await page.fill('#auto-entities', 'account, nosuch');
+await page.getByRole('button', { name: 'Save attachment policy' }).click();
+await page.getByRole('alert').waitFor();
+assert.match(await page.getByRole('alert').innerText(), /no entity "nosuch"/);
+await page.fill('#auto-max', '2000000');
+await page.fill('#auto-entities', 'account, activity');
+await page.getByRole('button', { name: 'Save attachment policy' }).click();
+await page.waitForURL(/\/admin\/schema$/);
+assert.match(await page.getByRole('status').innerText(), /Saved the attachment policy/);
+const policy = await api(token, '/attachment-policy');
+assert.equal(policy.auto_download_max_bytes, 2000000);
+assert.deepEqual(policy.auto_download_entities, ['account', 'activity']);
+const forgedPolicy = await page.request.post(`${ORG}/admin/schema/attachments`, { form: { csrf: 'forged', max_upload_bytes: '1', auto_download_max_bytes: '1', auto_download_entities: '', device_quota_bytes: '1' } });
+assert.equal(forgedPolicy.status(), 403, 'a policy change without the CSRF token is refused');
 await shot('8b-schema');
 await phoneShot('8b-schema-phone');
 const schema = await api(token, '/schema');

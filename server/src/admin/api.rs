@@ -15,6 +15,7 @@ use serde_json::json;
 use super::oauth::Purpose;
 use super::ops::{Admin, AdminError, Via};
 use super::store::{DeviceCommand, OrgUser, Privilege, Role, UserEdit};
+use crate::sync::blobs::AttachmentPolicy;
 use crate::sync::schema::{FieldDef, Schema};
 use crate::sync::scope::SyncFilter;
 
@@ -79,6 +80,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
         )
         .route("/schema/entities/{entity}/filter", put(set_filter))
         .route("/records/{entity}/assign", post(assign_records))
+        .route(
+            "/attachment-policy",
+            get(attachment_policy).put(set_attachment_policy),
+        )
         .route("/devices", get(devices))
         .route("/devices/{client_id}/{command}", post(command_device))
         .with_state(admin)
@@ -298,6 +303,35 @@ async fn set_filter(
 ) -> ApiResult {
     caller(&admin, &headers)?;
     evolve(&admin, |s| s.set_filter(&entity, filter))
+}
+
+async fn attachment_policy(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {
+    caller(&admin, &headers)?;
+    Ok(Json(admin.org.data.attachment_policy()).into_response())
+}
+
+/// Sets what devices upload, download automatically and keep (docs/protocol.md, "Attachments");
+/// an entity that is not in the schema is refused.
+async fn set_attachment_policy(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Json(policy): Json<AttachmentPolicy>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    let schema = admin.org.data.schema();
+    if let Some(e) = policy
+        .auto_download_entities
+        .iter()
+        .find(|e| schema.entity(e).is_none())
+    {
+        return Err(AdminError::Invalid(format!("no entity {e:?}")));
+    }
+    admin
+        .org
+        .data
+        .set_attachment_policy(&policy)
+        .map_err(|e| AdminError::Store(e.into()))?;
+    Ok(Json(policy).into_response())
 }
 
 #[derive(Deserialize)]

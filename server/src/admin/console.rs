@@ -141,6 +141,10 @@ struct SchemaPage {
     page: Page,
     version: i64,
     entities: Vec<SchemaEntity>,
+    /// The attachment policy (the built-in attachment entity is not listed with the others).
+    policy: crate::sync::blobs::AttachmentPolicy,
+    /// `auto_download_entities` as typed: comma-separated.
+    policy_entities: String,
 }
 
 /// The provider line's name, as the seed's console shows it.
@@ -178,6 +182,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/schema/entities", post(add_entity))
         .route("/schema/retire", post(retire_field))
         .route("/schema/filter", post(set_filter))
+        .route("/schema/attachments", post(set_attachment_policy))
         .route("/devices", get(devices))
         .route("/devices/{client_id}/{command}", post(command_device))
         .with_state(admin)
@@ -786,22 +791,24 @@ async fn schema_view(
     };
     page.error = error;
     let entities = schema
-        .entities
-        .into_iter()
+        .role_entities()
         .map(|e| SchemaEntity {
             filter: e
                 .sync_filter
                 .as_ref()
                 .map(|f| serde_json::to_string(f).expect("json"))
                 .unwrap_or_default(),
-            name: e.name,
-            fields: e.fields,
+            name: e.name.clone(),
+            fields: e.fields.clone(),
         })
         .collect();
+    let policy = admin.org.data.attachment_policy();
     let body = render(SchemaPage {
         page,
         version: schema.version,
         entities,
+        policy_entities: policy.auto_download_entities.join(", "),
+        policy,
     });
     (status, body).into_response()
 }
@@ -889,6 +896,57 @@ async fn retire_field(
         Ok(format!("Retired {entity}.{field}: it takes no new values."))
     })
     .await
+}
+
+/// The attachment policy form: sizes in bytes, entities comma-separated (empty: all).
+async fn set_attachment_policy(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let size = |name: &str| {
+        fields
+            .get(name)
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{name} is a number of bytes"))
+    };
+    let schema = admin.org.data.schema();
+    let entities: Vec<String> = fields
+        .get("auto_download_entities")
+        .unwrap_or_default()
+        .split(',')
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let policy = (|| {
+        if let Some(e) = entities.iter().find(|e| schema.entity(e).is_none()) {
+            return Err(format!("no entity {e:?}"));
+        }
+        Ok(crate::sync::blobs::AttachmentPolicy {
+            max_upload_bytes: size("max_upload_bytes")?,
+            auto_download_max_bytes: size("auto_download_max_bytes")?,
+            auto_download_entities: entities.clone(),
+            device_quota_bytes: size("device_quota_bytes")?,
+        })
+    })();
+    match policy.map(|p| admin.org.data.set_attachment_policy(&p)) {
+        Ok(Ok(())) => {
+            notice(
+                &session,
+                "Saved the attachment policy: devices follow it at their next Synchronize.",
+            )
+            .await;
+            Redirect::to("/admin/schema").into_response()
+        }
+        Ok(Err(e)) => schema_view(&admin, &session, &user, Some(format!("not saved: {e}"))).await,
+        Err(why) => schema_view(&admin, &session, &user, Some(why)).await,
+    }
 }
 
 async fn set_filter(
