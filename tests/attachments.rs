@@ -453,12 +453,12 @@ async fn attachment_traffic_converges_under_server_faults_with_one_copy_each() {
         .await
         .unwrap();
     let mut added = vec![];
-    for k in 0..6 {
+    for (k, account) in accounts.iter().take(6).enumerate() {
         let data = marked(1_000_000 + k * 77_777);
         let a = one
             .add_attachment(
                 "account".into(),
-                accounts[k].id.clone(),
+                account.id.clone(),
                 format!("f{k}.bin"),
                 "application/octet-stream".into(),
                 data.clone(),

@@ -7,7 +7,9 @@
 //!        syncvault-sync-bench --big-field MB
 //!        syncvault-sync-bench --live SERVER_BIN RECORDS
 //!        syncvault-sync-bench --screens RECORDS
+//!        syncvault-sync-bench --attachments SERVER_BIN MB
 
+mod attachments;
 mod big_field;
 mod live;
 mod scope;
@@ -226,6 +228,13 @@ async fn simulate_edits(url: &str, count: u32) {
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
+    if args[1] == "--attachments" {
+        println!(
+            "{}",
+            attachments::run(&args[2], args[3].parse().unwrap()).await
+        );
+        return;
+    }
     if args[1] == "--big-field" {
         println!("{}", big_field::run(args[2].parse().unwrap()).await);
         return;

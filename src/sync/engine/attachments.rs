@@ -221,7 +221,7 @@ impl Engine {
     pub(super) async fn download_contents(&self, policy: &Policy) -> Result<(), EngineError> {
         let dir = self.files_dir().await?;
         let gone = self
-            .db_tx(|c| Ok(store::reconcile(c).map_err(attachment)?))
+            .db_tx(|c| store::reconcile(c).map_err(attachment))
             .await?;
         store::remove_files(&dir, &gone);
         // Room first (what on-demand downloads added), then what fits: automatic downloads
@@ -258,7 +258,7 @@ impl Engine {
 
     async fn evict(&self, quota: u64, dir: &std::path::Path) -> Result<(), EngineError> {
         let files = self
-            .db_tx(move |c| Ok(store::evict(c, quota).map_err(attachment)?))
+            .db_tx(move |c| store::evict(c, quota).map_err(attachment))
             .await?;
         store::remove_files(dir, &files);
         Ok(())
@@ -267,7 +267,7 @@ impl Engine {
     /// Downloads one attachment's content (on demand), unless it is here already.
     pub(super) async fn download_one(&self, id: String) -> Result<(), EngineError> {
         let m = self
-            .db(move |c| Ok(store::meta(c, &id).map_err(attachment)?))
+            .db(move |c| store::meta(c, &id).map_err(attachment))
             .await?;
         self.download_meta(m).await
     }
@@ -276,7 +276,7 @@ impl Engine {
         let dir = self.files_dir().await?;
         let content = {
             let (dir, m) = (dir.clone(), m.clone());
-            self.db_tx(move |c| Ok(store::begin_download(c, &dir, &m).map_err(attachment)?))
+            self.db_tx(move |c| store::begin_download(c, &dir, &m).map_err(attachment))
                 .await?
         };
         if content.complete {
@@ -373,7 +373,7 @@ impl Engine {
             // Not what the record names: start over next time rather than keep wrong bytes.
             let id = m.id.clone();
             let files = self
-                .db_tx(move |c| Ok(store::forget(c, &id).map_err(attachment)?))
+                .db_tx(move |c| store::forget(c, &id).map_err(attachment))
                 .await?;
             store::remove_files(&dir, &files.into_iter().collect::<Vec<_>>());
             return Err(ProtocolError::new("downloaded content does not match its SHA-256").into());
