@@ -79,6 +79,26 @@ fn valid_upload_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// Bytes of a download sealed in one go.
+const WRITE_BATCH: usize = 1 << 20;
+/// Bytes between two progress reports of a download.
+const PROGRESS_EVERY: u64 = 64 << 10;
+
+/// Hashes and seals one batch of downloaded bytes on a blocking thread.
+async fn write_part(
+    mut writer: SealedWriter,
+    mut hash: Context,
+    bytes: Vec<u8>,
+) -> Result<(SealedWriter, Context), EngineError> {
+    runtime::spawn_blocking(move || {
+        let bytes = zeroize::Zeroizing::new(bytes);
+        hash.update(&bytes);
+        writer.write(&bytes).map_err(|e| attachment(e.into()))?;
+        Ok::<_, EngineError>((writer, hash))
+    })
+    .await
+}
+
 impl Engine {
     /// The account's directory of sealed files.
     async fn files_dir(&self) -> Result<PathBuf, EngineError> {
@@ -315,6 +335,10 @@ impl Engine {
             if stream.start != offset {
                 return Err(ProtocolError::new("a download from another offset than asked").into());
             }
+            // Network pieces are small: they are sealed and hashed off the async threads a
+            // batch at a time, and progress is reported every PROGRESS_EVERY bytes.
+            let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
+            let mut reported = offset;
             let broke = loop {
                 let next = tokio::select! {
                     n = stream.next() => n,
@@ -328,21 +352,24 @@ impl Engine {
                             )
                             .into());
                         }
-                        hash.update(&bytes);
                         offset += bytes.len() as u64;
                         self.count(|k| k.bytes_down += bytes.len() as u64);
-                        writer = runtime::spawn_blocking(move || {
-                            writer.write(&bytes).map_err(|e| attachment(e.into()))?;
-                            Ok::<_, EngineError>(writer)
-                        })
-                        .await?;
-                        self.progress(SyncPhase::Downloading, 0, None);
+                        pending.extend_from_slice(&bytes);
+                        if pending.len() >= WRITE_BATCH {
+                            (writer, hash) =
+                                write_part(writer, hash, std::mem::take(&mut pending)).await?;
+                        }
+                        if offset - reported >= PROGRESS_EVERY || offset == m.size {
+                            reported = offset;
+                            self.progress(SyncPhase::Downloading, 0, None);
+                        }
                     }
                     Ok(None) => break None,
                     Err(e) => break Some(e),
                 }
             };
             // What arrived stays in the part file for the next try (or the next run).
+            (writer, hash) = write_part(writer, hash, pending).await?;
             writer = runtime::spawn_blocking(move || {
                 writer.flush().map_err(|e| attachment(e.into()))?;
                 Ok::<_, EngineError>(writer)
