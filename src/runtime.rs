@@ -64,6 +64,23 @@ where
     }
 }
 
+/// Starts blocking work now (unlike [`spawn_blocking`], which starts when awaited), for work
+/// that runs beside the caller, e.g. sealing a download while the next bytes arrive.
+pub(crate) fn start_blocking<T, E, F>(work: F) -> impl Future<Output = Result<T, E>>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<TaskError> + Send + 'static,
+{
+    let handle = runtime().spawn_blocking(work);
+    async move {
+        match handle.await {
+            Ok(result) => result,
+            Err(join) => Err(TaskError::from(join).into()),
+        }
+    }
+}
+
 /// Runs `fut` (network I/O) on the shared runtime.
 pub(crate) async fn spawn<T, E, F>(fut: F) -> Result<T, E>
 where

@@ -82,7 +82,7 @@ pub trait Transport: Send + Sync {
         _token: &str,
         _upload_id: &str,
         _offset: u64,
-        _bytes: Vec<u8>,
+        _bytes: bytes::Bytes,
     ) -> Result<Received<u64>, TransportError> {
         Err(no_attachments())
     }
@@ -356,7 +356,7 @@ impl Transport for HttpTransport {
         token: &str,
         upload_id: &str,
         offset: u64,
-        bytes: Vec<u8>,
+        bytes: bytes::Bytes,
     ) -> Result<Received<u64>, TransportError> {
         #[derive(serde::Deserialize)]
         struct Held {

@@ -20,7 +20,7 @@ use crate::sync::protocol::AttachmentPolicy;
 use crate::sync::transport::TransportError;
 
 /// Bytes per upload request.
-pub const UPLOAD_CHUNK: usize = 4 << 20;
+pub const UPLOAD_CHUNK: usize = 8 << 20;
 
 /// What decides automatic downloads and eviction: the organization's policy, tightened by the
 /// app's options.
@@ -84,19 +84,23 @@ const WRITE_BATCH: usize = 1 << 20;
 /// Bytes between two progress reports of a download.
 const PROGRESS_EVERY: u64 = 64 << 10;
 
-/// Hashes and seals one batch of downloaded bytes on a blocking thread.
-async fn write_part(
-    mut writer: SealedWriter,
-    mut hash: Context,
-    bytes: Vec<u8>,
-) -> Result<(SealedWriter, Context), EngineError> {
-    runtime::spawn_blocking(move || {
-        let bytes = zeroize::Zeroizing::new(bytes);
-        hash.update(&bytes);
-        writer.write(&bytes).map_err(|e| attachment(e.into()))?;
-        Ok::<_, EngineError>((writer, hash))
-    })
-    .await
+/// A piece of content being decrypted for an upload.
+type Piece =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bytes::Bytes, EngineError>> + Send>>;
+
+/// Starts decrypting the upload piece at `offset` (at most UPLOAD_CHUNK bytes) on a blocking
+/// thread.
+fn read_piece(c: &Content, offset: u64) -> Piece {
+    let n = (c.size - offset).min(UPLOAD_CHUNK as u64) as usize;
+    let (path, key, size) = (c.path.clone(), c.key.clone(), c.size);
+    Box::pin(runtime::start_blocking(move || {
+        let mut reader = SealedReader::open(&path, &key, size).map_err(|e| attachment(e.into()))?;
+        let mut buf = vec![0u8; n];
+        reader
+            .read_at(offset, &mut buf)
+            .map_err(|e| attachment(e.into()))?;
+        Ok::<_, EngineError>(bytes::Bytes::from(buf))
+    }))
 }
 
 impl Engine {
@@ -160,30 +164,24 @@ impl Engine {
         let transport = Arc::clone(&self.ctx.transport);
         while !state.complete {
             let mut offset = state.offset;
+            // The next piece is decrypted while this one is on the wire.
+            let mut next: Option<(u64, Piece)> = None;
             while offset < c.size {
                 self.check_cancel()?;
-                let n = (c.size - offset).min(UPLOAD_CHUNK as u64) as usize;
-                let (path, key, size) = (c.path.clone(), c.key.clone(), c.size);
-                let bytes = runtime::spawn_blocking(move || {
-                    let mut reader =
-                        SealedReader::open(&path, &key, size).map_err(|e| attachment(e.into()))?;
-                    let mut buf = vec![0u8; n];
-                    reader
-                        .read_at(offset, &mut buf)
-                        .map_err(|e| attachment(e.into()))?;
-                    Ok::<_, EngineError>(Arc::new(buf))
-                })
-                .await?;
+                let bytes = match next.take() {
+                    Some((at, piece)) if at == offset => piece.await?,
+                    _ => read_piece(&c, offset).await?,
+                };
+                let after = offset + bytes.len() as u64;
+                if after < c.size {
+                    next = Some((after, read_piece(&c, after)));
+                }
                 let id = state.upload_id.clone();
                 let sent = self
                     .call("attachment chunk", |token| {
                         let (transport, id, bytes) =
-                            (Arc::clone(&transport), id.clone(), Arc::clone(&bytes));
-                        async move {
-                            transport
-                                .upload_chunk(&token, &id, offset, bytes.to_vec())
-                                .await
-                        }
+                            (Arc::clone(&transport), id.clone(), bytes.clone());
+                        async move { transport.upload_chunk(&token, &id, offset, bytes).await }
                     })
                     .await;
                 offset = match sent {
@@ -335,8 +333,20 @@ impl Engine {
             if stream.start != offset {
                 return Err(ProtocolError::new("a download from another offset than asked").into());
             }
-            // Network pieces are small: they are sealed and hashed off the async threads a
-            // batch at a time, and progress is reported every PROGRESS_EVERY bytes.
+            // Network pieces are small: they are hashed and sealed a batch at a time on a
+            // blocking thread that runs beside the network (at most two batches queued), and
+            // progress is reported every PROGRESS_EVERY bytes.
+            let (batches, mut queued) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+            let sealing = runtime::start_blocking(move || {
+                while let Some(batch) = queued.blocking_recv() {
+                    let batch = zeroize::Zeroizing::new(batch);
+                    hash.update(&batch);
+                    writer.write(&batch).map_err(|e| attachment(e.into()))?;
+                }
+                // What arrived stays in the part file for the next try (or the next run).
+                writer.flush().map_err(|e| attachment(e.into()))?;
+                Ok::<_, EngineError>((writer, hash))
+            });
             let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
             let mut reported = offset;
             let broke = loop {
@@ -355,9 +365,10 @@ impl Engine {
                         offset += bytes.len() as u64;
                         self.count(|k| k.bytes_down += bytes.len() as u64);
                         pending.extend_from_slice(&bytes);
-                        if pending.len() >= WRITE_BATCH {
-                            (writer, hash) =
-                                write_part(writer, hash, std::mem::take(&mut pending)).await?;
+                        if pending.len() >= WRITE_BATCH
+                            && batches.send(std::mem::take(&mut pending)).await.is_err()
+                        {
+                            break None; // the sealing failed: its error comes below
                         }
                         if offset - reported >= PROGRESS_EVERY || offset == m.size {
                             reported = offset;
@@ -368,13 +379,11 @@ impl Engine {
                     Err(e) => break Some(e),
                 }
             };
-            // What arrived stays in the part file for the next try (or the next run).
-            (writer, hash) = write_part(writer, hash, pending).await?;
-            writer = runtime::spawn_blocking(move || {
-                writer.flush().map_err(|e| attachment(e.into()))?;
-                Ok::<_, EngineError>(writer)
-            })
-            .await?;
+            if !pending.is_empty() {
+                let _ = batches.send(pending).await;
+            }
+            drop(batches);
+            (writer, hash) = sealing.await?;
             self.check_cancel()?;
             match broke {
                 None if offset == m.size => break,
