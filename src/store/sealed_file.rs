@@ -1,5 +1,6 @@
 //! An attachment's content at rest: one file under its own random key, sealed in 64 KiB chunks
-//! with the STREAM construction (aead's `StreamBE32` over XChaCha20-Poly1305): each chunk's nonce
+//! with the STREAM construction (aead's `StreamBE32` over AES-256-GCM where the CPU has AES
+//! instructions, XChaCha20-Poly1305 otherwise; the header names which): each chunk's nonce
 //! is the file's random prefix, the chunk's position and a last-chunk flag, so a swapped, dropped
 //! or appended chunk and a truncated file fail to open, and any chunk can be opened alone (ranged
 //! reads). The header is bound into every chunk as associated data. No plaintext byte is ever
@@ -10,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use aes_gcm::Aes256Gcm;
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
@@ -21,8 +23,38 @@ const TAG: usize = 16;
 const SEALED_CHUNK: u64 = (CHUNK + TAG) as u64;
 const MAGIC: &[u8; 8] = b"SVATT\x00\x01\x00";
 const PREFIX: usize = 19;
-/// Magic and version, the nonce prefix, reserved zeros.
+/// Where the header names the cipher.
+const CIPHER_AT: usize = 8 + PREFIX;
+/// Magic and version, the nonce prefix (AES-256-GCM uses its first 7 bytes), the cipher, reserved
+/// zeros.
 pub const HEADER: usize = 32;
+
+/// The AEAD under the STREAM construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileCipher {
+    XChaCha20Poly1305,
+    Aes256Gcm,
+}
+
+impl FileCipher {
+    pub const ALL: [FileCipher; 2] = [FileCipher::XChaCha20Poly1305, FileCipher::Aes256Gcm];
+
+    /// AES-256-GCM where the CPU has AES and carry-less multiply (as the vault's page cipher
+    /// is chosen), else XChaCha20-Poly1305.
+    pub fn preferred() -> FileCipher {
+        match crate::vault::CipherSuite::preferred() {
+            crate::vault::CipherSuite::Xaes256Gcm => FileCipher::Aes256Gcm,
+            crate::vault::CipherSuite::XChaCha20Poly1305 => FileCipher::XChaCha20Poly1305,
+        }
+    }
+
+    fn id(self) -> u8 {
+        match self {
+            FileCipher::XChaCha20Poly1305 => 1,
+            FileCipher::Aes256Gcm => 2,
+        }
+    }
+}
 
 /// Why a sealed file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +89,55 @@ impl FileKey {
     }
 }
 
-type Stream = StreamBE32<XChaCha20Poly1305>;
+/// One file's STREAM, under the cipher its header names.
+enum Stream {
+    XChaCha(StreamBE32<XChaCha20Poly1305>),
+    Aes(StreamBE32<Aes256Gcm>),
+}
 
-fn stream(key: &FileKey, header: &[u8; HEADER]) -> Stream {
-    let aead = XChaCha20Poly1305::new(key.0.as_ref().into());
-    Stream::from_aead(aead, header[8..8 + PREFIX].into())
+impl Stream {
+    fn new(key: &FileKey, header: &[u8; HEADER]) -> Result<Stream, SealedFileError> {
+        let k = key.0.as_ref();
+        match header[CIPHER_AT] {
+            1 => Ok(Stream::XChaCha(StreamBE32::from_aead(
+                XChaCha20Poly1305::new(k.into()),
+                header[8..8 + 19].into(),
+            ))),
+            2 => Ok(Stream::Aes(StreamBE32::from_aead(
+                Aes256Gcm::new(k.into()),
+                header[8..8 + 7].into(),
+            ))),
+            _ => Err(SealedFileError::Corrupted),
+        }
+    }
+
+    fn seal(
+        &self,
+        i: u32,
+        last: bool,
+        ad: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SealedFileError> {
+        match self {
+            Stream::XChaCha(s) => s.encrypt_in_place(i, last, ad, buf),
+            Stream::Aes(s) => s.encrypt_in_place(i, last, ad, buf),
+        }
+        .map_err(|_| SealedFileError::Corrupted)
+    }
+
+    fn open(
+        &self,
+        i: u32,
+        last: bool,
+        ad: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SealedFileError> {
+        match self {
+            Stream::XChaCha(s) => s.decrypt_in_place(i, last, ad, buf),
+            Stream::Aes(s) => s.decrypt_in_place(i, last, ad, buf),
+        }
+        .map_err(|_| SealedFileError::Corrupted)
+    }
 }
 
 fn read_header(file: &mut File) -> Result<[u8; HEADER], SealedFileError> {
@@ -89,11 +165,21 @@ pub struct SealedWriter {
 }
 
 impl SealedWriter {
-    /// Starts a new file at `path` (which must not exist).
+    /// Starts a new file at `path` (which must not exist) under this CPU's preferred cipher.
     pub fn create(path: &Path, key: &FileKey) -> Result<SealedWriter, SealedFileError> {
+        Self::create_with(path, key, FileCipher::preferred())
+    }
+
+    /// Starts a new file under `cipher`.
+    pub fn create_with(
+        path: &Path,
+        key: &FileKey,
+        cipher: FileCipher,
+    ) -> Result<SealedWriter, SealedFileError> {
         let mut header = [0u8; HEADER];
         header[..8].copy_from_slice(MAGIC);
         getrandom::fill(&mut header[8..8 + PREFIX]).expect("the OS random source");
+        header[CIPHER_AT] = cipher.id();
         let mut file = OpenOptions::new()
             .write(true)
             .read(true)
@@ -102,7 +188,7 @@ impl SealedWriter {
         file.write_all(&header)?;
         Ok(SealedWriter {
             file,
-            stream: stream(key, &header),
+            stream: Stream::new(key, &header)?,
             header,
             buf: Zeroizing::new(Vec::with_capacity(CHUNK + TAG)),
             chunk: 0,
@@ -119,7 +205,7 @@ impl SealedWriter {
     ) -> Result<(SealedWriter, u64), SealedFileError> {
         let mut file = OpenOptions::new().read(true).write(true).open(path)?;
         let header = read_header(&mut file)?;
-        let stream = stream(key, &header);
+        let stream = Stream::new(key, &header)?;
         let whole = (file.metadata()?.len() - HEADER as u64) / SEALED_CHUNK;
         let mut buf = Zeroizing::new(Vec::with_capacity(CHUNK + TAG));
         let mut good = 0;
@@ -127,7 +213,7 @@ impl SealedWriter {
             buf.resize(CHUNK + TAG, 0);
             file.read_exact(&mut buf)?;
             if stream
-                .decrypt_in_place(chunk_index(good)?, false, &header, &mut *buf)
+                .open(chunk_index(good)?, false, &header, &mut buf)
                 .is_err()
             {
                 break;
@@ -151,8 +237,7 @@ impl SealedWriter {
     fn seal(&mut self, last: bool) -> Result<(), SealedFileError> {
         let position = chunk_index(self.chunk)?;
         self.stream
-            .encrypt_in_place(position, last, &self.header, &mut *self.buf)
-            .map_err(|_| SealedFileError::Corrupted)?;
+            .seal(position, last, &self.header, &mut self.buf)?;
         self.file.write_all(&self.buf)?;
         self.buf.clear();
         self.chunk += 1;
@@ -219,7 +304,7 @@ impl SealedReader {
         }
         Ok(SealedReader {
             file,
-            stream: stream(key, &header),
+            stream: Stream::new(key, &header)?,
             header,
             len,
             chunks,
@@ -253,8 +338,7 @@ impl SealedReader {
                 .seek(SeekFrom::Start(HEADER as u64 + i * SEALED_CHUNK))?;
             self.file.read_exact(&mut buf)?;
             self.stream
-                .decrypt_in_place(chunk_index(i)?, last, &self.header, &mut *buf)
-                .map_err(|_| SealedFileError::Corrupted)?;
+                .open(chunk_index(i)?, last, &self.header, &mut buf)?;
             self.cached = Some((i, buf));
         }
         Ok(&self.cached.as_ref().expect("just opened").1)
@@ -292,8 +376,8 @@ mod tests {
         (0..n).map(|i| (i * 31 % 251) as u8).collect()
     }
 
-    fn write(path: &Path, key: &FileKey, data: &[u8], piece: usize) {
-        let mut w = SealedWriter::create(path, key).unwrap();
+    fn write(path: &Path, key: &FileKey, data: &[u8], piece: usize, cipher: FileCipher) {
+        let mut w = SealedWriter::create_with(path, key, cipher).unwrap();
         for p in data.chunks(piece.max(1)) {
             w.write(p).unwrap();
         }
@@ -311,6 +395,12 @@ mod tests {
 
     #[test]
     fn round_trips_every_size_and_range() {
+        for cipher in FileCipher::ALL {
+            round_trips(cipher);
+        }
+    }
+
+    fn round_trips(cipher: FileCipher) {
         let dir = tempfile::tempdir().unwrap();
         let key = FileKey::generate();
         for (k, len) in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 77]
@@ -319,7 +409,7 @@ mod tests {
         {
             let data = pattern(len);
             let path = dir.path().join(format!("f{k}"));
-            write(&path, &key, &data, 10_000);
+            write(&path, &key, &data, 10_000, cipher);
             assert_eq!(read_all(&path, &key, len as u64).unwrap(), data);
             let mut r = SealedReader::open(&path, &key, len as u64).unwrap();
             for (off, n) in [(0, 5), (CHUNK - 3, 7), (len / 2, CHUNK + 9)] {
@@ -333,11 +423,17 @@ mod tests {
 
     #[test]
     fn tampering_is_corrupted_never_wrong_bytes() {
+        for cipher in FileCipher::ALL {
+            tampering(cipher);
+        }
+    }
+
+    fn tampering(cipher: FileCipher) {
         let dir = tempfile::tempdir().unwrap();
         let key = FileKey::generate();
         let data = pattern(3 * CHUNK + 100);
         let good = dir.path().join("good");
-        write(&good, &key, &data, CHUNK);
+        write(&good, &key, &data, CHUNK, cipher);
         let bytes = std::fs::read(&good).unwrap();
         let len = data.len() as u64;
         let case = |name: &str, tampered: Vec<u8>, len: u64| {
@@ -354,6 +450,9 @@ mod tests {
         let mut header = bytes.clone();
         header[10] ^= 1;
         case("header", header, len);
+        let mut other_cipher = bytes.clone();
+        other_cipher[CIPHER_AT] ^= 3;
+        case("cipher byte", other_cipher, len);
         let mut swapped = bytes.clone();
         let (a, b) = (HEADER, HEADER + SEALED_CHUNK as usize);
         let first = bytes[a..b].to_vec();
@@ -366,7 +465,7 @@ mod tests {
         case("truncated", cut, 2 * CHUNK as u64);
         case("short", bytes[..bytes.len() - 1].to_vec(), len);
         let other = dir.path().join("other");
-        write(&other, &FileKey::generate(), &data, CHUNK);
+        write(&other, &FileKey::generate(), &data, CHUNK, cipher);
         assert!(matches!(
             read_all(&other, &key, len),
             Err(SealedFileError::Corrupted)
@@ -375,11 +474,17 @@ mod tests {
 
     #[test]
     fn an_unfinished_file_resumes_from_its_last_whole_chunk() {
+        for cipher in FileCipher::ALL {
+            resumes(cipher);
+        }
+    }
+
+    fn resumes(cipher: FileCipher) {
         let dir = tempfile::tempdir().unwrap();
         let key = FileKey::generate();
         let data = pattern(5 * CHUNK + 3);
         let path = dir.path().join("part");
-        let mut w = SealedWriter::create(&path, &key).unwrap();
+        let mut w = SealedWriter::create_with(&path, &key, cipher).unwrap();
         w.write(&data[..2 * CHUNK + 500]).unwrap();
         w.flush().unwrap();
         drop(w);
