@@ -1,7 +1,8 @@
 //! An attachment's content at rest: one file under its own random key, sealed in 64 KiB chunks
-//! with the STREAM construction (aead's `StreamBE32` over AES-256-GCM where the CPU has AES
-//! instructions, XChaCha20-Poly1305 otherwise; the header names which): each chunk's nonce
-//! is the file's random prefix, the chunk's position and a last-chunk flag, so a swapped, dropped
+//! with the STREAM construction over ring's AES-256-GCM where the CPU has AES instructions,
+//! ChaCha20-Poly1305 otherwise (the header names which): each chunk's 96-bit nonce is the file's
+//! random 7-byte prefix, the chunk's position (32-bit big endian) and a last-chunk flag, the
+//! layout of the `aead` crate's `StreamBE32` (its output is checked against that crate's below), so a swapped, dropped
 //! or appended chunk and a truncated file fail to open, and any chunk can be opened alone (ranged
 //! reads). The header is bound into every chunk as associated data. No plaintext byte is ever
 //! written: callers hand plaintext in memory and get it back in memory (docs/security.md,
@@ -11,10 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use aes_gcm::Aes256Gcm;
-use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::KeyInit;
-use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
+use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 /// Plaintext bytes per chunk.
@@ -22,35 +20,35 @@ pub const CHUNK: usize = 64 * 1024;
 const TAG: usize = 16;
 const SEALED_CHUNK: u64 = (CHUNK + TAG) as u64;
 const MAGIC: &[u8; 8] = b"SVATT\x00\x01\x00";
-const PREFIX: usize = 19;
+/// Random bytes at the start of every chunk's nonce (12 bytes: prefix, index, flag).
+const PREFIX: usize = 7;
 /// Where the header names the cipher.
 const CIPHER_AT: usize = 8 + PREFIX;
-/// Magic and version, the nonce prefix (AES-256-GCM uses its first 7 bytes), the cipher, reserved
-/// zeros.
+/// Magic and version, the nonce prefix, the cipher, reserved zeros.
 pub const HEADER: usize = 32;
 
 /// The AEAD under the STREAM construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileCipher {
-    XChaCha20Poly1305,
+    ChaCha20Poly1305,
     Aes256Gcm,
 }
 
 impl FileCipher {
-    pub const ALL: [FileCipher; 2] = [FileCipher::XChaCha20Poly1305, FileCipher::Aes256Gcm];
+    pub const ALL: [FileCipher; 2] = [FileCipher::ChaCha20Poly1305, FileCipher::Aes256Gcm];
 
     /// AES-256-GCM where the CPU has AES and carry-less multiply (as the vault's page cipher
-    /// is chosen), else XChaCha20-Poly1305.
+    /// is chosen), else ChaCha20-Poly1305.
     pub fn preferred() -> FileCipher {
         match crate::vault::CipherSuite::preferred() {
             crate::vault::CipherSuite::Xaes256Gcm => FileCipher::Aes256Gcm,
-            crate::vault::CipherSuite::XChaCha20Poly1305 => FileCipher::XChaCha20Poly1305,
+            crate::vault::CipherSuite::XChaCha20Poly1305 => FileCipher::ChaCha20Poly1305,
         }
     }
 
     fn id(self) -> u8 {
         match self {
-            FileCipher::XChaCha20Poly1305 => 1,
+            FileCipher::ChaCha20Poly1305 => 1,
             FileCipher::Aes256Gcm => 2,
         }
     }
@@ -89,26 +87,37 @@ impl FileKey {
     }
 }
 
-/// One file's STREAM, under the cipher its header names.
-enum Stream {
-    XChaCha(StreamBE32<XChaCha20Poly1305>),
-    Aes(StreamBE32<Aes256Gcm>),
+/// One file's STREAM, under the cipher its header names. ring's AEADs are not generic code, so
+/// they run at full speed in the size-optimized mobile library.
+struct Stream {
+    key: LessSafeKey,
+    prefix: [u8; PREFIX],
 }
 
 impl Stream {
     fn new(key: &FileKey, header: &[u8; HEADER]) -> Result<Stream, SealedFileError> {
-        let k = key.0.as_ref();
-        match header[CIPHER_AT] {
-            1 => Ok(Stream::XChaCha(StreamBE32::from_aead(
-                XChaCha20Poly1305::new(k.into()),
-                header[8..8 + 19].into(),
-            ))),
-            2 => Ok(Stream::Aes(StreamBE32::from_aead(
-                Aes256Gcm::new(k.into()),
-                header[8..8 + 7].into(),
-            ))),
-            _ => Err(SealedFileError::Corrupted),
-        }
+        let algorithm = match header[CIPHER_AT] {
+            1 => &CHACHA20_POLY1305,
+            2 => &AES_256_GCM,
+            _ => return Err(SealedFileError::Corrupted),
+        };
+        let unbound =
+            UnboundKey::new(algorithm, key.0.as_ref()).map_err(|_| SealedFileError::Corrupted)?;
+        let mut prefix = [0u8; PREFIX];
+        prefix.copy_from_slice(&header[8..8 + PREFIX]);
+        Ok(Stream {
+            key: LessSafeKey::new(unbound),
+            prefix,
+        })
+    }
+
+    /// Prefix, position, last-chunk flag.
+    fn nonce(&self, i: u32, last: bool) -> Nonce {
+        let mut n = [0u8; 12];
+        n[..PREFIX].copy_from_slice(&self.prefix);
+        n[PREFIX..PREFIX + 4].copy_from_slice(&i.to_be_bytes());
+        n[11] = last as u8;
+        Nonce::assume_unique_for_key(n)
     }
 
     fn seal(
@@ -118,11 +127,9 @@ impl Stream {
         ad: &[u8],
         buf: &mut Vec<u8>,
     ) -> Result<(), SealedFileError> {
-        match self {
-            Stream::XChaCha(s) => s.encrypt_in_place(i, last, ad, buf),
-            Stream::Aes(s) => s.encrypt_in_place(i, last, ad, buf),
-        }
-        .map_err(|_| SealedFileError::Corrupted)
+        self.key
+            .seal_in_place_append_tag(self.nonce(i, last), Aad::from(ad), buf)
+            .map_err(|_| SealedFileError::Corrupted)
     }
 
     fn open(
@@ -132,11 +139,13 @@ impl Stream {
         ad: &[u8],
         buf: &mut Vec<u8>,
     ) -> Result<(), SealedFileError> {
-        match self {
-            Stream::XChaCha(s) => s.decrypt_in_place(i, last, ad, buf),
-            Stream::Aes(s) => s.decrypt_in_place(i, last, ad, buf),
-        }
-        .map_err(|_| SealedFileError::Corrupted)
+        let plain = self
+            .key
+            .open_in_place(self.nonce(i, last), Aad::from(ad), buf)
+            .map_err(|_| SealedFileError::Corrupted)?
+            .len();
+        buf.truncate(plain);
+        Ok(())
     }
 }
 
@@ -470,6 +479,46 @@ mod tests {
             read_all(&other, &key, len),
             Err(SealedFileError::Corrupted)
         ));
+    }
+
+    /// The chunks are exactly what the `aead` crate's STREAM (`StreamBE32`) makes of the same
+    /// key, prefix and header: the nonce layout is the construction's.
+    #[test]
+    fn chunks_match_the_aead_crates_stream() {
+        use aes_gcm::Aes256Gcm;
+        use chacha20poly1305::ChaCha20Poly1305;
+        use chacha20poly1305::aead::KeyInit;
+        use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
+        let dir = tempfile::tempdir().unwrap();
+        let key = FileKey::generate();
+        let data = pattern(CHUNK + 1000);
+        for cipher in FileCipher::ALL {
+            let path = dir.path().join(format!("{cipher:?}"));
+            write(&path, &key, &data, CHUNK, cipher);
+            let bytes = std::fs::read(&path).unwrap();
+            let header = &bytes[..HEADER];
+            let prefix = &header[8..8 + PREFIX];
+            let expect = |i: u32, last: bool, plain: &[u8]| -> Vec<u8> {
+                let mut buf = plain.to_vec();
+                match cipher {
+                    FileCipher::Aes256Gcm => {
+                        StreamBE32::from_aead(Aes256Gcm::new(key.as_bytes().into()), prefix.into())
+                            .encrypt_in_place(i, last, header, &mut buf)
+                    }
+                    FileCipher::ChaCha20Poly1305 => StreamBE32::from_aead(
+                        ChaCha20Poly1305::new(key.as_bytes().into()),
+                        prefix.into(),
+                    )
+                    .encrypt_in_place(i, last, header, &mut buf),
+                }
+                .unwrap();
+                buf
+            };
+            let first = &bytes[HEADER..HEADER + SEALED_CHUNK as usize];
+            assert_eq!(first, expect(0, false, &data[..CHUNK]), "{cipher:?}");
+            let second = &bytes[HEADER + SEALED_CHUNK as usize..];
+            assert_eq!(second, expect(1, true, &data[CHUNK..]), "{cipher:?}");
+        }
     }
 
     #[test]

@@ -121,6 +121,36 @@ async fn measured<F: std::future::Future<Output = ()>>(work: F) -> (f64, u64) {
     (seconds, peak.saturating_sub(idle))
 }
 
+/// MB/s of sealing `bytes` in memory into a file under `cipher`, and of SHA-256 over them: where
+/// a transfer's own CPU goes.
+fn local_rates(bytes: usize) -> Value {
+    use syncvault::store::sealed_file::{FileCipher, FileKey, SealedWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let data = vec![0x5au8; bytes];
+    let mb = bytes as f64 / (1 << 20) as f64;
+    let mut out = serde_json::Map::new();
+    for cipher in FileCipher::ALL {
+        let started = Instant::now();
+        let path = dir.path().join(format!("{cipher:?}"));
+        let mut w = SealedWriter::create_with(&path, &FileKey::generate(), cipher).unwrap();
+        for piece in data.chunks(1 << 20) {
+            w.write(piece).unwrap();
+        }
+        w.finish().unwrap();
+        out.insert(
+            format!("seal_{cipher:?}_mb_per_second"),
+            json!(mb / started.elapsed().as_secs_f64()),
+        );
+    }
+    let started = Instant::now();
+    let _ = ring::digest::digest(&ring::digest::SHA256, &data);
+    out.insert(
+        "sha256_mb_per_second".into(),
+        json!(mb / started.elapsed().as_secs_f64()),
+    );
+    Value::Object(out)
+}
+
 pub async fn run(bin: &str, mb: usize) -> Value {
     let tmp = tempfile::tempdir().unwrap();
     let (_server, url) = start_server(bin, 100, tmp.path()).await;
@@ -217,5 +247,6 @@ pub async fn run(bin: &str, mb: usize) -> Value {
         "download_mb_per_second": mbps(best_down),
         "upload_peak_rss_above_idle_bytes": rss_up,
         "download_peak_rss_above_idle_bytes": rss_down,
+        "local": local_rates(bytes),
     })
 }
