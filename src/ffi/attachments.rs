@@ -37,6 +37,41 @@ impl SyncClient {
         .await
     }
 
+    /// A new attachment of a record, from `source`.
+    async fn add_from(
+        &self,
+        entity: String,
+        record_id: String,
+        name: String,
+        mime: String,
+        source: impl FnOnce() -> Result<Box<dyn std::io::Read + Send>, AttachmentError> + Send + 'static,
+    ) -> Result<Attachment, SyncError> {
+        let (dir, sealed) = self.seal_from(source).await?;
+        self.commit_sealed(dir, sealed, move |c, s| {
+            Ok((
+                store::create(c, &entity, &record_id, &name, &mime, s)?,
+                None,
+            ))
+        })
+        .await
+    }
+
+    /// New content for attachment `id`, from `source`.
+    async fn replace_from(
+        &self,
+        id: String,
+        name: String,
+        mime: String,
+        source: impl FnOnce() -> Result<Box<dyn std::io::Read + Send>, AttachmentError> + Send + 'static,
+    ) -> Result<Attachment, SyncError> {
+        let (dir, sealed) = self.seal_from(source).await?;
+        self.commit_sealed(dir, sealed, move |c, s| {
+            let old = store::replace(c, &id, &name, &mime, s)?;
+            Ok((id, old))
+        })
+        .await
+    }
+
     /// Records sealed content in one transaction (`work`), removing the file if that fails and
     /// what the change left behind once it committed.
     async fn commit_sealed(
@@ -86,12 +121,8 @@ impl SyncClient {
         mime: String,
         bytes: Vec<u8>,
     ) -> Result<Attachment, SyncError> {
-        let (dir, sealed) = self.seal_from(move || Ok(bytes_source(bytes))).await?;
-        self.commit_sealed(dir, sealed, move |c, s| {
-            Ok((
-                store::create(c, &entity, &record_id, &name, &mime, s)?,
-                None,
-            ))
+        self.add_from(entity, record_id, name, mime, move || {
+            Ok(bytes_source(bytes))
         })
         .await
     }
@@ -106,14 +137,8 @@ impl SyncClient {
         mime: String,
         path: String,
     ) -> Result<Attachment, SyncError> {
-        let (dir, sealed) = self.seal_from(move || file_source(path)).await?;
-        self.commit_sealed(dir, sealed, move |c, s| {
-            Ok((
-                store::create(c, &entity, &record_id, &name, &mime, s)?,
-                None,
-            ))
-        })
-        .await
+        self.add_from(entity, record_id, name, mime, move || file_source(path))
+            .await
     }
 
     /// Replaces an attachment's content (a retaken photo) from the file at `path`.
@@ -124,12 +149,8 @@ impl SyncClient {
         mime: String,
         path: String,
     ) -> Result<Attachment, SyncError> {
-        let (dir, sealed) = self.seal_from(move || file_source(path)).await?;
-        self.commit_sealed(dir, sealed, move |c, s| {
-            let old = store::replace(c, &id, &name, &mime, s)?;
-            Ok((id, old))
-        })
-        .await
+        self.replace_from(id, name, mime, move || file_source(path))
+            .await
     }
 
     /// Replaces an attachment's content with `bytes`.
@@ -140,12 +161,8 @@ impl SyncClient {
         mime: String,
         bytes: Vec<u8>,
     ) -> Result<Attachment, SyncError> {
-        let (dir, sealed) = self.seal_from(move || Ok(bytes_source(bytes))).await?;
-        self.commit_sealed(dir, sealed, move |c, s| {
-            let old = store::replace(c, &id, &name, &mime, s)?;
-            Ok((id, old))
-        })
-        .await
+        self.replace_from(id, name, mime, move || Ok(bytes_source(bytes)))
+            .await
     }
 
     /// The attachments of one record, by name, each with its state.

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use syncvault::SyncClient;
 
-use crate::{Quiet, options, reset_peak, signed_in_as, start_server, status_kib};
+use crate::{Quiet, grace_token, options, reset_peak, signed_in_as, start_server, status_kib};
 
 fn random_file(path: &std::path::Path, bytes: usize, seed: u64) -> String {
     let mut x = seed | 1;
@@ -38,19 +38,6 @@ fn random_file(path: &std::path::Path, bytes: usize, seed: u64) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-async fn token(url: &str, user: &str, password: &str) -> String {
-    let t: Value = reqwest::Client::new()
-        .post(format!("{url}/api/auth/credentials"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    t["access_token"].as_str().unwrap().to_string()
 }
 
 /// The plaintext file to a fresh upload session, 8 MiB per request (not finished, so the
@@ -177,7 +164,7 @@ pub async fn run(bin: &str, mb: usize) -> Value {
         .synchronize(Arc::new(Quiet), None)
         .await
         .unwrap();
-    let grace = token(&url, "grace@contoso.example", "grace-credentials").await;
+    let grace = grace_token(&url).await;
     let (mut best_up, mut best_plain_up, mut best_down, mut best_plain_down) =
         (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
     let (mut rss_up, mut rss_down, mut add_seconds) = (0u64, 0u64, f64::MAX);

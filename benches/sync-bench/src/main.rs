@@ -199,10 +199,9 @@ async fn signed_in_as(
     client
 }
 
-/// Other users change `count` records on the server (its development API).
-async fn simulate_edits(url: &str, count: u32) {
-    let http = reqwest::Client::new();
-    let token: Value = http
+/// An access token for Grace (credentials user mode): another user of the organization.
+async fn grace_token(url: &str) -> String {
+    let token: Value = reqwest::Client::new()
         .post(format!("{url}/api/auth/credentials"))
         .json(&json!({"username": "grace@contoso.example", "password": "grace-credentials"}))
         .send()
@@ -211,9 +210,16 @@ async fn simulate_edits(url: &str, count: u32) {
         .json()
         .await
         .unwrap();
+    token["access_token"].as_str().unwrap().to_string()
+}
+
+/// Other users change `count` records on the server (its development API).
+async fn simulate_edits(url: &str, count: u32) {
+    let http = reqwest::Client::new();
+    let token = grace_token(url).await;
     let edited: Value = http
         .post(format!("{url}/api/dev/simulate-edits"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&json!({"count": count}))
         .send()
         .await

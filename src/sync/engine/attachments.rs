@@ -166,6 +166,7 @@ impl Engine {
             let mut offset = state.offset;
             // The next piece is decrypted while this one is on the wire.
             let mut next: Option<(u64, Piece)> = None;
+            let mut mismatches = 0;
             while offset < c.size {
                 self.check_cancel()?;
                 let bytes = match next.take() {
@@ -196,6 +197,13 @@ impl Engine {
                     }
                     // A retry of a chunk the server stored (its answer was lost): ask where to go on.
                     Err(EngineError::Transport(TransportError::Status { status: 409, .. })) => {
+                        mismatches += 1;
+                        if mismatches > self.ctx.options.max_attempts {
+                            return Err(ProtocolError::new(
+                                "the server refuses every offset of an upload",
+                            )
+                            .into());
+                        }
                         self.create_upload(&c).await?.offset
                     }
                     Err(e) => return Err(e),
