@@ -3,7 +3,9 @@
 //! session is named by who uploads what (user, SHA-256, size), so a client that lost the answer
 //! to its create, or crashed, asks again and continues at the offset the server holds; finishing
 //! checks the SHA-256 and moves the file into place, so the server keeps one copy of each content
-//! (docs/protocol.md, "Attachments").
+//! (docs/protocol.md, "Attachments"). Each content also remembers who uploaded it: a user may
+//! attach only content they sent themselves (knowing a SHA-256 is not holding the file), so a
+//! second user's upload of the same bytes is received in full and then kept as one copy.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -115,6 +117,7 @@ impl BlobStore {
         };
         fs::create_dir_all(root.join("blobs"))?;
         fs::create_dir_all(root.join("uploads"))?;
+        fs::create_dir_all(root.join("uploaders"))?;
         Ok(BlobStore {
             root,
             temporary,
@@ -135,6 +138,28 @@ impl BlobStore {
         self.blob_path(sha256)
             .and_then(|p| fs::metadata(p).ok())
             .is_some_and(|m| m.len() == size)
+    }
+
+    /// The marker that `user` uploaded the content with this SHA-256 (checked hex).
+    fn uploader_mark(&self, user: &str, sha256: &str) -> Option<PathBuf> {
+        let who = Sha256::digest(format!("uploader\n{user}"));
+        let who: String = who[..16].iter().map(|b| format!("{b:02x}")).collect();
+        valid_sha256(sha256).then(|| self.root.join("uploaders").join(sha256).join(who))
+    }
+
+    fn mark_uploader(&self, user: &str, sha256: &str) -> Result<(), ApiError> {
+        let mark = self.uploader_mark(user, sha256).expect("checked at create");
+        fs::create_dir_all(mark.parent().expect("a directory")).map_err(io)?;
+        fs::write(mark, b"").map_err(io)
+    }
+
+    /// Whether the server holds this content, of this size, and `user` uploaded it: what an
+    /// attachment record of `user`'s may name.
+    pub fn held_for(&self, user: &str, sha256: &str, size: u64) -> bool {
+        self.has(sha256, size)
+            && self
+                .uploader_mark(user, sha256)
+                .is_some_and(|m| m.exists())
     }
 
     /// Every stored content's SHA-256 (tests check there is one copy each).
@@ -203,7 +228,7 @@ impl BlobStore {
             });
         }
         let upload_id = Self::session_id(user, sha256, size);
-        if self.has(sha256, size) {
+        if self.held_for(user, sha256, size) {
             return Ok(UploadState {
                 upload_id,
                 offset: size,
@@ -269,7 +294,7 @@ impl BlobStore {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let target = self.blob_path(&session.sha256).expect("checked at create");
         let meta = self.root.join("uploads").join(format!("{id}.json"));
-        if self.has(&session.sha256, session.size) {
+        if self.held_for(user, &session.sha256, session.size) {
             let _ = fs::remove_file(self.part(id));
             let _ = fs::remove_file(&meta);
             return Ok(session.sha256);
@@ -308,8 +333,14 @@ impl BlobStore {
                 description: "the uploaded bytes do not have the announced SHA-256".into(),
             });
         }
-        fs::create_dir_all(target.parent().expect("a blob has a directory")).map_err(io)?;
-        fs::rename(&path, &target).map_err(io)?;
+        if self.has(&session.sha256, session.size) {
+            // Another user's copy: this one proved it holds the bytes; one copy stays.
+            fs::remove_file(&path).map_err(io)?;
+        } else {
+            fs::create_dir_all(target.parent().expect("a blob has a directory")).map_err(io)?;
+            fs::rename(&path, &target).map_err(io)?;
+        }
+        self.mark_uploader(user, &session.sha256)?;
         let _ = fs::remove_file(&meta);
         Ok(session.sha256)
     }
@@ -365,9 +396,18 @@ mod tests {
         assert_eq!(store.finish(&s.upload_id, "u1").unwrap(), h);
         assert!(store.has(&h, 1000));
         assert_eq!(store.contents(), vec![h.clone()]);
+        assert!(store.held_for("u1", &h, 1000));
+        assert!(store.create_upload("u1", &h, 1000, &policy).unwrap().complete);
+        // Another user knowing the SHA-256 does not hold the content: they send it all, and
+        // one copy stays.
+        assert!(!store.held_for("u2", &h, 1000));
         let other = store.create_upload("u2", &h, 1000, &policy).unwrap();
-        assert!(other.complete);
-        assert_eq!(store.bytes_received.load(Ordering::Relaxed), 1000);
+        assert!(!other.complete);
+        store.append(&other.upload_id, "u2", 0, &data).unwrap();
+        assert_eq!(store.finish(&other.upload_id, "u2").unwrap(), h);
+        assert!(store.held_for("u2", &h, 1000));
+        assert_eq!(store.contents(), vec![h.clone()]);
+        assert_eq!(store.bytes_received.load(Ordering::Relaxed), 2000);
     }
 
     #[test]

@@ -1524,7 +1524,7 @@ impl Push<'_> {
                 .or_else(|| current.and_then(|c| c.fields.get("size")))
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            if !self.blobs.has(sha, size) {
+            if !self.blobs.held_for(&self.access.user, sha, size) {
                 return Ok(Err((
                     "attachment_content_missing",
                     "upload the attachment's content before its record".into(),
