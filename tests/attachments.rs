@@ -422,6 +422,48 @@ async fn the_size_limit_and_the_quota_decide_what_stays_on_the_device() {
     );
     assert_eq!(read_all(&two, &large.id).await.unwrap(), marked(200_000));
 
+    // A download cancelled in the middle keeps what arrived and continues from there (uploads
+    // are allowed again; the refused photo stays a sync error with its content kept).
+    srv.org.data.set_attachment_policy(&policy).unwrap();
+    let big = add(
+        Arc::clone(&one),
+        accounts[5].id.clone(),
+        "big.bin",
+        3_000_000,
+    )
+    .await;
+    sync(&one).await.unwrap();
+    sync(&two).await.unwrap();
+    let cancel = syncvault::CancelHandle::new();
+    let stop = Arc::clone(&cancel);
+    let cancelling = Arc::new(Progress {
+        hook: Some(Box::new(move |p| {
+            if p.bytes >= 1 << 20 {
+                stop.cancel();
+            }
+        })),
+        ..Default::default()
+    });
+    let cancelled = Arc::clone(&two)
+        .download_attachment(big.id.clone(), cancelling, Some(cancel))
+        .await;
+    assert!(
+        matches!(cancelled, Err(SyncError::Cancelled)),
+        "{cancelled:?}"
+    );
+    assert_eq!(state(&big.id).await, AttachmentState::Downloading);
+    let report = Arc::clone(&two)
+        .download_attachment(big.id.clone(), Arc::new(Progress::default()), None)
+        .await
+        .unwrap();
+    assert!(report.bytes_downloaded < 3_000_000, "{report:?}");
+    assert_eq!(read_all(&two, &big.id).await.unwrap(), marked(3_000_000));
+    let starts = srv.org.blobs.download_starts.lock().unwrap().clone();
+    assert!(*starts.last().unwrap() > 0, "{starts:?}");
+    // The large and the big file are the two read last; make room for the check below.
+    two.delete_attachment(big.id.clone()).await.unwrap();
+    sync(&two).await.unwrap();
+
     // 560 kB now: the next Synchronize evicts down to 440 kB least recently used first (the
     // two not looked at), keeps the one read and the large file, never the unsent photo, and
     // downloads nothing that would not fit.
@@ -435,7 +477,10 @@ async fn the_size_limit_and_the_quota_decide_what_stays_on_the_device() {
         assert_eq!(state(&s.id).await, want, "{}", s.name);
     }
     assert_eq!(state(&large.id).await, Synced);
-    assert_eq!(state(&mine.id).await, LocalOnly);
+    // The refused photo: its content went up once uploads were allowed again (`Synced` is the
+    // content's state), but its record is still the person's sync error, so the content stays.
+    assert_eq!(state(&mine.id).await, Synced);
+    assert_eq!(two.sync_errors().await.unwrap().len(), 1);
     assert_eq!(read_all(&two, &mine.id).await.unwrap(), marked(85_555));
 }
 

@@ -227,6 +227,44 @@ fn admin_commands_drive_the_console_api() {
         .find(|e| e["name"] == "activity")
         .unwrap();
     assert_eq!(activity["sync_filter"]["any"][0]["field"], "done");
+    // The attachment policy: changed in parts, an unknown entity refused.
+    let policy = ok(admin(
+        org,
+        &provider,
+        &[
+            "attachment-policy",
+            "--auto-download-max-bytes",
+            "123456",
+            "--auto-download-entity",
+            "activity",
+        ],
+        b"",
+    ));
+    assert_eq!(policy["auto_download_max_bytes"], 123456);
+    assert_eq!(
+        policy["auto_download_entities"],
+        serde_json::json!(["activity"])
+    );
+    assert_eq!(policy["max_upload_bytes"], 512 << 20, "the rest unchanged");
+    let refused = admin(
+        org,
+        &provider,
+        &["attachment-policy", "--auto-download-entity", "nosuch"],
+        b"",
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("nosuch"));
+    let shown_policy = ok(admin(
+        org,
+        &provider,
+        &["attachment-policy", "--all-entities"],
+        b"",
+    ));
+    assert_eq!(
+        shown_policy["auto_download_entities"],
+        serde_json::json!([])
+    );
+    assert_eq!(shown_policy["auto_download_max_bytes"], 123456);
     let role = ok(admin(
         org,
         &provider,

@@ -498,6 +498,12 @@ pub fn finish_download(conn: &Connection, id: &str) -> Result<(), StoreError> {
     touch(conn, id)
 }
 
+/// Whether an attachment's record holds a change the server has not taken: queued, in
+/// conflict, or refused and kept as a sync error. Its content is then never dropped.
+fn unsent(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(super::record_state::derive(conn, ENTITY, id)? != super::record_state::RecordState::Synced)
+}
+
 /// Content rows that no longer match their record (deleted, left the scope, replaced on the
 /// server) and that hold nothing unsent: forgotten, their files returned for removal. Content
 /// whose record still has queued changes is kept.
@@ -511,7 +517,7 @@ pub fn reconcile(conn: &Connection) -> Result<Vec<String>, AttachmentError> {
         .classified()?;
     let mut files = vec![];
     for (id, sha, uploaded, _) in rows {
-        if outbox::has_entries(conn, ENTITY, &id)? || !uploaded {
+        if unsent(conn, &id)? || !uploaded {
             continue;
         }
         let current = entities::get(conn, ENTITY, &id)?.map(|r| meta_of(&r).sha256);
@@ -545,7 +551,7 @@ pub fn evict(conn: &Connection, quota: u64) -> Result<Vec<String>, AttachmentErr
         if held <= quota {
             break;
         }
-        if !complete || !uploaded || outbox::has_entries(conn, ENTITY, &id)? {
+        if !complete || !uploaded || unsent(conn, &id)? {
             continue;
         }
         if let Some(file) = forget(conn, &id)? {

@@ -51,8 +51,8 @@ impl RecordState {
     }
 }
 
-/// What the state of one record derives from.
-fn derive(conn: &Connection, entity: &str, id: &str) -> Result<RecordState, StoreError> {
+/// What the state of one record derives from: the outbox and the conflict log.
+pub(crate) fn derive(conn: &Connection, entity: &str, id: &str) -> Result<RecordState, StoreError> {
     let waiting: Option<String> = conn
         .prepare_cached(
             "SELECT outcome FROM conflicts WHERE entity = ?1 AND record_id = ?2

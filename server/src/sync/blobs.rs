@@ -156,10 +156,7 @@ impl BlobStore {
     /// Whether the server holds this content, of this size, and `user` uploaded it: what an
     /// attachment record of `user`'s may name.
     pub fn held_for(&self, user: &str, sha256: &str, size: u64) -> bool {
-        self.has(sha256, size)
-            && self
-                .uploader_mark(user, sha256)
-                .is_some_and(|m| m.exists())
+        self.has(sha256, size) && self.uploader_mark(user, sha256).is_some_and(|m| m.exists())
     }
 
     /// Every stored content's SHA-256 (tests check there is one copy each).
@@ -397,7 +394,12 @@ mod tests {
         assert!(store.has(&h, 1000));
         assert_eq!(store.contents(), vec![h.clone()]);
         assert!(store.held_for("u1", &h, 1000));
-        assert!(store.create_upload("u1", &h, 1000, &policy).unwrap().complete);
+        assert!(
+            store
+                .create_upload("u1", &h, 1000, &policy)
+                .unwrap()
+                .complete
+        );
         // Another user knowing the SHA-256 does not hold the content: they send it all, and
         // one copy stays.
         assert!(!store.held_for("u2", &h, 1000));
