@@ -171,8 +171,12 @@ pub async fn run(bin: &str, mb: usize) -> Value {
     for round in 0..2u64 {
         let file = tmp.path().join(format!("file{round}.bin"));
         let sha = random_file(&file, bytes, 0x9E37_79B9 + round);
-        best_plain_up =
-            best_plain_up.min(plain_upload(&url, &grace, &file, &sha, bytes as u64).await);
+        // The plain copy goes first in round 0 and last in round 1 (the disk's write-back of the
+        // one before weighs on the one after).
+        if round == 0 {
+            best_plain_up =
+                best_plain_up.min(plain_upload(&url, &grace, &file, &sha, bytes as u64).await);
+        }
         let started = Instant::now();
         let a = one
             .add_attachment_from_path(
@@ -195,6 +199,11 @@ pub async fn run(bin: &str, mb: usize) -> Value {
         .await;
         best_up = best_up.min(up);
         rss_up = rss_up.max(rss);
+        if round == 1 {
+            // Grace did not upload this content: the server takes all of it again.
+            best_plain_up =
+                best_plain_up.min(plain_upload(&url, &grace, &file, &sha, bytes as u64).await);
+        }
         Arc::clone(&two)
             .synchronize(Arc::new(Quiet), None)
             .await
