@@ -192,7 +192,7 @@ impl SyncClient {
     ) -> Result<Vec<u8>, SyncError> {
         let length = length.min(MAX_READ) as usize;
         self.with_account(move |a| {
-            let dir = store::files_dir(a.dir())?;
+            let dir = a.dir().join(store::DIR);
             let mut reader = store::open(a.store()?.conn(), &dir, &id)?;
             let mut out = vec![0u8; length.min(reader.len().saturating_sub(offset) as usize)];
             let n = reader
@@ -208,7 +208,7 @@ impl SyncClient {
     /// (to share or open in another app); syncvault neither tracks nor removes it.
     pub async fn export_attachment(&self, id: String, path: String) -> Result<(), SyncError> {
         self.with_account(move |a| {
-            let dir = store::files_dir(a.dir())?;
+            let dir = a.dir().join(store::DIR);
             let mut reader = store::open(a.store()?.conn(), &dir, &id)?;
             let mut out = std::fs::File::create(&path).map_err(AttachmentError::AppFile)?;
             let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 16]);

@@ -87,7 +87,8 @@ pub struct Content {
     pub uploaded: bool,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as the protocol spells a SHA-256.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -371,6 +372,22 @@ pub fn all(conn: &Connection) -> Result<Vec<Meta>, AttachmentError> {
     Ok(entities::query(conn, ENTITY, &Query::default())?
         .iter()
         .map(meta_of)
+        .collect())
+}
+
+/// The attachments whose content is not complete on the device (not downloaded, partly
+/// downloaded, or replaced on the server since): two reads, whatever their number.
+pub fn missing(conn: &Connection) -> Result<Vec<Meta>, AttachmentError> {
+    let here: HashSet<(String, String)> = conn
+        .prepare("SELECT id, sha256 FROM attachment_content WHERE complete = 1")
+        .classified()?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .classified()?
+        .collect::<Result<_, _>>()
+        .classified()?;
+    Ok(all(conn)?
+        .into_iter()
+        .filter(|m| !here.contains(&(m.id.clone(), m.sha256.clone())))
         .collect())
 }
 

@@ -318,19 +318,11 @@ async fn set_attachment_policy(
     Json(policy): Json<AttachmentPolicy>,
 ) -> ApiResult {
     caller(&admin, &headers)?;
-    let schema = admin.org.data.schema();
-    if let Some(e) = policy
-        .auto_download_entities
-        .iter()
-        .find(|e| schema.entity(e).is_none())
-    {
-        return Err(AdminError::Invalid(format!("no entity {e:?}")));
-    }
     admin
         .org
         .data
         .set_attachment_policy(&policy)
-        .map_err(|e| AdminError::Store(e.into()))?;
+        .map_err(AdminError::Invalid)?;
     Ok(Json(policy).into_response())
 }
 

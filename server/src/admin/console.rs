@@ -916,7 +916,6 @@ async fn set_attachment_policy(
             .parse::<u64>()
             .map_err(|_| format!("{name} is a number of bytes"))
     };
-    let schema = admin.org.data.schema();
     let entities: Vec<String> = fields
         .get("auto_download_entities")
         .unwrap_or_default()
@@ -924,19 +923,19 @@ async fn set_attachment_policy(
         .map(|e| e.trim().to_string())
         .filter(|e| !e.is_empty())
         .collect();
-    let policy = (|| {
-        if let Some(e) = entities.iter().find(|e| schema.entity(e).is_none()) {
-            return Err(format!("no entity {e:?}"));
-        }
-        Ok(crate::sync::blobs::AttachmentPolicy {
-            max_upload_bytes: size("max_upload_bytes")?,
-            auto_download_max_bytes: size("auto_download_max_bytes")?,
-            auto_download_entities: entities.clone(),
-            device_quota_bytes: size("device_quota_bytes")?,
-        })
+    let saved = (|| {
+        admin
+            .org
+            .data
+            .set_attachment_policy(&crate::sync::blobs::AttachmentPolicy {
+                max_upload_bytes: size("max_upload_bytes")?,
+                auto_download_max_bytes: size("auto_download_max_bytes")?,
+                auto_download_entities: entities,
+                device_quota_bytes: size("device_quota_bytes")?,
+            })
     })();
-    match policy.map(|p| admin.org.data.set_attachment_policy(&p)) {
-        Ok(Ok(())) => {
+    match saved {
+        Ok(()) => {
             notice(
                 &session,
                 "Saved the attachment policy: devices follow it at their next Synchronize.",
@@ -944,7 +943,6 @@ async fn set_attachment_policy(
             .await;
             Redirect::to("/admin/schema").into_response()
         }
-        Ok(Err(e)) => schema_view(&admin, &session, &user, Some(format!("not saved: {e}"))).await,
         Err(why) => schema_view(&admin, &session, &user, Some(why)).await,
     }
 }

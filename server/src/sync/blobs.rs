@@ -86,11 +86,16 @@ impl Drop for BlobStore {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn io(e: std::io::Error) -> ApiError {
     ApiError::internal(format!("attachment storage: {e}"))
 }
 
-fn valid_sha256(s: &str) -> bool {
+/// Whether `s` is a SHA-256 as the protocol spells it: 64 lowercase hex digits.
+pub fn valid_sha256(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -142,8 +147,7 @@ impl BlobStore {
 
     /// The marker that `user` uploaded the content with this SHA-256 (checked hex).
     fn uploader_mark(&self, user: &str, sha256: &str) -> Option<PathBuf> {
-        let who = Sha256::digest(format!("uploader\n{user}"));
-        let who: String = who[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let who = hex(&Sha256::digest(format!("uploader\n{user}"))[..16]);
         valid_sha256(sha256).then(|| self.root.join("uploaders").join(sha256).join(who))
     }
 
@@ -176,8 +180,7 @@ impl BlobStore {
     }
 
     fn session_id(user: &str, sha256: &str, size: u64) -> String {
-        let digest = Sha256::digest(format!("upload\n{user}\n{sha256}\n{size}"));
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&Sha256::digest(format!("upload\n{user}\n{sha256}\n{size}"))[..16])
     }
 
     fn part(&self, id: &str) -> PathBuf {
@@ -316,12 +319,7 @@ impl BlobStore {
             }
             hasher.update(&buf[..n]);
         }
-        let got: String = hasher
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let got = hex(hasher.finish().as_ref());
         if got != session.sha256 {
             let _ = fs::remove_file(&path);
             return Err(ApiError {
@@ -348,10 +346,7 @@ mod tests {
     use super::*;
 
     fn sha(bytes: &[u8]) -> String {
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&Sha256::digest(bytes))
     }
 
     #[test]

@@ -405,7 +405,7 @@ fn check_rules(entity: &str, fields: &Map<String, Value>) -> Result<(), String> 
         }
         ATTACHMENT => {
             if let Some(Value::String(h)) = fields.get("sha256")
-                && !(h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                && !super::blobs::valid_sha256(h)
             {
                 return Err("sha256 is 64 lowercase hex digits".into());
             }

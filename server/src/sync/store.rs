@@ -354,13 +354,23 @@ impl DataStore {
             .unwrap_or_default()
     }
 
-    /// Sets the attachment policy (the administrator's).
-    pub fn set_attachment_policy(&self, policy: &AttachmentPolicy) -> Result<(), rusqlite::Error> {
+    /// Sets the attachment policy (the administrator's), or says why not: an automatic-download
+    /// entity the schema lacks is refused.
+    pub fn set_attachment_policy(&self, policy: &AttachmentPolicy) -> Result<(), String> {
+        let inner = self.lock();
+        if let Some(e) = policy
+            .auto_download_entities
+            .iter()
+            .find(|e| inner.schema.entity(e).is_none())
+        {
+            return Err(format!("no entity {e:?}"));
+        }
         set_meta(
-            &self.lock().conn,
+            &inner.conn,
             "attachment_policy",
             &serde_json::to_string(policy).expect("json"),
         )
+        .map_err(|e| format!("the policy was not stored: {e}"))
     }
 
     /// The live attachment `id` when `scope` covers it (a download's check).

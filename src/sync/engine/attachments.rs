@@ -12,7 +12,7 @@ use ring::digest::{Context, SHA256};
 
 use super::Engine;
 use crate::runtime;
-use crate::store::attachments::{self as store, AttachmentError, AttachmentState, Content, Meta};
+use crate::store::attachments::{self as store, AttachmentError, Content, Meta};
 use crate::store::sealed_file::{SealedReader, SealedWriter};
 use crate::sync::error::{EngineError, ProtocolError};
 use crate::sync::progress::SyncPhase;
@@ -69,10 +69,6 @@ fn attachment(e: AttachmentError) -> EngineError {
         AttachmentError::Store(s) => EngineError::Store(s),
         other => EngineError::Attachment(other),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn valid_upload_id(id: &str) -> bool {
@@ -256,17 +252,12 @@ impl Engine {
         let (wanted, mut held) = {
             let policy = policy.clone();
             self.db(move |c| {
-                let mut wanted = vec![];
-                for m in store::all(c).map_err(attachment)? {
-                    // Content that is here (synced, or unsent) is not fetched again.
-                    let missing = matches!(
-                        store::state(c, &m)?,
-                        AttachmentState::NotDownloaded | AttachmentState::Downloading
-                    );
-                    if missing && policy.downloads_automatically(&m) && !m.sha256.is_empty() {
-                        wanted.push(m);
-                    }
-                }
+                // Content that is here (synced, or unsent) is not fetched again.
+                let wanted: Vec<Meta> = store::missing(c)
+                    .map_err(attachment)?
+                    .into_iter()
+                    .filter(|m| policy.downloads_automatically(m) && !m.sha256.is_empty())
+                    .collect();
                 Ok((wanted, store::held_bytes(c)?))
             })
             .await?
@@ -277,7 +268,7 @@ impl Engine {
                 continue;
             }
             held += m.size;
-            self.download_meta(m).await?;
+            self.download_meta(m, &dir).await?;
         }
         Ok(())
     }
@@ -295,11 +286,12 @@ impl Engine {
         let m = self
             .db(move |c| store::meta(c, &id).map_err(attachment))
             .await?;
-        self.download_meta(m).await
+        let dir = self.files_dir().await?;
+        self.download_meta(m, &dir).await
     }
 
-    async fn download_meta(&self, m: Meta) -> Result<(), EngineError> {
-        let dir = self.files_dir().await?;
+    async fn download_meta(&self, m: Meta, dir: &std::path::Path) -> Result<(), EngineError> {
+        let dir = dir.to_path_buf();
         let content = {
             let (dir, m) = (dir.clone(), m.clone());
             self.db_tx(move |c| store::begin_download(c, &dir, &m).map_err(attachment))
@@ -413,7 +405,7 @@ impl Engine {
                 }
             }
         }
-        if hex(hash.finish().as_ref()) != m.sha256 {
+        if store::hex(hash.finish().as_ref()) != m.sha256 {
             // Not what the record names: start over next time rather than keep wrong bytes.
             let id = m.id.clone();
             let files = self
