@@ -549,3 +549,67 @@ async fn attachment_traffic_converges_under_server_faults_with_one_copy_each() {
         .count();
     assert_eq!(creates, added.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_the_server_garbles_is_refused_and_nothing_of_it_is_kept() {
+    let srv = org().await;
+    srv.org
+        .data
+        .set_attachment_policy(&AttachmentPolicy {
+            auto_download_max_bytes: 0,
+            ..Default::default()
+        })
+        .unwrap();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = device(&d1, &srv, |_| {}).await;
+    let two = device(&d2, &srv, |_| {}).await;
+    sync(&one).await.unwrap();
+    let account = one
+        .query_records("account".into(), Default::default())
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let data = marked(3 * 65_536 + 7);
+    let a = one
+        .add_attachment(
+            "account".into(),
+            account,
+            "work-order.pdf".into(),
+            "application/pdf".into(),
+            data.clone(),
+        )
+        .await
+        .unwrap();
+    sync(&one).await.unwrap();
+    sync(&two).await.unwrap();
+
+    // The stored content is swapped for other bytes of the same length behind the server's back.
+    let blob = srv.org.blobs.blob_path(&sha256_hex(&data)).unwrap();
+    let good = std::fs::read(&blob).unwrap();
+    let mut garbled = good.clone();
+    garbled[100_000] ^= 1;
+    std::fs::write(&blob, &garbled).unwrap();
+    let download =
+        || Arc::clone(&two).download_attachment(a.id.clone(), Arc::new(Progress::default()), None);
+    let refused = download().await;
+    assert!(
+        matches!(refused, Err(SyncError::ProtocolViolation { .. })),
+        "{refused:?}"
+    );
+    let state = two.attachment(a.id.clone()).await.unwrap().state;
+    assert_eq!(state, AttachmentState::NotDownloaded);
+    assert!(matches!(
+        read_all(&two, &a.id).await,
+        Err(SyncError::NotDownloaded)
+    ));
+    assert!(
+        files_under(&d2.path().join("attachments")).is_empty(),
+        "no partial file is left behind"
+    );
+
+    // Mended on the server: the next download starts over and reads back byte for byte.
+    std::fs::write(&blob, &good).unwrap();
+    download().await.unwrap();
+    assert_eq!(read_all(&two, &a.id).await.unwrap(), data);
+}
