@@ -43,8 +43,11 @@ fn the_account_directory_and_every_file_are_private() {
     for needed in ["vault.header", "store.db", "store.db-wal", "store.db-shm"] {
         assert!(names.iter().any(|n| n == needed), "{needed} in {names:?}");
     }
+    // The temporary-file directory (store::TEMP_DIR) is private like the account's.
     for file in &files {
-        assert_eq!(mode(file), 0o600, "{}", file.display());
+        let private = if file.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(file), private, "{}", file.display());
     }
+    assert!(names.iter().any(|n| n == syncvault::store::TEMP_DIR));
     drop(store);
 }

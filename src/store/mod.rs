@@ -15,6 +15,7 @@ pub mod schema;
 pub mod sealed_file;
 pub mod sync_errors;
 pub mod sync_log;
+mod temp_file;
 mod vfs;
 
 use std::path::Path;
@@ -111,6 +112,7 @@ impl Store {
         let vfs = Arc::new(RegisteredVfs::register(
             PageCipher::new(&vault.dek, vault.vault_id, vault.cipher),
             options.inner_vfs.as_deref(),
+            Some(temp_dir(path)?),
         )?);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -140,7 +142,9 @@ impl Store {
                 .classified()?;
             set_reserve_bytes(c, RESERVE as i32)?;
         }
-        c.pragma_update(None, "temp_store", "MEMORY").classified()?;
+        // Sorts larger than the page cache (an index built at the end of an initial download)
+        // spill to sealed temporary files instead of growing memory with the data.
+        c.pragma_update(None, "temp_store", "FILE").classified()?;
         c.pragma_update(None, "mmap_size", 0).classified()?;
         // The first read of an existing database happens here: a wrong key or a damaged page 1
         // shows up as Corrupted.
@@ -193,6 +197,21 @@ impl Store {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .classified()
     }
+}
+
+/// Where the store's temporary files go (docs/security.md, "Temporary files"), beside the
+/// database so a wipe covers it.
+pub const TEMP_DIR: &str = "tmp";
+
+/// Creates the private temporary-file directory beside `db`, emptied of anything a platform
+/// that cannot unlink open files left behind.
+fn temp_dir(db: &Path) -> Result<std::path::PathBuf, StoreError> {
+    let dir = db.parent().unwrap_or(Path::new(".")).join(TEMP_DIR);
+    crate::fsio::create_private_dir(&dir)?;
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+    Ok(dir)
 }
 
 /// Sets (n >= 0) or reads (n < 0) the reserved bytes per page; returns the current value.

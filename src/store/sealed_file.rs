@@ -40,7 +40,12 @@ impl FileCipher {
     /// AES-256-GCM where the CPU has AES and carry-less multiply (as the vault's page cipher
     /// is chosen), else ChaCha20-Poly1305.
     pub fn preferred() -> FileCipher {
-        match crate::vault::CipherSuite::preferred() {
+        FileCipher::matching(crate::vault::CipherSuite::preferred())
+    }
+
+    /// The AEAD under a vault's page cipher suite.
+    pub fn matching(suite: crate::vault::CipherSuite) -> FileCipher {
+        match suite {
             crate::vault::CipherSuite::Xaes256Gcm => FileCipher::Aes256Gcm,
             crate::vault::CipherSuite::XChaCha20Poly1305 => FileCipher::ChaCha20Poly1305,
         }

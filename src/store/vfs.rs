@@ -11,8 +11,12 @@
 //!   end of the log; a content read that fails is `SQLITE_IOERR_DATA`;
 //! - rollback journal (only at creation and journal-mode switches): headers and page numbers,
 //!   never a non-zero page image;
-//! - no temporary files (SQLite is built with `SQLITE_TEMP_STORE=3`), no memory mapping
-//!   (io methods version 2 has no xFetch), and every callback catches panics.
+//! - temporary files (sorts, statement journals, temporary tables): when the store gave a
+//!   directory for them, each is created there under a random name, unlinked at once, and sealed
+//!   block by block under a key of its own that lives only in memory (`temp_file`); without one
+//!   they are refused;
+//! - no super-journals, no memory mapping (io methods version 2 has no xFetch), and every
+//!   callback catches panics.
 //!
 //! Each opened vault registers its own VFS instance (a unique name, the cipher in its app data),
 //! so no key is ever put in a URI or a global table.
@@ -25,6 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::ffi;
 
 use super::cipher::{PAGE_SIZE, PAGE1_CLEAR, PageCipher, PageRole, RESERVE};
+use super::sealed_file::FileCipher;
+use super::temp_file::{SealedBytes, TempFile, TempFileError};
 
 const WAL_HEADER: usize = 32;
 const FRAME_HEADER: usize = 24;
@@ -45,6 +51,7 @@ enum FileRole {
     Database,
     Wal,
     Journal,
+    Temp,
 }
 
 #[repr(C)]
@@ -53,6 +60,8 @@ struct EncVfs {
     inner: *mut ffi::sqlite3_vfs,
     cipher: PageCipher,
     name: CString,
+    /// Where temporary files are created; None refuses them.
+    temp_dir: Option<std::path::PathBuf>,
 }
 
 /// Rust-side state of one open file; SQLite serializes calls on a file, so no lock is needed.
@@ -65,6 +74,8 @@ struct FileState {
     scratch: Vec<u8>,
     /// The last WAL frame header written: (its offset, its bytes). Saves a read per page.
     last_frame_header: Option<(i64, [u8; FRAME_HEADER])>,
+    /// A temporary file's key and logical size, and the name the inner VFS was given.
+    temp: Option<(TempFile, CString)>,
 }
 
 #[repr(C)]
@@ -85,8 +96,13 @@ unsafe impl Send for RegisteredVfs {}
 unsafe impl Sync for RegisteredVfs {}
 
 impl RegisteredVfs {
-    /// Registers a new encrypting VFS over `inner` (None = the default VFS).
-    pub fn register(cipher: PageCipher, inner: Option<&str>) -> Result<Self, VfsError> {
+    /// Registers a new encrypting VFS over `inner` (None = the default VFS); temporary files go
+    /// to `temp_dir` (None refuses them).
+    pub fn register(
+        cipher: PageCipher,
+        inner: Option<&str>,
+        temp_dir: Option<std::path::PathBuf>,
+    ) -> Result<Self, VfsError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let inner_c = inner.map(|n| CString::new(n).expect("VFS names have no NUL"));
         // SAFETY: sqlite3_vfs_find is thread-safe and accepts NULL for the default.
@@ -130,6 +146,7 @@ impl RegisteredVfs {
             inner: inner_vfs,
             cipher,
             name,
+            temp_dir,
         });
         let raw = Box::into_raw(boxed);
         // SAFETY: raw is a valid, uniquely owned EncVfs; zName points into it and lives as long.
@@ -456,6 +473,39 @@ impl FileState {
         }
     }
 
+    /// Runs `op` on this temporary file's sealed blocks; a block that fails authentication is
+    /// `SQLITE_IOERR_DATA`, an inner failure its own code.
+    fn temp_op<T>(
+        &mut self,
+        op: impl FnOnce(&mut TempFile, &mut InnerBytes<'_>) -> Result<T, TempFileError>,
+    ) -> Result<T, c_int> {
+        let Some((mut temp, name)) = self.temp.take() else {
+            return Err(ffi::SQLITE_IOERR);
+        };
+        let result = op(&mut temp, &mut InnerBytes(self));
+        self.temp = Some((temp, name));
+        result.map_err(|e| match e {
+            TempFileError::Io(rc) => rc,
+            TempFileError::Corrupted => {
+                tracing::error!("temporary file block failed authentication");
+                ffi::SQLITE_IOERR_DATA
+            }
+        })
+    }
+
+    fn temp_read(&mut self, buf: &mut [u8], offset: u64) -> c_int {
+        match self.temp_op(|t, io| t.read(io, buf, offset)) {
+            Ok(true) => ffi::SQLITE_OK,
+            Ok(false) => ffi::SQLITE_IOERR_SHORT_READ,
+            Err(rc) => rc,
+        }
+    }
+
+    fn temp_write(&mut self, data: &[u8], offset: u64) -> c_int {
+        self.temp_op(|t, io| t.write(io, data, offset))
+            .map_or_else(|rc| rc, |()| ffi::SQLITE_OK)
+    }
+
     fn journal_write(&mut self, buf: &[u8], offset: usize) -> c_int {
         // Headers (zero-padded), page numbers, checksums and record counts are metadata; a
         // non-zero page image would be plaintext, so it is refused.
@@ -538,6 +588,47 @@ static IO_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnfetch: None,
 };
 
+/// The open flags of SQLite's temporary files.
+const TEMP_KINDS: c_int = ffi::SQLITE_OPEN_TEMP_DB
+    | ffi::SQLITE_OPEN_TEMP_JOURNAL
+    | ffi::SQLITE_OPEN_SUBJOURNAL
+    | ffi::SQLITE_OPEN_TRANSIENT_DB;
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source");
+    u64::from_le_bytes(b)
+}
+
+/// A temporary file's inner (sealed) bytes.
+struct InnerBytes<'a>(&'a mut FileState);
+
+impl SealedBytes for InnerBytes<'_> {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<(), TempFileError> {
+        match self.0.inner_read(buf, offset as usize) {
+            // Past the end the inner VFS zero-fills, which reads as a block never written.
+            ffi::SQLITE_OK | ffi::SQLITE_IOERR_SHORT_READ => Ok(()),
+            rc => Err(TempFileError::Io(rc)),
+        }
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> Result<(), TempFileError> {
+        match self.0.inner_write(buf, offset as usize) {
+            ffi::SQLITE_OK => Ok(()),
+            rc => Err(TempFileError::Io(rc)),
+        }
+    }
+
+    fn truncate(&mut self, size: u64) -> Result<(), TempFileError> {
+        let truncate = self.0.methods().xTruncate.expect("xTruncate");
+        // SAFETY: the inner file is open.
+        match unsafe { truncate(self.0.inner(), size as i64) } {
+            ffi::SQLITE_OK => Ok(()),
+            rc => Err(TempFileError::Io(rc)),
+        }
+    }
+}
+
 unsafe extern "C" fn x_open(
     vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
@@ -553,15 +644,31 @@ unsafe extern "C" fn x_open(
             FileRole::Wal
         } else if flags & ffi::SQLITE_OPEN_MAIN_JOURNAL != 0 {
             FileRole::Journal
+        } else if flags & TEMP_KINDS != 0 && enc_vfs(vfs).temp_dir.is_some() {
+            FileRole::Temp
         } else {
-            // Temp databases, statement and super journals would hold plaintext.
+            // Super-journals, and temporary files with nowhere sealed to go.
             tracing::error!(flags, "refusing to open a temporary or unknown file kind");
             return ffi::SQLITE_CANTOPEN;
+        };
+        let enc = enc_vfs(vfs);
+        let (name, flags, temp) = match (role, &enc.temp_dir) {
+            (FileRole::Temp, Some(dir)) => {
+                // Our own name in the vault's directory (SQLite passes none); the inner VFS
+                // unlinks it as soon as it is open.
+                let path = dir.join(format!("svtmp-{:016x}", random_u64()));
+                let Ok(path) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+                    return ffi::SQLITE_CANTOPEN;
+                };
+                let flags = flags | ffi::SQLITE_OPEN_DELETEONCLOSE | ffi::SQLITE_OPEN_EXCLUSIVE;
+                let cipher = FileCipher::matching(enc.cipher.suite());
+                (path.as_ptr(), flags, Some((TempFile::new(cipher), path)))
+            }
+            _ => (name, flags, None),
         };
         if name.is_null() {
             return ffi::SQLITE_CANTOPEN;
         }
-        let enc = enc_vfs(vfs);
         let inner = &*enc.inner;
         let words = (inner.szOsFile as usize).div_ceil(8);
         let mut st = Box::new(FileState {
@@ -570,6 +677,7 @@ unsafe extern "C" fn x_open(
             vfs: enc,
             scratch: vec![0u8; PAGE_SIZE],
             last_frame_header: None,
+            temp,
         });
         let inner_file = st.inner();
         let rc = (inner.xOpen.expect("xOpen"))(enc.inner, name, inner_file, flags, out_flags);
@@ -614,6 +722,7 @@ unsafe extern "C" fn x_read(
             FileRole::Database => st.db_read(out, offset),
             FileRole::Wal => st.wal_read(out, offset),
             FileRole::Journal => st.inner_read(out, offset),
+            FileRole::Temp => st.temp_read(out, offset as u64),
         }
     })
 }
@@ -632,6 +741,7 @@ unsafe extern "C" fn x_write(
             FileRole::Database => st.db_write(data, offset),
             FileRole::Wal => st.wal_write(data, offset),
             FileRole::Journal => st.journal_write(data, offset),
+            FileRole::Temp => st.temp_write(data, offset as u64),
         }
     })
 }
@@ -649,9 +759,38 @@ macro_rules! forward {
     };
 }
 
-forward!(x_truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: ffi::sqlite3_int64) -> c_int);
+forward!(inner_truncate, xTruncate, ffi::SQLITE_IOERR_TRUNCATE, (size: ffi::sqlite3_int64) -> c_int);
+forward!(inner_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut ffi::sqlite3_int64) -> c_int);
+
+unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
+    // SAFETY: SQLite passes a file opened by x_open.
+    if unsafe { state(file).role } != FileRole::Temp {
+        return unsafe { inner_truncate(file, size) };
+    }
+    guard(ffi::SQLITE_IOERR_TRUNCATE, || unsafe {
+        state(file)
+            .temp_op(|t, io| t.truncate(io, size as u64))
+            .map_or_else(|rc| rc, |()| ffi::SQLITE_OK)
+    })
+}
+
+/// A temporary file's size is the logical one (its blocks take more on disk).
+unsafe extern "C" fn x_file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: as above; `size` is a valid out-pointer.
+    unsafe {
+        match &state(file).temp {
+            Some((t, _)) => {
+                *size = t.size() as i64;
+                ffi::SQLITE_OK
+            }
+            None => inner_file_size(file, size),
+        }
+    }
+}
 forward!(x_sync, xSync, ffi::SQLITE_IOERR_FSYNC, (flags: c_int) -> c_int);
-forward!(x_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut ffi::sqlite3_int64) -> c_int);
 forward!(x_lock, xLock, ffi::SQLITE_IOERR_LOCK, (level: c_int) -> c_int);
 forward!(x_unlock, xUnlock, ffi::SQLITE_IOERR_UNLOCK, (level: c_int) -> c_int);
 forward!(x_check_reserved_lock, xCheckReservedLock, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK, (out: *mut c_int) -> c_int);

@@ -318,9 +318,12 @@ pub fn wipe(paths: &VaultPaths) -> Result<(), VaultError> {
     fsio::remove_if_exists(&paths.attempts())?;
     // Attachment files (store::attachments::DIR): their keys lived in the store, gone with the
     // key above; the files go too.
-    match std::fs::remove_dir_all(paths.dir.join("attachments")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-        _ => {}
+    // Temporary files (store::TEMP_DIR) are unlinked when opened; anything left goes as well.
+    for dir in ["attachments", "tmp"] {
+        match std::fs::remove_dir_all(paths.dir.join(dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
     }
     fsio::sync_dir(&header)?;
     Ok(())
