@@ -246,7 +246,7 @@ async fn main() {
         return;
     }
     if args[1] == "--screens" {
-        println!("{}", screens::run(args[2].parse().unwrap()));
+        println!("{}", screens::run(args[2].parse().unwrap()).await);
         return;
     }
     if args[1] == "--scope" {

@@ -1,8 +1,9 @@
 //! What a screen waits for, side by side in one run: the store's own read paths (the ones
 //! `searchRecords`, `queryRecords` and `getRecord` run) over the encrypted store and over plain
-//! SQLite holding the same rows of the same schema. Prefix search as the person types a
-//! contact's last name letter by letter, a 50-row list page ordered by name, and one record by
-//! id; p50 and p99 of each.
+//! SQLite holding the same rows of the same schema, and the public API itself (`SyncClient`:
+//! the async hop to a blocking thread, the account lock, the conversion to `SyncRecord`) over the
+//! encrypted store. Prefix search as the person types a contact's last name letter by letter, a
+//! 50-row list page ordered by name, and one record by id; p50 and p99 of each.
 
 use std::time::Instant;
 
@@ -10,10 +11,11 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use syncvault::store::entities::{self, Query};
 use syncvault::store::schema;
+use syncvault::{RecordQuery, SyncClient};
 // Seeded, so both stores answer the same requests.
 use syncvault_testkit::rng::Rng;
 
-use crate::{fill, local_account};
+use crate::{PASSWORD, fill, local_account, options};
 
 /// Milliseconds of each call of `f` over `inputs`.
 fn timed<T>(inputs: &[T], mut f: impl FnMut(&T)) -> Vec<f64> {
@@ -32,8 +34,14 @@ fn percentiles(mut ms: Vec<f64>) -> Value {
     json!({"p50_ms": ms[ms.len() / 2], "p99_ms": ms[ms.len() * 99 / 100]})
 }
 
-/// The three screens on one connection.
-fn screens(conn: &Connection, n: u64) -> Value {
+/// The requests of the three screens, the same for every store.
+struct Requests {
+    prefixes: Vec<String>,
+    offsets: Vec<u32>,
+    ids: Vec<String>,
+}
+
+fn requests(conn: &Connection, n: u64) -> Requests {
     let (_, contacts) = syncvault_server::sync::generate::split(n);
     let mut rng = Rng(0x5eed);
     // Last names of 100 random contacts, typed as the person would: "h", "ho", "hop", ...
@@ -49,7 +57,28 @@ fn screens(conn: &Connection, n: u64) -> Value {
             prefixes.push(last[..end].to_string());
         }
     }
-    let search = timed(&prefixes, |p| {
+    let offsets = (0..200).map(|_| rng.below(1000) as u32).collect();
+    let ids = (0..2000)
+        .map(|_| format!("c{:09}", 1 + rng.below(contacts)))
+        .collect();
+    Requests {
+        prefixes,
+        offsets,
+        ids,
+    }
+}
+
+fn result(search: Vec<f64>, list: Vec<f64>, get: Vec<f64>) -> Value {
+    json!({
+        "prefix_search": percentiles(search),
+        "list_page_by_name": percentiles(list),
+        "get_record": percentiles(get),
+    })
+}
+
+/// The three screens through the store's read paths on one connection.
+fn screens(conn: &Connection, r: &Requests) -> Value {
+    let search = timed(&r.prefixes, |p| {
         let q = Query {
             search: Some(p.clone()),
             limit: Some(20),
@@ -57,8 +86,7 @@ fn screens(conn: &Connection, n: u64) -> Value {
         };
         entities::query(conn, "contact", &q).unwrap();
     });
-    let offsets: Vec<u32> = (0..200).map(|_| rng.below(1000) as u32).collect();
-    let list = timed(&offsets, |&offset| {
+    let list = timed(&r.offsets, |&offset| {
         let q = Query {
             order_by: Some("full_name".into()),
             limit: Some(50),
@@ -67,32 +95,67 @@ fn screens(conn: &Connection, n: u64) -> Value {
         };
         assert_eq!(entities::query(conn, "contact", &q).unwrap().len(), 50);
     });
-    let ids: Vec<String> = (0..2000)
-        .map(|_| format!("c{:09}", 1 + rng.below(contacts)))
-        .collect();
-    let get = timed(&ids, |id| {
+    let get = timed(&r.ids, |id| {
         entities::get(conn, "contact", id)
             .unwrap()
             .expect("present");
     });
-    json!({
-        "prefix_search": percentiles(search),
-        "list_page_by_name": percentiles(list),
-        "get_record": percentiles(get),
-    })
+    result(search, list, get)
 }
 
-pub fn run(n: u64) -> Value {
+/// Milliseconds of each awaited call (each must succeed).
+async fn timed_async<T, R, E: std::fmt::Debug, F: Future<Output = Result<R, E>>>(
+    inputs: &[T],
+    mut f: impl FnMut(&T) -> F,
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for x in inputs {
+        let start = Instant::now();
+        f(x).await.unwrap();
+        out.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    out
+}
+
+/// The three screens through the public API, as an app calls it.
+async fn api_screens(client: &SyncClient, r: &Requests) -> Value {
+    let search = timed_async(&r.prefixes, |p| {
+        client.search_records("contact".into(), p.clone(), 20)
+    })
+    .await;
+    let list = timed_async(&r.offsets, |&offset| {
+        let q = RecordQuery {
+            order_by: Some("full_name".into()),
+            limit: Some(50),
+            offset,
+            ..Default::default()
+        };
+        client.query_records("contact".into(), q)
+    })
+    .await;
+    let get = timed_async(&r.ids, |id| client.get_record("contact".into(), id.clone())).await;
+    result(search, list, get)
+}
+
+pub async fn run(n: u64) -> Value {
     let tmp = tempfile::tempdir().unwrap();
-    let mut account = local_account(&tmp.path().join("vault"));
+    let dir = tmp.path().join("vault");
+    let mut account = local_account(&dir);
     fill(account.store().unwrap().conn_mut(), n);
-    let encrypted = screens(account.store().unwrap().conn(), n);
+    let conn = account.store().unwrap().conn();
+    let asked = requests(conn, n);
+    let encrypted = screens(conn, &asked);
     drop(account);
+
+    let client = SyncClient::with_options(dir.display().to_string(), options()).unwrap();
+    client.unlock(PASSWORD.to_vec()).await.unwrap();
+    let api = api_screens(&client, &asked).await;
+    drop(client);
 
     let mut plain = Connection::open(tmp.path().join("plain.db")).unwrap();
     plain.pragma_update(None, "journal_mode", "WAL").unwrap();
     schema::migrate(&plain).unwrap();
     fill(&mut plain, n);
-    let plain_result = screens(&plain, n);
-    json!({"records": n, "encrypted": encrypted, "plain": plain_result})
+    let plain_result = screens(&plain, &asked);
+    json!({"records": n, "encrypted": encrypted, "encrypted_api": api, "plain": plain_result})
 }
