@@ -48,6 +48,21 @@ fn status_kib(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds this process has used (user + system, Linux; 10 ms resolution): the client's
+/// share of a sync, without the server's, which runs in its own process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name's closing parenthesis; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
 /// Resets the kernel's peak-RSS mark to the current RSS (Linux), so a peak is one phase's.
 fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -89,11 +104,15 @@ fn options() -> ClientOptions {
 }
 
 /// The same rows inserted locally: schema, then transactions of BATCH through the store's upsert.
-fn local_insert(dir: &std::path::Path, n: u64) -> f64 {
+/// Returns the rate and the CPU seconds it took.
+fn local_insert(dir: &std::path::Path, n: u64) -> (f64, f64) {
     let mut account = local_account(dir);
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     fill(account.store().unwrap().conn_mut(), n);
-    n as f64 / started.elapsed().as_secs_f64()
+    (
+        n as f64 / started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu,
+    )
 }
 
 /// A set-up account with its store open (no server).
@@ -265,11 +284,13 @@ async fn main() {
     // Initial sync, with its own peak RSS.
     let rss_before = status_kib("VmRSS:") * 1024;
     reset_peak();
+    let cpu_before = cpu_seconds();
     let initial = Arc::clone(&client)
         .synchronize(Arc::new(Quiet), None)
         .await
         .unwrap();
     let peak = status_kib("VmHWM:") * 1024;
+    let sync_cpu = cpu_seconds() - cpu_before;
     assert_eq!(initial.records_downloaded, n);
     let sync_rate = n as f64 / initial.seconds;
 
@@ -323,7 +344,7 @@ async fn main() {
         .unwrap_or(0);
     drop(client);
 
-    let local_rate = local_insert(&tmp.path().join("local"), n);
+    let (local_rate, local_cpu) = local_insert(&tmp.path().join("local"), n);
     println!(
         "{}",
         json!({
@@ -332,6 +353,8 @@ async fn main() {
             "initial_sync_records_per_second": sync_rate,
             "local_insert_records_per_second": local_rate,
             "ratio": sync_rate / local_rate,
+            "initial_sync_client_cpu_seconds": sync_cpu,
+            "local_insert_cpu_seconds": local_cpu,
             "bytes_downloaded": initial.bytes_downloaded,
             "rss_before_sync_bytes": rss_before,
             "peak_rss_during_sync_bytes": peak,
