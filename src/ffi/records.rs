@@ -64,6 +64,7 @@ pub struct RecordQuery {
     #[uniffi(default)]
     pub filters: HashMap<String, FieldValue>,
     /// Full-text search over the entity's searchable fields (a trailing prefix matches).
+    /// Without `order_by`, matches come in the order they were stored (fast for a first page).
     #[uniffi(default = None)]
     pub search: Option<String>,
     /// Sort by this field (then by id).
@@ -254,7 +255,8 @@ impl SyncClient {
             .await
     }
 
-    /// Full-text search (search as you type: the last word is a prefix).
+    /// Full-text search (search as you type: the last word is a prefix); matches in the order
+    /// they were stored, so a first page is quick at any store size.
     pub async fn search_records(
         &self,
         entity: String,

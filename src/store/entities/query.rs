@@ -37,7 +37,8 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
     let mut sql = format!("SELECT e.id, e.version, e.sync_state{cols} FROM e_{n} e");
     let mut args: Vec<SqlValue> = Vec::new();
     let mut conditions: Vec<String> = Vec::new();
-    if let Some(text) = q.search.as_deref().filter(|t| !t.trim().is_empty()) {
+    let search = q.search.as_deref().filter(|t| !t.trim().is_empty());
+    if let Some(text) = search {
         if schema.searchable().is_empty() {
             return Ok(Vec::new());
         }
@@ -75,6 +76,10 @@ pub fn query(conn: &Connection, entity: &str, q: &Query) -> Result<Vec<Record>, 
                 f.name
             ));
         }
+        // A search without a sort lists matches in the full-text index's own order (the order
+        // records were stored in), so the first page stops early: ordering every match of a
+        // one-letter prefix by id sorts them all (10-40x slower at 400k records).
+        None if search.is_some() => sql.push_str(&format!(" ORDER BY fts_{n}.rowid {direction}")),
         None => sql.push_str(&format!(" ORDER BY e.id {direction}")),
     }
     sql.push_str(&format!(
