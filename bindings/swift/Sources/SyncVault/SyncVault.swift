@@ -2969,7 +2969,8 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     func resolveConflict(conflictId: Int64, resolution: ConflictResolution) async throws 
     
     /**
-     * Full-text search (search as you type: the last word is a prefix).
+     * Full-text search (search as you type: the last word is a prefix); matches in the order
+     * they were stored, so a first page is quick at any store size.
      */
     func searchRecords(entity: String, text: String, limit: UInt32) async throws  -> [SyncRecord]
     
@@ -3754,7 +3755,8 @@ open func resolveConflict(conflictId: Int64, resolution: ConflictResolution)asyn
 }
     
     /**
-     * Full-text search (search as you type: the last word is a prefix).
+     * Full-text search (search as you type: the last word is a prefix); matches in the order
+     * they were stored, so a first page is quick at any store size.
      */
 open func searchRecords(entity: String, text: String, limit: UInt32)async throws  -> [SyncRecord]  {
     return
@@ -5687,6 +5689,7 @@ public struct RecordQuery: Equatable, Hashable {
     public let filters: [String: FieldValue]
     /**
      * Full-text search over the entity's searchable fields (a trailing prefix matches).
+     * Without `order_by`, matches come in the order they were stored (fast for a first page).
      */
     public let search: String?
     /**
@@ -5705,6 +5708,7 @@ public struct RecordQuery: Equatable, Hashable {
          */filters: [String: FieldValue] = [:], 
         /**
          * Full-text search over the entity's searchable fields (a trailing prefix matches).
+         * Without `order_by`, matches come in the order they were stored (fast for a first page).
          */search: String? = nil, 
         /**
          * Sort by this field (then by id).

@@ -5462,7 +5462,8 @@ public interface SyncClientInterface {
     suspend fun `resolveConflict`(`conflictId`: kotlin.Long, `resolution`: ConflictResolution)
     
     /**
-     * Full-text search (search as you type: the last word is a prefix).
+     * Full-text search (search as you type: the last word is a prefix); matches in the order
+     * they were stored, so a first page is quick at any store size.
      */
     suspend fun `searchRecords`(`entity`: kotlin.String, `text`: kotlin.String, `limit`: kotlin.UInt): List<SyncRecord>
     
@@ -6495,7 +6496,8 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
 
     
     /**
-     * Full-text search (search as you type: the last word is a prefix).
+     * Full-text search (search as you type: the last word is a prefix); matches in the order
+     * they were stored, so a first page is quick at any store size.
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -8545,6 +8547,7 @@ data class RecordQuery (
     , 
     /**
      * Full-text search over the entity's searchable fields (a trailing prefix matches).
+     * Without `order_by`, matches come in the order they were stored (fast for a first page).
      */
     val `search`: kotlin.String? = null 
     , 
