@@ -1,5 +1,5 @@
-//! The account directory is private on Unix whatever the umask: the directory 0700, the header,
-//! the attempt counter, the database and its -wal and -shm 0600. Another local user cannot copy
+//! The account directory is private on Unix whatever the umask: the directory and its tmp/ and
+//! attachments/ 0700, the header, the attempt counter, the database and its -wal and -shm 0600. Another local user cannot copy
 //! them for an offline attack on the password.
 #![cfg(unix)]
 
@@ -30,6 +30,7 @@ fn the_account_directory_and_every_file_are_private() {
         .unwrap();
     syncvault::store::entities::apply_schema(store.conn(), &[common::note_schema()]).unwrap();
     common::put(&store, &common::note("n1", "title", "body", "secret", 1));
+    syncvault::store::attachments::files_dir(&dir).unwrap();
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -43,11 +44,16 @@ fn the_account_directory_and_every_file_are_private() {
     for needed in ["vault.header", "store.db", "store.db-wal", "store.db-shm"] {
         assert!(names.iter().any(|n| n == needed), "{needed} in {names:?}");
     }
-    // The temporary-file directory (store::TEMP_DIR) is private like the account's.
+    // The temporary-file and attachment directories are private like the account's.
     for file in &files {
         let private = if file.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode(file), private, "{}", file.display());
     }
-    assert!(names.iter().any(|n| n == syncvault::store::TEMP_DIR));
+    for dir in [
+        syncvault::store::TEMP_DIR,
+        syncvault::store::attachments::DIR,
+    ] {
+        assert!(names.iter().any(|n| n == dir), "{dir} in {names:?}");
+    }
     drop(store);
 }

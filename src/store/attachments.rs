@@ -98,10 +98,10 @@ fn random_name() -> String {
     format!("{}.sva", hex(&b))
 }
 
-/// The account's directory of sealed files (created when missing).
+/// The account's directory of sealed files (created when missing, private like the account's).
 pub fn files_dir(account_dir: &Path) -> Result<PathBuf, AttachmentError> {
     let dir = account_dir.join(DIR);
-    std::fs::create_dir_all(&dir).map_err(StoreError::Io)?;
+    crate::fsio::create_private_dir(&dir).map_err(StoreError::Io)?;
     Ok(dir)
 }
 
