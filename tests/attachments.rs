@@ -55,6 +55,15 @@ async fn device(
     signed_in_client(dir.path(), &srv.url, o, "ada@contoso.example").await
 }
 
+/// The id of the first account on the device.
+async fn first_account(c: &SyncClient) -> String {
+    c.query_records("account".into(), Default::default())
+        .await
+        .unwrap()[0]
+        .id
+        .clone()
+}
+
 async fn read_all(c: &SyncClient, id: &str) -> Result<Vec<u8>, SyncError> {
     let mut out = vec![];
     loop {
@@ -242,12 +251,7 @@ async fn tampered_attachment_files_are_corrupted_never_wrong_bytes() {
     let other = device(&d2, &srv, |_| {}).await;
     sync(&one).await.unwrap();
     sync(&other).await.unwrap();
-    let account = one
-        .query_records("account".into(), Default::default())
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
+    let account = first_account(&one).await;
     let data = marked(4 * 65_536 + 10);
     let a = one
         .add_attachment(
@@ -564,12 +568,7 @@ async fn content_the_server_garbles_is_refused_and_nothing_of_it_is_kept() {
     let one = device(&d1, &srv, |_| {}).await;
     let two = device(&d2, &srv, |_| {}).await;
     sync(&one).await.unwrap();
-    let account = one
-        .query_records("account".into(), Default::default())
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
+    let account = first_account(&one).await;
     let data = marked(3 * 65_536 + 7);
     let a = one
         .add_attachment(

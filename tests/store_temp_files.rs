@@ -77,12 +77,18 @@ fn sealed_temp_files(dir: &Path) -> Vec<(PathBuf, u64)> {
         .collect()
 }
 
+/// A new vault filled with the marked rows, its store opened with a small cache.
+fn filled_store(dir: &Path) -> Store {
+    let (paths, v) = new_vault(dir);
+    let store = small_cache(&paths, &v);
+    fill(store.conn());
+    store
+}
+
 #[test]
 fn a_sort_that_spills_writes_only_sealed_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let (paths, v) = new_vault(dir.path());
-    let store = small_cache(&paths, &v);
-    fill(store.conn());
+    let store = filled_store(dir.path());
     let mut stmt = store.conn().prepare(SORT).unwrap();
     let mut rows = stmt.query([]).unwrap();
     let first: String = rows.next().unwrap().unwrap().get(0).unwrap();
@@ -125,9 +131,7 @@ fn a_sort_that_spills_writes_only_sealed_blocks() {
 #[test]
 fn a_block_changed_under_a_running_sort_fails_the_query() {
     let dir = tempfile::tempdir().unwrap();
-    let (paths, v) = new_vault(dir.path());
-    let store = small_cache(&paths, &v);
-    fill(store.conn());
+    let store = filled_store(dir.path());
     let mut stmt = store.conn().prepare(SORT).unwrap();
     let mut rows = stmt.query([]).unwrap();
     rows.next().unwrap().unwrap();
