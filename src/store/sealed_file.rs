@@ -57,6 +57,18 @@ impl FileCipher {
             FileCipher::Aes256Gcm => 2,
         }
     }
+
+    fn from_id(id: u8) -> Option<FileCipher> {
+        FileCipher::ALL.into_iter().find(|c| c.id() == id)
+    }
+
+    /// ring's implementation, for the sealed files here and SQLite's temporary files.
+    pub(crate) fn algorithm(self) -> &'static ring::aead::Algorithm {
+        match self {
+            FileCipher::ChaCha20Poly1305 => &CHACHA20_POLY1305,
+            FileCipher::Aes256Gcm => &AES_256_GCM,
+        }
+    }
 }
 
 /// Why a sealed file cannot be read or written.
@@ -101,13 +113,9 @@ struct Stream {
 
 impl Stream {
     fn new(key: &FileKey, header: &[u8; HEADER]) -> Result<Stream, SealedFileError> {
-        let algorithm = match header[CIPHER_AT] {
-            1 => &CHACHA20_POLY1305,
-            2 => &AES_256_GCM,
-            _ => return Err(SealedFileError::Corrupted),
-        };
-        let unbound =
-            UnboundKey::new(algorithm, key.0.as_ref()).map_err(|_| SealedFileError::Corrupted)?;
+        let cipher = FileCipher::from_id(header[CIPHER_AT]).ok_or(SealedFileError::Corrupted)?;
+        let unbound = UnboundKey::new(cipher.algorithm(), key.0.as_ref())
+            .map_err(|_| SealedFileError::Corrupted)?;
         let mut prefix = [0u8; PREFIX];
         prefix.copy_from_slice(&header[8..8 + PREFIX]);
         Ok(Stream {

@@ -4,17 +4,17 @@
 //!
 //! SQLite reads and writes them at any offset and length, so the file is cut into 4096-byte
 //! blocks, each stored as `[ciphertext (4096) | tag (16) | counter (8)]` and sealed with
-//! AES-256-GCM where the CPU has AES instructions, ChaCha20-Poly1305 otherwise. The nonce is the
+//! AES-256-GCM or ChaCha20-Poly1305, whichever the vault's pages use. The nonce is the
 //! file's write counter (never repeats under one key, so rewriting a block never reuses one); the
 //! block's index is the associated data, so blocks cannot be moved. A partial write reads,
 //! patches and reseals its block. Blocks never written (a hole, or past the end) read as zeros,
 //! as a plain file's would. The logical size lives in memory: the file is this process's alone
 //! and is unlinked as soon as it is opened.
 
-use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use zeroize::Zeroizing;
 
-use super::sealed_file::FileCipher;
+use super::sealed_file::{FileCipher, FileKey};
 
 /// Plaintext bytes per block (SQLite's page size, the unit its sorter writes in).
 pub const BLOCK: usize = 4096;
@@ -55,13 +55,8 @@ pub struct TempFile {
 impl TempFile {
     /// A new empty file under a fresh random key, sealed with `cipher` (the vault's kind).
     pub fn new(cipher: FileCipher) -> TempFile {
-        let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(key.as_mut()).expect("the OS random source");
-        let algorithm = match cipher {
-            FileCipher::Aes256Gcm => &AES_256_GCM,
-            FileCipher::ChaCha20Poly1305 => &CHACHA20_POLY1305,
-        };
-        let unbound = UnboundKey::new(algorithm, key.as_ref()).expect("a 32-byte key");
+        let key = FileKey::generate();
+        let unbound = UnboundKey::new(cipher.algorithm(), key.as_bytes()).expect("a 32-byte key");
         TempFile {
             key: LessSafeKey::new(unbound),
             counter: 0,

@@ -594,12 +594,6 @@ const TEMP_KINDS: c_int = ffi::SQLITE_OPEN_TEMP_DB
     | ffi::SQLITE_OPEN_SUBJOURNAL
     | ffi::SQLITE_OPEN_TRANSIENT_DB;
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source");
-    u64::from_le_bytes(b)
-}
-
 /// A temporary file's inner (sealed) bytes.
 struct InnerBytes<'a>(&'a mut FileState);
 
@@ -656,7 +650,10 @@ unsafe extern "C" fn x_open(
             (FileRole::Temp, Some(dir)) => {
                 // Our own name in the vault's directory (SQLite passes none); the inner VFS
                 // unlinks it as soon as it is open.
-                let path = dir.join(format!("svtmp-{:016x}", random_u64()));
+                let path = dir.join(format!(
+                    "svtmp-{:016x}",
+                    u64::from_le_bytes(crate::vault::random_bytes())
+                ));
                 let Ok(path) = CString::new(path.as_os_str().as_encoded_bytes()) else {
                     return ffi::SQLITE_CANTOPEN;
                 };
