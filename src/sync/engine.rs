@@ -422,6 +422,10 @@ impl Engine {
         self.upload(&client_id).await?;
         self.download(&client_id, version, Arc::new(schemas))
             .await?;
+        if self.counters().downloaded > 0 {
+            self.db(|c| Ok(entities::release_search_buffers(c)?))
+                .await?;
+        }
         self.download_contents(&policy).await
     }
 

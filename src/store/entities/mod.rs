@@ -16,7 +16,9 @@ pub use records::{
     Record, count, delete, delete_if_not_newer, get, set_version, upsert, upsert_owned, upsert_with,
 };
 pub use schema::{EntitySchema, FieldSchema, FieldType, load_schema, load_schemas, valid_name};
-pub use tables::{apply_schema, begin_bulk_load, end_bulk_load, in_bulk_load};
+pub use tables::{
+    apply_schema, begin_bulk_load, end_bulk_load, in_bulk_load, release_search_buffers,
+};
 
 use super::StoreError;
 
@@ -284,6 +286,46 @@ mod tests {
         .unwrap();
         assert_eq!(search("dijkstra"), 1);
         end_bulk_load(&c).unwrap();
+    }
+
+    #[test]
+    fn search_and_edits_work_across_a_release_of_the_search_buffers() {
+        let c = conn();
+        let search = |text: &str| {
+            let q = Query {
+                search: Some(text.into()),
+                ..Default::default()
+            };
+            query(&c, "contact", &q).unwrap().len()
+        };
+        c.execute_batch("BEGIN").unwrap();
+        for i in 0..500 {
+            let r = rec(
+                &format!("r{i}"),
+                json!({"full_name": format!("Hopper{i} Grace")}),
+            );
+            upsert(&c, "contact", &r).unwrap();
+        }
+        c.execute_batch("COMMIT").unwrap();
+        // Statements cached before the release re-prepare themselves.
+        assert_eq!(search("grace"), 500);
+        release_search_buffers(&c).unwrap();
+        assert_eq!(search("grace"), 500);
+        upsert(&c, "contact", &rec("r7", json!({"full_name": "Ada"}))).unwrap();
+        upsert(
+            &c,
+            "contact",
+            &rec("new", json!({"full_name": "Grace Kelly"})),
+        )
+        .unwrap();
+        assert_eq!(search("grace"), 500);
+        // Prefix search: Hopper70..79 are left, Hopper7 is now Ada.
+        assert_eq!(search("hopper7"), 10);
+        assert_eq!(search("kelly"), 1);
+        assert_eq!(
+            get(&c, "contact", "r7").unwrap().unwrap().fields["full_name"],
+            json!("Ada")
+        );
     }
 
     #[test]
