@@ -558,6 +558,14 @@ async fn schema_command(
             )
             .await?
         }
+        Some(SchemaCommand::Sortable { entity, field, off }) => {
+            api.call(
+                "PUT",
+                &format!("/schema/entities/{entity}/fields/{field}/sortable"),
+                Some(json!(!off)),
+            )
+            .await?
+        }
         Some(SchemaCommand::Filter { entity, filter, .. }) => {
             let filter: Value = match filter {
                 Some(f) => serde_json::from_str(f)

@@ -243,8 +243,8 @@ pub struct AdminArgs {
     pub command: AdminCommand,
 }
 
-/// `syncvault admin schema ...`: fields are `name:type`, then `:searchable` for full-text text
-/// fields or `:ENTITY` for a reference (docs/admin.md, "Schema").
+/// `syncvault admin schema ...`: fields are `name:type`, then `:ENTITY` for a reference, then the
+/// flags `:searchable` (full-text, text fields) and `:sortable` (docs/admin.md, "Schema").
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
     /// Add an entity with its fields.
@@ -257,6 +257,13 @@ pub enum SchemaCommand {
     AddField { entity: String, field: String },
     /// Retire a field: devices keep its values, it takes no new ones.
     RetireField { entity: String, field: String },
+    /// Index a field on devices for lists ordered by it, or stop with --off.
+    Sortable {
+        entity: String,
+        field: String,
+        #[arg(long)]
+        off: bool,
+    },
     /// Set an entity's sync filter (JSON: {"any": [conditions]}), or clear it with --clear.
     Filter {
         entity: String,

@@ -198,6 +198,27 @@ fn admin_commands_drive_the_console_api() {
             .iter()
             .any(|f| f["name"] == "mobile" && f["retired"] == true)
     );
+    let sorted = ok(admin(
+        org,
+        &provider,
+        &["schema", "sortable", "contact", "email"],
+        b"",
+    ));
+    let email_sortable = |schema: &Value| {
+        contact(schema)["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "email" && f["sortable"] == true)
+    };
+    assert!(email_sortable(&sorted));
+    let unsorted = ok(admin(
+        org,
+        &provider,
+        &["schema", "sortable", "contact", "email", "--off"],
+        b"",
+    ));
+    assert!(!email_sortable(&unsorted));
     let added = ok(admin(
         org,
         &provider,

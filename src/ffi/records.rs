@@ -55,6 +55,8 @@ pub struct FieldInfo {
     pub searchable: bool,
     /// For references: the entity referred to.
     pub references: Option<String>,
+    /// Indexed for `orderBy`: a list page ordered by it stays quick at any store size.
+    pub sortable: bool,
 }
 
 /// What to list.
@@ -295,6 +297,7 @@ impl SyncClient {
                     kind: f.kind,
                     searchable: f.searchable,
                     references: f.references,
+                    sortable: f.sortable,
                 })
                 .collect())
         })

@@ -203,6 +203,16 @@ await page.fill('#spec-contact', 'mobile:text:searchable');
 await page.locator('#entity-contact').getByRole('button', { name: 'Add field' }).click();
 await page.waitForURL(/\/admin\/schema$/);
 assert.match(await page.getByRole('status').innerText(), /Added contact\.mobile/);
+// Sorted lists: index the new field, and stop indexing it again.
+await page.getByRole('button', { name: 'Index contact.mobile for sorted lists' }).click();
+await page.waitForURL(/\/admin\/schema$/);
+assert.match(await page.getByRole('status').innerText(), /contact\.mobile is sortable/);
+assert.ok((await api(token, '/schema')).entities.find((e) => e.name === 'contact').fields.some((f) => f.name === 'mobile' && f.sortable));
+await page.getByRole('button', { name: 'Stop indexing contact.mobile for sorted lists' }).click();
+await page.waitForURL(/\/admin\/schema$/);
+assert.match(await page.getByRole('status').innerText(), /no longer sortable/);
+const forgedSortable = await page.request.post(`${ORG}/admin/schema/sortable`, { form: { csrf: 'forged', entity: 'contact', field: 'email', on: 'true' } });
+assert.equal(forgedSortable.status(), 403, 'an index change without the CSRF token is refused');
 await page.fill('#filter-activity', '{"any": [{"field": "done", "equals": false}, {"field": "due_at", "within_days": 400}]}');
 await page.locator('#entity-activity').getByRole('button', { name: 'Save filter' }).click();
 await page.waitForURL(/\/admin\/schema$/);

@@ -78,6 +78,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
             "/schema/entities/{entity}/fields/{field}",
             delete(retire_field),
         )
+        .route(
+            "/schema/entities/{entity}/fields/{field}/sortable",
+            put(set_sortable),
+        )
         .route("/schema/entities/{entity}/filter", put(set_filter))
         .route("/records/{entity}/assign", post(assign_records))
         .route(
@@ -293,6 +297,17 @@ async fn retire_field(
 ) -> ApiResult {
     caller(&admin, &headers)?;
     evolve(&admin, |s| s.retire_field(&entity, &field))
+}
+
+/// Body: `true` or `false`.
+async fn set_sortable(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((entity, field)): Path<(String, String)>,
+    Json(on): Json<bool>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    evolve(&admin, |s| s.set_sortable(&entity, &field, on))
 }
 
 async fn set_filter(

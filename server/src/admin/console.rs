@@ -181,6 +181,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/schema/fields", post(add_field))
         .route("/schema/entities", post(add_entity))
         .route("/schema/retire", post(retire_field))
+        .route("/schema/sortable", post(set_sortable))
         .route("/schema/filter", post(set_filter))
         .route("/schema/attachments", post(set_attachment_policy))
         .route("/devices", get(devices))
@@ -894,6 +895,26 @@ async fn retire_field(
     change_schema(&admin, &session, &fields, |s| {
         s.retire_field(&entity, &field)?;
         Ok(format!("Retired {entity}.{field}: it takes no new values."))
+    })
+    .await
+}
+
+/// The per-field toggle: `on` is "true" to make the field sortable, anything else to stop.
+async fn set_sortable(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let entity = fields.get("entity").unwrap_or_default().to_string();
+    let field = fields.get("field").unwrap_or_default().to_string();
+    let on = fields.get("on") == Some("true");
+    change_schema(&admin, &session, &fields, |s| {
+        s.set_sortable(&entity, &field, on)?;
+        Ok(if on {
+            format!("{entity}.{field} is sortable: devices index it at their next Synchronize.")
+        } else {
+            format!("{entity}.{field} is no longer sortable.")
+        })
     })
     .await
 }

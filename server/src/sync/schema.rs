@@ -20,6 +20,9 @@ pub struct FieldDef {
     pub searchable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub references: Option<String>,
+    /// Devices index it for lists ordered by it (docs/protocol.md, "GET /schema").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sortable: bool,
     /// Retired fields stay listed (devices keep their column and values) but take no new
     /// values: a push that sets one is refused (`invalid_field`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -61,32 +64,48 @@ fn field(name: &str, kind: &str, searchable: bool, references: Option<&str>) -> 
         kind: kind.into(),
         searchable,
         references: references.map(str::to_string),
+        sortable: false,
         retired: false,
     }
 }
 
+/// The same, indexed on devices for lists ordered by it.
+fn sortable(mut f: FieldDef) -> FieldDef {
+    f.sortable = true;
+    f
+}
+
 impl FieldDef {
     /// A field from the short form an administrator types (`syncvault admin schema`, the
-    /// console's schema page): `name:type`, then `:searchable` for full-text text fields or
-    /// `:ENTITY` for the entity a `reference` points at, e.g. `mobile:text:searchable`,
+    /// console's schema page): `name:type`, then `:ENTITY` for the entity a `reference` points
+    /// at, then the flags `:searchable` (full-text, text fields) and `:sortable` (indexed on
+    /// devices for lists ordered by it), e.g. `mobile:text:searchable:sortable`,
     /// `account_id:reference:account`. Names and types are checked when the schema takes it.
     pub fn parse_spec(spec: &str) -> Result<FieldDef, String> {
         let parts: Vec<&str> = spec.trim().split(':').map(str::trim).collect();
-        let (name, kind, rest) = match parts.as_slice() {
-            [name, kind, rest @ ..] if rest.len() <= 1 => (*name, *kind, rest.first().copied()),
-            _ => return Err(format!("{spec:?} is not name:type[:searchable|:entity]")),
+        let [name, kind, rest @ ..] = parts.as_slice() else {
+            return Err(format!(
+                "{spec:?} is not name:type[:entity][:searchable][:sortable]"
+            ));
         };
-        let (searchable, references) = match (kind, rest) {
-            (_, None) => (false, None),
-            ("text", Some("searchable")) => (true, None),
-            ("reference", Some(entity)) => (false, Some(entity)),
-            _ => {
-                return Err(format!(
-                    "{spec:?}: only text fields are searchable and only references name an entity"
-                ));
+        let (references, flags) = match (*kind, rest) {
+            ("reference", [entity, flags @ ..]) => (Some(*entity), flags),
+            (_, flags) => (None, flags),
+        };
+        let mut f = field(name, kind, false, references);
+        for flag in flags {
+            match *flag {
+                "searchable" if f.kind == "text" && !f.searchable => f.searchable = true,
+                "sortable" if !f.sortable => f.sortable = true,
+                _ => {
+                    return Err(format!(
+                        "{spec:?}: only text fields are searchable, only references name an \
+                         entity, and the flags are searchable and sortable, once each"
+                    ));
+                }
             }
-        };
-        Ok(field(name, kind, searchable, references))
+        }
+        Ok(f)
     }
 }
 
@@ -140,7 +159,7 @@ impl Schema {
             vec![
                 field("subject", "text", true, None),
                 field("kind", "text", false, None),
-                field("due_at", "timestamp", false, None),
+                sortable(field("due_at", "timestamp", false, None)),
                 field("done", "boolean", false, None),
                 field("account_id", "reference", false, Some("account")),
                 field("contact_id", "reference", false, Some("contact")),
@@ -153,7 +172,7 @@ impl Schema {
                 e(
                     "account",
                     vec![
-                        field("name", "text", true, None),
+                        sortable(field("name", "text", true, None)),
                         field("industry", "text", false, None),
                         field("city", "text", true, None),
                         field("phone", "text", false, None),
@@ -166,7 +185,7 @@ impl Schema {
                 e(
                     "contact",
                     vec![
-                        field("full_name", "text", true, None),
+                        sortable(field("full_name", "text", true, None)),
                         field("email", "text", true, None),
                         field("phone", "text", false, None),
                         field("job_title", "text", false, None),
@@ -279,6 +298,29 @@ impl Schema {
         let e = self.entity_mut(entity);
         if let Some(f) = e.fields.iter_mut().find(|f| f.name == name) {
             f.retired = true;
+        }
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Makes a field sortable or not: devices add or drop its index at their next Synchronize
+    /// (a new schema version; nothing downloads again).
+    pub fn set_sortable(&mut self, entity: &str, name: &str, on: bool) -> Result<(), String> {
+        let e = self
+            .entity(entity)
+            .ok_or_else(|| format!("no entity {entity:?}"))?;
+        match e.fields.iter().find(|f| f.name == name) {
+            None => return Err(format!("{entity} has no field {name:?}")),
+            Some(f) if f.sortable == on => return Ok(()),
+            Some(_) => {}
+        }
+        if let Some(f) = self
+            .entity_mut(entity)
+            .fields
+            .iter_mut()
+            .find(|f| f.name == name)
+        {
+            f.sortable = on;
         }
         self.version += 1;
         Ok(())
@@ -500,6 +542,26 @@ mod tests {
     }
 
     #[test]
+    fn sortable_is_a_new_schema_version_without_a_new_revision() {
+        let mut s = Schema::initial();
+        let (version, revision) = (s.version, s.entity("contact").unwrap().revision);
+        s.set_sortable("contact", "email", true).unwrap();
+        assert_eq!(s.version, version + 1);
+        assert_eq!(s.entity("contact").unwrap().revision, revision);
+        let email = |s: &Schema| s.entity("contact").unwrap().fields[1].clone();
+        assert!(email(&s).sortable);
+        assert_eq!(s.to_json()["entities"][1]["fields"][1]["sortable"], true);
+        // Unchanged: no new version.
+        s.set_sortable("contact", "email", true).unwrap();
+        assert_eq!(s.version, version + 1);
+        s.set_sortable("contact", "email", false).unwrap();
+        assert!(!email(&s).sortable);
+        assert_eq!(s.version, version + 2);
+        assert!(s.set_sortable("contact", "nope", true).is_err());
+        assert!(s.set_sortable("nope", "email", true).is_err());
+    }
+
+    #[test]
     fn field_specs_parse_or_say_why_not() {
         assert_eq!(
             FieldDef::parse_spec("mobile:text:searchable").unwrap(),
@@ -513,11 +575,25 @@ mod tests {
             FieldDef::parse_spec("n:integer").unwrap(),
             field("n", "integer", false, None)
         );
+        assert_eq!(
+            FieldDef::parse_spec("mobile:text:searchable:sortable").unwrap(),
+            sortable(field("mobile", "text", true, None))
+        );
+        assert_eq!(
+            FieldDef::parse_spec("due:timestamp:sortable").unwrap(),
+            sortable(field("due", "timestamp", false, None))
+        );
+        assert_eq!(
+            FieldDef::parse_spec("owner:reference:contact:sortable").unwrap(),
+            sortable(field("owner", "reference", false, Some("contact")))
+        );
         for bad in [
             "mobile",
             "a:b:c:d",
             "n:integer:searchable",
             "t:text:account",
+            "t:text:sortable:sortable",
+            "t:text:searchable:searchable",
         ] {
             assert!(FieldDef::parse_spec(bad).is_err(), "{bad}");
         }

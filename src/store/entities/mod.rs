@@ -214,12 +214,14 @@ mod tests {
                     kind: FieldType::Text,
                     searchable: false,
                     references: None,
+                    sortable: false,
                 },
                 FieldSchema {
                     name: "a".into(),
                     kind: FieldType::Text,
                     searchable: false,
                     references: None,
+                    sortable: false,
                 },
             ],
         );
@@ -286,6 +288,65 @@ mod tests {
         .unwrap();
         assert_eq!(search("dijkstra"), 1);
         end_bulk_load(&c).unwrap();
+    }
+
+    #[test]
+    fn a_sortable_field_lists_through_its_index_and_loses_it_when_no_longer_sortable() {
+        let c = conn();
+        for (i, name) in ["Grace", "Ada", "Edsger", "Barbara", "Alan"]
+            .iter()
+            .enumerate()
+        {
+            upsert(
+                &c,
+                "contact",
+                &rec(&format!("c{i}"), json!({"full_name": name})),
+            )
+            .unwrap();
+        }
+        let plan = |c: &Connection| -> String {
+            c.prepare("EXPLAIN QUERY PLAN SELECT id FROM e_contact e ORDER BY e.f_full_name DESC, e.id DESC LIMIT 2")
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let page = |c: &Connection| -> Vec<String> {
+            let q = Query {
+                order_by: Some("full_name".into()),
+                descending: true,
+                limit: Some(2),
+                offset: 1,
+                ..Default::default()
+            };
+            query(c, "contact", &q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert!(plan(&c).contains("TEMP B-TREE"), "{}", plan(&c));
+        let mut sortable = contact_schema();
+        sortable.fields[0].sortable = true;
+        apply_schema(&c, &[sortable.clone()]).unwrap();
+        assert!(
+            plan(&c).contains("e_contact_full_name_order"),
+            "{}",
+            plan(&c)
+        );
+        assert!(!plan(&c).contains("TEMP B-TREE"), "{}", plan(&c));
+        // Grace, Edsger, Barbara, ...: the second and third.
+        assert_eq!(page(&c), ["c2", "c3"]);
+        // Through a bulk load the index goes and comes back.
+        begin_bulk_load(&c).unwrap();
+        assert!(plan(&c).contains("TEMP B-TREE"));
+        end_bulk_load(&c).unwrap();
+        assert!(plan(&c).contains("e_contact_full_name_order"));
+        apply_schema(&c, &[contact_schema()]).unwrap();
+        assert!(plan(&c).contains("TEMP B-TREE"), "{}", plan(&c));
+        assert_eq!(page(&c), ["c2", "c3"]);
     }
 
     #[test]
@@ -392,6 +453,7 @@ mod tests {
             kind: FieldType::Text,
             searchable: true,
             references: None,
+            sortable: false,
         });
         apply_schema(&c, &[s]).unwrap();
         upsert(

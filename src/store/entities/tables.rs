@@ -1,7 +1,7 @@
 //! DDL for entity tables: one STRICT table per entity with a typed column per field and the row's
-//! sync state (`store::record_state`), an index per reference field, an FTS5 index over the
-//! searchable text fields with the triggers that keep it in step, schema growth in place, and the
-//! bulk-load mode of an initial download.
+//! sync state (`store::record_state`), an index per reference field and per sortable field, an
+//! FTS5 index over the searchable text fields with the triggers that keep it in step, schema
+//! growth in place, and the bulk-load mode of an initial download.
 
 use rusqlite::Connection;
 
@@ -53,7 +53,12 @@ fn references(s: &EntitySchema) -> impl Iterator<Item = &FieldSchema> {
     s.fields.iter().filter(|f| f.kind == FieldType::Reference)
 }
 
-/// One index per reference field (lookups of an account's contacts, a contact's activities).
+fn sortables(s: &EntitySchema) -> impl Iterator<Item = &FieldSchema> {
+    s.fields.iter().filter(|f| f.sortable)
+}
+
+/// One index per reference field (lookups of an account's contacts, a contact's activities), and
+/// one per sortable field with the id after it, the order `query` lists by.
 fn create_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
     for f in references(s) {
         conn.execute_batch(&format!(
@@ -62,7 +67,19 @@ fn create_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError
             f = f.name
         ))?;
     }
+    for f in sortables(s) {
+        conn.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {index} ON e_{n} (f_{f}, id);",
+            index = order_index(s, f),
+            n = s.name,
+            f = f.name
+        ))?;
+    }
     Ok(())
+}
+
+fn order_index(s: &EntitySchema, f: &FieldSchema) -> String {
+    format!("e_{}_{}_order", s.name, f.name)
 }
 
 fn drop_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
@@ -72,6 +89,9 @@ fn drop_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> 
             n = s.name,
             f = f.name
         ))?;
+    }
+    for f in sortables(s) {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {};", order_index(s, f)))?;
     }
     Ok(())
 }
@@ -239,6 +259,12 @@ fn extend_tables(
                 });
             }
             Some(_) => {}
+        }
+    }
+    // A field no longer sortable (or no longer listed) loses its order index.
+    for o in sortables(old) {
+        if !new.fields.iter().any(|f| f.name == o.name && f.sortable) {
+            conn.execute_batch(&format!("DROP INDEX IF EXISTS {};", order_index(old, o)))?;
         }
     }
     if !in_bulk_load(conn)? {

@@ -5402,6 +5402,10 @@ public struct FieldInfo: Equatable, Hashable {
      * For references: the entity referred to.
      */
     public let references: String?
+    /**
+     * Indexed for `orderBy`: a list page ordered by it stays quick at any store size.
+     */
+    public let sortable: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5411,11 +5415,15 @@ public struct FieldInfo: Equatable, Hashable {
          */searchable: Bool, 
         /**
          * For references: the entity referred to.
-         */references: String?) {
+         */references: String?, 
+        /**
+         * Indexed for `orderBy`: a list page ordered by it stays quick at any store size.
+         */sortable: Bool) {
         self.name = name
         self.kind = kind
         self.searchable = searchable
         self.references = references
+        self.sortable = sortable
     }
 
     
@@ -5437,7 +5445,8 @@ public struct FfiConverterTypeFieldInfo: FfiConverterRustBuffer {
                 name: FfiConverterString.read(from: &buf), 
                 kind: FfiConverterTypeFieldType.read(from: &buf), 
                 searchable: FfiConverterBool.read(from: &buf), 
-                references: FfiConverterOptionString.read(from: &buf)
+                references: FfiConverterOptionString.read(from: &buf), 
+                sortable: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -5446,6 +5455,7 @@ public struct FfiConverterTypeFieldInfo: FfiConverterRustBuffer {
         FfiConverterTypeFieldType.write(value.kind, into: &buf)
         FfiConverterBool.write(value.searchable, into: &buf)
         FfiConverterOptionString.write(value.references, into: &buf)
+        FfiConverterBool.write(value.sortable, into: &buf)
     }
 }
 

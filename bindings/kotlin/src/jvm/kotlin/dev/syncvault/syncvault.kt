@@ -8329,6 +8329,11 @@ data class FieldInfo (
      * For references: the entity referred to.
      */
     val `references`: kotlin.String?
+    , 
+    /**
+     * Indexed for `orderBy`: a list page ordered by it stays quick at any store size.
+     */
+    val `sortable`: kotlin.Boolean
     
 ){
     
@@ -8349,6 +8354,7 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
             FfiConverterTypeFieldType.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -8356,7 +8362,8 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
             FfiConverterString.allocationSize(value.`name`) +
             FfiConverterTypeFieldType.allocationSize(value.`kind`) +
             FfiConverterBoolean.allocationSize(value.`searchable`) +
-            FfiConverterOptionalString.allocationSize(value.`references`)
+            FfiConverterOptionalString.allocationSize(value.`references`) +
+            FfiConverterBoolean.allocationSize(value.`sortable`)
     )
 
     override fun write(value: FieldInfo, buf: ByteBuffer) {
@@ -8364,6 +8371,7 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
             FfiConverterTypeFieldType.write(value.`kind`, buf)
             FfiConverterBoolean.write(value.`searchable`, buf)
             FfiConverterOptionalString.write(value.`references`, buf)
+            FfiConverterBoolean.write(value.`sortable`, buf)
     }
 }
 

@@ -8331,6 +8331,11 @@ data class FieldInfo (
      * For references: the entity referred to.
      */
     val `references`: kotlin.String?
+    , 
+    /**
+     * Indexed for `orderBy`: a list page ordered by it stays quick at any store size.
+     */
+    val `sortable`: kotlin.Boolean
     
 ){
     
@@ -8351,6 +8356,7 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
             FfiConverterTypeFieldType.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -8358,7 +8364,8 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
             FfiConverterString.allocationSize(value.`name`) +
             FfiConverterTypeFieldType.allocationSize(value.`kind`) +
             FfiConverterBoolean.allocationSize(value.`searchable`) +
-            FfiConverterOptionalString.allocationSize(value.`references`)
+            FfiConverterOptionalString.allocationSize(value.`references`) +
+            FfiConverterBoolean.allocationSize(value.`sortable`)
     )
 
     override fun write(value: FieldInfo, buf: ByteBuffer) {
@@ -8366,6 +8373,7 @@ public object FfiConverterTypeFieldInfo: FfiConverterRustBuffer<FieldInfo> {
             FfiConverterTypeFieldType.write(value.`kind`, buf)
             FfiConverterBoolean.write(value.`searchable`, buf)
             FfiConverterOptionalString.write(value.`references`, buf)
+            FfiConverterBoolean.write(value.`sortable`, buf)
     }
 }
 
