@@ -1,6 +1,7 @@
-//! `cargo run --release -p syncvault-store-bench -- [ROWS]`: plain SQLite and syncvault's
-//! encrypted store run the same workload in one process; then unlock latency at the default and
-//! floor KDF parameters. benches/run-store-bench adds SQLCipher and prints the ratios.
+//! `cargo run --release -p syncvault-store-bench -- [ROWS [all|stores|unlock [ROUND]]]`: plain
+//! SQLite and syncvault's encrypted store run the same workload in one process (`stores`, one
+//! round); then unlock latency at the default and floor KDF parameters (`unlock`).
+//! benches/run-store-bench runs several rounds, adds SQLCipher and prints the median ratios.
 
 #[path = "workload.rs"]
 mod workload;
@@ -32,21 +33,40 @@ fn page_cipher_alone(unlocked: &UnlockedVault, suite: CipherSuite) {
 }
 
 fn main() {
-    let rows: u64 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().collect();
+    let rows: u64 = args
+        .get(1)
         .map_or(100_000, |a| a.parse().expect("ROWS is a number"));
+    let part = args.get(2).map_or("all", String::as_str);
+    let round: u64 = args
+        .get(3)
+        .map_or(0, |a| a.parse().expect("ROUND is a number"));
+    if part != "unlock" {
+        stores(rows, round);
+    }
+    if part != "stores" {
+        unlock();
+    }
+}
+
+/// One round of the workload on each store: plain SQLite and the encrypted store under each page
+/// cipher, in fresh files. Odd rounds run plain last, so drift over a run (CPU clock, the OS
+/// cache) does not always favour the same side.
+fn stores(rows: u64, round: u64) {
     let tmp = tempfile::tempdir().unwrap();
-
-    let plain = Connection::open(tmp.path().join("plain.db")).unwrap();
-    workload::print("plain", &workload::run(&plain, rows));
-    drop(plain);
-
-    // The encrypted store once per page cipher; "syncvault" is what this CPU gets by default.
+    // The default first ("syncvault" is what this CPU gets), then the other.
     let preferred = CipherSuite::preferred();
     println!("{{\"default_cipher\": \"{}\"}}", preferred.name());
-    // The default first, then the other.
     let mut suites = CipherSuite::ALL;
     suites.sort_by_key(|s| *s != preferred);
+    let plain_first = round.is_multiple_of(2);
+    let plain = || {
+        let conn = Connection::open(tmp.path().join("plain.db")).unwrap();
+        workload::print("plain", &workload::run(&conn, rows));
+    };
+    if plain_first {
+        plain();
+    }
     for suite in suites {
         let label = if suite == preferred {
             "syncvault".to_string()
@@ -71,7 +91,14 @@ fn main() {
         drop(store);
         page_cipher_alone(&unlocked, suite);
     }
+    if !plain_first {
+        plain();
+    }
+}
 
+/// Unlock latency at the default and floor KDF parameters, beside the KDF alone.
+fn unlock() {
+    let tmp = tempfile::tempdir().unwrap();
     for (name, kdf) in [("default", KdfParams::DEFAULT), ("floor", KdfParams::FLOOR)] {
         let paths = VaultPaths::new(tmp.path().join(name));
         let config = VaultConfig {
