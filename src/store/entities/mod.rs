@@ -350,6 +350,50 @@ mod tests {
     }
 
     #[test]
+    fn one_letter_searches_go_through_the_prefix_index() {
+        let c = conn();
+        for (id, name) in [
+            ("c1", "Grace Hopper"),
+            ("c2", "Ada Lovelace"),
+            ("c3", "Alan Turing"),
+        ] {
+            upsert(&c, "contact", &rec(id, json!({"full_name": name}))).unwrap();
+        }
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'fts_contact'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("prefix='1'"), "{sql}");
+        let found = |text: &str| {
+            let q = Query {
+                search: Some(text.into()),
+                ..Default::default()
+            };
+            let mut ids: Vec<String> = query(&c, "contact", &q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(found("a"), ["c2", "c3"]);
+        assert_eq!(found("h"), ["c1"]);
+        assert_eq!(found("lo"), ["c2"]);
+        upsert(
+            &c,
+            "contact",
+            &rec("c1", json!({"full_name": "Barbara Liskov"})),
+        )
+        .unwrap();
+        assert!(found("h").is_empty(), "the prefix index follows an edit");
+        assert_eq!(found("l"), ["c1", "c2"]);
+    }
+
+    #[test]
     fn search_and_edits_work_across_a_release_of_the_search_buffers() {
         let c = conn();
         let search = |text: &str| {
