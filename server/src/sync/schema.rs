@@ -306,23 +306,19 @@ impl Schema {
     /// Makes a field sortable or not: devices add or drop its index at their next Synchronize
     /// (a new schema version; nothing downloads again).
     pub fn set_sortable(&mut self, entity: &str, name: &str, on: bool) -> Result<(), String> {
-        let e = self
-            .entity(entity)
-            .ok_or_else(|| format!("no entity {entity:?}"))?;
-        match e.fields.iter().find(|f| f.name == name) {
-            None => return Err(format!("{entity} has no field {name:?}")),
-            Some(f) if f.sortable == on => return Ok(()),
-            Some(_) => {}
-        }
-        if let Some(f) = self
-            .entity_mut(entity)
+        let f = self
+            .entities
+            .iter_mut()
+            .find(|e| e.name == entity)
+            .ok_or_else(|| format!("no entity {entity:?}"))?
             .fields
             .iter_mut()
             .find(|f| f.name == name)
-        {
+            .ok_or_else(|| format!("{entity} has no field {name:?}"))?;
+        if f.sortable != on {
             f.sortable = on;
+            self.version += 1;
         }
-        self.version += 1;
         Ok(())
     }
 

@@ -82,6 +82,15 @@ fn order_index(s: &EntitySchema, f: &FieldSchema) -> String {
     format!("e_{}_{}_order", s.name, f.name)
 }
 
+fn drop_order_index(
+    conn: &Connection,
+    s: &EntitySchema,
+    f: &FieldSchema,
+) -> Result<(), EntityError> {
+    conn.execute_batch(&format!("DROP INDEX IF EXISTS {};", order_index(s, f)))?;
+    Ok(())
+}
+
 fn drop_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> {
     for f in references(s) {
         conn.execute_batch(&format!(
@@ -91,7 +100,7 @@ fn drop_indexes(conn: &Connection, s: &EntitySchema) -> Result<(), EntityError> 
         ))?;
     }
     for f in sortables(s) {
-        conn.execute_batch(&format!("DROP INDEX IF EXISTS {};", order_index(s, f)))?;
+        drop_order_index(conn, s, f)?;
     }
     Ok(())
 }
@@ -271,7 +280,7 @@ fn extend_tables(
     // A field no longer sortable (or no longer listed) loses its order index.
     for o in sortables(old) {
         if !new.fields.iter().any(|f| f.name == o.name && f.sortable) {
-            conn.execute_batch(&format!("DROP INDEX IF EXISTS {};", order_index(old, o)))?;
+            drop_order_index(conn, old, o)?;
         }
     }
     if !in_bulk_load(conn)? {
