@@ -265,12 +265,13 @@ pub fn page(
     end: PageEnd,
     schemas: &HashMap<String, EntitySchema>,
 ) -> Result<PageCounts, EngineError> {
+    let page = response.view();
     let names: HashSet<String> = schemas.keys().cloned().collect();
     let queued = outbox::queued_records(conn)?;
     let waiting = conflicts::waiting_records(conn)?;
     let count = PageCounts {
-        changes: response.changes.len() as u64,
-        removed: response
+        changes: page.changes.len() as u64,
+        removed: page
             .changes
             .iter()
             .filter(|c| c.op == ChangeOp::Remove)
@@ -280,18 +281,21 @@ pub fn page(
     if resync {
         resync::saw(
             conn,
-            response
-                .changes
+            page.changes
                 .iter()
-                .map(|c| (c.entity.as_str(), c.id.as_str())),
+                .map(|c| (c.entity.as_ref(), c.id.as_ref())),
         )?;
     }
-    let actions = plan::plan_page(response.changes, &names, &queued, &waiting)?;
-    for action in actions {
+    for action in plan::plan_page(&page.changes, &names, &queued, &waiting)? {
         match action {
             PageAction::Upsert(c) => {
-                let record = Record::new(c.id, c.version, c.fields);
-                entities::upsert_owned(conn, &schemas[&c.entity], record)?;
+                entities::upsert_wire(
+                    conn,
+                    &schemas[&*c.entity],
+                    &c.id,
+                    c.version,
+                    c.fields.iter(),
+                )?;
             }
             PageAction::Delete(c) => {
                 entities::delete_if_not_newer(conn, &c.entity, &c.id, c.version)?;
@@ -302,7 +306,7 @@ pub fn page(
                 let server = Snapshot {
                     version: c.version,
                     deleted: c.op != ChangeOp::Upsert,
-                    fields: c.fields,
+                    fields: c.fields.to_map(),
                 };
                 conflicts::refresh_server(conn, &c.entity, &c.id, &server)?;
             }

@@ -590,7 +590,7 @@ impl Engine {
             while let Some(page) = rx.recv().await {
                 let (page, end) = page?;
                 self.check_cancel()?;
-                let estimated = page.estimated_total;
+                let estimated = page.view().estimated_total;
                 let schemas = Arc::clone(&schemas);
                 let counts = self
                     .db_tx(move |c| apply::page(c, page, end, &schemas))
@@ -667,9 +667,10 @@ impl Engine {
             resumed = false;
             self.count(|c| c.bytes_down += answer.bytes);
             let page = answer.value;
-            let end = plan::validate_page(&page, &state)?;
-            state.received += page.changes.len() as u64;
-            state.estimated = state.estimated.max(page.estimated_total);
+            let view = page.view();
+            let end = plan::validate_page(view, &state)?;
+            state.received += view.changes.len() as u64;
+            state.estimated = state.estimated.max(view.estimated_total);
             if pages.send(Ok((page, end.clone()))).await.is_err() {
                 return Ok(());
             }

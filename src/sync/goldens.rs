@@ -32,18 +32,19 @@ fn run(case: &Value) -> Value {
     let input = &case["input"];
     match case["plan"].as_str().unwrap() {
         "page" => {
-            let changes: Vec<Change> = serde_json::from_value(input["changes"].clone()).unwrap();
+            let text = input["changes"].to_string();
+            let changes: Vec<Change<'_>> = serde_json::from_str(&text).unwrap();
             let entities: HashSet<String> =
                 serde_json::from_value(input["entities"].clone()).unwrap();
             outcome(plan::plan_page(
-                changes,
+                &changes,
                 &entities,
                 &keys(&input["queued"]),
                 &keys(&input["in_conflict"]),
             ))
         }
         "validate" => {
-            let page: PullResponse = serde_json::from_value(input["page"].clone()).unwrap();
+            let page = PullResponse::from_json(&input["page"]).unwrap();
             let s = &input["state"];
             let state = PullState {
                 limit: s["limit"].as_u64().unwrap() as u32,
@@ -53,7 +54,7 @@ fn run(case: &Value) -> Value {
                 received: s["received"].as_u64().unwrap_or(0),
                 estimated: s["estimated"].as_u64(),
             };
-            outcome(plan::validate_page(&page, &state))
+            outcome(plan::validate_page(page.view(), &state))
         }
         "coalesce" => {
             let entries: Vec<Entry> = serde_json::from_value(input["entries"].clone()).unwrap();

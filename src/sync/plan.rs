@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::protocol::{Change, ChangeOp, MutationResult, MutationStatus, PullResponse};
+use super::protocol::{Change, ChangeOp, MutationResult, MutationStatus, PageView};
 pub use crate::store::conflicts::ConflictMode;
 use crate::store::conflicts::{ConflictOutcome, LocalChange};
 use crate::store::entities::shown;
@@ -153,7 +153,7 @@ const ESTIMATE_SLACK: u64 = 2;
 /// Checks a page against the rules of a pull (docs/protocol.md, "Client rules"): a bounded size,
 /// progress (a non-empty page and a token never seen in this pull), a cursor on the last page
 /// that never goes backwards, and no more changes than the estimate allows.
-pub fn validate_page(page: &PullResponse, state: &PullState) -> Result<PageEnd, PlanError> {
+pub fn validate_page(page: &PageView<'_>, state: &PullState) -> Result<PageEnd, PlanError> {
     if page.changes.len() > state.limit as usize {
         return Err(PlanError::TooManyChanges {
             got: page.changes.len(),
@@ -190,47 +190,53 @@ pub fn validate_page(page: &PullResponse, state: &PullState) -> Result<PageEnd, 
 
 /// What to do with one downloaded change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum PageAction {
+pub enum PageAction<'p> {
     /// Write the server's record (unless the local copy is already newer).
-    Upsert(Change),
+    Upsert(&'p Change<'p>),
     /// Remove the record (a no-op for an unknown id): deleted on the server, or out of scope.
-    Delete(Change),
+    Delete(&'p Change<'p>),
     /// The record left the user's scope while edits of it were queued: they become a sync
     /// error (`out_of_scope`) and the record keeps the person's values.
-    OutOfScope(Change),
+    OutOfScope(&'p Change<'p>),
     /// The record has queued local edits: leave it; the next upload meets the server's version
     /// as a conflict and settles it by the conflict mode.
-    KeepLocal(Change),
+    KeepLocal(&'p Change<'p>),
     /// The record's conflict waits for the app: refresh the server side it will be shown.
-    RefreshConflict(Change),
+    RefreshConflict(&'p Change<'p>),
 }
 
 /// Plans a page: `entities` are the known entity names, `queued` the records with queued edits,
-/// `in_conflict` those whose conflict waits for the app.
-pub fn plan_page(
-    changes: Vec<Change>,
+/// `in_conflict` those whose conflict waits for the app. The plan points into the page.
+pub fn plan_page<'p>(
+    changes: &'p [Change<'p>],
     entities: &HashSet<String>,
     queued: &HashSet<(String, String)>,
     in_conflict: &HashSet<(String, String)>,
-) -> Result<Vec<PageAction>, PlanError> {
+) -> Result<Vec<PageAction<'p>>, PlanError> {
     let mut seen = HashSet::with_capacity(changes.len());
     let mut plan = Vec::with_capacity(changes.len());
     for change in changes {
-        if !entities.contains(&change.entity) {
-            return Err(PlanError::UnknownEntity(change.entity));
+        let (entity, id) = (change.entity.as_ref(), change.id.as_ref());
+        if !entities.contains(entity) {
+            return Err(PlanError::UnknownEntity(entity.to_string()));
         }
-        if change.id.is_empty() || change.id.len() > 128 {
+        if id.is_empty() || id.len() > 128 {
             return Err(PlanError::BadId);
         }
         if change.version < 1 {
-            return Err(PlanError::BadVersion(change.id, change.version));
+            return Err(PlanError::BadVersion(id.to_string(), change.version));
         }
-        let key = (change.entity.clone(), change.id.clone());
-        if !seen.insert(key.clone()) {
-            return Err(PlanError::DuplicateRecord(key.0, key.1));
+        if !seen.insert((entity, id)) {
+            return Err(PlanError::DuplicateRecord(
+                entity.to_string(),
+                id.to_string(),
+            ));
         }
-        let local_edits = !queued.is_empty() && queued.contains(&key);
-        let conflict = !in_conflict.is_empty() && in_conflict.contains(&key);
+        // Most pages meet no queued edit and no conflict: no key is built for them.
+        let held_in = |set: &HashSet<(String, String)>| {
+            !set.is_empty() && set.contains(&(entity.to_string(), id.to_string()))
+        };
+        let (local_edits, conflict) = (held_in(queued), held_in(in_conflict));
         plan.push(match (change.op, local_edits, conflict) {
             (ChangeOp::Remove, true, _) => PageAction::OutOfScope(change),
             (_, true, _) => PageAction::KeepLocal(change),
@@ -534,13 +540,13 @@ mod tests {
         );
     }
 
-    fn change(id: &str, op: ChangeOp) -> Change {
+    fn change(id: &str, op: ChangeOp) -> Change<'_> {
         Change {
             entity: "contact".into(),
             id: id.into(),
             version: 3,
             op,
-            fields: Map::new(),
+            fields: Default::default(),
         }
     }
 
@@ -550,18 +556,13 @@ mod tests {
         let key = |id: &str| ("contact".to_string(), id.to_string());
         let queued: HashSet<_> = [key("q")].into();
         let conflicted: HashSet<_> = [key("c")].into();
-        let plan = plan_page(
-            vec![
-                change("q", ChangeOp::Upsert),
-                change("c", ChangeOp::Delete),
-                change("u", ChangeOp::Upsert),
-                change("d", ChangeOp::Delete),
-            ],
-            &entities,
-            &queued,
-            &conflicted,
-        )
-        .unwrap();
+        let page = [
+            change("q", ChangeOp::Upsert),
+            change("c", ChangeOp::Delete),
+            change("u", ChangeOp::Upsert),
+            change("d", ChangeOp::Delete),
+        ];
+        let plan = plan_page(&page, &entities, &queued, &conflicted).unwrap();
         assert!(matches!(plan[0], PageAction::KeepLocal(_)));
         assert!(matches!(plan[1], PageAction::RefreshConflict(_)));
         assert!(matches!(plan[2], PageAction::Upsert(_)));
@@ -574,17 +575,12 @@ mod tests {
         let key = |id: &str| ("contact".to_string(), id.to_string());
         let queued: HashSet<_> = [key("q")].into();
         let conflicted: HashSet<_> = [key("c")].into();
-        let plan = plan_page(
-            vec![
-                change("q", ChangeOp::Remove),
-                change("c", ChangeOp::Remove),
-                change("r", ChangeOp::Remove),
-            ],
-            &entities,
-            &queued,
-            &conflicted,
-        )
-        .unwrap();
+        let page = [
+            change("q", ChangeOp::Remove),
+            change("c", ChangeOp::Remove),
+            change("r", ChangeOp::Remove),
+        ];
+        let plan = plan_page(&page, &entities, &queued, &conflicted).unwrap();
         assert!(matches!(plan[0], PageAction::OutOfScope(_)));
         assert!(matches!(plan[1], PageAction::RefreshConflict(_)));
         assert!(matches!(plan[2], PageAction::Delete(_)));
@@ -594,25 +590,25 @@ mod tests {
     fn hostile_pages_are_refused_whole() {
         let entities: HashSet<String> = ["contact".to_string()].into();
         let none = HashSet::new();
-        let twice = vec![change("x", ChangeOp::Upsert), change("x", ChangeOp::Delete)];
+        let twice = [change("x", ChangeOp::Upsert), change("x", ChangeOp::Delete)];
         assert_eq!(
-            plan_page(twice, &entities, &none, &none),
+            plan_page(&twice, &entities, &none, &none),
             Err(PlanError::DuplicateRecord("contact".into(), "x".into()))
         );
         let mut unknown = change("x", ChangeOp::Upsert);
         unknown.entity = "invoice".into();
         assert!(matches!(
-            plan_page(vec![unknown], &entities, &none, &none),
+            plan_page(&[unknown], &entities, &none, &none),
             Err(PlanError::UnknownEntity(_))
         ));
         let mut zero = change("x", ChangeOp::Upsert);
         zero.version = 0;
         assert!(matches!(
-            plan_page(vec![zero], &entities, &none, &none),
+            plan_page(&[zero], &entities, &none, &none),
             Err(PlanError::BadVersion(..))
         ));
         assert_eq!(
-            plan_page(vec![change("", ChangeOp::Upsert)], &entities, &none, &none),
+            plan_page(&[change("", ChangeOp::Upsert)], &entities, &none, &none),
             Err(PlanError::BadId)
         );
     }

@@ -1,10 +1,13 @@
 //! The wire types of sync protocol v2 (docs/protocol.md). Unknown JSON fields are ignored (a
 //! newer server may add some); a wrong type anywhere fails the whole response.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use yoke::{Yoke, Yokeable};
 
-use crate::store::entities::EntitySchema;
+use crate::store::entities::{EntitySchema, WireValue, borrowed_str};
 
 /// `GET schema`.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,10 +72,40 @@ pub struct DeviceInfo {
     pub last_result: Option<String>,
 }
 
-/// One page of changes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PullResponse {
-    pub changes: Vec<Change>,
+/// One page of changes as downloaded: the response body, and its changes read in place from it
+/// (no copy of a record's id, names or text is made before the store's own; see
+/// [`WireValue`]). Owning the body keeps the page `'static`, so it moves from the network task to
+/// the store's thread as one value.
+pub struct PullResponse(Yoke<PageView<'static>, Vec<u8>>);
+
+impl PullResponse {
+    /// Reads a page from the body of a pull answer.
+    pub fn decode(body: Vec<u8>) -> Result<Self, serde_json::Error> {
+        Yoke::try_attach_to_cart(body, |body| serde_json::from_slice(body)).map(PullResponse)
+    }
+
+    /// A page given as JSON (tests, and transports that build pages themselves).
+    pub fn from_json(page: &Value) -> Result<Self, serde_json::Error> {
+        Self::decode(serde_json::to_vec(page)?)
+    }
+
+    /// The page's contents.
+    pub fn view(&self) -> &PageView<'_> {
+        self.0.get()
+    }
+}
+
+impl std::fmt::Debug for PullResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.view().fmt(f)
+    }
+}
+
+/// The contents of one page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Yokeable)]
+pub struct PageView<'a> {
+    #[serde(borrow)]
+    pub changes: Vec<Change<'a>>,
     /// Present while more pages follow.
     pub page_token: Option<String>,
     /// Present on the last page: where the next pull starts.
@@ -92,15 +125,72 @@ pub enum ChangeOp {
     Remove,
 }
 
-/// One record's new server state.
+/// One record's new server state, borrowing the page it came in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub entity: String,
-    pub id: String,
+pub struct Change<'a> {
+    #[serde(borrow, deserialize_with = "borrowed_str")]
+    pub entity: Cow<'a, str>,
+    #[serde(borrow, deserialize_with = "borrowed_str")]
+    pub id: Cow<'a, str>,
     pub version: i64,
     pub op: ChangeOp,
-    #[serde(default)]
-    pub fields: Map<String, Value>,
+    #[serde(default, borrow)]
+    pub fields: Fields<'a>,
+}
+
+/// A change's fields in the order the server sent them (a name given twice: the last counts,
+/// as in a JSON object).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields<'a>(pub Vec<(Cow<'a, str>, WireValue<'a>)>);
+
+impl<'a> Fields<'a> {
+    /// Each field's name and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &WireValue<'a>)> {
+        self.0.iter().map(|(name, value)| (name.as_ref(), value))
+    }
+
+    /// The fields as a JSON object (where a record is kept as JSON: a conflict's server side).
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.iter()
+            .map(|(name, value)| (name.to_string(), value.to_json()))
+            .collect()
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Name(name)) = map.next_key()? {
+                    fields.push((name, map.next_value()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        /// A field name, read in place.
+        struct Name<'a>(Cow<'a, str>);
+        impl<'de> Deserialize<'de> for Name<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                borrowed_str(d).map(Name)
+            }
+        }
+        d.deserialize_map(FieldsVisitor)
+    }
 }
 
 /// `POST push`.

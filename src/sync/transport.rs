@@ -146,6 +146,19 @@ impl HttpTransport {
         body: Option<&B>,
         limit: usize,
     ) -> Result<Received<T>, TransportError> {
+        self.exchange_with(token, path, body, limit, |b| serde_json::from_slice(&b))
+            .await
+    }
+
+    /// As [`Self::exchange`], with the answer's body read by `decode` (a page keeps its body).
+    async fn exchange_with<B: Serialize + Sync, T>(
+        &self,
+        token: &str,
+        path: &str,
+        body: Option<&B>,
+        limit: usize,
+        decode: impl FnOnce(Vec<u8>) -> Result<T, serde_json::Error>,
+    ) -> Result<Received<T>, TransportError> {
         let url = format!("{}/{path}", self.base);
         let client = self.http.client();
         let (request, sent) = match body {
@@ -170,7 +183,8 @@ impl HttpTransport {
             .map_err(net_error)?;
         let status = response.status;
         if status.is_success() {
-            let value = serde_json::from_slice(&response.body).map_err(|e| {
+            let received = response.body.len() as u64;
+            let value = decode(response.body).map_err(|e| {
                 tracing::debug!(path, "undecodable answer: {e}");
                 TransportError::Protocol(format!(
                     "{path}: an answer of the wrong shape (line {}, column {})",
@@ -180,7 +194,7 @@ impl HttpTransport {
             })?;
             return Ok(Received {
                 value,
-                bytes: sent + response.body.len() as u64,
+                bytes: sent + received,
             });
         }
         Err(status_error(
@@ -319,8 +333,14 @@ impl Transport for HttpTransport {
         token: &str,
         request: &PullRequest,
     ) -> Result<Received<PullResponse>, TransportError> {
-        self.exchange(token, "pull", Some(request), PAGE_BODY_LIMIT)
-            .await
+        self.exchange_with(
+            token,
+            "pull",
+            Some(request),
+            PAGE_BODY_LIMIT,
+            PullResponse::decode,
+        )
+        .await
     }
 
     async fn push(

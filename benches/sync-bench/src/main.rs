@@ -144,7 +144,7 @@ fn fill(conn: &mut rusqlite::Connection, n: u64) {
             let (entity, id, fields) = generate::record(n, j);
             let fields: Map<String, Value> = fields.as_object().unwrap().clone();
             let record = Record::new(id, 1, fields);
-            entities::upsert_owned(&tx, &by_name[entity], record).unwrap();
+            entities::upsert_with(&tx, &by_name[entity], &record).unwrap();
         }
         tx.commit().unwrap();
         i += BATCH;

@@ -11,9 +11,10 @@ mod records;
 mod schema;
 mod tables;
 
+pub use codec::{WireValue, borrowed_str};
 pub use query::{Query, query};
 pub use records::{
-    Record, count, delete, delete_if_not_newer, get, set_version, upsert, upsert_owned, upsert_with,
+    Record, count, delete, delete_if_not_newer, get, set_version, upsert, upsert_wire, upsert_with,
 };
 pub use schema::{EntitySchema, FieldSchema, FieldType, load_schema, load_schemas, valid_name};
 pub use tables::{

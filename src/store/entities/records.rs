@@ -1,11 +1,11 @@
 //! Record CRUD on entity tables: the server's state of a record in, one record out.
 
+use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::EntityError;
-use super::codec::to_sql_ref;
+use super::codec::{Scalar, WireValue, to_sql_ref};
 use super::query::{Query, query};
 use super::schema::{EntitySchema, require_schema};
 use crate::store::record_state::RecordState;
@@ -40,53 +40,53 @@ pub fn upsert(conn: &Connection, entity: &str, record: &Record) -> Result<(), En
     upsert_with(conn, &schema, record)
 }
 
-/// As [`upsert_with`], taking the record: every value is bound (SQLite copies it) and the record
-/// dropped before the row is written, so a large downloaded field is held twice at most (the
-/// bound copy and SQLite's row), not three times. The sync engine's hot path.
-pub fn upsert_owned(
-    conn: &Connection,
-    schema: &EntitySchema,
-    record: Record,
-) -> Result<(), EntityError> {
-    for key in record.fields.keys() {
-        schema.field(key)?;
-    }
-    let sql = schema.upsert_sql.0.get_or_init(|| upsert_sql(schema));
-    let mut stmt = conn.prepare_cached(sql)?;
-    stmt.raw_bind_parameter(
-        1,
-        ToSqlOutput::Borrowed(ValueRef::Text(record.id.as_bytes())),
-    )?;
-    stmt.raw_bind_parameter(2, record.version)?;
-    for (i, f) in schema.fields.iter().enumerate() {
-        let value = record.fields.get(&f.name).unwrap_or(&Value::Null);
-        stmt.raw_bind_parameter(i + 3, ToSqlOutput::Borrowed(to_sql_ref(f, value)?))?;
-    }
-    drop(record);
-    stmt.raw_execute()?;
-    Ok(())
-}
-
 /// As [`upsert`], with the schema already loaded.
 pub fn upsert_with(
     conn: &Connection,
     schema: &EntitySchema,
     record: &Record,
 ) -> Result<(), EntityError> {
-    for key in record.fields.keys() {
-        schema.field(key)?;
-    }
-    let mut values: Vec<ToSqlOutput<'_>> = vec![
-        ToSqlOutput::Borrowed(ValueRef::Text(record.id.as_bytes())),
-        ToSqlOutput::Borrowed(ValueRef::Integer(record.version)),
-    ];
-    for f in &schema.fields {
-        let value = record.fields.get(&f.name).unwrap_or(&Value::Null);
-        values.push(ToSqlOutput::Borrowed(to_sql_ref(f, value)?));
-    }
+    let fields = record
+        .fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), Scalar::from(value)));
+    write_row(conn, schema, &record.id, record.version, fields)
+}
+
+/// Writes a record of a downloaded page from its values read in place: no copy of the page's
+/// text is made before SQLite's own. The sync engine's hot path.
+pub fn upsert_wire<'a>(
+    conn: &Connection,
+    schema: &EntitySchema,
+    id: &str,
+    version: i64,
+    fields: impl IntoIterator<Item = (&'a str, &'a WireValue<'a>)>,
+) -> Result<(), EntityError> {
+    let fields = fields
+        .into_iter()
+        .map(|(name, value)| (name, Scalar::from(value)));
+    write_row(conn, schema, id, version, fields)
+}
+
+/// The one write every upsert goes through: each given field is checked against the schema and
+/// bound to its column as it comes (a name given twice: the last wins, as in a JSON object);
+/// columns not given stay null (a cached statement comes back with its bindings cleared).
+fn write_row<'a>(
+    conn: &Connection,
+    schema: &EntitySchema,
+    id: &str,
+    version: i64,
+    fields: impl Iterator<Item = (&'a str, Scalar<'a>)>,
+) -> Result<(), EntityError> {
     let sql = schema.upsert_sql.0.get_or_init(|| upsert_sql(schema));
-    conn.prepare_cached(sql)?
-        .execute(params_from_iter(values.iter()))?;
+    let mut stmt = conn.prepare_cached(sql)?;
+    stmt.raw_bind_parameter(1, ToSqlOutput::Borrowed(ValueRef::Text(id.as_bytes())))?;
+    stmt.raw_bind_parameter(2, version)?;
+    for (name, value) in fields {
+        let (i, f) = schema.field_at(name)?;
+        stmt.raw_bind_parameter(i + 3, ToSqlOutput::Borrowed(to_sql_ref(f, value)?))?;
+    }
+    stmt.raw_execute()?;
     Ok(())
 }
 

@@ -90,9 +90,15 @@ impl EntitySchema {
     }
 
     pub(crate) fn field(&self, name: &str) -> Result<&FieldSchema, EntityError> {
+        self.field_at(name).map(|(_, f)| f)
+    }
+
+    /// A field and its position (its column's place in the upsert statement).
+    pub(crate) fn field_at(&self, name: &str) -> Result<(usize, &FieldSchema), EntityError> {
         self.fields
             .iter()
-            .find(|f| f.name == name)
+            .enumerate()
+            .find(|(_, f)| f.name == name)
             .ok_or_else(|| EntityError::UnknownField {
                 entity: self.name.clone(),
                 field: name.to_string(),
