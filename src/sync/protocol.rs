@@ -252,3 +252,36 @@ pub struct MutationResult {
     #[serde(default)]
     pub code: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_page_lends_its_text_and_keeps_every_field_in_order() {
+        let body = br#"{"changes": [{"entity": "contact", "id": "c1", "version": 2, "op": "upsert",
+            "fields": {"full_name": "First", "notes": "line\nbreak", "full_name": "Ada", "age": 3}}],
+            "page_token": null, "cursor": 9, "estimated_total": 1}"#;
+        let page = PullResponse::decode(body.to_vec()).unwrap();
+        let change = &page.view().changes[0];
+        assert!(matches!(change.id, Cow::Borrowed("c1")));
+        let fields: Vec<_> = change.fields.iter().collect();
+        assert_eq!(fields.len(), 4);
+        assert!(matches!(
+            fields[0].1,
+            WireValue::Text(Cow::Borrowed("First"))
+        ));
+        assert!(matches!(fields[1].1, WireValue::Text(Cow::Owned(s)) if s == "line\nbreak"));
+        // As JSON, the last of a repeated name counts, as serde_json's own reading has it.
+        let json: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            Value::Object(change.fields.to_map()),
+            json["changes"][0]["fields"]
+        );
+        assert_eq!(page.view().cursor, Some(9));
+        // A wrong shape is refused whole.
+        assert!(PullResponse::decode(br#"{"changes": [{"entity": 1}]}"#.to_vec()).is_err());
+        assert!(PullResponse::from_json(&json!({"changes": "none"})).is_err());
+    }
+}

@@ -167,6 +167,50 @@ mod tests {
     }
 
     #[test]
+    fn a_page_record_is_written_from_its_values_in_place() {
+        let c = conn();
+        let schema = contact_schema();
+        upsert(
+            &c,
+            "contact",
+            &rec(
+                "c1",
+                json!({"full_name": "Ada", "age": 36, "notes": "engine"}),
+            ),
+        )
+        .unwrap();
+        // Fields not given become null; a name given twice counts once, the last time.
+        let fields = [
+            ("full_name", WireValue::Text("First".into())),
+            ("age", WireValue::Int(40)),
+            ("full_name", WireValue::Text("Ada Lovelace".into())),
+        ];
+        upsert_wire(&c, &schema, "c1", 2, fields.iter().map(|(k, v)| (*k, v))).unwrap();
+        let back = get(&c, "contact", "c1").unwrap().unwrap();
+        assert_eq!(back.version, 2);
+        assert_eq!(back.fields["full_name"], json!("Ada Lovelace"));
+        assert_eq!(back.fields["age"], json!(40));
+        assert_eq!(back.fields["notes"], Value::Null, "not given: null");
+        // The same checks as an edit: an unknown field or a wrong type writes nothing.
+        let bad = [("age", WireValue::Text("old".into()))];
+        let err = upsert_wire(&c, &schema, "c1", 3, bad.iter().map(|(k, v)| (*k, v)));
+        assert!(matches!(err, Err(EntityError::WrongType { .. })), "{err:?}");
+        let unknown = [("salary", WireValue::Int(1))];
+        let err = upsert_wire(&c, &schema, "c1", 3, unknown.iter().map(|(k, v)| (*k, v)));
+        assert!(
+            matches!(err, Err(EntityError::UnknownField { .. })),
+            "{err:?}"
+        );
+        assert_eq!(get(&c, "contact", "c1").unwrap().unwrap().version, 2);
+        // An older version never replaces a newer one.
+        upsert_wire(&c, &schema, "c1", 1, std::iter::empty()).unwrap();
+        assert_eq!(
+            get(&c, "contact", "c1").unwrap().unwrap().fields["age"],
+            json!(40)
+        );
+    }
+
+    #[test]
     fn wrong_types_and_names_are_refused() {
         let c = conn();
         let err = upsert(&c, "contact", &rec("x", json!({"age": "old"}))).unwrap_err();
