@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use syncvault::account::{Account, UserMode};
 use syncvault::auth::loopback::LoopbackRedirect;
 use syncvault::store::entities::{self, EntitySchema, Record};
-use syncvault::vault::{KdfParams, VaultConfig};
+use syncvault::vault::{CipherSuite, KdfParams, VaultConfig};
 use syncvault::{ClientOptions, FieldValue, RecordQuery, SyncClient, SyncObserver, SyncProgress};
 use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::sync::{generate, schema};
@@ -131,6 +131,14 @@ fn local_insert_apart(dir: &std::path::Path, n: u64) -> (f64, f64) {
         r["rate"].as_f64().unwrap(),
         r["cpu_seconds"].as_f64().unwrap(),
     )
+}
+
+/// The page cipher a vault's header names (docs/security.md: magic, version, vault id, cipher).
+fn page_cipher(vault: &std::path::Path) -> &'static str {
+    let header = std::fs::read(vault.join(syncvault::VAULT_HEADER_FILE)).unwrap();
+    let version = u16::from_le_bytes([header[8], header[9]]);
+    let id = if version >= 3 { header[26] } else { 1 };
+    CipherSuite::from_id(id).map_or("unknown", CipherSuite::name)
 }
 
 /// A set-up account with its store open (no server).
@@ -366,6 +374,7 @@ async fn main() {
         .await
         .unwrap();
     assert_eq!(upload.records_uploaded, contacts.len() as u64);
+    let cipher = page_cipher(&tmp.path().join("vault"));
     let db_bytes = std::fs::metadata(tmp.path().join("vault").join("store.db"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -393,6 +402,7 @@ async fn main() {
             "upload_seconds": upload.seconds,
             "store_bytes": db_bytes,
             "local_first": local_first,
+            "page_cipher": cipher,
         })
     );
 }
