@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use syncvault::account::{Account, UserMode};
 use syncvault::auth::loopback::LoopbackRedirect;
 use syncvault::store::entities::{self, EntitySchema, Record};
-use syncvault::vault::{CipherSuite, KdfParams, VaultConfig};
+use syncvault::vault::{Header, KdfParams, VaultConfig, VaultPaths};
 use syncvault::{ClientOptions, FieldValue, RecordQuery, SyncClient, SyncObserver, SyncProgress};
 use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::sync::{generate, schema};
@@ -133,12 +133,10 @@ fn local_insert_apart(dir: &std::path::Path, n: u64) -> (f64, f64) {
     )
 }
 
-/// The page cipher a vault's header names (docs/security.md: magic, version, vault id, cipher).
+/// The page cipher a vault's header names.
 fn page_cipher(vault: &std::path::Path) -> &'static str {
-    let header = std::fs::read(vault.join(syncvault::VAULT_HEADER_FILE)).unwrap();
-    let version = u16::from_le_bytes([header[8], header[9]]);
-    let id = if version >= 3 { header[26] } else { 1 };
-    CipherSuite::from_id(id).map_or("unknown", CipherSuite::name)
+    let header = std::fs::read(VaultPaths::new(vault).header()).unwrap();
+    Header::decode(&header).unwrap().cipher.name()
 }
 
 /// A set-up account with its store open (no server).
