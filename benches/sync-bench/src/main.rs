@@ -1,7 +1,8 @@
 //! Sync benchmark, side by side in one run: the initial sync of N records from the reference
 //! server (a separate process, over loopback HTTP) against a local bulk insert of the same rows
-//! into the same kind of encrypted store (in a process of its own, before or after the sync); the peak RSS of the sync; delta syncs of 1k and 10k
-//! server changes; an upload of 10k queued edits. Prints one JSON line.
+//! into the same kind of encrypted store (in a process of its own, before or after the sync); the
+//! peak RSS of the sync; delta syncs of 1k and 10k server changes; an upload of 10k queued edits.
+//! Prints one JSON line.
 //!
 //! Usage: syncvault-sync-bench SERVER_BIN RECORDS [--local-first]
 //!        syncvault-sync-bench --local-insert DIR RECORDS
