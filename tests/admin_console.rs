@@ -169,7 +169,7 @@ async fn connect_import_assign_disable_and_restart() {
     let (_, started) = api(&srv, "POST", "/session/provider", None, None).await;
     let callback = devlogin::login(
         started["authorization_url"].as_str().unwrap(),
-        "ada@contoso.example",
+        "grace@contoso.example",
         DEV_PASSWORD,
         false,
     )

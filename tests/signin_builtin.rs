@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use syncvault::{ClientOptions, SyncClient, SyncError, UserMode};
+use syncvault_server::admin::identity::SignInPolicy;
 use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::idp::IdpLifetimes;
 use syncvault_server::{BoundServer, RunningServer, ServerConfig};
@@ -73,13 +74,25 @@ async fn code_flow_refresh_and_the_org_api() {
     let me = c.who_am_i().await.unwrap();
     assert_eq!(me.org_user_id.as_deref(), Some("u1"));
 
-    // A provider user unknown to the org becomes a new org user.
+    // A provider user unknown to the org is no member: nobody imported or assigned them, and
+    // this organization does not create users at a first sign-in.
     let dir2 = tempfile::tempdir().unwrap();
     let c2 = client(dir2.path(), &srv.url, UserMode::Oauth).await;
     sign_in(&c2, "newhire@contoso.example").await;
-    let new = c2.who_am_i().await.unwrap();
-    assert_ne!(new.org_user_id.as_deref(), Some("u1"));
-    assert_eq!(new.email.as_deref(), Some("newhire@contoso.example"));
+    match c2.who_am_i().await {
+        Err(SyncError::NotAMember { reason }) => {
+            assert!(reason.contains("neither imported nor assigned"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        srv.org
+            .store
+            .user_by_email("newhire@contoso.example")
+            .unwrap()
+            .is_none(),
+        "nobody was created"
+    );
 
     // Tokens survive lock / unlock (they live in the encrypted store).
     c.lock().await.unwrap();
@@ -671,6 +684,11 @@ async fn the_org_refetches_an_external_issuers_rotated_keys() {
             issuer: format!("{}/idp", a.url),
             audience: a.url.clone(),
         },
+        // B's seeded users have no Domain Name: their first sign-in links them by email.
+        sign_in_policy: Some(SignInPolicy {
+            match_email: true,
+            provision_unknown: false,
+        }),
         ..Default::default()
     })
     .await;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use syncvault::auth::oidc::Provider;
 use syncvault::net::Http;
 use syncvault::{ClientOptions, SyncClient, SyncError, UserMode};
+use syncvault_server::admin::identity::SignInPolicy;
 use syncvault_server::{BoundServer, ProviderConfig, RunningServer, ServerConfig};
 
 const REDIRECT: &str = "http://127.0.0.1:49152/callback";
@@ -161,6 +162,11 @@ async fn setup(access_ttl: u32, tls: bool) -> Setup {
             audience: org_url.clone(),
         },
         extra_ca_pem: ca.as_ref().map(|c| c.0.as_bytes().to_vec()),
+        // The seeded users have no Domain Name: their first sign-in links them by email.
+        sign_in_policy: Some(SignInPolicy {
+            match_email: true,
+            provision_unknown: false,
+        }),
         ..Default::default()
     };
     let org = bound.spawn(config).unwrap();

@@ -1,9 +1,8 @@
 //! Who is calling: Bearer access tokens are JWTs, checked against the issuer's keys (the built-in
 //! provider's, or an external issuer's JWKS fetched over HTTPS and cached, refetched when a token
 //! names a key id the cache does not have), with the org as the audience; credentials-mode tokens
-//! are signed by the org itself. The token's identity (issuer + tenant + object id, or subject)
-//! and its email (`email`, `preferred_username` or `upn`, case-folded) pick the org user
-//! (users.rs).
+//! are signed by the org itself. Who the token's person is in the organization is decided by
+//! admin/identity.rs.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +21,8 @@ pub struct Claims {
     pub iss: String,
     pub sub: String,
     pub email: Option<String>,
+    /// `false` when the provider says it did not verify `email`: then it matches nobody.
+    pub email_verified: Option<bool>,
     pub name: Option<String>,
     /// Entra ID: the user's object id and tenant.
     pub oid: Option<String>,
@@ -31,27 +32,6 @@ pub struct Claims {
     pub upn: Option<String>,
     /// ID tokens: the nonce of the sign-in request.
     pub nonce: Option<String>,
-}
-
-impl Claims {
-    /// The stable identity of the person at the provider: issuer + tenant + object id where the
-    /// provider has them (Entra ID), else issuer + subject.
-    pub fn identity(&self) -> String {
-        match (&self.tid, &self.oid) {
-            (Some(tid), Some(oid)) => format!("{}|{tid}|{oid}", self.iss),
-            _ => format!("{}|{}", self.iss, self.sub),
-        }
-    }
-
-    /// The email to match org users by: `email`, else `preferred_username`, else `upn`, trimmed
-    /// and case-folded (Entra ID's access tokens usually carry no `email`).
-    pub fn email_for_matching(&self) -> Option<String> {
-        [&self.email, &self.preferred_username, &self.upn]
-            .into_iter()
-            .flatten()
-            .map(|e| e.trim().to_lowercase())
-            .find(|e| e.contains('@'))
-    }
 }
 
 /// An external issuer's keys, and when each unknown key id was last looked for: a token naming a

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use admin::identity::ProviderIdentity;
 use admin::store::{OrgStore, OrgUser, Refusal};
 use auth::{TokenIssuer, Verifier};
 use faults::{FaultSpec, Faults};
@@ -88,6 +89,10 @@ pub struct ServerConfig {
     pub admin_password: Option<String>,
     /// How many generated records an empty store starts with.
     pub records: u64,
+    /// What a first sign-in may do, set on first start (None: email matching on for the
+    /// built-in provider, off for an external one; nothing is created automatically). The
+    /// Organization page changes it afterwards.
+    pub sign_in_policy: Option<admin::identity::SignInPolicy>,
     /// Faults injected into the sync API.
     pub faults: FaultSpec,
 }
@@ -109,6 +114,7 @@ impl Default for ServerConfig {
             admin_password: None,
             directory: None,
             records: 1000,
+            sign_in_policy: None,
             faults: FaultSpec::default(),
         }
     }
@@ -200,6 +206,19 @@ impl Org {
             .map_err(|e| ServerError::Config(e.to_string()))?;
         let owners = seed_technicians(&store, config.records, first_start)
             .map_err(|e| ServerError::Config(e.to_string()))?;
+        if first_start {
+            // The built-in provider's people are the seeded users, who have no Domain Name yet:
+            // their first sign-in links them by email. An external provider's users are imported.
+            let policy = config
+                .sign_in_policy
+                .unwrap_or(admin::identity::SignInPolicy {
+                    match_email: matches!(config.provider, ProviderConfig::Builtin),
+                    provision_unknown: false,
+                });
+            store
+                .set_sign_in_policy(policy)
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+        }
         let data = DataStore::open(config.data_dir.as_deref(), config.records, &owners)
             .map_err(|e| ServerError::Config(format!("the record store: {e}")))?;
         let blobs = sync::blobs::BlobStore::open(config.data_dir.as_deref())
@@ -289,22 +308,35 @@ impl Org {
         }
     }
 
-    /// The org user behind the request's access token.
+    /// The org user behind the request's access token: the org's own credentials-mode token
+    /// (refused once a provider is connected: Connect ends those sessions at once), or a provider
+    /// token, whose person the identity rule picks (admin/identity.rs).
     pub async fn caller(&self, headers: &HeaderMap) -> Result<OrgUser, Response> {
-        let claims = self.verifier.verify(headers).await.map_err(|e| {
+        let invalid_token = |status: StatusCode, description: String| {
             let challenge = format!(
                 "Bearer authorization_uri=\"{}/authorize\", resource_id=\"{}\", error=\"invalid_token\"",
                 self.issuer, self.url
             );
-            (e.status(), [(header::WWW_AUTHENTICATE, challenge)], Json(json!({"error": "invalid_token", "error_description": e.to_string()})))
+            (
+                status,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                Json(json!({"error": "invalid_token", "error_description": description})),
+            )
                 .into_response()
-        })?;
-        let Some(email) = claims.email_for_matching() else {
-            return Err((StatusCode::FORBIDDEN, Json(json!({"error": "insufficient_scope", "error_description": "the token names no email, preferred_username or upn"}))).into_response());
         };
-        let name = claims.name.clone().unwrap_or_else(|| email.clone());
-        // Credentials-mode tokens are the org's own: they name the user directly.
+        let claims = self
+            .verifier
+            .verify(headers)
+            .await
+            .map_err(|e| invalid_token(e.status(), e.to_string()))?;
+        let connection = self.store.connection().ok().flatten();
         let resolved = if claims.iss == self.url {
+            if connection.is_some() {
+                return Err(invalid_token(
+                    StatusCode::UNAUTHORIZED,
+                    "the organization signs in through its identity provider now".into(),
+                ));
+            }
             self.store
                 .user(&claims.sub)
                 .ok()
@@ -312,12 +344,36 @@ impl Org {
                 .filter(|u| u.enabled)
                 .ok_or(Refusal::Disabled)
         } else {
-            self.store.resolve(&claims.identity(), &email, &name)
+            let policy = self.store.sign_in_policy().unwrap_or_default();
+            let tenant = connection.and_then(|c| c.tenant);
+            self.store.sign_in(
+                &ProviderIdentity::from_claims(&claims),
+                tenant.as_deref(),
+                policy,
+            )
         };
-        resolved.map_err(|_| {
-            (StatusCode::FORBIDDEN, Json(json!({"error": "user_disabled", "error_description": "the organization disabled this user"}))).into_response()
-        })
+        resolved.map_err(refusal_response)
     }
+}
+
+/// How the API answers a refused sign-in (docs/protocol.md, "Errors").
+fn refusal_response(refusal: Refusal) -> Response {
+    let (status, body) = match refusal {
+        Refusal::Disabled => (
+            StatusCode::FORBIDDEN,
+            json!({"error": "user_disabled", "error_description": "the organization disabled this user"}),
+        ),
+        Refusal::NotAMember(why) => (
+            StatusCode::FORBIDDEN,
+            json!({"error": "not_a_member", "reason": why.code(),
+                   "error_description": "this provider account is not a user of the organization; an administrator imports or assigns it"}),
+        ),
+        Refusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily_unavailable", "error_description": "the organization's users cannot be read now"}),
+        ),
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn discovery(State(org): State<Arc<Org>>) -> Response {

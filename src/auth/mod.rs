@@ -153,6 +153,9 @@ pub enum AuthError {
     /// The organization disabled the signed-in user.
     #[error("the organization disabled this user")]
     UserDisabled,
+    /// The signed-in provider account is no user of the organization (the words say why).
+    #[error("this account is not a user of the organization: {0}")]
+    NotAMember(&'static str),
     #[error("no sign-in is in progress")]
     NoSignInInProgress,
     #[error("the organization names no OAuth client id; set ClientOptions.oauth_client_id")]
@@ -167,6 +170,18 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Task(#[from] TaskError),
+}
+
+/// syncvault's own words for the `reason` code of the organization's `not_a_member` error
+/// (docs/protocol.md, "Errors"); an unknown or missing code reads as the common case.
+pub fn not_a_member_reason(code: Option<&str>) -> &'static str {
+    match code {
+        Some("other_tenant") => "the account belongs to another tenant of the identity provider",
+        Some("email_taken") => {
+            "the organization's user with this email is linked to another provider account"
+        }
+        _ => "the account was neither imported nor assigned",
+    }
 }
 
 #[cfg(test)]

@@ -395,10 +395,16 @@ impl Session {
                         }))
                     }
                     401 => Ok(Answer::Unauthorized),
-                    403 if serde_json::from_slice::<serde_json::Value>(&r.body)
-                        .is_ok_and(|v| v["error"] == "user_disabled") =>
-                    {
-                        Err(AuthError::UserDisabled)
+                    403 => {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&r.body).unwrap_or_default();
+                        match v["error"].as_str() {
+                            Some("user_disabled") => Err(AuthError::UserDisabled),
+                            Some("not_a_member") => Err(AuthError::NotAMember(
+                                super::not_a_member_reason(v["reason"].as_str()),
+                            )),
+                            _ => Err(AuthError::OrgStatus(403)),
+                        }
                     }
                     status => Err(AuthError::OrgStatus(status)),
                 }

@@ -132,6 +132,13 @@ pub enum SyncError {
     /// A bug in syncvault (including a caught panic). Please report it.
     #[error("internal error: {reason}")]
     Internal { reason: String },
+    /// The person signed in at the identity provider with an account the organization does not
+    /// know as one of its users (`reason` says why). Signing in with another account, or an
+    /// administrator importing or assigning this one, fixes it; nothing local was lost.
+    #[error(
+        "this account is not a user of the organization ({reason}); ask your administrator to import or assign you"
+    )]
+    NotAMember { reason: String },
 }
 
 impl SyncError {
@@ -169,6 +176,7 @@ impl SyncError {
             InvalidInput { .. } => "InvalidInput",
             Storage { .. } => "Storage",
             Internal { .. } => "Internal",
+            NotAMember { .. } => "NotAMember",
         }
     }
 
@@ -442,6 +450,9 @@ impl From<AuthError> for SyncError {
             AuthError::UserDisabled => SyncError::SignInRequired {
                 reason: e.to_string(),
             },
+            AuthError::NotAMember(reason) => SyncError::NotAMember {
+                reason: reason.to_string(),
+            },
             _ => invalid_input(e.to_string()),
         };
         surfaced(&e, mapped)
@@ -458,6 +469,7 @@ const PROTOCOL_CODES: &[&str] = &[
     "schema_changed",
     "too_many_mutations",
     "user_disabled",
+    "not_a_member",
     "device_wiped",
     "device_signed_out",
     "attachment_too_large",
@@ -497,6 +509,13 @@ impl From<EngineError> for SyncError {
                     ..
                 } if code == "user_disabled" => SyncError::SignInRequired {
                     reason: "the organization disabled this user".into(),
+                },
+                TransportError::Status {
+                    status: 403,
+                    code: Some(code),
+                    reason,
+                } if code == "not_a_member" => SyncError::NotAMember {
+                    reason: crate::auth::not_a_member_reason(Some(reason)).into(),
                 },
                 TransportError::Status { status, code, .. } => {
                     let code = code
@@ -552,6 +571,7 @@ mod tests {
             | SyncError::Corrupted { reason }
             | SyncError::InvalidInput { reason }
             | SyncError::Storage { reason }
+            | SyncError::NotAMember { reason }
             | SyncError::Internal { reason } => Some(reason.clone()),
             SyncError::UserModeNotAllowed { mode } => Some(mode.clone()),
             _ => None,
@@ -602,6 +622,12 @@ mod tests {
             reason: MARKER.into(),
         };
         assert_clean(EngineError::Transport(status).into());
+        let refused = TransportError::Status {
+            status: 403,
+            code: Some("not_a_member".into()),
+            reason: MARKER.into(),
+        };
+        assert_clean(EngineError::Transport(refused).into());
         assert_clean(
             EngineError::from(crate::sync::plan::PlanError::UnknownEntity(MARKER.into())).into(),
         );

@@ -272,8 +272,14 @@ fn status_error(
         .map(Duration::from_secs);
     let error: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = error["error"].as_str().map(str::to_string);
-    // The server's own words stay in the log; errors carry the status and code.
-    let reason = error["error_description"]
+    // The server's own words stay in the log; errors carry the status and code (and, for
+    // `not_a_member`, its `reason` code, which the app's error turns into syncvault's words).
+    let described = if code.as_deref() == Some("not_a_member") {
+        "reason"
+    } else {
+        "error_description"
+    };
+    let reason = error[described]
         .as_str()
         .unwrap_or_default()
         .chars()

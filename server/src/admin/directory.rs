@@ -1,14 +1,17 @@
 //! Import Users: the identity provider's user list, read the way Microsoft Graph serves it
 //! (`/v1.0/users` with `$select` and `$top`, following `@odata.nextLink`, an app-only token from
-//! the client credentials grant), and the pure plan of an import: a provider user whose email
-//! (trimmed, case-folded) equals an org user's becomes that user, otherwise a new org user is
-//! created; two provider users with one email are reported, never merged.
+//! the client credentials grant), and the pure plan of an import: a provider user some org user
+//! already has as Domain Name (with or without the tenant) stays that user; one whose email
+//! (trimmed, case-folded) equals an org user's without a Domain Name becomes that user;
+//! otherwise a new org user is created; two provider users with one email are reported, never
+//! merged.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::identity::domain_name;
 use super::store::OrgUser;
 
 /// Where the directory is and how to get a token for it; `serve --directory FILE` reads it as
@@ -165,13 +168,21 @@ pub enum ImportAction {
     },
 }
 
-/// The Domain Name an org user gets for a provider user: issuer + tenant + object id (Entra ID),
-/// or issuer + object id, the identity the organization computes from that person's tokens.
-pub fn domain_name(issuer: &str, tenant: Option<&str>, id: &str) -> String {
-    match tenant {
-        Some(t) => format!("{issuer}|{t}|{id}"),
-        None => format!("{issuer}|{id}"),
-    }
+/// The org user a provider user already is: the one whose Domain Name names them, with the
+/// tenant or as recorded before it was known (issuer | object id).
+pub fn linked_user<'a>(
+    org: &'a [OrgUser],
+    issuer: &str,
+    tenant: Option<&str>,
+    entry: &DirectoryEntry,
+) -> Option<&'a OrgUser> {
+    let full = domain_name(issuer, tenant, &entry.id);
+    let tenantless = domain_name(issuer, None, &entry.id);
+    org.iter().find(|u| {
+        u.domain_name
+            .as_deref()
+            .is_some_and(|d| d == full || d == tenantless)
+    })
 }
 
 /// Plans importing `selected` into an organization whose users are `org`.
@@ -202,13 +213,13 @@ pub fn plan_import(
             }
             let entry = entries[0].clone();
             let identity = domain_name(issuer, tenant, &entry.id);
+            if let Some(u) = linked_user(org, issuer, tenant, &entry) {
+                return ImportAction::AlreadyLinked {
+                    user_id: u.id.clone(),
+                    entry,
+                };
+            }
             match org.iter().find(|u| u.email == email) {
-                Some(u) if u.domain_name.as_deref() == Some(identity.as_str()) => {
-                    ImportAction::AlreadyLinked {
-                        user_id: u.id.clone(),
-                        entry,
-                    }
-                }
                 Some(u) if u.domain_name.is_some() => ImportAction::LinkedElsewhere {
                     user_id: u.id.clone(),
                     entry,
@@ -283,6 +294,15 @@ mod tests {
             matches!(&plan[4], ImportAction::Create { domain_name, .. } if domain_name == "iss|k")
         );
         assert_eq!(plan.len(), 5);
-        assert_eq!(domain_name("iss", Some("t"), "o"), "iss|t|o");
+        // A Domain Name picked by hand (under another email), or recorded before the tenant
+        // was known, is already that provider user.
+        let org = [user("u4", "d.vaughan@contoso.example", Some("iss|d"))];
+        let plan = plan_import(
+            &[entry("d", "dorothy@contoso.example")],
+            &org,
+            "iss",
+            Some("t"),
+        );
+        assert!(matches!(&plan[0], ImportAction::AlreadyLinked { user_id, .. } if user_id == "u4"));
     }
 }

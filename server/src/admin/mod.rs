@@ -5,6 +5,7 @@
 pub mod api;
 pub mod console;
 pub mod directory;
+pub mod identity;
 pub mod oauth;
 pub mod ops;
 pub mod passwords;

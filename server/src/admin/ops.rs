@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::directory::{self, DirectoryEntry, DirectoryError, DirectorySource, ImportAction};
+use super::identity::{ProviderIdentity, SignInPolicy, domain_name};
 use super::oauth::{ClientIdentity, OAuthClient, OAuthError, Purpose};
 use super::store::{
     DeviceCommand, OrgUser, ProviderConnection, SYSTEM_ADMINISTRATOR, StoreError, UserEdit, now,
@@ -229,10 +230,8 @@ impl Admin {
                 },
             )
             .await?;
-        let identity = claims.identity();
-        let email = claims
-            .email_for_matching()
-            .ok_or_else(|| AdminError::Invalid("the provider named no email".into()))?;
+        let person = ProviderIdentity::from_claims(&claims);
+        let identity = person.domain_name();
         let store = &self.org.store;
         let user = match &purpose {
             Purpose::Connect { user_id, .. } => {
@@ -252,29 +251,37 @@ impl Admin {
                         ..UserEdit::from(&admin)
                     },
                 )?;
+                if let Some(tenant) = &person.tenant {
+                    let n = store.complete_domain_names(&person.issuer, tenant)?;
+                    tracing::info!(
+                        completed = n,
+                        "Domain Names recorded before Connect now name the tenant"
+                    );
+                }
                 store.set_connection(Some(&ProviderConnection {
-                    issuer: claims.iss.clone(),
-                    tenant: claims.tid.clone(),
+                    issuer: person.issuer.clone(),
+                    tenant: person.tenant.clone(),
                     admin_identity: identity,
-                    admin_email: email,
+                    admin_email: person.email.clone().unwrap_or_else(|| admin.email.clone()),
                     connected_at: now(),
                 }))?;
                 tracing::info!("the organization was connected to its identity provider");
                 admin
             }
             Purpose::ConsoleLogin | Purpose::ApiLogin => {
-                let user = match store.user_by_domain_name(&identity)? {
-                    Some(u) => u,
-                    None => store
-                        .user_by_email(&email)?
-                        .filter(|u| u.domain_name.is_none())
-                        .ok_or_else(|| {
-                            AdminError::Forbidden(
-                                "this provider account is no administrator of the organization"
-                                    .into(),
-                            )
-                        })?,
+                // The identity rule, never creating anyone: an administrator exists already.
+                let policy = SignInPolicy {
+                    provision_unknown: false,
+                    ..store.sign_in_policy()?
                 };
+                let tenant = self.connection()?.and_then(|c| c.tenant);
+                let user = store
+                    .sign_in(&person, tenant.as_deref(), policy)
+                    .map_err(|_| {
+                        AdminError::Forbidden(
+                            "this provider account is no administrator of the organization".into(),
+                        )
+                    })?;
                 self.require_admin(&user.id, Via::Provider)?
             }
         };
@@ -325,7 +332,7 @@ impl Admin {
         Ok(self.org.store.session_delete(&format!("api:{token}"))?)
     }
 
-    /// The provider's users, each with the org user of the same email.
+    /// The provider's users, each with the org user it is (by Domain Name, else the same email).
     pub async fn directory(&self) -> Result<Vec<DirectoryRow>, AdminError> {
         let source = self.directory_source().ok_or_else(|| {
             AdminError::Invalid("no directory is configured for this provider".into())
@@ -333,17 +340,20 @@ impl Admin {
         let entries = directory::fetch_users(&self.http, &source).await?;
         let tenant = self.connection()?.and_then(|c| c.tenant);
         let issuer = self.issuer();
-        entries
+        let org = self.org.store.users("")?;
+        Ok(entries
             .into_iter()
             .map(|entry| {
-                let org_user = self.org.store.user_by_email(&entry.matching_email())?;
-                Ok(DirectoryRow {
-                    domain_name: directory::domain_name(&issuer, tenant.as_deref(), &entry.id),
+                let org_user = directory::linked_user(&org, &issuer, tenant.as_deref(), &entry)
+                    .or_else(|| org.iter().find(|u| u.email == entry.matching_email()))
+                    .cloned();
+                DirectoryRow {
+                    domain_name: domain_name(&issuer, tenant.as_deref(), &entry.id),
                     entry,
                     org_user,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Imports the provider users `ids` with `roles`: plans (directory.rs), then applies.

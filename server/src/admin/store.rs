@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::identity::{self, Found, NotAMember, ProviderIdentity, Resolution, SignInPolicy};
 use super::passwords;
 
 /// Why a store operation failed.
@@ -40,8 +41,8 @@ pub struct OrgUser {
 /// The business unit users and records belong to until the administrator says otherwise.
 pub const HEADQUARTERS: &str = "Headquarters";
 
-/// The role the reference server gives users it creates at their first sign-in (not imported
-/// ones): organization-wide access, so a fresh demo organization works.
+/// The role the demonstration users Ada and Grace start with: organization-wide access, so a
+/// fresh demo organization works.
 pub const SALES_MANAGER: &str = "Sales Manager";
 
 /// How deep a privilege reaches, as in Dynamics 365.
@@ -153,6 +154,21 @@ pub struct Device {
 pub enum Refusal {
     #[error("the user is disabled")]
     Disabled,
+    /// The account is no user of the organization (identity.rs says why).
+    #[error("the provider account is not a user of the organization ({})", .0.code())]
+    NotAMember(NotAMember),
+    /// The store failed (logged); the caller may try again.
+    #[error("the organization's users cannot be read now")]
+    Unavailable,
+}
+
+/// A sign-in's failure inside the store.
+#[derive(Debug, thiserror::Error)]
+enum SignInFailure {
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The name of the role every administrator has.
@@ -487,38 +503,140 @@ impl OrgStore {
         )
     }
 
-    /// The org user for a signed-in provider user: by Domain Name, else matched by email (the
-    /// identity is then associated), else created. A disabled user is refused.
-    pub fn resolve(&self, identity: &str, email: &str, name: &str) -> Result<OrgUser, Refusal> {
-        let user = match self.user_by_domain_name(identity).ok().flatten() {
-            Some(user) => user,
-            None => {
-                let known = self.user_by_email(email).ok().flatten().is_some();
-                let mut user = self
-                    .create_user(email, name, None)
-                    .map_err(|_| Refusal::Disabled)?;
-                if !known {
-                    user = self
-                        .add_roles(&user.id, &[SALES_MANAGER.to_string()])
-                        .map_err(|_| Refusal::Disabled)?;
+    /// The org user a provider sign-in is, by the one identity rule (identity.rs): looks up,
+    /// plans, and applies the plan (a completed or new Domain Name, a new user without roles) in
+    /// one transaction. A disabled user is refused and nothing is changed.
+    pub fn sign_in(
+        &self,
+        identity: &ProviderIdentity,
+        connected_tenant: Option<&str>,
+        policy: SignInPolicy,
+    ) -> Result<OrgUser, Refusal> {
+        self.try_sign_in(identity, connected_tenant, policy)
+            .map_err(|e| match e {
+                SignInFailure::Refused(r) => r,
+                SignInFailure::Store(e) => {
+                    tracing::error!("a sign-in could not be resolved: {e}");
+                    Refusal::Unavailable
                 }
-                if user.domain_name.is_none() {
-                    let _ = self.update_user(
-                        &user.id,
-                        &UserEdit {
-                            domain_name: Some(identity.to_string()),
-                            ..UserEdit::from(&user)
-                        },
-                    );
+            })
+    }
+
+    fn try_sign_in(
+        &self,
+        identity: &ProviderIdentity,
+        connected_tenant: Option<&str>,
+        policy: SignInPolicy,
+    ) -> Result<OrgUser, SignInFailure> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let one = |column: &str, value: Option<String>| -> Result<Option<OrgUser>, StoreError> {
+            let Some(value) = value else { return Ok(None) };
+            let sql = format!("{} WHERE {column} = ?1", Self::USER_COLUMNS);
+            Ok(Self::query_users(&tx, &sql, [value])?.pop())
+        };
+        let by_domain_name = one("domain_name", Some(identity.domain_name()))?;
+        let by_tenantless = one("domain_name", identity.tenantless_domain_name())?;
+        let by_email = one("email", identity.email.clone())?;
+        let found = Found {
+            by_domain_name: by_domain_name.as_ref(),
+            by_tenantless: by_tenantless.as_ref(),
+            by_email: by_email.as_ref(),
+        };
+        let user_id = match identity::plan(identity, connected_tenant, policy, found) {
+            Resolution::Refuse(why) => {
+                return Err(SignInFailure::Refused(Refusal::NotAMember(why)));
+            }
+            Resolution::Existing { user_id } => user_id,
+            Resolution::Complete {
+                user_id,
+                domain_name,
+            }
+            | Resolution::Link {
+                user_id,
+                domain_name,
+            } => {
+                let user = [&by_tenantless, &by_email]
+                    .into_iter()
+                    .flatten()
+                    .find(|u| u.id == user_id);
+                if user.is_some_and(|u| !u.enabled) {
+                    return Err(SignInFailure::Refused(Refusal::Disabled));
                 }
-                self.user(&user.id).ok().flatten().unwrap_or(user)
+                tx.execute(
+                    "UPDATE users SET domain_name = ?2 WHERE id = ?1",
+                    params![user_id, domain_name],
+                )
+                .map_err(StoreError::from)?;
+                tracing::info!(user = %user_id, "a provider identity was linked at its first sign-in");
+                user_id
+            }
+            Resolution::Create {
+                email,
+                name,
+                domain_name,
+            } => {
+                let seq: i64 = tx
+                    .query_row("SELECT coalesce(max(seq), 0) + 1 FROM users", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(StoreError::from)?;
+                let id = format!("u{seq}");
+                tx.execute(
+                    "INSERT INTO users (id, seq, email, name, domain_name, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, seq, email, name.trim(), domain_name, now()],
+                )
+                .map_err(StoreError::from)?;
+                tracing::info!(user = %id, "an unknown provider account was created without roles");
+                id
             }
         };
-        if user.enabled {
-            Ok(user)
-        } else {
-            Err(Refusal::Disabled)
+        let user = Self::query_users(
+            &tx,
+            &format!("{} WHERE id = ?1", Self::USER_COLUMNS),
+            [&user_id],
+        )?
+        .pop()
+        .ok_or_else(|| StoreError::Invalid("the user vanished".into()))?;
+        if !user.enabled {
+            return Err(SignInFailure::Refused(Refusal::Disabled));
         }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(user)
+    }
+
+    /// Completes the Domain Names recorded for `issuer` before its tenant was known (issuer |
+    /// object id) to issuer | `tenant` | object id: what Connect does, so that users imported or
+    /// assigned before it keep their identity. Returns how many were completed.
+    pub fn complete_domain_names(&self, issuer: &str, tenant: &str) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let names: Vec<(String, String)> = {
+            let mut stmt =
+                tx.prepare("SELECT id, domain_name FROM users WHERE domain_name IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut n = 0;
+        for (id, name) in names {
+            if let Some(full) = identity::completed(&name, issuer, tenant) {
+                // A user who already has the full name keeps it; the old one is dropped.
+                let taken: bool = tx.query_row(
+                    "SELECT count(*) FROM users WHERE domain_name = ?1",
+                    [&full],
+                    |r| r.get(0),
+                )?;
+                let value = (!taken).then_some(full);
+                tx.execute(
+                    "UPDATE users SET domain_name = ?2 WHERE id = ?1",
+                    params![id, value],
+                )?;
+                n += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Checks a credentials-mode sign-in (Argon2id): the user, if the password is right and the
@@ -671,6 +789,20 @@ impl OrgStore {
             .to_string()
         });
         self.set_setting("provider.connection", value.as_deref())
+    }
+
+    /// What a first sign-in may do (off, both, until the administrator turns them on).
+    pub fn sign_in_policy(&self) -> Result<SignInPolicy, StoreError> {
+        Ok(self
+            .setting("sign_in.policy")?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    /// Sets what a first sign-in may do.
+    pub fn set_sign_in_policy(&self, policy: SignInPolicy) -> Result<(), StoreError> {
+        let value = serde_json::to_string(&policy).expect("json");
+        self.set_setting("sign_in.policy", Some(&value))
     }
 
     // ---- devices ----
@@ -852,23 +984,49 @@ mod tests {
             Some(ada.clone())
         );
         assert_eq!(store.check_password("ada@contoso.example", "nope"), None);
-        // A provider identity matched by email is associated; then it decides alone.
+        // Where the administrator allows it, a provider identity matched by email is linked at
+        // its first sign-in; then the identity decides alone.
+        let open = SignInPolicy {
+            match_email: true,
+            provision_unknown: true,
+        };
+        let person = |oid: &str, email: &str| ProviderIdentity {
+            issuer: "idp".into(),
+            tenant: None,
+            object_id: oid.into(),
+            email: Some(email.into()),
+            name: Some("Someone".into()),
+        };
+        assert_eq!(
+            store.sign_in(
+                &person("ada", "ada@contoso.example"),
+                None,
+                SignInPolicy::default()
+            ),
+            Err(Refusal::NotAMember(NotAMember::UnknownAccount))
+        );
         let got = store
-            .resolve("idp|ada", "ada@contoso.example", "Ada L.")
+            .sign_in(&person("ada", "ada@contoso.example"), None, open)
             .unwrap();
         assert_eq!(got.id, ada.id);
         assert_eq!(got.domain_name.as_deref(), Some("idp|ada"));
         assert_eq!(
             store
-                .resolve("idp|ada", "renamed@contoso.example", "x")
+                .sign_in(&person("ada", "renamed@contoso.example"), None, open)
                 .unwrap()
                 .id,
             ada.id
         );
+        assert_eq!(
+            store.sign_in(&person("other", "ada@contoso.example"), None, open),
+            Err(Refusal::NotAMember(NotAMember::EmailTaken))
+        );
+        // An unknown account is created only where allowed, and gets no role.
         let grace = store
-            .resolve("idp|grace", "grace@contoso.example", "Grace")
+            .sign_in(&person("grace", "grace@contoso.example"), None, open)
             .unwrap();
         assert_ne!(grace.id, ada.id);
+        assert!(grace.roles.is_empty());
         let edit = UserEdit {
             enabled: false,
             roles: vec!["Salesperson".into()],
@@ -876,14 +1034,20 @@ mod tests {
         };
         store.update_user(&grace.id, &edit).unwrap();
         assert_eq!(
-            store.resolve("idp|grace", "grace@contoso.example", "Grace"),
+            store.sign_in(&person("grace", "grace@contoso.example"), None, open),
             Err(Refusal::Disabled)
+        );
+        // Connect completes the names recorded before the tenant was known.
+        assert_eq!(store.complete_domain_names("idp", "t1").unwrap(), 2);
+        assert_eq!(
+            store.user(&ada.id).unwrap().unwrap().domain_name.as_deref(),
+            Some("idp|t1|ada")
         );
         assert!(matches!(
             store.update_user(
                 &grace.id,
                 &UserEdit {
-                    domain_name: Some("idp|ada".into()),
+                    domain_name: Some("idp|t1|ada".into()),
                     ..edit.clone()
                 }
             ),

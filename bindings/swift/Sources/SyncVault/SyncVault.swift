@@ -7588,6 +7588,13 @@ enum SyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case Internal(reason: String
     )
+    /**
+     * The person signed in at the identity provider with an account the organization does not
+     * know as one of its users (`reason` says why). Signing in with another account, or an
+     * administrator importing or assigning this one, fixes it; nothing local was lost.
+     */
+    case NotAMember(reason: String
+    )
 
     
 
@@ -7694,6 +7701,9 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
             reason: try FfiConverterString.read(from: &buf)
             )
         case 30: return .Internal(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 31: return .NotAMember(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -7845,6 +7855,11 @@ public struct FfiConverterTypeSyncError: FfiConverterRustBuffer {
         
         case let .Internal(reason):
             writeInt(&buf, Int32(30))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NotAMember(reason):
+            writeInt(&buf, Int32(31))
             FfiConverterString.write(reason, into: &buf)
             
         }

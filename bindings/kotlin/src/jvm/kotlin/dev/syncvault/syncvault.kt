@@ -10265,6 +10265,19 @@ sealed class SyncException: kotlin.Exception() {
             get() = toString()
     }
     
+    /**
+     * The person signed in at the identity provider with an account the organization does not
+     * know as one of its users (`reason` says why). Signing in with another account, or an
+     * administrator importing or assigning this one, fixes it; nothing local was lost.
+     */
+    class NotAMember(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = toString()
+    }
+    
 
     
 
@@ -10359,6 +10372,9 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 FfiConverterString.read(buf),
                 )
             30 -> SyncException.Internal(
+                FfiConverterString.read(buf),
+                )
+            31 -> SyncException.NotAMember(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -10507,6 +10523,11 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
             )
+            is SyncException.NotAMember -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
         }
     }
 
@@ -10649,6 +10670,11 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             }
             is SyncException.Internal -> {
                 buf.putInt(30)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.NotAMember -> {
+                buf.putInt(31)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }

@@ -10267,6 +10267,19 @@ sealed class SyncException: kotlin.Exception() {
             get() = toString()
     }
     
+    /**
+     * The person signed in at the identity provider with an account the organization does not
+     * know as one of its users (`reason` says why). Signing in with another account, or an
+     * administrator importing or assigning this one, fixes it; nothing local was lost.
+     */
+    class NotAMember(
+        
+        val `reason`: kotlin.String
+        ) : SyncException() {
+        override val message
+            get() = toString()
+    }
+    
 
     
 
@@ -10361,6 +10374,9 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 FfiConverterString.read(buf),
                 )
             30 -> SyncException.Internal(
+                FfiConverterString.read(buf),
+                )
+            31 -> SyncException.NotAMember(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -10509,6 +10525,11 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
             )
+            is SyncException.NotAMember -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
         }
     }
 
@@ -10651,6 +10672,11 @@ public object FfiConverterTypeSyncError : FfiConverterRustBuffer<SyncException> 
             }
             is SyncException.Internal -> {
                 buf.putInt(30)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is SyncException.NotAMember -> {
+                buf.putInt(31)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
