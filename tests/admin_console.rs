@@ -29,36 +29,6 @@ async fn start(data: &std::path::Path, addr: &str) -> RunningServer {
         .unwrap()
 }
 
-/// Calls the admin API; returns (status, body).
-async fn api(
-    srv: &RunningServer,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let http = devlogin::client().unwrap();
-    let url = format!("{}/admin/api{path}", srv.url);
-    let mut req = match method {
-        "GET" => http.get(url),
-        "PUT" => http.put(url),
-        "DELETE" => http.delete(url),
-        _ => http.post(url),
-    };
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// Signs in at the provider as `email` through a server-started flow; returns the callback's JSON.
 async fn provider_flow(srv: &RunningServer, authorization_url: &str, email: &str) -> Value {
     let callback = devlogin::login(authorization_url, email, DEV_PASSWORD, false)

@@ -208,6 +208,11 @@ pub enum Command {
         /// users_url, token_url, client_id, client_secret and optional scope (docs/admin.md).
         #[arg(long, requires = "issuer")]
         directory: Option<String>,
+        /// On first start, let a first sign-in whose email matches a user without a Domain Name
+        /// become that user (the Organization page changes it later; the built-in provider has
+        /// it on, an external one off).
+        #[arg(long)]
+        match_email: bool,
     },
     /// The organization's Admin Console API, for scripts (docs/admin.md).
     Admin(AdminArgs),

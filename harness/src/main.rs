@@ -128,9 +128,11 @@ async fn run(cli: Cli) -> Result<(), HarnessError> {
             ca_file,
             admin_password_stdin,
             directory,
+            match_email,
         } => {
             let args = sync_commands::ServeArgs {
                 directory,
+                match_email,
                 admin_password_stdin,
                 addr,
                 data,

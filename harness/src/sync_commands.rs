@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use syncvault::{CancelHandle, ClientOptions, ConflictMode, SyncClient, SyncReport, UserMode};
 use syncvault_server::admin::directory::DirectorySource;
+use syncvault_server::admin::identity::SignInPolicy;
 use syncvault_server::faults::FaultSpec;
 use syncvault_server::idp::DEV_PASSWORD;
 use syncvault_server::{BoundServer, ProviderConfig, ServerConfig};
@@ -31,6 +32,8 @@ pub struct ServeArgs {
     pub admin_password_stdin: bool,
     /// A JSON file describing the external provider's user directory.
     pub directory: Option<String>,
+    /// Email matching at a first sign-in on (first start only).
+    pub match_email: bool,
 }
 
 pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
@@ -82,6 +85,10 @@ pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
         faults,
         admin_password,
         directory,
+        sign_in_policy: args.match_email.then_some(SignInPolicy {
+            match_email: true,
+            provision_unknown: false,
+        }),
         ..Default::default()
     };
     bound

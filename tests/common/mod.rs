@@ -103,4 +103,5 @@ pub fn spawn_child_test(test: &str, dir: &Path) -> std::process::Child {
 }
 
 #[cfg(feature = "uniffi")]
+pub mod oidc_node;
 pub mod org;

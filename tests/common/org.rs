@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
 use syncvault::auth::loopback::LoopbackRedirect;
 use syncvault::{
     ClientOptions, ConflictMode, FieldValue, RecordQuery, SyncClient, SyncError, SyncObserver,
@@ -93,6 +94,36 @@ pub async fn sync(c: &Arc<SyncClient>) -> Result<SyncReport, SyncError> {
     Arc::clone(c)
         .synchronize(Arc::new(Progress::default()), None)
         .await
+}
+
+/// Calls the Admin Console's JSON API (`/admin/api`); returns (status, body).
+pub async fn api(
+    srv: &RunningServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let http = devlogin::client().unwrap();
+    let url = format!("{}/admin/api{path}", srv.url);
+    let mut req = match method {
+        "GET" => http.get(url),
+        "PUT" => http.put(url),
+        "DELETE" => http.delete(url),
+        _ => http.post(url),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 pub fn text(v: &str) -> FieldValue {

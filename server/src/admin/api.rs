@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::identity::SignInPolicy;
 use super::oauth::Purpose;
 use super::ops::{Admin, AdminError, Via};
 use super::store::{DeviceCommand, OrgUser, Privilege, Role, UserEdit};
@@ -63,6 +64,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/session", post(password_session).delete(end_session))
         .route("/session/provider", post(provider_session))
         .route("/organization", get(organization))
+        .route("/sign-in-policy", put(set_sign_in_policy))
         .route("/connect", post(connect))
         .route("/disconnect", post(disconnect))
         .route("/directory", get(directory))
@@ -134,7 +136,18 @@ pub(super) fn organization_json(admin: &Admin) -> Result<serde_json::Value, Admi
         "user_modes": admin.org.user_modes(),
         "connection": connection,
         "directory": admin.directory_source().is_some(),
+        "sign_in_policy": admin.org.store.sign_in_policy()?,
     }))
+}
+
+async fn set_sign_in_policy(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Json(policy): Json<SignInPolicy>,
+) -> ApiResult {
+    caller(&admin, &headers)?;
+    admin.set_sign_in_policy(policy)?;
+    Ok(Json(organization_json(&admin)?).into_response())
 }
 
 async fn organization(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> ApiResult {

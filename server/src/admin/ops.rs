@@ -288,6 +288,17 @@ impl Admin {
         Ok((purpose, user))
     }
 
+    /// Sets what a first sign-in may do (the Organization page's "Who may sign in").
+    pub fn set_sign_in_policy(&self, policy: SignInPolicy) -> Result<(), AdminError> {
+        self.org.store.set_sign_in_policy(policy)?;
+        tracing::info!(
+            match_email = policy.match_email,
+            provision_unknown = policy.provision_unknown,
+            "the sign-in policy changed"
+        );
+        Ok(())
+    }
+
     /// Disconnects the provider: password sign-in (console and credentials mode) works again.
     pub fn disconnect(&self) -> Result<(), AdminError> {
         self.org.store.set_connection(None)?;
