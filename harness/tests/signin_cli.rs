@@ -125,12 +125,29 @@ async fn dev_login_device_code_and_loopback_browser() {
         "{url}"
     );
     // The browser: sign in, then follow the redirect to the harness's loopback listener.
-    let callback = devlogin::login(url, "alan@contoso.example", DEV_PASSWORD, false)
+    let callback = devlogin::login(url, "ada@contoso.example", DEV_PASSWORD, false)
         .await
         .unwrap();
     let page = reqwest::get(&callback).await.unwrap();
     assert!(page.status().is_success());
     ends_signed_in_and_synced(child, out);
+
+    // Alan is in the provider's directory but nobody imported or assigned him: he signs in at
+    // the provider, and the organization refuses him by name.
+    let dir = tmp.path().join("stranger");
+    setup(&dir, &server.1);
+    let (child, _out) = sync(&dir, &["--dev-login", "alan@contoso.example"]);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(error["error"]["kind"], "NotAMember", "{stderr}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask your administrator to import or assign you")
+    );
 }
 
 /// POSTs a JSON body to the reference server's development API.

@@ -35,6 +35,14 @@ async function phoneShot(name) {
   await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
   await page.setViewportSize({ width: 1200, height: 850 });
 }
+// The page fits a phone: nothing wider than the window (wide tables scroll inside their card).
+async function fitsPhone(name) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  await page.setViewportSize({ width: 1200, height: 850 });
+  assert.ok(width <= 390, `${name} is ${width}px wide on a 390px phone`);
+}
 const sessionCookie = async () =>
   (await context.cookies()).find((c) => c.name === 'syncvault_admin');
 
@@ -79,6 +87,7 @@ log('sign in with the administrator password');
 await page.goto(`${ORG}/admin`);
 await page.waitForURL(/\/admin\/login/);
 const anonymous = await sessionCookie();
+assert.equal(anonymous, undefined, 'the sign-in page makes no session (only a sign-in CSRF cookie)');
 await shot('1-sign-in');
 await page.fill('#email', ADMIN);
 await page.fill('#password', 'wrong password');
@@ -94,7 +103,15 @@ assert.ok(signedIn.httpOnly && signedIn.sameSite === 'Strict', 'HttpOnly, SameSi
 assert.notEqual(anonymous?.value, signedIn.value, 'a new session id at sign-in (no fixation)');
 assert.match(await page.locator('#connection-status').innerText(), /Not connected/);
 assert.equal(await page.locator('#user-modes').innerText(), 'oauth, credentials');
+// Who may sign in: the built-in provider's seeded users are linked by email at their first
+// sign-in; nobody is created automatically.
+assert.equal(await page.locator('#match-email').isChecked(), true);
+assert.equal(await page.locator('#provision-unknown').isChecked(), false);
+assert.match(await page.locator('#provider-line th').innerText(), /Built-in development provider/);
 await shot('2-organization');
+await page.click('a[href="/admin/devices"]');
+assert.match(await page.locator('#no-devices').innerText(), /No device has synchronized yet/);
+await page.click('a[href="/admin/settings"]');
 
 // 2. Settings > Organization: Connect... signs in at the provider with the account to associate.
 log('connect the identity provider');
@@ -112,6 +129,25 @@ assert.equal(admin.status, 200);
 const token = admin.body.token;
 const org = await api(token, '/organization');
 assert.equal(org.connection.admin_email, ADMIN);
+assert.deepEqual(org.sign_in_policy, { match_email: true, provision_unknown: false });
+
+// 2b. A link to the console from another site arrives without the SameSite=Strict session
+// cookie: it lands on the sign-in page, which offers to open the console, and the open tab
+// stays signed in (the anonymous page wrote no session over it).
+log('a link from another site does not sign the open tab out');
+const before = await sessionCookie();
+const elsewhere = await context.newPage();
+await elsewhere.goto(`data:text/html,<a id="to-console" href="${ORG}/admin/users">Contoso users</a>`);
+await elsewhere.click('#to-console');
+await elsewhere.waitForURL(/\/admin\/login/);
+assert.match(await elsewhere.locator('#signed-in-elsewhere').innerText(), /may already be signed in/);
+assert.equal((await sessionCookie()).value, before.value, 'the session cookie is unchanged');
+await page.click('a[href="/admin/users"]');
+await page.waitForURL(/\/admin\/users$/);
+await elsewhere.click('#open-console');
+await elsewhere.waitForURL(/\/admin\/settings/);
+await elsewhere.close();
+await page.click('a[href="/admin/settings"]');
 
 // 3. Import Users: three provider users with a role; Ada's directory address differs in case.
 log('import three users with a role');
@@ -122,6 +158,7 @@ for (const email of ['Ada@Contoso.Example', 'alan@contoso.example', 'katherine@c
 }
 await page.getByLabel('Field Technician').check();
 await shot('5-import');
+await fitsPhone('5-import-phone');
 await page.click('#import');
 await page.locator('#import-results').waitFor();
 const results = await page.locator('#import-results').innerText();
@@ -152,7 +189,7 @@ await shot('7-user');
 await page.click('#save');
 await page.waitForURL(/\/admin\/users$/);
 const dorothyRow = page.locator('#users tr[data-email="d.vaughan@contoso.example"]');
-assert.match(await dorothyRow.innerText(), /\/idp\|/);
+assert.match(await dorothyRow.innerText(), /Linked/);
 users = await api(token, '/users');
 assert.match(byEmail('d.vaughan@contoso.example').domain_name, /\/idp\|dev-/);
 
@@ -164,6 +201,7 @@ await page.click('#save');
 await page.waitForURL(/\/admin\/users$/);
 assert.match(await page.locator('#users tr[data-email="katherine@contoso.example"]').innerText(), /Disabled/);
 await shot('8-users');
+await fitsPhone('8-users-phone');
 users = await api(token, '/users');
 assert.equal(byEmail('katherine@contoso.example').enabled, false);
 
@@ -257,9 +295,16 @@ assert.equal(widenedReport.records_removed, 0);
 log('wipe a device');
 await page.click('a[href="/admin/devices"]');
 const row = page.locator('#devices tbody tr', { hasText: 'alan@contoso.example' });
-await row.getByRole('button', { name: 'Wipe' }).click();
+await fitsPhone('9a-devices-phone');
+await row.getByRole('link', { name: 'Wipe...' }).click();
+// Wipe asks first, naming the device and its user.
+assert.match(await page.locator('#confirm-question').innerText(), /Wipe .* of alan@contoso\.example\?/);
+await shot('9a-confirm-wipe');
+await page.click('#confirm-button');
 await page.waitForURL(/\/admin\/devices/);
 assert.match(await row.locator('.status').innerText(), /Wipe requested/);
+assert.equal(await row.getByRole('button').count(), 0, 'a wiped device offers no further actions');
+assert.match(await row.locator('.actions').innerText(), /No further actions/);
 const wiped = harness(alanDir, ['sync', '--dev-login', 'alan@contoso.example']);
 assert.equal(wiped.status, 1);
 assert.equal(JSON.parse(wiped.stderr).error.kind, 'RemoteWiped');
@@ -271,6 +316,13 @@ assert.equal(devices.find((d) => d.user_email === 'alan@contoso.example').delive
 
 // 8. Security.
 log('CSRF, XSS, non-admin sessions, logout');
+// Disconnect asks first, naming the provider; Cancel leaves it connected.
+await page.click('a[href="/admin/settings"]');
+await page.click('#disconnect');
+assert.match(await page.locator('#confirm-question').innerText(), /Disconnect the organization from Built-in development provider \(http/);
+await page.click('#cancel');
+await page.waitForURL(/\/admin\/settings/);
+assert.match(await page.locator('#connection-status').innerText(), /Connected to/);
 const noToken = await page.request.post(`${ORG}/admin/settings/disconnect`, { form: { csrf: 'forged' } });
 assert.equal(noToken.status(), 403, 'a POST without the session CSRF token is refused');
 assert.match((await (await fetch(`${ORG}/.well-known/syncvault`)).json()).user_modes.join(), /^oauth$/);

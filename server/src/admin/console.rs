@@ -11,7 +11,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -20,6 +20,8 @@ use tower_sessions::cookie::time::Duration;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use super::directory::ImportAction;
+use super::identity::SignInPolicy;
+use super::login_cookies;
 use super::oauth::Purpose;
 use super::ops::{Admin, AdminError, DirectoryRow, Via};
 use super::sessions::SqliteSessions;
@@ -46,7 +48,9 @@ struct Page {
 struct LoginPage {
     page: Page,
     connected: bool,
-    provider_name: &'static str,
+    provider_name: String,
+    /// The browser says it holds a session (a link from another site arrives without it).
+    signed_in_elsewhere: bool,
 }
 
 #[derive(Template)]
@@ -55,8 +59,23 @@ struct OrganizationPage {
     page: Page,
     org_url: String,
     user_modes: String,
-    provider_name: &'static str,
+    provider_name: String,
+    /// The name the administrator gave the provider (empty: derived from its issuer).
+    custom_provider_name: String,
     connection: Option<ProviderConnection>,
+    policy: SignInPolicy,
+}
+
+/// "Are you sure?" for what cannot be undone, naming what it acts on.
+#[derive(Template)]
+#[template(path = "admin/confirm.html")]
+struct ConfirmPage {
+    page: Page,
+    question: String,
+    detail: String,
+    action: String,
+    button: &'static str,
+    back: &'static str,
 }
 
 #[derive(Template)]
@@ -97,6 +116,8 @@ struct DeviceRow {
     records_held: String,
     pending_edits: String,
     status: String,
+    /// Wiped (or asked to be): nothing is left to command.
+    wiped: bool,
 }
 
 #[derive(Template)]
@@ -147,9 +168,6 @@ struct SchemaPage {
     policy_entities: String,
 }
 
-/// The provider line's name, as the seed's console shows it.
-const PROVIDER_NAME: &str = "Azure AD";
-
 const STYLE: &str = include_str!("../../templates/admin/style.css");
 
 /// The console's routes with their session layer.
@@ -171,7 +189,12 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/logout", post(logout))
         .route("/settings", get(organization))
         .route("/settings/connect", post(connect))
-        .route("/settings/disconnect", post(disconnect))
+        .route(
+            "/settings/disconnect",
+            get(confirm_disconnect).post(disconnect),
+        )
+        .route("/settings/provider-name", post(save_provider_name))
+        .route("/settings/sign-in", post(save_sign_in_policy))
         .route("/import", get(import_page).post(import))
         .route("/users", get(users).post(create_user))
         .route("/users/{id}", get(user_page).post(save_user))
@@ -185,7 +208,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/schema/filter", post(set_filter))
         .route("/schema/attachments", post(set_attachment_policy))
         .route("/devices", get(devices))
-        .route("/devices/{client_id}/{command}", post(command_device))
+        .route(
+            "/devices/{client_id}/{command}",
+            get(confirm_command).post(command_device),
+        )
         .with_state(admin)
         .layer(sessions)
 }
@@ -234,15 +260,19 @@ async fn check_csrf(session: &Session, fields: &Fields) -> Result<(), Response> 
     let expected = session.get::<String>(CSRF).await.ok().flatten();
     match (expected, fields.get(CSRF)) {
         (Some(e), Some(got)) if constant_eq(e.as_bytes(), got.as_bytes()) => Ok(()),
-        _ => Err((
-            StatusCode::FORBIDDEN,
-            Html("<!doctype html><title>Refused</title><p>This form is out of date or was not sent by the Admin Console. Reload the page and try again.</p>"),
-        )
-            .into_response()),
+        _ => Err(refused_form()),
     }
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+fn refused_form() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html("<!doctype html><title>Refused</title><p>This form is out of date or was not sent by the Admin Console. Reload the page and try again.</p>"),
+    )
+        .into_response()
+}
+
+pub(super) fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -286,12 +316,49 @@ async fn notice(session: &Session, text: impl Into<String>) {
     let _ = session.insert("notice", text.into()).await;
 }
 
-async fn login_page(State(admin): State<Arc<Admin>>, session: Session) -> Response {
-    render(LoginPage {
-        page: page(&admin, &session, "Sign in", None).await,
+async fn login_page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    sign_in_page(&admin, &headers, StatusCode::OK, None)
+}
+
+/// The sign-in page, with `error`: it never touches the session (login_cookies.rs says why).
+fn sign_in_page(
+    admin: &Admin,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let secure = admin.org.url.starts_with("https://");
+    let (csrf, set_cookie) = login_cookies::login_token(headers, secure);
+    let body = render(LoginPage {
+        page: Page {
+            title: "Sign in".into(),
+            org_name: admin.org.config.org_name.clone(),
+            csrf,
+            signed_in: false,
+            admin_email: String::new(),
+            notice: None,
+            error,
+        },
         connected: admin.connection().ok().flatten().is_some(),
-        provider_name: PROVIDER_NAME,
-    })
+        provider_name: admin.provider_label(),
+        signed_in_elsewhere: login_cookies::signed_in_hint(headers),
+    });
+    let mut response = (status, body).into_response();
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// A response that signs the browser in: the session (start_session) and the hint cookie.
+fn with_signed_in_hint(admin: &Admin, on: bool, response: impl IntoResponse) -> Response {
+    let secure = admin.org.url.starts_with("https://");
+    let mut response = response.into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        login_cookies::set_signed_in_hint(on, secure),
+    );
+    response
 }
 
 /// Signs `user` in: a new session id (no fixation), the user and how they proved it.
@@ -305,10 +372,12 @@ async fn start_session(session: &Session, user: &OrgUser, via: Via) {
 async fn password_login(
     State(admin): State<Arc<Admin>>,
     session: Session,
+    headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(refused) = check_csrf(&session, &fields).await {
-        return refused;
+    // A sign-in form whose token is not the browser's is refused before anything happens.
+    if !login_cookies::login_token_matches(&headers, fields.get(CSRF)) {
+        return refused_form();
     }
     let (email, password) = (
         fields.get("email").unwrap_or_default(),
@@ -317,36 +386,30 @@ async fn password_login(
     match admin.password_login(email, password).await {
         Ok(user) => {
             start_session(&session, &user, Via::Password).await;
-            Redirect::to("/admin/settings").into_response()
+            with_signed_in_hint(&admin, true, Redirect::to("/admin/settings"))
         }
         Err(e) => {
             let status = match e {
                 AdminError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            let mut p = page(&admin, &session, "Sign in", None).await;
-            p.error = Some(e.to_string());
-            let body = render(LoginPage {
-                page: p,
-                connected: admin.connection().ok().flatten().is_some(),
-                provider_name: PROVIDER_NAME,
-            });
-            (status, body).into_response()
+            sign_in_page(&admin, &headers, status, Some(e.to_string()))
         }
     }
 }
 
 async fn provider_login(
     State(admin): State<Arc<Admin>>,
-    session: Session,
+    headers: HeaderMap,
     Form(fields): Form<Fields>,
 ) -> Response {
-    if let Err(refused) = check_csrf(&session, &fields).await {
-        return refused;
+    // A sign-in form whose token is not the browser's is refused before anything happens.
+    if !login_cookies::login_token_matches(&headers, fields.get(CSRF)) {
+        return refused_form();
     }
     match admin.start_provider_sign_in(Purpose::ConsoleLogin).await {
         Ok(url) => Redirect::to(&url).into_response(),
-        Err(e) => failed(&admin, &session, "Sign in", None, e).await,
+        Err(e) => sign_in_page(&admin, &headers, e.clone_status(), Some(e.to_string())),
     }
 }
 
@@ -361,6 +424,7 @@ struct Callback {
 async fn callback(
     State(admin): State<Arc<Admin>>,
     session: Session,
+    headers: HeaderMap,
     Query(q): Query<Callback>,
 ) -> Response {
     let (Some(code), Some(state)) = (q.code, q.state) else {
@@ -371,7 +435,7 @@ async fn callback(
                 .filter(|c| c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or("no code")
         ));
-        return failed(&admin, &session, "Sign in", None, e).await;
+        return sign_in_page(&admin, &headers, e.clone_status(), Some(e.to_string()));
     };
     match admin.finish_provider_sign_in(&state, &code).await {
         Ok((Purpose::ApiLogin, user)) => match admin.create_api_token(&user, Via::Provider) {
@@ -391,17 +455,17 @@ async fn callback(
                 "Connected. From now on every login goes through the provider.",
             )
             .await;
-            Redirect::to("/admin/settings").into_response()
+            with_signed_in_hint(&admin, true, Redirect::to("/admin/settings"))
         }
         Ok((Purpose::ConsoleLogin, user)) => {
             start_session(&session, &user, Via::Provider).await;
-            Redirect::to("/admin/settings").into_response()
+            with_signed_in_hint(&admin, true, Redirect::to("/admin/settings"))
         }
-        Err(e) => failed(&admin, &session, "Sign in", None, e).await,
+        Err(e) => sign_in_page(&admin, &headers, e.clone_status(), Some(e.to_string())),
     }
 }
 
-/// The sign-in page with an error (or the error page for a signed-in administrator).
+/// The error page for a signed-in administrator's operation.
 async fn failed(
     admin: &Admin,
     session: &Session,
@@ -415,7 +479,8 @@ async fn failed(
     let body = render(LoginPage {
         page: p,
         connected: admin.connection().ok().flatten().is_some(),
-        provider_name: PROVIDER_NAME,
+        provider_name: admin.provider_label(),
+        signed_in_elsewhere: false,
     });
     (status, body).into_response()
 }
@@ -431,12 +496,16 @@ impl AdminError {
     }
 }
 
-async fn logout(session: Session, Form(fields): Form<Fields>) -> Response {
+async fn logout(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
     if let Err(refused) = check_csrf(&session, &fields).await {
         return refused;
     }
     let _ = session.flush().await;
-    Redirect::to("/admin/login").into_response()
+    with_signed_in_hint(&admin, false, Redirect::to("/admin/login"))
 }
 
 /// Runs a signed-in page handler; an operation's error is shown on that page.
@@ -455,9 +524,78 @@ async fn organization(State(admin): State<Arc<Admin>>, session: Session) -> Resp
         page: page(&admin, &session, "Settings > Organization", Some(&user)).await,
         org_url: admin.org.url.clone(),
         user_modes: admin.org.user_modes().join(", "),
-        provider_name: PROVIDER_NAME,
+        provider_name: admin.provider_label(),
+        custom_provider_name: admin
+            .org
+            .store
+            .provider_label()
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
         connection: admin.connection().ok().flatten(),
+        policy: admin.org.store.sign_in_policy().unwrap_or_default(),
     })
+}
+
+async fn confirm_disconnect(State(admin): State<Arc<Admin>>, session: Session) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    let Some(connection) = admin.connection().ok().flatten() else {
+        return Redirect::to("/admin/settings").into_response();
+    };
+    render(ConfirmPage {
+        page: page(&admin, &session, "Settings > Organization", Some(&user)).await,
+        question: format!(
+            "Disconnect the organization from {} ({})?",
+            admin.provider_label(),
+            connection.issuer
+        ),
+        detail: "Password sign-in (the console's and credentials mode) works again; signing in \
+                 through the provider keeps working, and users keep their Domain Names."
+            .into(),
+        action: "/admin/settings/disconnect".into(),
+        button: "Disconnect",
+        back: "/admin/settings",
+    })
+}
+
+async fn save_provider_name(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    match admin.set_provider_label(fields.get("provider_name").unwrap_or_default()) {
+        Ok(()) => {
+            notice(&session, "Saved the provider's name.").await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Err(e) => failed(&admin, &session, "Settings > Organization", Some(&user), e).await,
+    }
+}
+
+async fn save_sign_in_policy(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    if let Err(refused) = check_csrf(&session, &fields).await {
+        return refused;
+    }
+    let policy = SignInPolicy {
+        match_email: fields.get("match_email") == Some("on"),
+        provision_unknown: fields.get("provision_unknown") == Some("on"),
+    };
+    match admin.set_sign_in_policy(policy) {
+        Ok(()) => {
+            notice(&session, "Saved who may sign in.").await;
+            Redirect::to("/admin/settings").into_response()
+        }
+        Err(e) => failed(&admin, &session, "Settings > Organization", Some(&user), e).await,
+    }
 }
 
 async fn connect(
@@ -1007,6 +1145,8 @@ async fn devices(State(admin): State<Arc<Admin>>, session: Session) -> Response 
         .unwrap_or_default()
         .into_iter()
         .map(|d| {
+            let wiped = d.pending_command == Some(DeviceCommand::Wipe)
+                || d.delivered_command == Some(DeviceCommand::Wipe);
             let status = match (d.pending_command, d.delivered_command) {
                 (Some(c), _) => format!("{} requested", command_label(c)),
                 (None, Some(c)) => format!(
@@ -1026,6 +1166,7 @@ async fn devices(State(admin): State<Arc<Admin>>, session: Session) -> Response 
                 records_held: number(d.report.records_held),
                 pending_edits: number(d.report.pending_edits),
                 status,
+                wiped,
                 client_id: d.client_id,
             }
         })
@@ -1033,11 +1174,7 @@ async fn devices(State(admin): State<Arc<Admin>>, session: Session) -> Response 
     render(DevicesPage {
         page: page(&admin, &session, "Devices", Some(&user)).await,
         devices: rows,
-        commands: vec![
-            ("wipe", "Wipe"),
-            ("sign-out", "Sign out"),
-            ("full-sync", "Force full sync"),
-        ],
+        commands: vec![("sign-out", "Sign out"), ("full-sync", "Force full sync")],
     })
 }
 
@@ -1047,6 +1184,37 @@ fn command_label(c: DeviceCommand) -> &'static str {
         DeviceCommand::SignOut => "Sign out",
         DeviceCommand::FullSync => "Full sync",
     }
+}
+
+/// Wipe asks first, naming the device and its user; the other commands need no confirmation.
+async fn confirm_command(
+    State(admin): State<Arc<Admin>>,
+    session: Session,
+    Path((client_id, command)): Path<(String, String)>,
+) -> Response {
+    let user = signed_in_or_redirect!(admin, session);
+    let device = admin
+        .org
+        .store
+        .devices()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| d.client_id == client_id);
+    let (Some(device), "wipe") = (device, command.as_str()) else {
+        return Redirect::to("/admin/devices").into_response();
+    };
+    let name = device.report.name.unwrap_or_else(|| "(unnamed)".into());
+    render(ConfirmPage {
+        page: page(&admin, &session, "Devices", Some(&user)).await,
+        question: format!("Wipe {name} of {}?", device.user_email),
+        detail: format!(
+            "At its next contact the device {client_id} erases its offline data, unsent edits \
+             included. This cannot be undone; the person sets the app up again."
+        ),
+        action: format!("/admin/devices/{client_id}/wipe"),
+        button: "Wipe",
+        back: "/admin/devices",
+    })
 }
 
 async fn command_device(

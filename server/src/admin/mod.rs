@@ -6,6 +6,7 @@ pub mod api;
 pub mod console;
 pub mod directory;
 pub mod identity;
+pub mod login_cookies;
 pub mod oauth;
 pub mod ops;
 pub mod passwords;

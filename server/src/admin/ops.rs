@@ -84,12 +84,14 @@ impl Limiter {
     }
 }
 
-/// A provider user, and the org user with the same email (if any).
+/// A provider user, and the org user it is (by Domain Name) or shares its email with.
 #[derive(Debug, Clone, Serialize)]
 pub struct DirectoryRow {
     pub entry: DirectoryEntry,
     pub domain_name: String,
     pub org_user: Option<OrgUser>,
+    /// `org_user` has this provider user as Domain Name (else it only shares the email).
+    pub linked: bool,
 }
 
 /// The Admin Console's state: the organization, the HTTP client it reaches the provider with,
@@ -288,6 +290,44 @@ impl Admin {
         Ok((purpose, user))
     }
 
+    /// The identity provider's name on the console's pages: the administrator's, else what its
+    /// issuer says it is (Microsoft Entra ID, Google, Okta), else the issuer's host.
+    pub fn provider_label(&self) -> String {
+        if let Ok(Some(label)) = self.org.store.provider_label() {
+            return label;
+        }
+        if matches!(self.org.verifier.issuer, TokenIssuer::Builtin(_)) {
+            return "Built-in development provider".into();
+        }
+        let issuer = self.issuer();
+        let host = url::Url::parse(&issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or(issuer);
+        match host.as_str() {
+            "login.microsoftonline.com" | "sts.windows.net" | "login.microsoftonline.us" => {
+                "Microsoft Entra ID".into()
+            }
+            "accounts.google.com" => "Google".into(),
+            h if h.ends_with(".okta.com") => "Okta".into(),
+            _ => host,
+        }
+    }
+
+    /// Names the identity provider (empty: derive it again).
+    pub fn set_provider_label(&self, label: &str) -> Result<(), AdminError> {
+        let label = label.trim();
+        if label.chars().count() > 60 {
+            return Err(AdminError::Invalid(
+                "a provider name is at most 60 characters".into(),
+            ));
+        }
+        Ok(self
+            .org
+            .store
+            .set_provider_label((!label.is_empty()).then_some(label))?)
+    }
+
     /// Sets what a first sign-in may do (the Organization page's "Who may sign in").
     pub fn set_sign_in_policy(&self, policy: SignInPolicy) -> Result<(), AdminError> {
         self.org.store.set_sign_in_policy(policy)?;
@@ -355,11 +395,13 @@ impl Admin {
         Ok(entries
             .into_iter()
             .map(|entry| {
-                let org_user = directory::linked_user(&org, &issuer, tenant.as_deref(), &entry)
+                let linked = directory::linked_user(&org, &issuer, tenant.as_deref(), &entry);
+                let org_user = linked
                     .or_else(|| org.iter().find(|u| u.email == entry.matching_email()))
                     .cloned();
                 DirectoryRow {
                     domain_name: domain_name(&issuer, tenant.as_deref(), &entry.id),
+                    linked: linked.is_some(),
                     entry,
                     org_user,
                 }
@@ -459,6 +501,16 @@ impl Admin {
         client_id: &str,
         command: DeviceCommand,
     ) -> Result<(), AdminError> {
+        let wiped = self.org.store.devices()?.into_iter().any(|d| {
+            d.client_id == client_id
+                && (d.pending_command == Some(DeviceCommand::Wipe)
+                    || d.delivered_command == Some(DeviceCommand::Wipe))
+        });
+        if wiped {
+            return Err(AdminError::Invalid(
+                "the device was wiped: there is nothing left on it to command".into(),
+            ));
+        }
         Ok(self.org.store.command_device(client_id, command)?)
     }
 }

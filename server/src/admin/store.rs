@@ -791,6 +791,16 @@ impl OrgStore {
         self.set_setting("provider.connection", value.as_deref())
     }
 
+    /// The identity provider's name as the administrator typed it (None: derived).
+    pub fn provider_label(&self) -> Result<Option<String>, StoreError> {
+        self.setting("provider.label")
+    }
+
+    /// Names the identity provider on the console's pages (None: derived from its issuer).
+    pub fn set_provider_label(&self, label: Option<&str>) -> Result<(), StoreError> {
+        self.set_setting("provider.label", label)
+    }
+
     /// What a first sign-in may do (off, both, until the administrator turns them on).
     pub fn sign_in_policy(&self) -> Result<SignInPolicy, StoreError> {
         Ok(self
