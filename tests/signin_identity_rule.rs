@@ -204,7 +204,7 @@ async fn only_the_people_the_administrator_let_in_sign_in() {
 
     // Connect ended the credentials session at once: the device must sign in again.
     match sync(&cred).await {
-        Err(SyncError::SignInRequired { .. } | SyncError::UserModeNotAllowed { .. }) => {}
+        Err(SyncError::SignInRequired { .. }) => {}
         other => panic!("a credentials session outlived Connect: {other:?}"),
     }
 

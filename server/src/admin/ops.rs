@@ -471,9 +471,10 @@ impl Admin {
         Ok(self.org.store.create_user(email, name, None)?)
     }
 
-    /// Saves a user (Save & Close). Disabling revokes their sessions at the provider; their next
-    /// Synchronize is refused with `user_disabled` (the app asks them to sign in again) and their
-    /// device keeps its unsent edits.
+    /// Saves a user (Save & Close). While disabled, every token of theirs is refused with
+    /// `user_disabled` (the app asks them to sign in again; their device keeps its unsent
+    /// edits); the built-in provider's sessions are revoked too, an external provider's are not
+    /// (docs/admin.md says what that means).
     pub fn save_user(&self, id: &str, edit: &UserEdit) -> Result<OrgUser, AdminError> {
         let before = self
             .org
