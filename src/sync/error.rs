@@ -10,7 +10,7 @@ use crate::store::entities::EntityError;
 use super::plan::PlanError;
 use super::transport::TransportError;
 
-/// The server broke sync protocol v1 (docs/protocol.md): nothing of the offending page or answer
+/// The server broke sync protocol v2 (docs/protocol.md): nothing of the offending page or answer
 /// was applied. The text is syncvault's own (it may name identifiers that passed validation).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

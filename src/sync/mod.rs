@@ -1,4 +1,4 @@
-//! Synchronize: protocol v1's wire types, the transport (trait + HTTP), the pure plans of what a
+//! Synchronize: protocol v2's wire types, the transport (trait + HTTP), the pure plans of what a
 //! page or a push answer means for the store, their execution, and the engine that runs a whole
 //! sync and reports progress to a [`ProgressSink`].
 

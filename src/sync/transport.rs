@@ -50,7 +50,7 @@ pub struct Received<T> {
     pub bytes: u64,
 }
 
-/// The three calls of protocol v1.
+/// The calls of protocol v2 (docs/protocol.md).
 #[async_trait]
 pub trait Transport: Send + Sync {
     async fn schema(&self, token: &str) -> Result<Received<SchemaResponse>, TransportError>;
