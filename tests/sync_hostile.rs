@@ -612,32 +612,72 @@ async fn a_dribbling_server_and_endless_retry_after_hit_typed_time_bounds() {
         started.elapsed()
     );
 
-    // 429 with a huge Retry-After, every time: the deadline ends it, not the tenth retry.
-    let busy = axum::routing::post(|| async {
-        (
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, "86400")],
-            "{}",
-        )
-    });
-    let base = http_api(busy).await;
+    // 429 with a Retry-After longer than the deadline leaves, every time: the run ends at once
+    // (it used to sleep a minute at a time until the retries ran out), with the default
+    // deadline as with a short one.
+    let busy = |seconds: &'static str| {
+        axum::routing::post(move || async move {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, seconds)],
+                "{}",
+            )
+        })
+    };
+    let base = http_api(busy("86400")).await;
+    for deadline in [
+        Some(std::time::Duration::from_secs(2)),
+        SyncOptions::default().deadline,
+    ] {
+        let transport = HttpTransport::new(syncvault::net::Http::new(&[]).unwrap(), &base);
+        let started = std::time::Instant::now();
+        let r = d
+            .sync_with(
+                Arc::new(transport),
+                SyncOptions {
+                    deadline,
+                    ..Default::default()
+                },
+            )
+            .await;
+        match r {
+            Err(e @ EngineError::ServerBusy(asked)) => {
+                assert_eq!(asked.as_secs(), 86400);
+                let shown = syncvault::SyncError::from(e).to_string();
+                assert!(shown.contains("asked to wait 86400 s"), "{shown}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // A short Retry-After, every time: the waits count against the deadline, which ends it
+    // (before the tenth retry) within the deadline: when the next wait, the server's or the
+    // backoff's, no longer fits.
+    let base = http_api(busy("1")).await;
     let transport = HttpTransport::new(syncvault::net::Http::new(&[]).unwrap(), &base);
     let started = std::time::Instant::now();
     let r = d
         .sync_with(
             Arc::new(transport),
             SyncOptions {
-                deadline: Some(std::time::Duration::from_secs(2)),
+                deadline: Some(std::time::Duration::from_secs(3)),
                 ..Default::default()
             },
         )
         .await;
     assert!(
-        matches!(r, Err(EngineError::TimedOut(TimeBound::Deadline))),
+        matches!(
+            r,
+            Err(EngineError::TimedOut(TimeBound::Deadline) | EngineError::ServerBusy(_))
+        ),
         "{r:?}"
     );
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
+        started.elapsed() <= std::time::Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );

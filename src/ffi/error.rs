@@ -491,6 +491,14 @@ impl From<EngineError> for SyncError {
                 reason: "the organization signed this device out".into(),
             },
             EngineError::TimedOut(bound) => SyncError::TimedOut { bound },
+            EngineError::ServerBusy(asked) => SyncError::Server {
+                status: 429,
+                reason: format!(
+                    "the organization asked to wait {} s before trying again, longer than this \
+                     Synchronize's deadline leaves; nothing was lost, try again later",
+                    asked.as_secs()
+                ),
+            },
             EngineError::CursorRefused => {
                 protocol("the server refused the sync cursor, even for a full download")
             }

@@ -355,13 +355,19 @@ impl Engine {
                     if attempt + 1 < self.ctx.options.max_attempts =>
                 {
                     attempt += 1;
-                    let wait = backoff(&self.ctx.options, attempt)
-                        .max(retry_after.unwrap_or_default().min(Duration::from_secs(60)));
-                    // A wait that would end past the deadline fails now, not when it ends.
-                    if self
+                    let asked = retry_after.unwrap_or_default();
+                    let wait =
+                        backoff(&self.ctx.options, attempt).max(asked.min(Duration::from_secs(60)));
+                    // A wait that would end past the deadline fails now, not when it ends: the
+                    // server's own request first (a wait it asked for, however long, that the
+                    // deadline cannot cover), then ours.
+                    let left = self
                         .deadline_at
-                        .is_some_and(|at| tokio::time::Instant::now() + wait > at)
-                    {
+                        .map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+                    if left.is_some_and(|left| asked > left) {
+                        return Err(EngineError::ServerBusy(asked));
+                    }
+                    if left.is_some_and(|left| wait > left) {
                         return Err(EngineError::TimedOut(TimeBound::Deadline));
                     }
                     tracing::warn!(what, attempt, ?wait, "retrying: {err}");

@@ -6,6 +6,7 @@ use crate::auth::AuthError;
 use crate::runtime::TaskError;
 use crate::store::StoreError;
 use crate::store::entities::EntityError;
+use std::time::Duration;
 
 use super::plan::PlanError;
 use super::transport::TransportError;
@@ -74,6 +75,10 @@ pub enum EngineError {
     /// An attachment's content could not be read or written on the device.
     #[error(transparent)]
     Attachment(#[from] crate::store::attachments::AttachmentError),
+    /// The server asked (429/503 `Retry-After`) to wait longer than the deadline leaves: the run
+    /// ends at once rather than sleeping into the deadline.
+    #[error("the server asked to wait {}s, longer than the deadline leaves", .0.as_secs())]
+    ServerBusy(Duration),
 }
 
 impl From<PlanError> for EngineError {
