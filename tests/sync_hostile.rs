@@ -371,6 +371,85 @@ async fn bogus_push_answers_keep_the_outbox() {
     );
 }
 
+/// Answers every push as the server would (applied, or duplicate for a mutation id it has seen),
+/// optionally leaving the last result out; pulls bring nothing new.
+#[derive(Default)]
+struct EchoPush {
+    drop_last: std::sync::atomic::AtomicBool,
+    seen: Mutex<std::collections::HashSet<i64>>,
+    inner: Scripted,
+}
+
+#[async_trait]
+impl Transport for EchoPush {
+    async fn schema(&self, token: &str) -> Result<Received<SchemaResponse>, TransportError> {
+        self.inner.schema(token).await
+    }
+    async fn pull(
+        &self,
+        _: &str,
+        _: &PullRequest,
+    ) -> Result<Received<PullResponse>, TransportError> {
+        received(page(vec![], None, Some(3)))
+    }
+    async fn push(
+        &self,
+        _: &str,
+        request: &PushRequest,
+    ) -> Result<Received<PushResponse>, TransportError> {
+        let mut seen = self.seen.lock().unwrap();
+        let mut results: Vec<Value> = request
+            .mutations
+            .iter()
+            .map(|m| {
+                let status = if seen.insert(m.mutation_id) {
+                    "applied"
+                } else {
+                    "duplicate"
+                };
+                json!({"mutation_id": m.mutation_id, "status": status, "version": 2})
+            })
+            .collect();
+        if self.drop_last.load(Ordering::SeqCst) {
+            results.pop();
+        }
+        received(serde_json::from_value(json!({ "results": results })).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_answer_missing_one_result_applies_nothing() {
+    let d = device();
+    d.sync(scripted(vec![page(good(3, 0), None, Some(3))]))
+        .await
+        .unwrap();
+    {
+        let mut a = d.account.lock().unwrap();
+        let conn = a.store().unwrap().conn();
+        for id in ["c0", "c1", "c2"] {
+            let mut f = Map::new();
+            f.insert("age".into(), json!(77));
+            outbox::update(conn, "contact", id, f).unwrap();
+        }
+    }
+    // The server applied all three but its answer leaves the last out: a protocol violation, and
+    // none of the three leaves the outbox (before, the first two did: a half-applied answer).
+    let t = Arc::new(EchoPush::default());
+    t.drop_last.store(true, Ordering::SeqCst);
+    assert_protocol_error(d.sync(t.clone()).await, "without a result for mutation");
+    assert_eq!(d.pending(), 3, "nothing of the broken answer was applied");
+    // The next Synchronize sends the same three, the server answers duplicate: all settled.
+    t.drop_last.store(false, Ordering::SeqCst);
+    let report = d.sync(t.clone()).await.unwrap();
+    assert_eq!(d.pending(), 0);
+    assert_eq!(report.records_uploaded, 3);
+    assert_eq!(
+        t.seen.lock().unwrap().len(),
+        3,
+        "the retry sent the same mutation ids"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn huge_and_malformed_bodies_over_http() {
     use axum::routing::{get, post};

@@ -118,6 +118,8 @@ pub enum PlanError {
     AppliedWithoutVersion,
     #[error("the server answered none of the uploaded changes")]
     NoAnswer,
+    #[error("a push answer without a result for mutation {0}")]
+    MissingResult(i64),
 }
 
 /// Where a pull stands, for checking its next page.
@@ -409,6 +411,11 @@ pub fn plan_push(
     }
     if results.is_empty() && !sent.is_empty() {
         return Err(PlanError::NoAnswer);
+    }
+    // An answer that leaves a mutation out breaks the protocol: none of it is applied, and the
+    // next push sends them all again (the server answers `duplicate` for what it applied).
+    if let Some(m) = sent.iter().find(|m| !seen.contains(&m.mutation_id)) {
+        return Err(PlanError::MissingResult(m.mutation_id));
     }
     let mut results = results;
     results.sort_by_key(|r| r.mutation_id);
