@@ -299,8 +299,45 @@ async fn tampered_attachment_files_are_corrupted_never_wrong_bytes() {
             other => panic!("{what}: {other:?}"),
         }
     }
+    // Exporting a damaged file (a bit flipped in the header, in each chunk, in the last one)
+    // fails and leaves nothing at the target: no partial plaintext, no temporary file, and a
+    // file already there untouched.
+    let out_dir = tempfile::tempdir().unwrap();
+    let target = out_dir.path().join("export.bin");
+    let kept = out_dir.path().join("kept.bin");
+    std::fs::write(&kept, b"the app's own file").unwrap();
+    let chunks = good.len().div_ceil(sealed);
+    let mut offsets = vec![5];
+    offsets.extend((0..chunks).map(|k| 32 + k * sealed + 7));
+    offsets.push(good.len() - 3);
+    for at in offsets {
+        let mut damaged = good.clone();
+        damaged[at] ^= 0x01;
+        std::fs::write(&path, &damaged).unwrap();
+        for out in [&target, &kept] {
+            match one
+                .export_attachment(a.id.clone(), out.display().to_string())
+                .await
+            {
+                Err(SyncError::Corrupted { .. }) => {}
+                other => panic!("byte {at}: {other:?}"),
+            }
+        }
+        assert!(!target.exists(), "byte {at}: partial output");
+        assert_eq!(std::fs::read(&kept).unwrap(), b"the app's own file");
+        assert_eq!(
+            std::fs::read_dir(out_dir.path()).unwrap().count(),
+            1,
+            "byte {at}"
+        );
+    }
     std::fs::write(&path, &good).unwrap();
     assert_eq!(read_all(&one, &a.id).await.unwrap(), data);
+    one.export_attachment(a.id.clone(), target.display().to_string())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 2);
     let _ = b;
 }
 

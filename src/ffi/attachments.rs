@@ -205,26 +205,35 @@ impl SyncClient {
     }
 
     /// Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
-    /// (to share or open in another app); syncvault neither tracks nor removes it.
+    /// (to share or open in another app); syncvault neither tracks nor removes it. The content
+    /// goes to a temporary file beside `path`, renamed over it only once all of it was read and
+    /// verified: a damaged attachment leaves no partial output (and an existing file untouched).
     pub async fn export_attachment(&self, id: String, path: String) -> Result<(), SyncError> {
         self.with_account(move |a| {
             let dir = a.dir().join(store::DIR);
             let mut reader = store::open(a.store()?.conn(), &dir, &id)?;
-            let mut out = std::fs::File::create(&path).map_err(AttachmentError::AppFile)?;
-            let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 16]);
-            let mut offset = 0;
-            loop {
-                let n = reader
-                    .read_at(offset, &mut buf)
-                    .map_err(AttachmentError::from)?;
-                if n == 0 {
-                    break;
+            let target = std::path::Path::new(&path);
+            let (partial, mut out) = partial_file(target).map_err(AttachmentError::AppFile)?;
+            let written = (|| {
+                let mut buf = zeroize::Zeroizing::new(vec![0u8; 1 << 16]);
+                let mut offset = 0;
+                loop {
+                    let n = reader
+                        .read_at(offset, &mut buf)
+                        .map_err(AttachmentError::from)?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(&buf[..n]).map_err(AttachmentError::AppFile)?;
+                    offset += n as u64;
                 }
-                out.write_all(&buf[..n]).map_err(AttachmentError::AppFile)?;
-                offset += n as u64;
+                out.sync_all().map_err(AttachmentError::AppFile)?;
+                std::fs::rename(&partial, target).map_err(AttachmentError::AppFile)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&partial);
             }
-            out.sync_all().map_err(AttachmentError::AppFile)?;
-            Ok(())
+            Ok(written?)
         })
         .await
     }
@@ -238,4 +247,22 @@ impl SyncClient {
         store::remove_files(&dir, &old.into_iter().collect::<Vec<_>>());
         Ok(())
     }
+}
+
+/// A new file beside `target` for its content until it is complete:
+/// `.NAME.partial-RANDOM`, created exclusively.
+fn partial_file(target: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?
+        .to_string_lossy();
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).map_err(std::io::Error::other)?;
+    let suffix: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let partial = target.with_file_name(format!(".{name}.partial-{suffix}"));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)?;
+    Ok((partial, file))
 }
