@@ -257,7 +257,7 @@ fn partial_file(target: &std::path::Path) -> std::io::Result<(std::path::PathBuf
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?
         .to_string_lossy();
     let mut b = [0u8; 6];
-    getrandom::fill(&mut b).map_err(std::io::Error::other)?;
+    getrandom::fill(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
     let suffix: String = b.iter().map(|x| format!("{x:02x}")).collect();
     let partial = target.with_file_name(format!(".{name}.partial-{suffix}"));
     let file = std::fs::OpenOptions::new()

@@ -15,8 +15,7 @@ use crate::ffi::{
 use crate::runtime;
 use crate::store::{ChangeHub, sync_log};
 use crate::sync::{
-    self, CancelOnDrop, CancelToken, EngineError, HttpTransport, SyncContext, SyncOptions,
-    SyncReport,
+    self, CancelToken, EngineError, HttpTransport, SyncContext, SyncOptions, SyncReport,
 };
 
 /// Cancels a running `synchronize()` (Swift Task cancellation does not reach Rust: call this).
@@ -119,6 +118,50 @@ impl SyncObserver for StatusFeed {
     fn on_progress(&self, progress: SyncProgress) {
         self.board.progress(&self.changes, &progress);
         self.app.on_progress(progress);
+    }
+}
+
+/// The app's observer for one call, muted once the caller stops waiting: a cancelled Kotlin
+/// coroutine drops the call's future while the run still finishes the page it is applying, and
+/// from the moment that drop returns the app must hear nothing more. A callback in progress
+/// holds the lock, so muting waits for it (an observer must not block on the call's coroutine).
+struct AppObserver(std::sync::Mutex<Option<Arc<dyn SyncObserver>>>);
+
+impl AppObserver {
+    fn new(app: Arc<dyn SyncObserver>) -> Arc<Self> {
+        Arc::new(AppObserver(std::sync::Mutex::new(Some(app))))
+    }
+
+    fn mute(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl SyncObserver for AppObserver {
+    fn on_progress(&self, progress: SyncProgress) {
+        if let Some(app) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            app.on_progress(progress);
+        }
+    }
+}
+
+/// Cancels a call's run and mutes its observer when the caller stops waiting (the future is
+/// dropped), unless disarmed because the call finished: work spawned on the runtime for that
+/// future would otherwise go on, and keep calling the app.
+struct StopIfAbandoned(Option<(CancelToken, Arc<AppObserver>)>);
+
+impl StopIfAbandoned {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopIfAbandoned {
+    fn drop(&mut self) {
+        if let Some((token, app)) = self.0.take() {
+            token.cancel();
+            app.mute();
+        }
     }
 }
 
@@ -344,12 +387,13 @@ impl SyncClient {
         let job = self.job();
         let running = self.runs.start(cancel.clone());
         drop(self);
-        let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
-        let result =
-            runtime::spawn(
-                async move { job.download_attachment(id, observer, cancel, running).await },
-            )
-            .await;
+        let observer = AppObserver::new(observer);
+        let stop_if_abandoned = StopIfAbandoned(Some((cancel.clone(), Arc::clone(&observer))));
+        let result = runtime::spawn(async move {
+            job.download_attachment(id, observer as _, cancel, running)
+                .await
+        })
+        .await;
         stop_if_abandoned.disarm();
         result
     }
@@ -369,14 +413,15 @@ impl SyncClient {
         let cancel = cancel.map(|c| c.token.clone()).unwrap_or_default();
         let job = self.job();
         let running = self.runs.start(cancel.clone());
+        let app = AppObserver::new(observer);
         let status = StatusFeed {
-            app: observer,
+            app: Arc::clone(&app) as _,
             board: Arc::clone(&self.status),
             changes: Arc::clone(&self.changes),
         };
         // The run must not keep the client alive: closing the client cancels it.
         drop(self);
-        let stop_if_abandoned = CancelOnDrop::new(cancel.clone());
+        let stop_if_abandoned = StopIfAbandoned(Some((cancel.clone(), app)));
         let observer: Arc<StatusFeed> = Arc::new(status);
         // The status learns the outcome in the task, so also when the caller stopped waiting.
         let result = runtime::spawn(async move {
@@ -387,5 +432,42 @@ impl SyncClient {
         .await;
         stop_if_abandoned.disarm();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct Counting(AtomicU32);
+
+    impl SyncObserver for Counting {
+        fn on_progress(&self, _: SyncProgress) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn progress() -> SyncProgress {
+        SyncProgress {
+            phase: SyncPhase::Downloading,
+            records_done: 1,
+            records_estimated: None,
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn an_abandoned_call_cancels_its_run_and_mutes_its_observer() {
+        let counting = Arc::new(Counting(AtomicU32::new(0)));
+        let (token, app) = (CancelToken::default(), AppObserver::new(counting.clone()));
+        StopIfAbandoned(Some((token.clone(), Arc::clone(&app)))).disarm();
+        app.on_progress(progress());
+        assert!(!token.is_cancelled());
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+        drop(StopIfAbandoned(Some((token.clone(), Arc::clone(&app)))));
+        assert!(token.is_cancelled());
+        app.on_progress(progress());
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1, "muted once abandoned");
     }
 }

@@ -14,7 +14,7 @@ pub mod protocol;
 pub mod transport;
 
 pub use crate::auth::TokenSource;
-pub use cancel::{CancelOnDrop, CancelToken};
+pub use cancel::CancelToken;
 pub use engine::{
     AttachmentPolicy, SyncContext, SyncOptions, SyncReport, download_attachment, run,
 };

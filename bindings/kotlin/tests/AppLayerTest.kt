@@ -6,11 +6,17 @@ package dev.syncvault.tests
 
 import dev.syncvault.*
 import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.atomic.AtomicInteger
+import java.util.concurrent.atomic.AtomicLong
 import javax.crypto.Cipher
 import javax.crypto.KeyGenerator
 import javax.crypto.SecretKey
 import javax.crypto.spec.GCMParameterSpec
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 
@@ -101,6 +107,41 @@ fun appLayerTests(suite: Suite) {
                     again.enablePlatformUnlock(pw("password1"), keys)
                     again.disablePlatformUnlock(keys)
                     check(keys.keys.isEmpty()) { "key left behind: ${keys.keys.keys}" }
+                }
+            }
+        } finally {
+            server.destroy()
+        }
+    }
+
+    suite.test("a cancelled coroutine's observer hears nothing more and no further page comes") {
+        val (server, orgUrl) = startServer("--records", "3000")
+        try {
+            SyncClient.withOptions(tempDir("coroutinecancel").toString(), fastOptions.copy(syncPageSize = 100u)).use { client ->
+                runBlocking {
+                    client.setupOfflinePassword(orgUrl, UserMode.OAUTH, pw("password1"), pw("password1"))
+                    client.loginWith("grace@contoso.example")
+                    val calls = AtomicInteger()
+                    val lastDone = AtomicLong()
+                    val observer = object : SyncObserver {
+                        override fun onProgress(progress: SyncProgress) {
+                            calls.incrementAndGet()
+                            lastDone.set(progress.recordsDone.toLong())
+                        }
+                    }
+                    val job = launch(Dispatchers.Default) { client.synchronize(observer, null) }
+                    while (lastDone.get() < 300) delay(2)
+                    job.cancelAndJoin()
+                    val atCancel = calls.get()
+                    val doneAtCancel = lastDone.get()
+                    delay(1500)
+                    assertEquals(atCancel, calls.get(), "progress callbacks after the cancel returned")
+                    // The page being applied may finish; no further one is requested.
+                    val held = client.total().toLong()
+                    check(held <= doneAtCancel + 100) { "$held records held, $doneAtCancel reported at the cancel" }
+                    val resumed = client.synchronize(observer, null)
+                    assertEquals(3000uL, client.total(), "the next Synchronize resumes")
+                    check(resumed.recordsDownloaded.toLong() >= 3000 - held) { "resumed with ${resumed.recordsDownloaded}" }
                 }
             }
         } finally {

@@ -2833,7 +2833,9 @@ public protocol SyncClientProtocol: AnyObject, Sendable {
     
     /**
      * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
-     * (to share or open in another app); syncvault neither tracks nor removes it.
+     * (to share or open in another app); syncvault neither tracks nor removes it. The content
+     * goes to a temporary file beside `path`, renamed over it only once all of it was read and
+     * verified: a damaged attachment leaves no partial output (and an existing file untouched).
      */
     func exportAttachment(id: String, path: String) async throws 
     
@@ -3290,7 +3292,9 @@ open func deleteAttachment(id: String)async throws   {
     
     /**
      * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
-     * (to share or open in another app); syncvault neither tracks nor removes it.
+     * (to share or open in another app); syncvault neither tracks nor removes it. The content
+     * goes to a temporary file beside `path`, renamed over it only once all of it was read and
+     * verified: a damaged attachment leaves no partial output (and an existing file untouched).
      */
 open func exportAttachment(id: String, path: String)async throws   {
     return

@@ -5326,7 +5326,9 @@ public interface SyncClientInterface {
     
     /**
      * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
-     * (to share or open in another app); syncvault neither tracks nor removes it.
+     * (to share or open in another app); syncvault neither tracks nor removes it. The content
+     * goes to a temporary file beside `path`, renamed over it only once all of it was read and
+     * verified: a damaged attachment leaves no partial output (and an existing file untouched).
      */
     suspend fun `exportAttachment`(`id`: kotlin.String, `path`: kotlin.String)
     
@@ -5861,7 +5863,9 @@ open class SyncClient: Disposable, AutoCloseable, SyncClientInterface
     
     /**
      * Writes the content, decrypted, to `path`: an explicit plaintext copy the app asked for
-     * (to share or open in another app); syncvault neither tracks nor removes it.
+     * (to share or open in another app); syncvault neither tracks nor removes it. The content
+     * goes to a temporary file beside `path`, renamed over it only once all of it was read and
+     * verified: a damaged attachment leaves no partial output (and an existing file untouched).
      */
     @Throws(SyncException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
