@@ -162,15 +162,6 @@ pub enum Refusal {
     Unavailable,
 }
 
-/// A sign-in's failure inside the store.
-#[derive(Debug, thiserror::Error)]
-enum SignInFailure {
-    #[error(transparent)]
-    Refused(Refusal),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// The name of the role every administrator has.
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";
 /// The administrator account created on first start.
@@ -513,23 +504,22 @@ impl OrgStore {
         policy: SignInPolicy,
     ) -> Result<OrgUser, Refusal> {
         self.try_sign_in(identity, connected_tenant, policy)
-            .map_err(|e| match e {
-                SignInFailure::Refused(r) => r,
-                SignInFailure::Store(e) => {
-                    tracing::error!("a sign-in could not be resolved: {e}");
-                    Refusal::Unavailable
-                }
+            .unwrap_or_else(|e| {
+                tracing::error!("a sign-in could not be resolved: {e}");
+                Err(Refusal::Unavailable)
             })
     }
 
+    /// [`Self::sign_in`]; the outer error is the store's. A refusal drops the transaction, so
+    /// nothing of it is kept.
     fn try_sign_in(
         &self,
         identity: &ProviderIdentity,
         connected_tenant: Option<&str>,
         policy: SignInPolicy,
-    ) -> Result<OrgUser, SignInFailure> {
+    ) -> Result<Result<OrgUser, Refusal>, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(StoreError::from)?;
+        let tx = conn.transaction()?;
         let one = |column: &str, value: Option<String>| -> Result<Option<OrgUser>, StoreError> {
             let Some(value) = value else { return Ok(None) };
             let sql = format!("{} WHERE {column} = ?1", Self::USER_COLUMNS);
@@ -544,9 +534,7 @@ impl OrgStore {
             by_email: by_email.as_ref(),
         };
         let user_id = match identity::plan(identity, connected_tenant, policy, found) {
-            Resolution::Refuse(why) => {
-                return Err(SignInFailure::Refused(Refusal::NotAMember(why)));
-            }
+            Resolution::Refuse(why) => return Ok(Err(Refusal::NotAMember(why))),
             Resolution::Existing { user_id } => user_id,
             Resolution::Complete {
                 user_id,
@@ -556,19 +544,10 @@ impl OrgStore {
                 user_id,
                 domain_name,
             } => {
-                let user = [&by_tenantless, &by_email]
-                    .into_iter()
-                    .flatten()
-                    .find(|u| u.id == user_id);
-                if user.is_some_and(|u| !u.enabled) {
-                    return Err(SignInFailure::Refused(Refusal::Disabled));
-                }
                 tx.execute(
                     "UPDATE users SET domain_name = ?2 WHERE id = ?1",
                     params![user_id, domain_name],
-                )
-                .map_err(StoreError::from)?;
-                tracing::info!(user = %user_id, "a provider identity was linked at its first sign-in");
+                )?;
                 user_id
             }
             Resolution::Create {
@@ -576,34 +555,31 @@ impl OrgStore {
                 name,
                 domain_name,
             } => {
-                let seq: i64 = tx
-                    .query_row("SELECT coalesce(max(seq), 0) + 1 FROM users", [], |r| {
+                let seq: i64 =
+                    tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM users", [], |r| {
                         r.get(0)
-                    })
-                    .map_err(StoreError::from)?;
+                    })?;
                 let id = format!("u{seq}");
                 tx.execute(
                     "INSERT INTO users (id, seq, email, name, domain_name, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![id, seq, email, name.trim(), domain_name, now()],
-                )
-                .map_err(StoreError::from)?;
-                tracing::info!(user = %id, "an unknown provider account was created without roles");
+                )?;
                 id
             }
         };
-        let user = Self::query_users(
-            &tx,
-            &format!("{} WHERE id = ?1", Self::USER_COLUMNS),
-            [&user_id],
-        )?
-        .pop()
-        .ok_or_else(|| StoreError::Invalid("the user vanished".into()))?;
+        let sql = format!("{} WHERE id = ?1", Self::USER_COLUMNS);
+        let user = Self::query_users(&tx, &sql, [&user_id])?
+            .pop()
+            .ok_or_else(|| StoreError::Invalid("the user vanished".into()))?;
         if !user.enabled {
-            return Err(SignInFailure::Refused(Refusal::Disabled));
+            return Ok(Err(Refusal::Disabled));
         }
-        tx.commit().map_err(StoreError::from)?;
-        Ok(user)
+        tx.commit()?;
+        if by_domain_name.is_none() {
+            tracing::info!(user = %user.id, "a provider identity reached its user for the first time");
+        }
+        Ok(Ok(user))
     }
 
     /// Completes the Domain Names recorded for `issuer` before its tenant was known (issuer |
