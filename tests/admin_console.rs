@@ -67,19 +67,7 @@ async fn connect_import_assign_disable_and_restart() {
     assert_eq!(org["user_modes"], json!(["oauth", "credentials"]));
     // Ada can still use the organization's password (credentials mode).
     let dir = tempfile::tempdir().unwrap();
-    let ada =
-        syncvault::SyncClient::with_options(dir.path().display().to_string(), floor_kdf()).unwrap();
-    ada.setup_offline_password(
-        url.clone(),
-        UserMode::Credentials,
-        ORG_PASSWORD.to_vec(),
-        ORG_PASSWORD.to_vec(),
-    )
-    .await
-    .unwrap();
-    ada.sign_in_with_credentials("ada@contoso.example".into(), b"ada-credentials".to_vec())
-        .await
-        .unwrap();
+    let ada = credentials_client(dir.path(), &url, "ada@contoso.example", b"ada-credentials").await;
 
     // Connect...: the administrator signs in at the provider with the account to associate.
     let (_, started) = api(&srv, "POST", "/connect", Some(&password_token), None).await;

@@ -11,7 +11,7 @@
 mod common;
 
 use common::oidc_node::{Node, start_provider, walk_interactions};
-use common::org::{ORG_PASSWORD, api, fields, floor_kdf, sync, text};
+use common::org::{ORG_PASSWORD, api, credentials_client, fields, floor_kdf, sync, text};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use syncvault::{SyncClient, SyncError, UserMode};
@@ -128,19 +128,13 @@ async fn only_the_people_the_administrator_let_in_sign_in() {
 
     // Before Connect: Ada signs in with the organization's password (credentials mode).
     let cred_dir = tempfile::tempdir().unwrap();
-    let cred =
-        SyncClient::with_options(cred_dir.path().display().to_string(), floor_kdf()).unwrap();
-    cred.setup_offline_password(
-        url.clone(),
-        UserMode::Credentials,
-        ORG_PASSWORD.to_vec(),
-        ORG_PASSWORD.to_vec(),
+    let cred = credentials_client(
+        cred_dir.path(),
+        &url,
+        "ada@contoso.example",
+        b"ada-credentials",
     )
-    .await
-    .unwrap();
-    cred.sign_in_with_credentials("ada@contoso.example".into(), b"ada-credentials".to_vec())
-        .await
-        .unwrap();
+    .await;
     sync(&cred).await.unwrap();
 
     // Before Connect the tenant is unknown: Ada is imported, Dorothy's provider account is

@@ -64,6 +64,28 @@ pub async fn signed_in_client(
     c
 }
 
+/// A set-up, unlocked client signed in with the organization's password (credentials mode).
+pub async fn credentials_client(
+    dir: &std::path::Path,
+    url: &str,
+    email: &str,
+    password: &[u8],
+) -> Arc<SyncClient> {
+    let c = SyncClient::with_options(dir.display().to_string(), floor_kdf()).unwrap();
+    c.setup_offline_password(
+        url.to_string(),
+        UserMode::Credentials,
+        ORG_PASSWORD.to_vec(),
+        ORG_PASSWORD.to_vec(),
+    )
+    .await
+    .unwrap();
+    c.sign_in_with_credentials(email.into(), password.to_vec())
+        .await
+        .unwrap();
+    c
+}
+
 pub async fn sign_in(c: &SyncClient, user: &str) {
     let redirect = LoopbackRedirect::bind().await.unwrap();
     let request = c.begin_sign_in(redirect.redirect_uri()).await.unwrap();

@@ -567,12 +567,24 @@ async fn save_provider_name(
     if let Err(refused) = check_csrf(&session, &fields).await {
         return refused;
     }
-    match admin.set_provider_label(fields.get("provider_name").unwrap_or_default()) {
+    let saved = admin.set_provider_label(fields.get("provider_name").unwrap_or_default());
+    back_to_settings(&admin, &session, &user, saved, "Saved the provider's name.").await
+}
+
+/// Back to Settings > Organization with `done` as the notice, or the page with the error.
+async fn back_to_settings(
+    admin: &Admin,
+    session: &Session,
+    user: &OrgUser,
+    result: Result<(), AdminError>,
+    done: &str,
+) -> Response {
+    match result {
         Ok(()) => {
-            notice(&session, "Saved the provider's name.").await;
+            notice(session, done).await;
             Redirect::to("/admin/settings").into_response()
         }
-        Err(e) => failed(&admin, &session, "Settings > Organization", Some(&user), e).await,
+        Err(e) => failed(admin, session, "Settings > Organization", Some(user), e).await,
     }
 }
 
@@ -589,13 +601,8 @@ async fn save_sign_in_policy(
         match_email: fields.get("match_email") == Some("on"),
         provision_unknown: fields.get("provision_unknown") == Some("on"),
     };
-    match admin.set_sign_in_policy(policy) {
-        Ok(()) => {
-            notice(&session, "Saved who may sign in.").await;
-            Redirect::to("/admin/settings").into_response()
-        }
-        Err(e) => failed(&admin, &session, "Settings > Organization", Some(&user), e).await,
-    }
+    let saved = admin.set_sign_in_policy(policy);
+    back_to_settings(&admin, &session, &user, saved, "Saved who may sign in.").await
 }
 
 async fn connect(
