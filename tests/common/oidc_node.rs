@@ -1,5 +1,6 @@
 //! A real OpenID Connect provider (npm `oidc-provider`, tests/oidc/provider.mjs) on loopback,
-//! and a walk through its development login and consent forms.
+//! and a walk through its development login and consent forms. The harness's tests include this
+//! file too (`#[path]`), so paths start at the workspace root.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -18,12 +19,20 @@ impl Drop for Node {
     }
 }
 
+/// The workspace root, from the root crate or a member one level below it.
+fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if here.join("tests/oidc/provider.mjs").exists() {
+        here
+    } else {
+        here.parent().expect("a workspace member").to_path_buf()
+    }
+}
+
 pub fn oidc_provider_dir() -> PathBuf {
     let dir = std::env::var("OIDC_PROVIDER_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/oidc-provider")
-        });
+        .unwrap_or_else(|_| workspace_root().join(".tools/node_modules/oidc-provider"));
     assert!(
         dir.join("package.json").exists(),
         "oidc-provider is not installed at {} (run scripts/ensure-tools)",
@@ -39,7 +48,7 @@ pub fn start_provider(
     entra: bool,
 ) -> Node {
     let mut cmd = Command::new("node");
-    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/provider.mjs"))
+    cmd.arg(workspace_root().join("tests/oidc/provider.mjs"))
         .env("OIDC_PROVIDER_DIR", oidc_provider_dir())
         .env("AUDIENCE", audience)
         .env("ACCESS_TTL", access_ttl.to_string())
