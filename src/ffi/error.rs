@@ -599,6 +599,22 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_longer_than_the_deadline_says_so() {
+        let e = SyncError::from(EngineError::ServerBusy(std::time::Duration::from_secs(
+            86400,
+        )));
+        match &e {
+            SyncError::Server {
+                status: 429,
+                reason,
+            } => {
+                assert!(reason.contains("asked to wait 86400 s"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn foreign_text_never_reaches_a_public_error() {
         let sqlite = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),

@@ -102,6 +102,6 @@ pub fn spawn_child_test(test: &str, dir: &Path) -> std::process::Child {
         .unwrap()
 }
 
-#[cfg(feature = "uniffi")]
 pub mod oidc_node;
+#[cfg(feature = "uniffi")]
 pub mod org;
