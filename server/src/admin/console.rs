@@ -1,7 +1,9 @@
 //! The Admin Console's pages under `/admin`: server-rendered HTML from compile-checked askama
 //! templates (`server/templates/admin/`, escaped everywhere), a small stylesheet, no JavaScript.
 //! Sessions are tower-sessions cookies (HttpOnly, SameSite=Strict, Secure over https, a new id at
-//! every sign-in); every form carries the session's CSRF token and every POST checks it.
+//! every sign-in); every form carries the session's CSRF token and every POST checks it. The
+//! anonymous sign-in page never writes a session (a cross-site link would otherwise replace an
+//! open tab's): its forms carry login_cookies.rs's double-submit token.
 //!
 //! The seed's steps: Settings > Organization (Connect..., Import Users), Resources > Users
 //! (Domain Name, roles, disable), Devices (wipe, sign out, force full sync).
