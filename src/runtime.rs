@@ -6,7 +6,9 @@
 //! generic over the caller's error: a panic or a stopped task becomes that error through
 //! [`TaskError`], never an unwind into the caller.
 
+use std::any::Any;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Runtime};
@@ -43,12 +45,41 @@ fn runtime() -> &'static Runtime {
     })
 }
 
+/// What the runtime is handed: one boxed type for every task, so tokio's task machinery (about
+/// 3 KiB of code per distinct future or closure type) is built once instead of once per call
+/// site; the mobile library was 119 copies, ~350 KiB, heavier (benches/run-size-report).
+type AnyResult = Box<dyn Any + Send>;
+type BoxedWork = Box<dyn FnOnce() -> AnyResult + Send>;
+type BoxedTask = Pin<Box<dyn Future<Output = AnyResult> + Send>>;
+
+fn boxed_work<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> BoxedWork {
+    Box::new(move || Box::new(work()) as AnyResult)
+}
+
+fn boxed_task<R: Send + 'static>(fut: impl Future<Output = R> + Send + 'static) -> BoxedTask {
+    Box::pin(async move { Box::new(fut.await) as AnyResult })
+}
+
+/// A task's result back in its own type (the box always holds what the task returned).
+fn unbox<T, E>(joined: Result<AnyResult, tokio::task::JoinError>) -> Result<T, E>
+where
+    T: 'static,
+    E: From<TaskError> + 'static,
+{
+    match joined {
+        Ok(any) => *any
+            .downcast::<Result<T, E>>()
+            .expect("a task returns its own result type"),
+        Err(join) => Err(TaskError::from(join).into()),
+    }
+}
+
 /// Starts a task that outlives its caller (a watched query), on the shared runtime.
 pub(crate) fn detach<F>(fut: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    runtime().spawn(fut);
+    runtime().spawn(boxed_task(fut));
 }
 
 /// Runs CPU-heavy or blocking work (KDF, SQLite) on the runtime's blocking pool.
@@ -58,10 +89,7 @@ where
     T: Send + 'static,
     E: From<TaskError> + Send + 'static,
 {
-    match runtime().spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(join) => Err(TaskError::from(join).into()),
-    }
+    unbox(runtime().spawn_blocking(boxed_work(work)).await)
 }
 
 /// Starts blocking work now (unlike [`spawn_blocking`], which starts when awaited), for work
@@ -72,13 +100,8 @@ where
     T: Send + 'static,
     E: From<TaskError> + Send + 'static,
 {
-    let handle = runtime().spawn_blocking(work);
-    async move {
-        match handle.await {
-            Ok(result) => result,
-            Err(join) => Err(TaskError::from(join).into()),
-        }
-    }
+    let handle = runtime().spawn_blocking(boxed_work(work));
+    async move { unbox(handle.await) }
 }
 
 /// Runs `fut` (network I/O) on the shared runtime.
@@ -88,8 +111,5 @@ where
     T: Send + 'static,
     E: From<TaskError> + Send + 'static,
 {
-    match runtime().spawn(fut).await {
-        Ok(result) => result,
-        Err(join) => Err(TaskError::from(join).into()),
-    }
+    unbox(runtime().spawn(boxed_task(fut)).await)
 }
