@@ -121,22 +121,29 @@ impl RecordQuery {
     }
 }
 
-impl From<&Value> for FieldValue {
-    fn from(v: &Value) -> Self {
+impl From<Value> for FieldValue {
+    fn from(v: Value) -> Self {
         match v {
             Value::Null => FieldValue::Null,
-            Value::Bool(b) => FieldValue::Boolean { value: *b },
+            Value::Bool(b) => FieldValue::Boolean { value: b },
             Value::Number(n) => match n.as_i64() {
                 Some(i) => FieldValue::Integer { value: i },
                 None => FieldValue::Real {
                     value: n.as_f64().unwrap_or(0.0),
                 },
             },
-            Value::String(s) => FieldValue::Text { value: s.clone() },
+            // Moved, not copied: a list page's text crosses to the app without a second copy.
+            Value::String(s) => FieldValue::Text { value: s },
             other => FieldValue::Text {
                 value: other.to_string(),
             },
         }
+    }
+}
+
+impl From<&Value> for FieldValue {
+    fn from(v: &Value) -> Self {
+        v.clone().into()
     }
 }
 
@@ -166,7 +173,14 @@ pub fn fields_to_json(
 
 /// Converts stored fields to the app's typed map.
 pub fn fields_from_json(fields: &Map<String, Value>) -> HashMap<String, FieldValue> {
-    fields.iter().map(|(k, v)| (k.clone(), v.into())).collect()
+    fields_into(fields.clone())
+}
+
+/// As [`fields_from_json`], taking the fields: names and text are moved, not copied.
+pub fn fields_into(fields: Map<String, Value>) -> HashMap<String, FieldValue> {
+    let mut out = HashMap::with_capacity(fields.len());
+    out.extend(fields.into_iter().map(|(k, v)| (k, v.into())));
+    out
 }
 
 /// A stored record as the app sees it, with its sync state.
@@ -176,7 +190,7 @@ pub(crate) fn record(conn: &Connection, entity: &str, r: Record) -> Result<SyncR
         entity: entity.to_string(),
         id: r.id,
         version: r.version,
-        fields: fields_from_json(&r.fields),
+        fields: fields_into(r.fields),
     })
 }
 
