@@ -77,7 +77,9 @@ pub struct BlobStore {
     lock: Mutex<()>,
     /// Each session's SHA-256 of the bytes appended so far, with their count, so finishing
     /// does not read the whole upload again. Only a speed-up: a session this process did not
-    /// see from its first byte (a restart) is hashed from its part file at finish.
+    /// see from its first byte (a restart) is hashed from its part file at finish. It trusts
+    /// that only this process writes the part files, as one data directory has one server
+    /// today; processes sharing a blob directory must hash the file at finish instead.
     running: Mutex<HashMap<String, (u64, ring::digest::Context)>>,
     /// Content bytes received in upload chunks and sent in downloads (tests count resends).
     pub bytes_received: AtomicU64,
