@@ -457,8 +457,8 @@ mod tests {
         let policy = AttachmentPolicy::default();
         let (data, wrong) = (vec![3u8; 900], vec![4u8; 900]);
         let (h, bad) = (sha(&data), sha(&wrong));
-        // The first bytes reach one process, the rest another (a restart, or a second
-        // instance on the same directory): the second has no running hash and reads the file.
+        // The first bytes reach one process, the rest the next one on the same directory (a
+        // restart): it has no running hash and reads the file.
         let first = BlobStore::open(Some(dir.path())).unwrap();
         let s = first.create_upload("u", &h, 900, &policy).unwrap();
         first.append(&s.upload_id, "u", 0, &data[..300]).unwrap();
