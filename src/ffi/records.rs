@@ -178,9 +178,7 @@ pub fn fields_from_json(fields: &Map<String, Value>) -> HashMap<String, FieldVal
 
 /// As [`fields_from_json`], taking the fields: names and text are moved, not copied.
 pub fn fields_into(fields: Map<String, Value>) -> HashMap<String, FieldValue> {
-    let mut out = HashMap::with_capacity(fields.len());
-    out.extend(fields.into_iter().map(|(k, v)| (k, v.into())));
-    out
+    fields.into_iter().map(|(k, v)| (k, v.into())).collect()
 }
 
 /// A stored record as the app sees it, with its sync state.

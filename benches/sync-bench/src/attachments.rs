@@ -179,8 +179,8 @@ pub async fn run(bin: &str, mb: usize) -> Value {
     for round in 0..2u64 {
         let file = tmp.path().join(format!("file{round}.bin"));
         let sha = random_file(&file, bytes, 0x9E37_79B9 + round);
-        // The plain copy goes first in round 0 and last in round 1 (the disk's write-back of the
-        // one before weighs on the one after).
+        // The plain copy goes first in round 0 and last in round 1, so neither always runs on
+        // a page cache the other filled (each timed transfer starts after `settle`).
         if round == 0 {
             settle();
             best_plain_up =
