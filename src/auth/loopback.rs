@@ -56,7 +56,7 @@ impl LoopbackRedirect {
 async fn accept_one(listener: &TcpListener, uri: &str, path: &str) -> Result<String, AuthError> {
     loop {
         let (mut stream, _) = listener.accept().await.map_err(|e| {
-            AuthError::InvalidRedirect(format!("the loopback listener failed: {e}"))
+            AuthError::InvalidRedirect(format!("the loopback listener failed ({:?})", e.kind()))
         })?;
         let mut buf = vec![0u8; 8192];
         let mut n = 0;

@@ -6,6 +6,7 @@ mod authorization_ui;
 mod client;
 mod error;
 mod logging;
+mod loopback;
 mod observer;
 mod platform_unlock;
 mod records;
@@ -21,6 +22,7 @@ pub use authorization_ui::{AuthorizationUi, DeviceCodeUi};
 pub use client::{ClientOptions, SyncClient};
 pub use error::SyncError;
 pub use logging::{LogLevel, LogSink, init_logging};
+pub use loopback::LoopbackRedirect;
 pub use observer::{SyncObserver, SyncPhase, SyncProgress};
 pub use platform_unlock::PlatformKeyStore;
 pub use records::{

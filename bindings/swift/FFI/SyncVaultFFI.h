@@ -780,6 +780,37 @@ void uniffi_syncvault_fn_init_callback_vtable_logsink(const UniffiVTableCallback
 void uniffi_syncvault_fn_method_logsink_log(uint64_t ptr, RustBuffer level, RustBuffer target, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_LOOPBACKREDIRECT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_LOOPBACKREDIRECT
+uint64_t uniffi_syncvault_fn_clone_loopbackredirect(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_LOOPBACKREDIRECT
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_FREE_LOOPBACKREDIRECT
+void uniffi_syncvault_fn_free_loopbackredirect(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CONSTRUCTOR_LOOPBACKREDIRECT_BIND
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CONSTRUCTOR_LOOPBACKREDIRECT_BIND
+uint64_t uniffi_syncvault_fn_constructor_loopbackredirect_bind(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOOPBACKREDIRECT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOOPBACKREDIRECT_CANCEL
+void uniffi_syncvault_fn_method_loopbackredirect_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOOPBACKREDIRECT_REDIRECT_URI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOOPBACKREDIRECT_REDIRECT_URI
+RustBuffer uniffi_syncvault_fn_method_loopbackredirect_redirect_uri(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOOPBACKREDIRECT_WAIT_FOR_CALLBACK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_METHOD_LOOPBACKREDIRECT_WAIT_FOR_CALLBACK
+uint64_t uniffi_syncvault_fn_method_loopbackredirect_wait_for_callback(uint64_t ptr, uint32_t timeout_seconds
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_FN_CLONE_SYNCOBSERVER
 uint64_t uniffi_syncvault_fn_clone_syncobserver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -1612,6 +1643,24 @@ uint16_t uniffi_syncvault_checksum_method_logsink_log(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOOPBACKREDIRECT_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOOPBACKREDIRECT_CANCEL
+uint16_t uniffi_syncvault_checksum_method_loopbackredirect_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOOPBACKREDIRECT_REDIRECT_URI
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOOPBACKREDIRECT_REDIRECT_URI
+uint16_t uniffi_syncvault_checksum_method_loopbackredirect_redirect_uri(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOOPBACKREDIRECT_WAIT_FOR_CALLBACK
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_LOOPBACKREDIRECT_WAIT_FOR_CALLBACK
+uint16_t uniffi_syncvault_checksum_method_loopbackredirect_wait_for_callback(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_METHOD_SYNCOBSERVER_ON_PROGRESS
 uint16_t uniffi_syncvault_checksum_method_syncobserver_on_progress(void
@@ -1711,6 +1760,12 @@ uint16_t uniffi_syncvault_checksum_constructor_syncclient_new(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
 #define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_SYNCCLIENT_WITH_OPTIONS
 uint16_t uniffi_syncvault_checksum_constructor_syncclient_with_options(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_LOOPBACKREDIRECT_BIND
+#define UNIFFI_FFIDEF_UNIFFI_SYNCVAULT_CHECKSUM_CONSTRUCTOR_LOOPBACKREDIRECT_BIND
+uint16_t uniffi_syncvault_checksum_constructor_loopbackredirect_bind(void
     
 );
 #endif

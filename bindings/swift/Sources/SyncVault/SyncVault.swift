@@ -1792,6 +1792,190 @@ public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
 
 
 /**
+ * One sign-in's listener on 127.0.0.1: bind it in `redirectUri()`, await it in `authorize`.
+ */
+public protocol LoopbackRedirectProtocol: AnyObject, Sendable {
+    
+    /**
+     * Ends a wait in progress (the person pressed Cancel in the app).
+     */
+    func cancel() 
+    
+    /**
+     * `http://127.0.0.1:PORT/callback`: what `AuthorizationUi.redirectUri()` returns.
+     */
+    func redirectUri()  -> String
+    
+    /**
+     * Waits for the browser's callback and returns its full URL (for `authorize`). Answers the
+     * browser with a short "return to the app" page. `SignInCancelled` after `timeoutSeconds`,
+     * after `cancel()`, or when the Synchronize awaiting it is cancelled; one wait per listener.
+     */
+    func waitForCallback(timeoutSeconds: UInt32) async throws  -> String
+    
+}
+/**
+ * One sign-in's listener on 127.0.0.1: bind it in `redirectUri()`, await it in `authorize`.
+ */
+open class LoopbackRedirect: LoopbackRedirectProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_syncvault_fn_clone_loopbackredirect(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_syncvault_fn_free_loopbackredirect(handle, $0) }
+    }
+
+    
+    /**
+     * Binds a port the OS picks; `AuthorizationUiFailed` when loopback cannot be listened on.
+     */
+public static func bind()throws  -> LoopbackRedirect  {
+    return try  FfiConverterTypeLoopbackRedirect_lift(try rustCallWithError(FfiConverterTypeSyncError_lift) {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_constructor_loopbackredirect_bind(uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Ends a wait in progress (the person pressed Cancel in the app).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_loopbackredirect_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * `http://127.0.0.1:PORT/callback`: what `AuthorizationUi.redirectUri()` returns.
+     */
+open func redirectUri() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_syncvault_fn_method_loopbackredirect_redirect_uri(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Waits for the browser's callback and returns its full URL (for `authorize`). Answers the
+     * browser with a short "return to the app" page. `SignInCancelled` after `timeoutSeconds`,
+     * after `cancel()`, or when the Synchronize awaiting it is cancelled; one wait per listener.
+     */
+open func waitForCallback(timeoutSeconds: UInt32)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_syncvault_fn_method_loopbackredirect_wait_for_callback(
+                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(timeoutSeconds)
+                )
+            },
+            pollFunc: ffi_syncvault_rust_future_poll_rust_buffer,
+            completeFunc: ffi_syncvault_rust_future_complete_rust_buffer,
+            freeFunc: ffi_syncvault_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeSyncError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLoopbackRedirect: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = LoopbackRedirect
+
+    public static func lift(_ handle: UInt64) throws -> LoopbackRedirect {
+        return LoopbackRedirect(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: LoopbackRedirect) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LoopbackRedirect {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LoopbackRedirect, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoopbackRedirect_lift(_ handle: UInt64) throws -> LoopbackRedirect {
+    return try FfiConverterTypeLoopbackRedirect.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoopbackRedirect_lower(_ value: LoopbackRedirect) -> UInt64 {
+    return FfiConverterTypeLoopbackRedirect.lower(value)
+}
+
+
+
+
+
+
+/**
  * Implemented by the app over the platform's key store. Each call may show the system's
  * biometric prompt, so each is async; run the prompt on the UI as the platform requires.
  *

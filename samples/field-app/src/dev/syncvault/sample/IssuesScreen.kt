@@ -1,0 +1,122 @@
+// Conflicts and refused changes: what the person wrote beside the organization's value, and the
+// decision (keep mine, keep theirs, retry, discard). Nothing the person wrote is dropped without
+// their say.
+package dev.syncvault.sample
+
+import dev.syncvault.ConflictInfo
+import dev.syncvault.ConflictResolution
+import dev.syncvault.FieldValue
+import dev.syncvault.SyncErrorInfo
+import dev.syncvault.syncStatusFlow
+import java.awt.BorderLayout
+import java.awt.FlowLayout
+import java.awt.GridLayout
+import javax.swing.BorderFactory
+import javax.swing.JPanel
+import javax.swing.JScrollPane
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.flow.collect
+
+class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
+    private val body = Column()
+    private var watch: Job? = null
+
+    init {
+        add(header("Issues", button("Back", "issuesBack") { leave() }), BorderLayout.NORTH)
+        add(JScrollPane(body).apply { border = null }, BorderLayout.CENTER)
+    }
+
+    override fun shown() {
+        watch?.cancel()
+        // The status changes whenever a conflict or refusal comes or goes: reload then.
+        watch = app.launch { app.client.syncStatusFlow().collect { reload() } }
+    }
+
+    private fun leave() {
+        watch?.cancel()
+        app.show(Screen.RECORDS)
+    }
+
+    private suspend fun reload() {
+        val conflicts = app.client.conflicts()
+        val errors = app.client.syncErrors()
+        body.removeAll()
+        if (conflicts.isEmpty() && errors.isEmpty()) {
+            body.row(label("Nothing to decide.", Style.title, name = "noIssues"), 8)
+            body.row(paragraph("Every change made on this device is with the organization or waits for the next Synchronize."))
+        }
+        conflicts.forEachIndexed { i, c -> body.row(conflictCard(c, i), 16) }
+        errors.forEachIndexed { i, e -> body.row(errorCard(e, i), 16) }
+        body.revalidate()
+        body.repaint()
+    }
+
+    private fun compare(left: String, right: String, fields: Set<String>, mine: Map<String, FieldValue>, theirs: Map<String, FieldValue>?): JPanel {
+        val grid = JPanel(GridLayout(0, 3, 8, 4))
+        grid.add(label("Field", Style.small.deriveFont(java.awt.Font.BOLD)))
+        grid.add(label(left, Style.small.deriveFont(java.awt.Font.BOLD)))
+        grid.add(label(right, Style.small.deriveFont(java.awt.Font.BOLD)))
+        for (f in fields.sorted()) {
+            grid.add(label(Messages.fieldLabel(f), Style.small))
+            grid.add(label(html(Messages.value(mine[f])), Style.small, Style.pending))
+            grid.add(label(html(if (theirs == null) "(deleted)" else Messages.value(theirs[f])), Style.small))
+        }
+        return grid
+    }
+
+    private fun card(title: String, text: String, grid: JPanel, vararg actions: javax.swing.JButton) =
+        JPanel(BorderLayout(0, 6)).apply {
+            border = BorderFactory.createCompoundBorder(
+                BorderFactory.createLineBorder(Style.muted),
+                BorderFactory.createEmptyBorder(8, 8, 8, 8),
+            )
+            add(Column(0).row(label(html(title), Style.body.deriveFont(java.awt.Font.BOLD)), 2).row(paragraph(text)), BorderLayout.NORTH)
+            add(grid, BorderLayout.CENTER)
+            add(JPanel(FlowLayout(FlowLayout.LEFT, 4, 0)).apply { actions.forEach { add(it) } }, BorderLayout.SOUTH)
+        }
+
+    private fun conflictCard(c: ConflictInfo, i: Int): JPanel {
+        val name = Messages.entityLabel(c.entity).dropLast(1).lowercase()
+        val what = if (c.localDeleted) "You deleted this $name; someone changed it meanwhile."
+        else "You and someone else changed the same fields of this $name."
+        return card(
+            "Conflict: ${recordTitle(c.serverFields ?: c.localFields)}",
+            what,
+            compare("Yours", "Organization's", c.localFields.keys, c.localFields, c.serverFields),
+            button("Keep mine", "keepMine$i", primary = true) { resolve(c, ConflictResolution.KeepLocal) },
+            button("Keep organization's", "keepTheirs$i") { resolve(c, ConflictResolution.KeepServer) },
+        )
+    }
+
+    private fun errorCard(e: SyncErrorInfo, i: Int) = card(
+        "Not saved: ${recordTitle(e.localFields)}",
+        "${Messages.rejection(e.code)}. The organization said: “${e.serverMessage}”. Fix the values in the record and retry, or discard your change.",
+        compare("Yours", "Organization's", e.localFields.keys, e.localFields, e.serverFields),
+        button("Open record", "openErrorRecord$i") { app.openRecord(e.entity, e.recordId) },
+        button("Retry", "retry$i", primary = true) {
+            app.launch {
+                app.client.retrySyncError(e.id)
+                app.notify("It goes up again with the next Synchronize.")
+            }
+        },
+        button(if (e.createdOffline) "Discard (removes the record)" else "Discard my change", "discard$i") {
+            app.launch {
+                app.client.discardSyncError(e.id)
+                app.notify("Your change was discarded; the organization's version is back.")
+            }
+        },
+    )
+
+    private fun resolve(c: ConflictInfo, resolution: ConflictResolution) {
+        app.launch {
+            app.client.resolveConflict(c.id, resolution)
+            app.notify(
+                if (resolution is ConflictResolution.KeepLocal) "Your values go up with the next Synchronize."
+                else "The organization's values are back."
+            )
+        }
+    }
+
+    private fun recordTitle(fields: Map<String, FieldValue>): String =
+        listOf("name", "full_name", "subject").firstNotNullOfOrNull { (fields[it] as? FieldValue.Text)?.value } ?: "a record"
+}

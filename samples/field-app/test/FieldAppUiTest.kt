@@ -1,0 +1,290 @@
+// The sample app walked through the seed's flow in a real window (run under Xvfb by
+// scripts/sample-app-tests): first run with the password twice, sign-in at the provider's login
+// page, the initial sync of 10,000 records, a search, an offline edit, a conflict with another
+// device resolved, lock and unlock, settings. Widgets are found by name in process and driven on
+// the UI thread; each screen is captured from the screen itself (java.awt.Robot) into docs/app/.
+package dev.syncvault.sample.test
+
+import dev.syncvault.FieldValue
+import dev.syncvault.RecordSyncState
+import dev.syncvault.SyncClient
+import dev.syncvault.SyncObserver
+import dev.syncvault.SyncProgress
+import dev.syncvault.AuthorizationUi
+import dev.syncvault.sample.AppConfig
+import dev.syncvault.sample.Browser
+import dev.syncvault.sample.FieldApp
+import dev.syncvault.sample.Screen
+import dev.syncvault.sample.UiWatchdog
+import dev.syncvault.sample.findNamed
+import dev.syncvault.tests.devLogin
+import dev.syncvault.tests.fastOptions
+import dev.syncvault.tests.startServer
+import dev.syncvault.tests.tempDir
+import java.awt.Component
+import java.awt.Rectangle
+import java.awt.Robot
+import java.awt.event.KeyEvent
+import java.io.File
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest
+import java.net.http.HttpResponse
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
+import javax.imageio.ImageIO
+import javax.swing.AbstractButton
+import javax.swing.JLabel
+import javax.swing.JList
+import javax.swing.JTabbedPane
+import javax.swing.SwingUtilities
+import javax.swing.text.JTextComponent
+import kotlin.system.exitProcess
+import kotlinx.coroutines.runBlocking
+
+private const val PASSWORD = "field-app-1"
+
+class Walk(private val app: FieldApp, private val shots: File) {
+    fun <T> ui(block: () -> T): T {
+        if (SwingUtilities.isEventDispatchThread()) return block()
+        var result: Result<T>? = null
+        SwingUtilities.invokeAndWait { result = runCatching(block) }
+        return result!!.getOrThrow()
+    }
+
+    fun find(name: String): Component? = ui { findNamed(app.frame, name) }
+
+    fun get(name: String): Component = find(name) ?: fail("no widget named $name on screen ${app.current}")
+
+    fun fail(why: String): Nothing {
+        val banner = ui { (findNamed(app.frame, "banner") as? JLabel)?.text }
+        throw AssertionError("$why (banner: $banner)")
+    }
+
+    fun waitFor(what: String, timeoutMs: Long = 60_000, condition: () -> Boolean) {
+        val end = System.currentTimeMillis() + timeoutMs
+        while (!ui { runCatching(condition).getOrDefault(false) }) {
+            if (System.currentTimeMillis() > end) fail("timed out waiting for $what on screen ${app.current}")
+            Thread.sleep(30)
+        }
+    }
+
+    fun type(name: String, text: String) = ui { (get(name) as JTextComponent).text = text }
+
+    fun click(name: String) = ui { (get(name) as AbstractButton).doClick() }
+
+    fun text(name: String): String = ui {
+        when (val c = get(name)) {
+            is JLabel -> c.text
+            is AbstractButton -> c.text
+            is JTextComponent -> c.text
+            else -> error("$name has no text")
+        }
+    }.replace(Regex("<[^>]+>"), "").replace("&amp;", "&").replace("&lt;", "<")
+
+    fun waitText(name: String, contains: String, timeoutMs: Long = 60_000) =
+        waitFor("'$contains' in $name", timeoutMs) { findNamed(app.frame, name) != null && text(name).contains(contains) }
+
+    /** The window as it is on the (virtual) screen, after pending paints. */
+    fun shot(file: String) {
+        ui { app.frame.repaint() }
+        Thread.sleep(400)
+        ui { }
+        val bounds = ui { Rectangle(app.frame.locationOnScreen, app.frame.size) }
+        ImageIO.write(Robot().createScreenCapture(bounds), "png", File(shots, "$file.png"))
+        println("sample app: screenshot docs/app/$file.png (${app.current})")
+    }
+}
+
+/** A second device of the same person, for the conflict: the real client, signed in headlessly. */
+private fun otherDevice(orgUrl: String): SyncClient {
+    val client = SyncClient.withOptions(tempDir("other-device").toString(), fastOptions)
+    runBlocking {
+        client.setupOfflinePassword(orgUrl, dev.syncvault.UserMode.OAUTH, PASSWORD.toByteArray(), PASSWORD.toByteArray())
+        client.setAuthorizationUi(object : AuthorizationUi {
+            override fun redirectUri() = "dev.syncvault.app:/oauth/callback"
+            override suspend fun authorize(url: String) = devLogin(url, "ada@contoso.example")
+        })
+    }
+    return client
+}
+
+private val quiet = object : SyncObserver {
+    override fun onProgress(progress: SyncProgress) {}
+}
+
+fun main(args: Array<String>) {
+    val records = System.getenv("SAMPLE_RECORDS")?.toInt() ?: 10_000
+    val shots = File(args.firstOrNull() ?: "docs/app").apply { mkdirs() }
+    val (server, orgUrl) = startServer("--records", records.toString())
+    var app: FieldApp? = null
+    val code = try {
+        // The "system browser": shows the provider's page to the person (here: fills in the
+        // development provider's form) and follows its redirect to the app's loopback listener.
+        val pageOpen = CountDownLatch(1)
+        val personSignsIn = CountDownLatch(1)
+        val browser = Browser { url ->
+            Thread {
+                pageOpen.countDown()
+                personSignsIn.await(120, TimeUnit.SECONDS)
+                val callback = devLogin(url, "ada@contoso.example")
+                HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI(callback)).GET().build(), HttpResponse.BodyHandlers.discarding())
+            }.start()
+        }
+        val config = AppConfig(
+            dataDir = tempDir("sample-app").toString(),
+            options = fastOptions.copy(deviceName = "Field app (UI test)"),
+            browser = browser,
+        )
+        val started = System.nanoTime()
+        val a = FieldApp(config).also { app = it }
+        SwingUtilities.invokeAndWait {
+            UiWatchdog.install()
+            a.start()
+        }
+        val w = Walk(a, shots)
+        w.waitFor("the first-run screen") { findNamed(a.frame, "orgUrl") != null }
+        val firstScreenMs = (System.nanoTime() - started) / 1e6
+        UiWatchdog.reset()
+
+        // First run: the address checked as typed, the password policy, the password twice.
+        w.type("orgUrl", "ftp://contoso.example")
+        w.waitText("orgUrlFeedback", "https://")
+        w.type("orgUrl", orgUrl)
+        w.waitText("orgUrlFeedback", "Contoso Field Service")
+        w.type("password", "short")
+        w.waitText("passwordFeedback", "more")
+        w.type("password", PASSWORD)
+        w.type("confirmation", "field-app-2")
+        w.waitText("passwordFeedback", "not the same")
+        w.type("confirmation", PASSWORD)
+        w.waitText("passwordFeedback", "match")
+        w.shot("01-first-run")
+
+        // Sign in: the app waits for the browser, with Cancel.
+        w.click("continue")
+        check(pageOpen.await(60, TimeUnit.SECONDS)) { "the login page never opened" }
+        w.waitFor("the waiting state") { a.current == Screen.SIGN_IN }
+        w.shot("02-sign-in")
+        val signedIn = System.nanoTime()
+        personSignsIn.countDown()
+
+        // The initial sync: every list full.
+        val accounts = records / 10
+        val contacts = records * 4 / 10
+        val activities = records - accounts - contacts
+        fun n(v: Int) = "%,d".format(java.util.Locale.US, v)
+        w.waitText("accountCount", "${n(accounts)} accounts", 300_000)
+        w.waitFor("the full lists and the end of the Synchronize", 300_000) {
+            !a.syncing && a.records.tab("contact") != null && a.records.tab("activity") != null
+        }
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 1 }
+        w.waitText("contactCount", "${n(contacts)} contacts")
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 2 }
+        w.waitText("activityCount", "${n(activities)} activities")
+        val fullListMs = (System.nanoTime() - signedIn) / 1e6
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
+        w.waitText("syncStatus", "Synchronized at")
+        w.shot("03-accounts")
+
+        // Search as you type.
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 1 }
+        w.type("contactSearch", "Grace")
+        w.waitText("contactCount", "match")
+        w.waitFor("contacts matching Grace") {
+            val rows = a.records.tab("contact")!!.model.rows
+            rows.isNotEmpty() && rows.all { r -> r.fields.values.any { (it as? FieldValue.Text)?.value?.contains("Grace") == true } }
+        }
+        w.shot("04-search")
+
+        // An offline edit of the first account.
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
+        val account = w.ui { a.records.tab("account")!!.model.rows.first() }
+        w.ui {
+            val list = w.get("accountList") as JList<*>
+            list.selectedIndex = 0
+            list.dispatchEvent(KeyEvent(list, KeyEvent.KEY_PRESSED, System.currentTimeMillis(), 0, KeyEvent.VK_ENTER, '\n'))
+        }
+        w.waitText("recordState", "In step")
+        w.waitFor("the phone field") { (findNamed(a.frame, "field_phone") as? JTextComponent)?.text?.isNotEmpty() == true }
+        w.shot("05-record")
+        w.type("field_employees", "many")
+        w.click("save")
+        w.waitText("problem_employees", "whole number")
+        w.type("field_employees", "120")
+        w.type("field_phone", "+1 555 0101 (site office)")
+        w.click("save")
+        w.waitText("recordState", "Pending")
+        w.shot("06-pending")
+        w.click("back")
+        w.waitFor("the pending badge in the list") {
+            a.records.tab("account")!!.model.rows.first { it.id == account.id }.syncState is RecordSyncState.Pending
+        }
+
+        // Meanwhile the same person changes the same phone on another device.
+        val other = otherDevice(orgUrl)
+        other.use {
+            runBlocking {
+                it.synchronize(quiet)
+                it.updateRecord("account", account.id, mapOf("phone" to FieldValue.Text("+1 555 0202 (front desk)")))
+                it.synchronize(quiet)
+            }
+
+            // Synchronize: the employees edit merges, the phone waits for the person.
+            w.click("synchronize")
+            w.waitFor("the Synchronize to end") { !a.syncing }
+            w.waitText("openIssues", "Issues (1)")
+            w.click("openIssues")
+            w.waitFor("the conflict") { findNamed(a.frame, "keepMine0") != null }
+            w.shot("07-conflict")
+            w.click("keepMine0")
+            w.waitFor("no issue left") { findNamed(a.frame, "noIssues") != null }
+            w.click("issuesBack")
+            w.click("synchronize")
+            w.waitFor("the Synchronize to end") { !a.syncing }
+            w.waitFor("the account in step") {
+                a.records.tab("account")!!.model.rows.first { it.id == account.id }.syncState is RecordSyncState.Synced
+            }
+            runBlocking {
+                it.synchronize(quiet)
+                val there = it.getRecord("account", account.id)!!
+                check(there.fields["phone"] == FieldValue.Text("+1 555 0101 (site office)")) { "the other device has ${there.fields["phone"]}" }
+                check(there.fields["employees"] == FieldValue.Integer(120)) { "the other device has ${there.fields["employees"]}" }
+            }
+        }
+
+        // Lock, a wrong password, unlock.
+        w.click("lock")
+        w.waitFor("the lock screen") { a.current == Screen.LOCK && findNamed(a.frame, "unlockPassword") != null }
+        w.type("unlockPassword", "not-the-password")
+        w.click("unlock")
+        w.waitText("unlockFeedback", "attempts left")
+        w.shot("08-lock")
+        w.type("unlockPassword", PASSWORD)
+        w.click("unlock")
+        w.waitFor("the lists again") { a.current == Screen.RECORDS }
+        w.waitText("accountCount", "${n(accounts)} accounts")
+
+        // Settings.
+        w.click("openSettings")
+        w.waitText("signedInAs", "ada@contoso.example")
+        w.shot("09-settings")
+        w.click("settingsBack")
+
+        val longest = UiWatchdog.longestMs
+        println(
+            "sample app: first screen in %.0f ms; sign-in to full lists of %s records in %.0f ms; longest UI-thread event %.1f ms (%s)"
+                .format(java.util.Locale.US, firstScreenMs, n(records), fullListMs, longest, UiWatchdog.longestEvent),
+        )
+        println("sample app: walk passed")
+        0
+    } catch (e: Throwable) {
+        println("sample app: FAILED: ${e::class.simpleName}: ${e.message}")
+        e.printStackTrace()
+        1
+    } finally {
+        app?.let { a -> SwingUtilities.invokeAndWait { a.frame.dispose() } }
+        server.destroy()
+    }
+    exitProcess(code)
+}
