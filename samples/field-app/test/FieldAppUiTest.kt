@@ -34,6 +34,11 @@ import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
 import javax.imageio.ImageIO
 import javax.swing.AbstractButton
+import javax.swing.JFileChooser
+import java.awt.Color
+import java.awt.Font
+import java.awt.GradientPaint
+import java.awt.image.BufferedImage
 import javax.swing.JLabel
 import javax.swing.JList
 import javax.swing.JTabbedPane
@@ -71,7 +76,7 @@ class Walk(private val app: FieldApp, private val shots: File) {
 
     fun type(name: String, text: String) = ui { (get(name) as JTextComponent).text = text }
 
-    fun click(name: String) = ui { (get(name) as AbstractButton).doClick() }
+    fun click(name: String) = ui { (get(name) as AbstractButton).doClick(0) }
 
     fun text(name: String): String = ui {
         when (val c = get(name)) {
@@ -92,7 +97,7 @@ class Walk(private val app: FieldApp, private val shots: File) {
         ui { }
         val bounds = ui { Rectangle(app.frame.locationOnScreen, app.frame.size) }
         ImageIO.write(Robot().createScreenCapture(bounds), "png", File(shots, "$file.png"))
-        println("sample app: screenshot docs/app/$file.png (${app.current})")
+        println("sample app: screenshot ${File(shots, "$file.png").path} (${app.current})")
     }
 }
 
@@ -107,6 +112,31 @@ private fun otherDevice(orgUrl: String): SyncClient {
         })
     }
     return client
+}
+
+/** The file chooser the app opened, if one is showing. */
+private fun chooser(): JFileChooser? = java.awt.Window.getWindows().filter { it.isShowing }
+    .firstNotNullOfOrNull { w -> findChooser(w) }
+
+private fun findChooser(c: Component): JFileChooser? {
+    if (c is JFileChooser) return c
+    if (c is java.awt.Container) c.components.forEach { child -> findChooser(child)?.let { return it } }
+    return null
+}
+
+/** A photo-sized image: a sky, a building, a label. */
+private fun testPhoto(): BufferedImage {
+    val image = BufferedImage(640, 480, BufferedImage.TYPE_INT_RGB)
+    val g = image.createGraphics()
+    g.paint = GradientPaint(0f, 0f, Color(0x87, 0xCE, 0xEB), 0f, 480f, Color(0xF0, 0xF8, 0xFF))
+    g.fillRect(0, 0, 640, 480)
+    g.color = Color(0x8B, 0x45, 0x13)
+    g.fillRect(200, 200, 240, 280)
+    g.color = Color.DARK_GRAY
+    g.font = Font(Font.SANS_SERIF, Font.BOLD, 36)
+    g.drawString("Site office", 220, 180)
+    g.dispose()
+    return image
 }
 
 private val quiet = object : SyncObserver {
@@ -215,6 +245,18 @@ fun main(args: Array<String>) {
         w.type("field_phone", "+1 555 0101 (site office)")
         w.click("save")
         w.waitText("recordState", "Pending")
+
+        // A photo from a file, through the app's file chooser.
+        val photo = File(tempDir("photo").toFile(), "site-photo.png")
+        ImageIO.write(testPhoto(), "png", photo)
+        SwingUtilities.invokeLater { (findNamed(a.frame, "addPhoto") as AbstractButton).doClick(0) }
+        w.waitFor("the file chooser") { chooser() != null }
+        w.ui {
+            val chooser = chooser()!!
+            chooser.selectedFile = photo
+            chooser.approveSelection()
+        }
+        w.waitFor("the photo's thumbnail") { (findNamed(a.frame, "thumb_site-photo.png") as? JLabel)?.icon != null }
         w.shot("06-pending")
         w.click("back")
         w.waitFor("the pending badge in the list") {
@@ -250,6 +292,10 @@ fun main(args: Array<String>) {
                 val there = it.getRecord("account", account.id)!!
                 check(there.fields["phone"] == FieldValue.Text("+1 555 0101 (site office)")) { "the other device has ${there.fields["phone"]}" }
                 check(there.fields["employees"] == FieldValue.Integer(120)) { "the other device has ${there.fields["employees"]}" }
+                val attached = it.attachments("account", account.id).single()
+                it.downloadAttachment(attached.id, quiet)
+                val bytes = it.readAttachment(attached.id, 0u, photo.length().toUInt() + 1u)
+                check(bytes.contentEquals(photo.readBytes())) { "the photo differs on the other device (${bytes.size} bytes)" }
             }
         }
 

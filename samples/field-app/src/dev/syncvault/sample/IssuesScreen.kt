@@ -10,7 +10,6 @@ import dev.syncvault.SyncErrorInfo
 import dev.syncvault.syncStatusFlow
 import java.awt.BorderLayout
 import java.awt.FlowLayout
-import java.awt.GridLayout
 import javax.swing.BorderFactory
 import javax.swing.JPanel
 import javax.swing.JScrollPane
@@ -18,7 +17,7 @@ import kotlinx.coroutines.Job
 import kotlinx.coroutines.flow.collect
 
 class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
-    private val body = Column()
+    private val body = ScrollColumn()
     private var watch: Job? = null
 
     init {
@@ -51,17 +50,20 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
         body.repaint()
     }
 
-    private fun compare(left: String, right: String, fields: Set<String>, mine: Map<String, FieldValue>, theirs: Map<String, FieldValue>?): JPanel {
-        val grid = JPanel(GridLayout(0, 3, 8, 4))
-        grid.add(label("Field", Style.small.deriveFont(java.awt.Font.BOLD)))
-        grid.add(label(left, Style.small.deriveFont(java.awt.Font.BOLD)))
-        grid.add(label(right, Style.small.deriveFont(java.awt.Font.BOLD)))
-        for (f in fields.sorted()) {
-            grid.add(label(Messages.fieldLabel(f), Style.small))
-            grid.add(label(html(Messages.value(mine[f])), Style.small, Style.pending))
-            grid.add(label(html(if (theirs == null) "(deleted)" else Messages.value(theirs[f])), Style.small))
+    /**
+     * Field by field: the person's value beside the organization's. [both] names the fields changed
+     * on both sides (they are why it waits); the others only the person changed.
+     */
+    private fun compare(fields: Set<String>, mine: Map<String, FieldValue>, theirs: Map<String, FieldValue>?, both: Set<String>): JPanel {
+        val column = Column(0)
+        for (f in fields.sortedBy { if (it in both) 0 else 1 }) {
+            val note = if (f in both) " — changed on both sides" else " — only you changed it"
+            column.row(label(Messages.fieldLabel(f) + note, Style.small.deriveFont(java.awt.Font.BOLD)), 2)
+            column.row(label(html("Yours: " + Messages.value(mine[f])), Style.small, Style.pending), 0)
+            val server = if (theirs == null) "(deleted)" else Messages.value(theirs[f])
+            column.row(label(html("Organization's: $server"), Style.small), 6)
         }
-        return grid
+        return column
     }
 
     private fun card(title: String, text: String, grid: JPanel, vararg actions: javax.swing.JButton) =
@@ -78,11 +80,11 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
     private fun conflictCard(c: ConflictInfo, i: Int): JPanel {
         val name = Messages.entityLabel(c.entity).dropLast(1).lowercase()
         val what = if (c.localDeleted) "You deleted this $name; someone changed it meanwhile."
-        else "You and someone else changed the same fields of this $name."
+        else "You and someone else changed this $name. Choose whose values to keep."
         return card(
             "Conflict: ${recordTitle(c.serverFields ?: c.localFields)}",
             what,
-            compare("Yours", "Organization's", c.localFields.keys, c.localFields, c.serverFields),
+            compare(c.localFields.keys, c.localFields, c.serverFields, bothChanged(c)),
             button("Keep mine", "keepMine$i", primary = true) { resolve(c, ConflictResolution.KeepLocal) },
             button("Keep organization's", "keepTheirs$i") { resolve(c, ConflictResolution.KeepServer) },
         )
@@ -91,7 +93,7 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
     private fun errorCard(e: SyncErrorInfo, i: Int) = card(
         "Not saved: ${recordTitle(e.localFields)}",
         "${Messages.rejection(e.code)}. The organization said: “${e.serverMessage}”. Fix the values in the record and retry, or discard your change.",
-        compare("Yours", "Organization's", e.localFields.keys, e.localFields, e.serverFields),
+        compare(e.localFields.keys, e.localFields, e.serverFields, emptySet()),
         button("Open record", "openErrorRecord$i") { app.openRecord(e.entity, e.recordId) },
         button("Retry", "retry$i", primary = true) {
             app.launch {
@@ -115,6 +117,13 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
                 else "The organization's values are back."
             )
         }
+    }
+
+    /** Fields whose server value moved away from what the local edit started from. */
+    private fun bothChanged(c: ConflictInfo): Set<String> {
+        val base = c.baseFields ?: return c.localFields.keys
+        val server = c.serverFields ?: return c.localFields.keys
+        return c.localFields.keys.filter { server[it] != base[it] }.toSet()
     }
 
     private fun recordTitle(fields: Map<String, FieldValue>): String =

@@ -16,7 +16,8 @@ import dev.syncvault.openAttachment
 import dev.syncvault.recordFlow
 import java.awt.BorderLayout
 import java.awt.FlowLayout
-import java.awt.Image
+import java.awt.RenderingHints
+import java.awt.image.BufferedImage
 import java.io.File
 import javax.imageio.ImageIO
 import javax.swing.ImageIcon
@@ -67,10 +68,21 @@ private class Editor(val field: FieldInfo) {
     }
 }
 
+/** [image] scaled to [width] pixels wide, off the UI thread. */
+private fun thumbnail(image: BufferedImage, width: Int): BufferedImage {
+    val height = maxOf(1, image.height * width / maxOf(1, image.width))
+    val out = BufferedImage(width, height, BufferedImage.TYPE_INT_RGB)
+    val g = out.createGraphics()
+    g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, RenderingHints.VALUE_INTERPOLATION_BILINEAR)
+    g.drawImage(image, 0, 0, width, height, null)
+    g.dispose()
+    return out
+}
+
 class RecordScreen(private val app: FieldApp) : JPanel(BorderLayout()) {
     private val title = label(" ", Style.title, name = "recordTitle")
     private val state = label(" ", Style.small, Style.muted, "recordState")
-    private val form = Column()
+    private val form = ScrollColumn()
     private val attachmentsPanel = Column(0)
     private val downloadBar = JProgressBar().named("attachmentProgress").apply { isVisible = false; isStringPainted = true }
     private var editors = listOf<Editor>()
@@ -191,13 +203,11 @@ class RecordScreen(private val app: FieldApp) : JPanel(BorderLayout()) {
             row.add(button("Download", "download_${a.name}") { download(a) }, BorderLayout.EAST)
         } else if (a.mime.startsWith("image/")) {
             app.launch {
-                val image = withContext(Dispatchers.IO) {
-                    app.client.openAttachment(a.id).use { ImageIO.read(it) }
+                val thumbnail = withContext(Dispatchers.IO) {
+                    app.client.openAttachment(a.id).use { ImageIO.read(it) }?.let { thumbnail(it, 64) }
                 }
-                if (image != null) {
-                    val w = 64
-                    val h = maxOf(1, image.height * w / maxOf(1, image.width))
-                    icon.icon = ImageIcon(image.getScaledInstance(w, h, Image.SCALE_SMOOTH))
+                if (thumbnail != null) {
+                    icon.icon = ImageIcon(thumbnail)
                     icon.text = null
                 }
             }

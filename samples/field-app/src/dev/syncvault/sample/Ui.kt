@@ -22,6 +22,9 @@ import javax.swing.JPanel
 import javax.swing.SwingUtilities
 import kotlin.coroutines.CoroutineContext
 import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.collect
 
 /** The event dispatch thread as a dispatcher: UI state is touched only here. */
 object Ui : CoroutineDispatcher() {
@@ -40,22 +43,54 @@ object UiWatchdog {
     @Volatile var longestEvent = ""
         private set
 
+    private val trace = System.getenv("SAMPLE_TRACE_UI") != null
+    @Volatile private var runningSince = 0L
+    private var depth = 0
+    private var pumped = false
+
     private class TimingQueue : EventQueue() {
         override fun dispatchEvent(event: AWTEvent) {
+            // A modal dialog runs a nested event loop inside the event that opened it: the
+            // window stays responsive, so such an outer event is not counted as blocking.
+            if (depth > 0) pumped = true
+            depth++
             val start = System.nanoTime()
+            if (depth == 1) {
+                pumped = false
+                runningSince = start
+            }
             try {
                 super.dispatchEvent(event)
             } finally {
+                depth--
+                if (depth == 0) runningSince = 0L
                 val ms = (System.nanoTime() - start) / 1e6
-                if (ms > longestMs) {
+                if (ms > longestMs && !(depth == 0 && pumped)) {
                     longestMs = ms
-                    longestEvent = event.javaClass.simpleName
+                    longestEvent = event.paramString().substringBefore(",when=").take(200)
                 }
             }
         }
     }
 
-    fun install() = Toolkit.getDefaultToolkit().systemEventQueue.push(TimingQueue())
+    /** With SAMPLE_TRACE_UI set: prints the UI thread's stack when one event runs over 30 ms. */
+    private fun startTracer(edt: Thread) = Thread {
+        var reported = 0L
+        while (true) {
+            Thread.sleep(10)
+            val since = runningSince
+            if (since != 0L && since != reported && System.nanoTime() - since > 30_000_000) {
+                reported = since
+                System.err.println("ui: busy over 30 ms at\n  " + edt.stackTrace.take(14).joinToString("\n  "))
+            }
+        }
+    }.apply { isDaemon = true; start() }
+
+    /** Call on the UI thread. */
+    fun install() {
+        Toolkit.getDefaultToolkit().systemEventQueue.push(TimingQueue())
+        if (trace) startTracer(Thread.currentThread())
+    }
 
     /** Forget what the start-up (class loading, first layout) cost; measure from here. */
     fun reset() {
@@ -104,7 +139,7 @@ fun button(text: String, name: String, primary: Boolean = false, action: () -> U
     }
 
 /** A vertical column with a margin, the shape of every form screen. */
-class Column(margin: Int = 16) : JPanel() {
+open class Column(margin: Int = 16) : JPanel() {
     init {
         layout = BoxLayout(this, BoxLayout.Y_AXIS)
         border = BorderFactory.createEmptyBorder(margin, margin, margin, margin)
@@ -112,6 +147,9 @@ class Column(margin: Int = 16) : JPanel() {
 
     fun row(component: Component, gap: Int = 8): Column {
         if (component is JComponent) component.alignmentX = Component.LEFT_ALIGNMENT
+        if (component is javax.swing.text.JTextComponent) {
+            component.border = BorderFactory.createCompoundBorder(component.border, BorderFactory.createEmptyBorder(3, 4, 3, 4))
+        }
         if (component is JComponent && component !is JLabel) {
             component.maximumSize = Dimension(Int.MAX_VALUE, component.preferredSize.height)
         }
@@ -119,6 +157,15 @@ class Column(margin: Int = 16) : JPanel() {
         add(Box.createVerticalStrut(gap))
         return this
     }
+}
+
+/** A column inside a scroll pane that follows the pane's width, so its text wraps instead of scrolling sideways. */
+class ScrollColumn(margin: Int = 16) : Column(margin), javax.swing.Scrollable {
+    override fun getPreferredScrollableViewportSize(): Dimension = preferredSize
+    override fun getScrollableUnitIncrement(r: java.awt.Rectangle, o: Int, d: Int) = 16
+    override fun getScrollableBlockIncrement(r: java.awt.Rectangle, o: Int, d: Int) = r.height
+    override fun getScrollableTracksViewportWidth() = true
+    override fun getScrollableTracksViewportHeight() = false
 }
 
 /** A header bar: a title on the left, optional actions on the right. */
@@ -140,4 +187,51 @@ fun findNamed(root: Component, name: String): Component? {
         for (child in root.components) findNamed(child, name)?.let { return it }
     }
     return null
+}
+
+/**
+ * Loads the classes of the screens not yet shown on a background thread while the person reads
+ * the first one: a cold JVM otherwise defines them on the UI thread the first time a screen opens
+ * (40-120 ms here), which is the only thing that ever held this app's UI thread that long.
+ */
+object Warmup {
+    private val classes = listOf(
+        "javax.swing.JList", "javax.swing.JScrollPane", "javax.swing.JTabbedPane", "javax.swing.JProgressBar",
+        "javax.swing.JPasswordField", "javax.swing.JCheckBox", "javax.swing.JRadioButton", "javax.swing.JFileChooser",
+        "javax.swing.plaf.metal.MetalScrollBarUI", "javax.swing.plaf.metal.MetalScrollButton",
+        "javax.swing.plaf.metal.MetalTabbedPaneUI", "javax.swing.plaf.metal.MetalProgressBarUI",
+        "javax.swing.plaf.metal.MetalCheckBoxUI", "javax.swing.plaf.metal.MetalRadioButtonUI",
+        "javax.swing.plaf.basic.BasicListUI", "javax.swing.plaf.basic.BasicPasswordFieldUI",
+        "javax.swing.plaf.metal.MetalFileChooserUI", "javax.imageio.ImageIO",
+        "dev.syncvault.sample.RecordsScreen", "dev.syncvault.sample.EntityTab", "dev.syncvault.sample.RecordScreen",
+        "dev.syncvault.sample.IssuesScreen", "dev.syncvault.sample.LockScreen", "dev.syncvault.sample.SettingsScreen",
+        "dev.syncvault.sample.SignInScreen", "dev.syncvault.sample.CredentialsScreen",
+    )
+
+    fun start() = Thread {
+        val loader = Warmup::class.java.classLoader
+        for (name in classes) runCatching { Class.forName(name, true, loader) }
+        // The HTML views that wrapping labels use: built once, never shown.
+        runCatching { javax.swing.plaf.basic.BasicHTML.createHTMLView(JLabel(), "<html><b>x</b><br>y</html>") }
+        // The glyphs of the app's fonts, rasterized into the shared cache.
+        runCatching {
+            val g = java.awt.image.BufferedImage(8, 8, java.awt.image.BufferedImage.TYPE_INT_RGB).createGraphics()
+            val text = (' '..'~').joinToString("") + "…·✓—“”"
+            for (font in listOf(Style.title, Style.body, Style.body.deriveFont(Font.BOLD), Style.small, Style.small.deriveFont(Font.BOLD))) {
+                g.font = font
+                g.drawString(text, 0, 0)
+            }
+            g.dispose()
+        }
+        // The coroutine machinery the screens' flows use.
+        runCatching {
+            kotlinx.coroutines.runBlocking {
+                kotlinx.coroutines.flow.callbackFlow<Int> {
+                    trySend(1)
+                    close()
+                    awaitClose { }
+                }.buffer(kotlinx.coroutines.channels.Channel.CONFLATED).collect { }
+            }
+        }
+    }.apply { isDaemon = true; priority = Thread.MIN_PRIORITY; start() }
 }
