@@ -9,6 +9,9 @@ import java.net.URLEncoder
 import java.net.http.HttpClient
 import java.net.http.HttpRequest
 import java.net.http.HttpResponse
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
 
 internal fun pw(s: String) = s.toByteArray(Charsets.UTF_8)
@@ -103,6 +106,41 @@ fun signInTests(suite: Suite) {
             }
         } finally {
             server.destroy()
+        }
+    }
+
+    suite.test("LoopbackRedirect hands back the browser's callback, once; cancel and timeout end a wait") {
+        runBlocking {
+            val redirect = LoopbackRedirect.bind()
+            check(redirect.redirectUri().matches(Regex("http://127\\.0\\.0\\.1:\\d+/callback"))) { redirect.redirectUri() }
+            val waiting = async(Dispatchers.IO) { redirect.waitForCallback(30u) }
+            val http = HttpClient.newHttpClient()
+            // A probe on another path is answered 404 and does not end the wait.
+            val probe = http.send(
+                HttpRequest.newBuilder(URI(redirect.redirectUri().replace("/callback", "/favicon.ico"))).GET().build(),
+                HttpResponse.BodyHandlers.discarding(),
+            )
+            assertEquals(404, probe.statusCode(), "probe status")
+            val page = http.send(
+                HttpRequest.newBuilder(URI(redirect.redirectUri() + "?code=abc&state=xyz")).GET().build(),
+                HttpResponse.BodyHandlers.ofString(),
+            )
+            assertEquals(200, page.statusCode(), "browser page status")
+            assertEquals(redirect.redirectUri() + "?code=abc&state=xyz", waiting.await(), "callback")
+            assertThrows<SyncException.AuthorizationUiFailed> { redirect.waitForCallback(1u) }
+            redirect.close()
+
+            val cancelled = LoopbackRedirect.bind()
+            val wait = async(Dispatchers.IO) { runCatching { cancelled.waitForCallback(30u) } }
+            delay(200)
+            cancelled.cancel()
+            val outcome = wait.await()
+            check(outcome.exceptionOrNull() is SyncException.SignInCancelled) { "cancel: $outcome" }
+            cancelled.close()
+
+            LoopbackRedirect.bind().use { timed ->
+                assertThrows<SyncException.SignInCancelled> { timed.waitForCallback(1u) }
+            }
         }
     }
 

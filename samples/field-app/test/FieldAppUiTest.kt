@@ -256,7 +256,10 @@ fun main(args: Array<String>) {
             chooser.selectedFile = photo
             chooser.approveSelection()
         }
-        w.waitFor("the photo's thumbnail") { (findNamed(a.frame, "thumb_site-photo.png") as? JLabel)?.icon != null }
+        w.waitFor("the photo's thumbnail, visible") {
+            val thumb = findNamed(a.frame, "thumb_site-photo.png") as? JLabel
+            thumb?.icon != null && thumb.height >= 32 && thumb.visibleRect.height >= 32
+        }
         w.shot("06-pending")
         w.click("back")
         w.waitFor("the pending badge in the list") {

@@ -59,9 +59,9 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
         for (f in fields.sortedBy { if (it in both) 0 else 1 }) {
             val note = if (f in both) " — changed on both sides" else " — only you changed it"
             column.row(label(Messages.fieldLabel(f) + note, Style.small.deriveFont(java.awt.Font.BOLD)), 2)
-            column.row(label(html("Yours: " + Messages.value(mine[f])), Style.small, Style.pending), 0)
+            column.row(paragraph("Yours: " + Messages.value(mine[f]), Style.pending, font = Style.small), 0)
             val server = if (theirs == null) "(deleted)" else Messages.value(theirs[f])
-            column.row(label(html("Organization's: $server"), Style.small), 6)
+            column.row(paragraph("Organization's: $server", java.awt.Color.BLACK, font = Style.small), 6)
         }
         return column
     }

@@ -25,8 +25,9 @@ class LockScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
                 .row(feedback, 12)
                 .row(
                     paragraph(
-                        "After $limit wrong passwords in a row the data on this device is erased. " +
-                            "Nothing is lost at the organization: sign in again and it downloads again.",
+                        "After $limit wrong passwords in a row the data on this device is erased, with " +
+                            "changes not yet synchronized. What the organization holds stays: sign in " +
+                            "again and it downloads again.",
                     ),
                 ),
             BorderLayout.CENTER,

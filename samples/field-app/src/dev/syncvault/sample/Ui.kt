@@ -121,8 +121,42 @@ fun label(text: String, font: Font = Style.body, color: Color? = null, name: Str
     }
 
 /** A label that wraps: Swing wraps HTML text at the component's width. */
-fun paragraph(text: String, color: Color = Style.muted, name: String? = null) =
-    label(html(text), Style.body, color, name)
+fun paragraph(text: String, color: Color = Style.muted, name: String? = null, font: Font = Style.body): JLabel =
+    WrappingLabel().apply {
+        this.text = html(text)
+        this.font = font
+        foreground = color
+        if (name != null) this.name = name
+    }
+
+/**
+ * A label whose HTML text wraps at the width its column gives it, and whose preferred height is
+ * that of the wrapped text (a plain JLabel asks for one line and is clipped).
+ */
+class WrappingLabel : JLabel() {
+    override fun getPreferredSize(): Dimension {
+        val view = getClientProperty(javax.swing.plaf.basic.BasicHTML.propertyKey) as? javax.swing.text.View
+            ?: return super.getPreferredSize()
+        val container = parent ?: return super.getPreferredSize()
+        val width = container.width - container.insets.left - container.insets.right
+        if (width <= 0) return super.getPreferredSize()
+        view.setSize(width.toFloat(), 0f)
+        return Dimension(width, view.getPreferredSpan(javax.swing.text.View.Y_AXIS).toInt() + 2)
+    }
+
+    override fun getMaximumSize(): Dimension = Dimension(Int.MAX_VALUE, preferredSize.height)
+
+    private var laidOutWidth = -1
+
+    /** The first layout ran before the column's width was known: lay out again with it. */
+    override fun setBounds(x: Int, y: Int, width: Int, height: Int) {
+        super.setBounds(x, y, width, height)
+        if (width != laidOutWidth) {
+            laidOutWidth = width
+            SwingUtilities.invokeLater { revalidate() }
+        }
+    }
+}
 
 fun html(text: String) = "<html>" + text.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>") + "</html>"
 
@@ -150,7 +184,11 @@ open class Column(margin: Int = 16) : JPanel() {
         if (component is javax.swing.text.JTextComponent) {
             component.border = BorderFactory.createCompoundBorder(component.border, BorderFactory.createEmptyBorder(3, 4, 3, 4))
         }
-        if (component is JComponent && component !is JLabel) {
+        // One-line widgets stretch sideways only; panels and labels keep their own height, which
+        // grows with what they hold (a maximum fixed now would clip rows added later).
+        if (component is javax.swing.text.JTextComponent || component is javax.swing.AbstractButton ||
+            component is javax.swing.JProgressBar || component is javax.swing.JComboBox<*>
+        ) {
             component.maximumSize = Dimension(Int.MAX_VALUE, component.preferredSize.height)
         }
         add(component)
