@@ -114,6 +114,13 @@ private fun otherDevice(orgUrl: String): SyncClient {
     return client
 }
 
+/** Selects row [index] of the named list and presses Enter, as the person would. */
+private fun openRow(w: Walk, list: String, index: Int) = w.ui {
+    val l = w.get(list) as JList<*>
+    l.selectedIndex = index
+    l.dispatchEvent(KeyEvent(l, KeyEvent.KEY_PRESSED, System.currentTimeMillis(), 0, KeyEvent.VK_ENTER, '\n'))
+}
+
 /** The file chooser the app opened, if one is showing. */
 private fun chooser(): JFileChooser? = java.awt.Window.getWindows().filter { it.isShowing }
     .firstNotNullOfOrNull { w -> findChooser(w) }
@@ -125,7 +132,7 @@ private fun findChooser(c: Component): JFileChooser? {
 }
 
 /** A photo-sized image: a sky, a building, a label. */
-private fun testPhoto(): BufferedImage {
+private fun testPhoto(caption: String = "Site office"): BufferedImage {
     val image = BufferedImage(640, 480, BufferedImage.TYPE_INT_RGB)
     val g = image.createGraphics()
     g.paint = GradientPaint(0f, 0f, Color(0x87, 0xCE, 0xEB), 0f, 480f, Color(0xF0, 0xF8, 0xFF))
@@ -134,7 +141,7 @@ private fun testPhoto(): BufferedImage {
     g.fillRect(200, 200, 240, 280)
     g.color = Color.DARK_GRAY
     g.font = Font(Font.SANS_SERIF, Font.BOLD, 36)
-    g.drawString("Site office", 220, 180)
+    g.drawString(caption, 200, 180)
     g.dispose()
     return image
 }
@@ -151,19 +158,26 @@ fun main(args: Array<String>) {
     val code = try {
         // The "system browser": shows the provider's page to the person (here: fills in the
         // development provider's form) and follows its redirect to the app's loopback listener.
+        val firstPage = CountDownLatch(1)
         val pageOpen = CountDownLatch(1)
         val personSignsIn = CountDownLatch(1)
+        val pages = java.util.concurrent.atomic.AtomicInteger()
         val browser = Browser { url ->
-            Thread {
-                pageOpen.countDown()
-                personSignsIn.await(120, TimeUnit.SECONDS)
-                val callback = devLogin(url, "ada@contoso.example")
-                HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI(callback)).GET().build(), HttpResponse.BodyHandlers.discarding())
-            }.start()
+            if (pages.incrementAndGet() == 1) {
+                firstPage.countDown() // the person looks, and presses Cancel in the app
+            } else {
+                Thread {
+                    pageOpen.countDown()
+                    personSignsIn.await(120, TimeUnit.SECONDS)
+                    val callback = devLogin(url, "ada@contoso.example")
+                    HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI(callback)).GET().build(), HttpResponse.BodyHandlers.discarding())
+                }.start()
+            }
         }
         val config = AppConfig(
             dataDir = tempDir("sample-app").toString(),
-            options = fastOptions.copy(deviceName = "Field app (UI test)"),
+            // Attachments others add wait for "Download", as a large video would.
+            options = fastOptions.copy(deviceName = "Field app (UI test)", attachmentAutoDownloadMaxBytes = 0uL),
             browser = browser,
         )
         val started = System.nanoTime()
@@ -193,7 +207,13 @@ fun main(args: Array<String>) {
 
         // Sign in: the app waits for the browser, with Cancel.
         w.click("continue")
-        check(pageOpen.await(60, TimeUnit.SECONDS)) { "the login page never opened" }
+        check(firstPage.await(60, TimeUnit.SECONDS)) { "the login page never opened" }
+        w.waitFor("the waiting state") { a.current == Screen.SIGN_IN }
+        w.click("cancelSignIn")
+        w.waitText("banner", "cancelled")
+        w.waitFor("the lists after the cancelled sign-in") { a.current == Screen.RECORDS && !a.syncing }
+        w.click("synchronize")
+        check(pageOpen.await(60, TimeUnit.SECONDS)) { "the login page did not open again" }
         w.waitFor("the waiting state") { a.current == Screen.SIGN_IN }
         w.shot("02-sign-in")
         val signedIn = System.nanoTime()
@@ -230,11 +250,7 @@ fun main(args: Array<String>) {
         // An offline edit of the first account.
         w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
         val account = w.ui { a.records.tab("account")!!.model.rows.first() }
-        w.ui {
-            val list = w.get("accountList") as JList<*>
-            list.selectedIndex = 0
-            list.dispatchEvent(KeyEvent(list, KeyEvent.KEY_PRESSED, System.currentTimeMillis(), 0, KeyEvent.VK_ENTER, '\n'))
-        }
+        openRow(w, "accountList", 0)
         w.waitText("recordState", "In step")
         w.waitFor("the phone field") { (findNamed(a.frame, "field_phone") as? JTextComponent)?.text?.isNotEmpty() == true }
         w.shot("05-record")
@@ -265,6 +281,7 @@ fun main(args: Array<String>) {
         w.waitFor("the pending badge in the list") {
             a.records.tab("account")!!.model.rows.first { it.id == account.id }.syncState is RecordSyncState.Pending
         }
+        w.shot("07-list-pending")
 
         // Meanwhile the same person changes the same phone on another device.
         val other = otherDevice(orgUrl)
@@ -281,7 +298,7 @@ fun main(args: Array<String>) {
             w.waitText("openIssues", "Issues (1)")
             w.click("openIssues")
             w.waitFor("the conflict") { findNamed(a.frame, "keepMine0") != null }
-            w.shot("07-conflict")
+            w.shot("08-conflict")
             w.click("keepMine0")
             w.waitFor("no issue left") { findNamed(a.frame, "noIssues") != null }
             w.click("issuesBack")
@@ -299,8 +316,45 @@ fun main(args: Array<String>) {
                 it.downloadAttachment(attached.id, quiet)
                 val bytes = it.readAttachment(attached.id, 0u, photo.length().toUInt() + 1u)
                 check(bytes.contentEquals(photo.readBytes())) { "the photo differs on the other device (${bytes.size} bytes)" }
+                // The other device adds a meter reading; this one downloads it on demand.
+                val meter = java.io.ByteArrayOutputStream().also { out -> ImageIO.write(testPhoto("Meter 0421"), "png", out) }.toByteArray()
+                it.addAttachment("account", account.id, "meter-reading.png", "image/png", meter)
+                it.synchronize(quiet)
             }
         }
+        w.click("synchronize")
+        w.waitFor("the Synchronize to end") { !a.syncing }
+        openRow(w, "accountList", 0)
+        w.waitFor("the download button") { findNamed(a.frame, "download_meter-reading.png") != null }
+        w.click("download_meter-reading.png")
+        w.waitFor("the downloaded reading's thumbnail") {
+            (findNamed(a.frame, "thumb_meter-reading.png") as? JLabel)?.icon != null
+        }
+        w.shot("09-download")
+        w.click("back")
+
+        // A change the organization refuses: it stays, marked, until the person decides.
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 1 }
+        openRow(w, "contactList", 0)
+        w.waitFor("the email field") { (findNamed(a.frame, "field_email") as? JTextComponent)?.text?.isNotEmpty() == true }
+        val email = w.text("field_email")
+        w.type("field_email", "not an email address")
+        w.click("save")
+        w.waitText("recordState", "Pending")
+        w.click("back")
+        w.click("synchronize")
+        w.waitFor("the Synchronize to end") { !a.syncing }
+        w.waitText("openIssues", "Issues (1)")
+        w.click("openIssues")
+        w.waitFor("the refused change") { findNamed(a.frame, "discard0") != null }
+        w.shot("10-refused")
+        w.click("discard0")
+        w.waitFor("no issue left") { findNamed(a.frame, "noIssues") != null }
+        w.click("issuesBack")
+        w.waitFor("the organization's email back") {
+            a.records.tab("contact")!!.model.rows.first().fields["email"] == FieldValue.Text(email)
+        }
+        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
 
         // Lock, a wrong password, unlock.
         w.click("lock")
@@ -308,7 +362,7 @@ fun main(args: Array<String>) {
         w.type("unlockPassword", "not-the-password")
         w.click("unlock")
         w.waitText("unlockFeedback", "attempts left")
-        w.shot("08-lock")
+        w.shot("11-lock")
         w.type("unlockPassword", PASSWORD)
         w.click("unlock")
         w.waitFor("the lists again") { a.current == Screen.RECORDS }
@@ -317,7 +371,7 @@ fun main(args: Array<String>) {
         // Settings.
         w.click("openSettings")
         w.waitText("signedInAs", "ada@contoso.example")
-        w.shot("09-settings")
+        w.shot("12-settings")
         w.click("settingsBack")
 
         val longest = UiWatchdog.longestMs

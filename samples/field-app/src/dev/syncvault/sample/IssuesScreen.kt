@@ -44,8 +44,8 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
             body.row(label("Nothing to decide.", Style.title, name = "noIssues"), 8)
             body.row(paragraph("Every change made on this device is with the organization or waits for the next Synchronize."))
         }
-        conflicts.forEachIndexed { i, c -> body.row(conflictCard(c, i), 16) }
-        errors.forEachIndexed { i, e -> body.row(errorCard(e, i), 16) }
+        conflicts.forEachIndexed { i, c -> body.row(conflictCard(c, i, title(c.entity, c.recordId)), 16) }
+        errors.forEachIndexed { i, e -> body.row(errorCard(e, i, title(e.entity, e.recordId)), 16) }
         body.revalidate()
         body.repaint()
     }
@@ -77,12 +77,12 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
             add(JPanel(FlowLayout(FlowLayout.LEFT, 4, 0)).apply { actions.forEach { add(it) } }, BorderLayout.SOUTH)
         }
 
-    private fun conflictCard(c: ConflictInfo, i: Int): JPanel {
+    private fun conflictCard(c: ConflictInfo, i: Int, title: String): JPanel {
         val name = Messages.entityLabel(c.entity).dropLast(1).lowercase()
         val what = if (c.localDeleted) "You deleted this $name; someone changed it meanwhile."
         else "You and someone else changed this $name. Choose whose values to keep."
         return card(
-            "Conflict: ${recordTitle(c.serverFields ?: c.localFields)}",
+            "Conflict: $title",
             what,
             compare(c.localFields.keys, c.localFields, c.serverFields, bothChanged(c)),
             button("Keep mine", "keepMine$i", primary = true) { resolve(c, ConflictResolution.KeepLocal) },
@@ -90,9 +90,9 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
         )
     }
 
-    private fun errorCard(e: SyncErrorInfo, i: Int) = card(
-        "Not saved: ${recordTitle(e.localFields)}",
-        "${Messages.rejection(e.code)}. The organization said: “${e.serverMessage}”. Fix the values in the record and retry, or discard your change.",
+    private fun errorCard(e: SyncErrorInfo, i: Int, title: String) = card(
+        "Not saved: $title",
+        "${Messages.rejection(e.code)}. The organization said: ${e.serverMessage.trimEnd('.')}. Fix the values in the record and retry, or discard your change.",
         compare(e.localFields.keys, e.localFields, e.serverFields, emptySet()),
         button("Open record", "openErrorRecord$i") { app.openRecord(e.entity, e.recordId) },
         button("Retry", "retry$i", primary = true) {
@@ -126,6 +126,9 @@ class IssuesScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
         return c.localFields.keys.filter { server[it] != base[it] }.toSet()
     }
 
-    private fun recordTitle(fields: Map<String, FieldValue>): String =
-        listOf("name", "full_name", "subject").firstNotNullOfOrNull { (fields[it] as? FieldValue.Text)?.value } ?: "a record"
+    /** The record's name as the lists show it (the device's copy holds the person's values). */
+    private suspend fun title(entity: String, id: String): String {
+        val fields = app.client.getRecord(entity, id)?.fields ?: return "a record"
+        return listOf("name", "full_name", "subject").firstNotNullOfOrNull { (fields[it] as? FieldValue.Text)?.value } ?: "a record"
+    }
 }

@@ -66,6 +66,9 @@ object Messages {
 
     fun count(n: ULong): String = numbers.format(n.toLong())
 
+    /** "1 change", "3 changes". */
+    fun plural(n: ULong, noun: String): String = "${count(n)} $noun" + if (n == 1uL) "" else "s"
+
     fun value(v: FieldValue?): String = when (v) {
         null, is FieldValue.Null -> ""
         is FieldValue.Text -> v.value
@@ -90,9 +93,9 @@ object Reports {
     fun summary(r: dev.syncvault.SyncReport): String {
         val parts = mutableListOf<String>()
         parts += "${Messages.count(r.recordsDownloaded)} down, ${Messages.count(r.recordsUploaded)} up"
-        if (r.conflictsPending > 0uL) parts += "${r.conflictsPending} conflict(s) to decide"
-        if (r.syncErrors > 0uL) parts += "${r.syncErrors} change(s) refused"
-        if (r.pendingChanges > 0uL) parts += "${r.pendingChanges} change(s) still waiting"
+        if (r.conflictsPending > 0uL) parts += Messages.plural(r.conflictsPending, "conflict") + " to decide"
+        if (r.syncErrors > 0uL) parts += Messages.plural(r.syncErrors, "change") + " refused"
+        if (r.pendingChanges > 0uL) parts += Messages.plural(r.pendingChanges, "change") + " still waiting"
         return "Synchronized: " + parts.joinToString(", ") + String.format(java.util.Locale.US, " in %.1f s.", r.seconds)
     }
 }

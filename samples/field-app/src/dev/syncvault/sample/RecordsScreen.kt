@@ -90,7 +90,7 @@ class RecordsScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
             s.lastSyncedAt != null -> "Synchronized at ${time.format(s.lastSyncedAt)}"
             else -> "Not synchronized yet"
         }
-        if (s.pendingChanges > 0uL) parts += "${s.pendingChanges} change(s) waiting to go up"
+        if (s.pendingChanges > 0uL) parts += Messages.plural(s.pendingChanges, "change") + " waiting to go up"
         status.text = html(parts.joinToString(" · "))
         status.foreground = if (error != null) Style.danger else Style.muted
     }
