@@ -36,7 +36,27 @@ pub struct ServeArgs {
     pub match_email: bool,
 }
 
+/// The server's logs on stderr, at the level `SYNCVAULT_LOG` names (`error`, `warn`: the default,
+/// `info`: one line per request, `debug`), as JSON lines under `--json` (docs/deploy.md, "Logs").
+fn init_server_logs(json: bool) {
+    let level = std::env::var("SYNCVAULT_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(false);
+    // A subscriber set earlier (none today) keeps its place.
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
+}
+
 pub async fn serve(args: ServeArgs, out: &Output) -> Result<(), HarnessError> {
+    init_server_logs(out.json);
     let provider = match (args.provider, args.issuer) {
         (_, Some(issuer)) => ProviderConfig::External {
             issuer,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod faults;
 pub mod idp;
 pub mod keys;
+pub mod metrics;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -141,6 +142,8 @@ pub struct Org {
     pub faults: Arc<Faults>,
     /// Pulls still answered before every session ends (-1: never); `/api/dev/end-sessions`.
     end_sessions_after_pulls: AtomicI64,
+    /// Requests, latencies and the change feed, for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The OAuth client id the apps use with this org's provider.
@@ -244,6 +247,7 @@ impl Org {
             blobs: Arc::new(blobs),
             faults,
             end_sessions_after_pulls: AtomicI64::new(-1),
+            metrics: Arc::default(),
         });
         Ok((org, idp))
     }
@@ -579,6 +583,8 @@ impl BoundServer {
             .route("/api/me", get(me))
             .route("/api/auth/credentials", post(credentials))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(metrics::ready))
+            .route("/metrics", get(metrics::render))
             .with_state(Arc::clone(&org))
             .nest("/api/dev", sync::dev_router(Arc::clone(&org)))
             .nest("/api/sync/v1", sync::retired_router())
@@ -597,6 +603,10 @@ impl BoundServer {
             http_client(org.config.extra_ca_pem.as_deref())?,
         ));
         router = router.nest("/admin", admin::router(admin));
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&org.metrics),
+            metrics::track,
+        ));
         Ok((org, idp, router))
     }
 

@@ -89,6 +89,17 @@ pub struct DataStore {
     day_offset: AtomicI64,
 }
 
+/// Where the change feed stands against the devices following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedLag {
+    /// The last sequence handed out.
+    pub head: i64,
+    /// Devices with a stored cursor.
+    pub devices: i64,
+    /// Changes between the head and the device furthest behind.
+    pub max_behind: i64,
+}
+
 struct Inner {
     conn: Connection,
     /// The last change sequence handed out.
@@ -703,6 +714,23 @@ impl DataStore {
     /// The last change sequence value handed out.
     pub fn change_sequence(&self) -> i64 {
         self.lock().seq
+    }
+
+    /// The change feed's head and how far behind it the devices' newest cursors are (the
+    /// operator's `change_feed_*` metrics).
+    pub fn feed_lag(&self) -> Result<FeedLag, rusqlite::Error> {
+        let inner = self.lock();
+        let (devices, oldest): (i64, Option<i64>) = inner.conn.query_row(
+            "SELECT COUNT(*), MIN(newest) FROM
+               (SELECT MAX(cursor) AS newest FROM cursors GROUP BY client_id)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(FeedLag {
+            head: inner.seq,
+            devices,
+            max_behind: oldest.map_or(0, |c| (inner.seq - c).max(0)),
+        })
     }
 
     /// Client mutations ever applied, as `(client_id, mutation_id, entity, id)`, in order. The

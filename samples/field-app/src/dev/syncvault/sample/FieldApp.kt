@@ -153,7 +153,7 @@ class FieldApp(val config: AppConfig) {
                     when (event) {
                         is SyncEvent.Progress -> records.progress(event.progress)
                         is SyncEvent.Finished -> {
-                            records.finished(event.report)
+                            records.finished()
                             notify(Reports.summary(event.report))
                         }
                     }

@@ -4,7 +4,6 @@ package dev.syncvault.sample
 
 import dev.syncvault.SyncActivity
 import dev.syncvault.SyncProgress
-import dev.syncvault.SyncReport
 import dev.syncvault.SyncStatus
 import dev.syncvault.syncStatusFlow
 import java.awt.BorderLayout
@@ -124,9 +123,8 @@ class RecordsScreen(private val app: FieldApp) : JPanel(BorderLayout()), Shown {
         }
     }
 
-    fun finished(report: SyncReport) {
-        loadEntities()
-    }
+    /** A Synchronize ended well: entities it brought get their tabs. */
+    fun finished() = loadEntities()
 
     fun syncEnded() {
         syncButton.text = "Synchronize"
