@@ -372,7 +372,31 @@ fun main(args: Array<String>) {
         w.click("openSettings")
         w.waitText("signedInAs", "ada@contoso.example")
         w.shot("12-settings")
+
+        // A new offline password, and it is the one that unlocks from now on.
+        w.type("oldPassword", PASSWORD)
+        w.type("newPassword", "field-app-2")
+        w.type("newPasswordAgain", "field-app-3")
+        w.click("changePassword")
+        w.waitText("changePasswordFeedback", "not the same")
+        w.type("newPasswordAgain", "field-app-2")
+        w.click("changePassword")
+        w.waitText("changePasswordFeedback", "was changed")
+
+        // Sign out keeps the data; the next Synchronize brings the login page back.
+        w.click("signOut")
+        w.waitText("signedInAs", "Not signed in")
         w.click("settingsBack")
+        w.waitText("accountCount", "${n(accounts)} accounts")
+        val pagesBefore = pages.get()
+        w.click("synchronize")
+        w.waitFor("the Synchronize after signing in again") { !a.syncing && pages.get() > pagesBefore }
+        w.waitText("syncStatus", "Synchronized at")
+        w.click("lock")
+        w.waitFor("the lock screen") { a.current == Screen.LOCK }
+        w.type("unlockPassword", "field-app-2")
+        w.click("unlock")
+        w.waitFor("the lists with the new password") { a.current == Screen.RECORDS }
 
         val longest = UiWatchdog.longestMs
         println(
