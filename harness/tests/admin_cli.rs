@@ -436,3 +436,52 @@ fn a_broken_directory_file_is_refused_without_showing_its_secret() {
     );
     assert!(!err.contains("12345678901234"), "{err}");
 }
+
+/// A data directory a newer binary wrote is refused at start, with a message and a non-zero exit
+/// status, and left as it was.
+#[test]
+fn a_newer_data_directory_is_refused_untouched() {
+    let data = tempfile::tempdir().unwrap();
+    drop(serve(data.path())); // creates and stamps both databases, then stops
+    let org_db = data.path().join("org.db");
+    let version = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let admin_version = version(&data.path().join("admin.db"));
+    assert!(admin_version >= 1, "admin.db is stamped");
+    rusqlite::Connection::open(&org_db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--json",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--records",
+            "100",
+        ])
+        .arg("--data")
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a newer org.db must not start");
+    let err: Value = serde_json::from_slice(&out.stderr).expect("stderr is one JSON object");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("newer syncvault") && message.contains("org.db"),
+        "{message}"
+    );
+    assert!(out.stdout.is_empty(), "nothing served");
+    assert_eq!(version(&org_db), 99, "org.db left as it was");
+    assert_eq!(
+        version(&data.path().join("admin.db")),
+        admin_version,
+        "admin.db left as it was"
+    );
+}

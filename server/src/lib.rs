@@ -8,6 +8,7 @@ pub mod auth;
 pub mod faults;
 pub mod idp;
 pub mod keys;
+pub mod layout;
 pub mod metrics;
 pub mod sync;
 
@@ -200,6 +201,9 @@ impl Org {
                 None,
             ),
         };
+        if let Some(dir) = config.data_dir.as_deref() {
+            layout::check(dir).map_err(ServerError::Config)?;
+        }
         let store = OrgStore::open(config.data_dir.as_deref())
             .map_err(|e| ServerError::Config(e.to_string()))?;
         let first_start = store

@@ -276,6 +276,7 @@ impl OrgStore {
                 "ALTER TABLE users ADD COLUMN business_unit TEXT NOT NULL DEFAULT 'Headquarters'",
             )?;
         }
+        crate::layout::stamp(&conn, crate::layout::ADMIN_DB)?;
         let store = OrgStore {
             conn: Mutex::new(conn),
         };

@@ -273,6 +273,7 @@ impl DataStore {
         super::scope::register_field_function(&conn)?;
         migrate_unversioned(&conn)?;
         conn.execute_batch(SCHEMA_SQL)?;
+        crate::layout::stamp(&conn, crate::layout::ORG_DB)?;
         let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
             r.get(0)
         })?;
