@@ -101,6 +101,36 @@ class Walk(private val app: FieldApp, private val shots: File) {
     }
 }
 
+/**
+ * Credentials mode on a second install: the organization's user name and password instead of the
+ * provider's page; a wrong password is said on the screen, the right one syncs.
+ */
+private fun credentialsWalk(orgUrl: String, shots: File, accounts: Int) {
+    val app = FieldApp(AppConfig(dataDir = tempDir("sample-credentials").toString(), options = fastOptions))
+    try {
+        SwingUtilities.invokeAndWait { app.start() }
+        val w = Walk(app, shots)
+        w.waitFor("the first-run screen") { findNamed(app.frame, "orgUrl") != null }
+        w.type("orgUrl", orgUrl)
+        w.waitText("orgUrlFeedback", "Contoso Field Service")
+        w.ui { (w.get("modeCredentials") as AbstractButton).isSelected = true }
+        w.type("password", PASSWORD)
+        w.type("confirmation", PASSWORD)
+        w.click("continue")
+        w.waitFor("the credentials screen") { app.current == Screen.CREDENTIALS && findNamed(app.frame, "username") != null }
+        w.type("username", "ada@contoso.example")
+        w.type("orgPassword", "not-her-password")
+        w.click("signIn")
+        w.waitText("credentialsFeedback", "not right")
+        w.type("orgPassword", "ada-credentials")
+        w.click("signIn")
+        w.waitText("accountCount", "%,d accounts".format(java.util.Locale.US, accounts), 120_000)
+        w.waitFor("the Synchronize to end") { !app.syncing }
+    } finally {
+        SwingUtilities.invokeAndWait { app.frame.dispose() }
+    }
+}
+
 /** A second device of the same person, for the conflict: the real client, signed in headlessly. */
 private fun otherDevice(orgUrl: String): SyncClient {
     val client = SyncClient.withOptions(tempDir("other-device").toString(), fastOptions)
@@ -403,6 +433,7 @@ fun main(args: Array<String>) {
             "sample app: first screen in %.0f ms; sign-in to full lists of %s records in %.0f ms; longest UI-thread event %.1f ms (%s)"
                 .format(java.util.Locale.US, firstScreenMs, n(records), fullListMs, longest, UiWatchdog.longestEvent),
         )
+        credentialsWalk(orgUrl, shots, accounts)
         println("sample app: walk passed")
         0
     } catch (e: Throwable) {

@@ -59,7 +59,9 @@ class CredentialsScreen(private val app: FieldApp) : JPanel(BorderLayout()) {
                 password.text = ""
                 app.opened(syncNow = true)
             } catch (e: SyncException) {
-                feedback.text = html(Messages.of(e))
+                // The organization answers a wrong name or password as "sign in required".
+                val text = if (e is SyncException.SignInRequired) "The user name or password is not right." else Messages.of(e)
+                feedback.text = html(text)
                 feedback.foreground = Style.danger
             } finally {
                 secret.fill(0)
