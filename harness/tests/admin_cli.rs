@@ -20,8 +20,10 @@ impl Drop for Server {
     }
 }
 
-fn serve(data: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
+/// `syncvault --json serve` on a free port with 100 records, its state in `data`.
+fn serve_command(data: &std::path::Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .args([
             "--json",
             "serve",
@@ -31,7 +33,12 @@ fn serve(data: &std::path::Path) -> Server {
             "100",
         ])
         .arg("--data")
-        .arg(data)
+        .arg(data);
+    command
+}
+
+fn serve(data: &std::path::Path) -> Server {
+    let mut child = serve_command(data)
         .arg("--admin-password-stdin")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -456,17 +463,7 @@ fn a_newer_data_directory_is_refused_untouched() {
         .unwrap()
         .pragma_update(None, "user_version", 99)
         .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "--json",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--records",
-            "100",
-        ])
-        .arg("--data")
-        .arg(data.path())
+    let out = serve_command(data.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -87,6 +87,15 @@ class Walk(private val app: FieldApp, private val shots: File) {
         }
     }.replace(Regex("<[^>]+>"), "").replace("&amp;", "&").replace("&lt;", "<")
 
+    /** Shows the entity tab at [index] (0 accounts, 1 contacts, 2 activities). */
+    fun tab(index: Int) = ui { (get("entityTabs") as JTabbedPane).selectedIndex = index }
+
+    /** Presses Synchronize and waits until the run has ended. */
+    fun synchronize() {
+        click("synchronize")
+        waitFor("the Synchronize to end") { !app.syncing }
+    }
+
     fun waitText(name: String, contains: String, timeoutMs: Long = 60_000) =
         waitFor("'$contains' in $name", timeoutMs) { findNamed(app.frame, name) != null && text(name).contains(contains) }
 
@@ -258,17 +267,17 @@ fun main(args: Array<String>) {
         w.waitFor("the full lists and the end of the Synchronize", 300_000) {
             !a.syncing && a.records.tab("contact") != null && a.records.tab("activity") != null
         }
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 1 }
+        w.tab(1)
         w.waitText("contactCount", "${n(contacts)} contacts")
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 2 }
+        w.tab(2)
         w.waitText("activityCount", "${n(activities)} activities")
         val fullListMs = (System.nanoTime() - signedIn) / 1e6
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
+        w.tab(0)
         w.waitText("syncStatus", "Synchronized at")
         w.shot("03-accounts")
 
         // Search as you type.
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 1 }
+        w.tab(1)
         w.type("contactSearch", "Grace")
         w.waitText("contactCount", "match")
         w.waitFor("contacts matching Grace") {
@@ -278,7 +287,7 @@ fun main(args: Array<String>) {
         w.shot("04-search")
 
         // An offline edit of the first account.
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
+        w.tab(0)
         val account = w.ui { a.records.tab("account")!!.model.rows.first() }
         openRow(w, "accountList", 0)
         w.waitText("recordState", "In step")
@@ -323,8 +332,7 @@ fun main(args: Array<String>) {
             }
 
             // Synchronize: the employees edit merges, the phone waits for the person.
-            w.click("synchronize")
-            w.waitFor("the Synchronize to end") { !a.syncing }
+            w.synchronize()
             w.waitText("openIssues", "Issues (1)")
             w.click("openIssues")
             w.waitFor("the conflict") { findNamed(a.frame, "keepMine0") != null }
@@ -332,8 +340,7 @@ fun main(args: Array<String>) {
             w.click("keepMine0")
             w.waitFor("no issue left") { findNamed(a.frame, "noIssues") != null }
             w.click("issuesBack")
-            w.click("synchronize")
-            w.waitFor("the Synchronize to end") { !a.syncing }
+            w.synchronize()
             w.waitFor("the account in step") {
                 a.records.tab("account")!!.model.rows.first { it.id == account.id }.syncState is RecordSyncState.Synced
             }
@@ -352,8 +359,7 @@ fun main(args: Array<String>) {
                 it.synchronize(quiet)
             }
         }
-        w.click("synchronize")
-        w.waitFor("the Synchronize to end") { !a.syncing }
+        w.synchronize()
         openRow(w, "accountList", 0)
         w.waitFor("the download button") { findNamed(a.frame, "download_meter-reading.png") != null }
         w.click("download_meter-reading.png")
@@ -364,7 +370,7 @@ fun main(args: Array<String>) {
         w.click("back")
 
         // A change the organization refuses: it stays, marked, until the person decides.
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 1 }
+        w.tab(1)
         openRow(w, "contactList", 0)
         w.waitFor("the email field") { (findNamed(a.frame, "field_email") as? JTextComponent)?.text?.isNotEmpty() == true }
         val email = w.text("field_email")
@@ -372,8 +378,7 @@ fun main(args: Array<String>) {
         w.click("save")
         w.waitText("recordState", "Pending")
         w.click("back")
-        w.click("synchronize")
-        w.waitFor("the Synchronize to end") { !a.syncing }
+        w.synchronize()
         w.waitText("openIssues", "Issues (1)")
         w.click("openIssues")
         w.waitFor("the refused change") { findNamed(a.frame, "discard0") != null }
@@ -384,7 +389,7 @@ fun main(args: Array<String>) {
         w.waitFor("the organization's email back") {
             a.records.tab("contact")!!.model.rows.first().fields["email"] == FieldValue.Text(email)
         }
-        w.ui { (w.get("entityTabs") as JTabbedPane).selectedIndex = 0 }
+        w.tab(0)
 
         // Lock, a wrong password, unlock.
         w.click("lock")

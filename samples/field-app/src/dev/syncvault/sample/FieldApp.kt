@@ -110,11 +110,9 @@ class FieldApp(val config: AppConfig) {
         if (screen == Screen.SIGN_IN || screen == Screen.CREDENTIALS) {
             if (current != Screen.SIGN_IN && current != Screen.CREDENTIALS) beforeSignIn = current
         }
-        val t0 = System.nanoTime()
         val panel = screens.getOrPut(screen) {
             build(screen).also { deck.add(it, screen.name) }
         }
-        if (System.getenv("SAMPLE_TRACE_UI") != null) System.err.println("ui: show $screen %.1f ms".format((System.nanoTime() - t0) / 1e6))
         (panel as? Shown)?.shown()
         current = screen
         cards.show(deck, screen.name)
