@@ -27,7 +27,17 @@ inline fun <reified E : Throwable> assertThrows(block: () -> Unit): E {
     throw AssertionFailed("expected ${E::class.simpleName}, nothing was thrown")
 }
 
-fun tempDir(prefix: String): Path = Files.createTempDirectory("syncvault-kt-$prefix")
+private val tempDirs = mutableListOf<Path>().also { dirs ->
+    // Removed when the JVM exits (exitProcess runs the hook): a run leaves nothing in /tmp, so
+    // repeated runs on one machine do not fill its disk.
+    Runtime.getRuntime().addShutdownHook(Thread {
+        synchronized(dirs) { dirs.forEach { it.toFile().deleteRecursively() } }
+    })
+}
+
+/** A fresh directory under the system's temp directory, deleted when the run ends. */
+fun tempDir(prefix: String): Path =
+    Files.createTempDirectory("syncvault-kt-$prefix").also { synchronized(tempDirs) { tempDirs += it } }
 
 class Suite {
     private val tests = mutableListOf<Pair<String, () -> Unit>>()
