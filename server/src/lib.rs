@@ -555,6 +555,49 @@ impl Drop for RunningServer {
     }
 }
 
+/// The organization's routes over `url`'s organization, without a listener.
+fn build_app(url: String, config: ServerConfig) -> Result<App, ServerError> {
+    let (org, idp) = Org::new(url, config)?;
+    let mut router = Router::new()
+        .route("/.well-known/syncvault", get(discovery))
+        .route("/api", get(api_root))
+        .route("/api/me", get(me))
+        .route("/api/auth/credentials", post(credentials))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(metrics::ready))
+        .route("/metrics", get(metrics::render))
+        .with_state(Arc::clone(&org))
+        .nest("/api/dev", sync::dev_router(Arc::clone(&org)))
+        .nest("/api/sync/v1", sync::retired_router())
+        .nest(
+            "/api/sync/v2",
+            sync::router(Arc::clone(&org)).layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&org.faults),
+                faults::inject,
+            )),
+        );
+    if let Some(idp) = &idp {
+        router = router.nest("/idp", idp.router());
+    }
+    let admin = Arc::new(admin::ops::Admin::new(
+        Arc::clone(&org),
+        http_client(org.config.extra_ca_pem.as_deref())?,
+    ));
+    router = router.nest("/admin", admin::router(admin));
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&org.metrics),
+        metrics::track,
+    ));
+    Ok((org, idp, router))
+}
+
+/// The organization answered in process, without a socket: the simulator (`sim/`) sends each
+/// request through the router itself, so one seed decides every interleaving and fault.
+pub fn in_process(url: &str, config: ServerConfig) -> Result<(Arc<Org>, Router), ServerError> {
+    let (org, _idp, router) = build_app(url.to_string(), config)?;
+    Ok((org, router))
+}
+
 impl BoundServer {
     /// Binds `addr` ("127.0.0.1:0" picks a free port).
     pub async fn bind(addr: &str) -> Result<Self, ServerError> {
@@ -580,38 +623,7 @@ impl BoundServer {
     }
 
     fn app(&self, config: ServerConfig) -> Result<App, ServerError> {
-        let (org, idp) = Org::new(self.url(), config)?;
-        let mut router = Router::new()
-            .route("/.well-known/syncvault", get(discovery))
-            .route("/api", get(api_root))
-            .route("/api/me", get(me))
-            .route("/api/auth/credentials", post(credentials))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(metrics::ready))
-            .route("/metrics", get(metrics::render))
-            .with_state(Arc::clone(&org))
-            .nest("/api/dev", sync::dev_router(Arc::clone(&org)))
-            .nest("/api/sync/v1", sync::retired_router())
-            .nest(
-                "/api/sync/v2",
-                sync::router(Arc::clone(&org)).layer(axum::middleware::from_fn_with_state(
-                    Arc::clone(&org.faults),
-                    faults::inject,
-                )),
-            );
-        if let Some(idp) = &idp {
-            router = router.nest("/idp", idp.router());
-        }
-        let admin = Arc::new(admin::ops::Admin::new(
-            Arc::clone(&org),
-            http_client(org.config.extra_ca_pem.as_deref())?,
-        ));
-        router = router.nest("/admin", admin::router(admin));
-        let router = router.layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&org.metrics),
-            metrics::track,
-        ));
-        Ok((org, idp, router))
+        build_app(self.url(), config)
     }
 
     /// Serves until the process ends; `ready` sees the organization before the first request

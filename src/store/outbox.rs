@@ -144,11 +144,24 @@ pub fn create(
     fields: Map<String, Value>,
 ) -> Result<String, EntityError> {
     let id = new_record_id();
+    create_with_id(conn, entity, &id, fields)?;
+    Ok(id)
+}
+
+/// As [`create`], with the id chosen by the caller (the simulator's ids come from its seed, so
+/// a run replays exactly). Run inside a transaction.
+pub fn create_with_id(
+    conn: &Connection,
+    entity: &str,
+    id: &str,
+    fields: Map<String, Value>,
+) -> Result<(), EntityError> {
+    let id = id.to_string();
     let record = Record::new(id.clone(), 0, fields);
     entities::upsert(conn, entity, &record)?;
     queue(conn, entity, &id, Op::Create, None, &record.fields)?;
     record_state::refresh(conn, entity, &id)?;
-    Ok(id)
+    Ok(())
 }
 
 /// Changes some fields of a record offline. Run inside a transaction.

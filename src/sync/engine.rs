@@ -23,7 +23,7 @@ use super::protocol::{DeviceInfo, Mutation, PullRequest, PullResponse, PushReque
 use super::transport::{Received, Transport, TransportError};
 use crate::account::Account;
 use crate::auth::{OneRefresh, TokenSource};
-use crate::runtime;
+use crate::runtime::{self, TaskError};
 use crate::store::entities::{self, EntitySchema};
 use crate::store::{meta, outbox, sync_log};
 
@@ -133,6 +133,17 @@ struct Engine {
     deadline_at: Option<tokio::time::Instant>,
     token: tokio::sync::Mutex<Option<String>>,
     counters: Mutex<Counters>,
+}
+
+/// Aborts its task when dropped, so a Synchronize whose future is dropped mid-download (the
+/// app's task killed) stops its page fetcher too, instead of leaving it to send one more pull
+/// beside the next Synchronize (found by the simulator, seed 0; docs/testing.md).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs one Synchronize to the end (or to the first error, leaving the store consistent and the
@@ -582,19 +593,21 @@ impl Engine {
         let fetcher = {
             let engine = Arc::clone(self);
             let client_id = client_id.to_string();
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 let result = engine
                     .fetch_pages(client_id, schema_version, cursor, page_token, device, &tx)
                     .await;
                 if let Err(e) = result {
                     let _ = tx.send(Err(e)).await;
                 }
-            })
+            }))
         };
         let mut done = 0;
         let result = async {
+            let mut ended = false;
             while let Some(page) = rx.recv().await {
                 let (page, end) = page?;
+                ended = matches!(end, PageEnd::Last(_));
                 self.check_cancel()?;
                 let estimated = page.view().estimated_total;
                 let schemas = Arc::clone(&schemas);
@@ -608,10 +621,15 @@ impl Engine {
                 });
                 self.progress(SyncPhase::Downloading, done, estimated);
             }
+            // The fetcher sends every page, an error or the last page; a channel that closes
+            // before the last page means it panicked, and the pull is not done.
+            if !ended {
+                return Err(EngineError::Task(TaskError::Panicked));
+            }
             Ok(())
         }
         .await;
-        fetcher.abort();
+        drop(fetcher);
         result
     }
 

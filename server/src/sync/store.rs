@@ -577,6 +577,22 @@ impl DataStore {
         read_record(&self.lock().conn, entity, id).ok().flatten()
     }
 
+    /// Every version of one record the store ever wrote, oldest first (the simulator proves
+    /// with it that an edit a device accepted reached the organization, even if overwritten).
+    pub fn history(&self, entity: &str, id: &str) -> Vec<ServerRecord> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE entity = ?1 AND id = ?2 ORDER BY seq"
+            ))
+            .expect("static SQL");
+        stmt.query_map(params![entity, id], row_record)
+            .expect("static SQL")
+            .collect::<Result<_, _>>()
+            .expect("readable rows")
+    }
+
     /// Every live record, ordered by entity and id.
     pub fn live_records(&self) -> Vec<ServerRecord> {
         let inner = self.lock();
