@@ -10,14 +10,22 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// The person creates a record on a device (offline).
-    Create { device: usize },
+    Create {
+        device: usize,
+    },
     /// The person edits fields of a record on a device (offline).
-    Edit { device: usize },
+    Edit {
+        device: usize,
+    },
     /// The person deletes a record on a device (offline).
-    Delete { device: usize },
+    Delete {
+        device: usize,
+    },
     /// Some devices press Synchronize at once, over the faulty network; while they run, the
     /// network may also let a person edit, another user edit, or a device crash.
-    Sync { devices: [bool; MAX_DEVICES] },
+    Sync {
+        devices: [bool; MAX_DEVICES],
+    },
     /// Another user of the organization edits a record on the server.
     ServerEdit,
     /// Another user deletes a record on the server.
@@ -27,14 +35,37 @@ pub enum Op {
     /// The administrator adds a field to an entity of the schema.
     AddField,
     /// The administrator disables a device's user (enabled again at the next quiet point).
-    DisableUser { device: usize },
+    DisableUser {
+        device: usize,
+    },
     /// The provider revokes a device's refresh token: its next token request fails until the
     /// person signs in again (at the next quiet point).
-    RevokeTokens { device: usize },
+    RevokeTokens {
+        device: usize,
+    },
     /// The administrator asks a device to download everything again.
-    ForceResync { device: usize },
+    ForceResync {
+        device: usize,
+    },
+    /// The administrator wipes a device, or signs it out (the person sets up or signs in
+    /// again).
+    WipeDevice {
+        device: usize,
+    },
+    SignOutDevice {
+        device: usize,
+    },
+    /// The administrator changes how far a role reaches for one entity (records enter and
+    /// leave scopes).
+    ChangeRole,
+    /// The administrator moves a user to another business unit.
+    MoveUnit,
+    /// The administrator sets, changes or removes the activities' sync filter.
+    SetFilter,
     /// The app is killed and started again (the store reopened from its files).
-    Crash { device: usize },
+    Crash {
+        device: usize,
+    },
     /// Faults off, every device synchronized until nothing moves, then the invariants.
     Quiet,
 }
@@ -98,19 +129,28 @@ pub fn plan(seed: u64, steps: usize) -> Plan {
                 chosen[pick(&mut rng)] = true;
                 Op::Sync { devices: chosen }
             }
-            72..80 => Op::ServerEdit,
-            80..83 => Op::ServerDelete,
-            83..87 => Op::Assign,
-            87..88 => Op::AddField,
-            88..90 => Op::DisableUser {
+            72..79 => Op::ServerEdit,
+            79..81 => Op::ServerDelete,
+            81..84 => Op::Assign,
+            84..85 => Op::AddField,
+            85..87 => Op::DisableUser {
                 device: pick(&mut rng),
             },
-            90..93 => Op::RevokeTokens {
+            87..89 => Op::RevokeTokens {
                 device: pick(&mut rng),
             },
-            93..95 => Op::ForceResync {
+            89..90 => Op::ForceResync {
                 device: pick(&mut rng),
             },
+            90..91 => Op::WipeDevice {
+                device: pick(&mut rng),
+            },
+            91..92 => Op::SignOutDevice {
+                device: pick(&mut rng),
+            },
+            92..94 => Op::ChangeRole,
+            94..95 => Op::MoveUnit,
+            95..97 => Op::SetFilter,
             _ => Op::Crash {
                 device: pick(&mut rng),
             },

@@ -20,7 +20,7 @@ use syncvault::sync::{
     TransportError,
 };
 use syncvault::vault::{KdfParams, VaultConfig};
-use syncvault_server::admin::store::{DeviceCommand, UserEdit};
+use syncvault_server::admin::store::{Depth, DeviceCommand, OrgUser, UserEdit};
 use syncvault_server::{Org, ServerConfig};
 
 use crate::faults::{self, Fault};
@@ -89,6 +89,9 @@ impl TokenSource for Tokens {
 /// One device.
 pub struct Device {
     pub index: usize,
+    /// The client id the device reports (fixed, so the run replays; a new one after a wipe).
+    pub client_id: String,
+    wipes: u32,
     pub email: &'static str,
     dir: tempfile::TempDir,
     pub account: Arc<Mutex<Account>>,
@@ -98,6 +101,22 @@ pub struct Device {
     /// What the person wrote and the store accepted, per record and field, not yet proven to
     /// have reached the organization (the invariants check and clear it).
     pub intended: BTreeMap<(String, String), BTreeMap<String, Value>>,
+}
+
+/// A new account: vault, store and organization, with the client id given.
+fn set_up(dir: &std::path::Path, client_id: &str) -> Result<Account, Failure> {
+    let mut account = Account::new(dir, vault_config());
+    account
+        .setup(
+            &format!("https://{ORG_HOST}"),
+            UserMode::Credentials,
+            PASSWORD,
+            PASSWORD,
+        )
+        .map_err(|e| Failure(format!("{client_id}: set-up failed: {e}")))?;
+    let store = account.store().map_err(|e| Failure(e.to_string()))?;
+    meta::set(store.conn(), CLIENT_ID_KEY, client_id).map_err(|e| Failure(e.to_string()))?;
+    Ok(account)
 }
 
 fn vault_config() -> VaultConfig {
@@ -213,7 +232,9 @@ fn expected(e: &EngineError) -> bool {
             code.as_deref() == Some("user_disabled")
         }
         EngineError::Auth(AuthError::SignInRequired(_) | AuthError::NotAccepted) => true,
-        EngineError::ServerBusy(_) | EngineError::SignedOutRemotely => true,
+        EngineError::ServerBusy(_) | EngineError::SignedOutRemotely | EngineError::RemoteWiped => {
+            true
+        }
         _ => false,
     }
 }
@@ -250,18 +271,8 @@ impl World {
         let mut devices = Vec::new();
         for (index, &user) in plan.device_users.iter().enumerate() {
             let dir = tempfile::tempdir().map_err(|e| Failure(format!("no temp dir: {e}")))?;
-            let mut account = Account::new(dir.path(), vault_config());
-            account
-                .setup(
-                    &format!("https://{ORG_HOST}"),
-                    UserMode::Credentials,
-                    PASSWORD,
-                    PASSWORD,
-                )
-                .map_err(|e| Failure(format!("device {index} set-up: {e}")))?;
-            let store = account.store().map_err(|e| Failure(e.to_string()))?;
-            meta::set(store.conn(), CLIENT_ID_KEY, &format!("sim-device-{index}"))
-                .map_err(|e| Failure(e.to_string()))?;
+            let client_id = format!("sim-device-{index}");
+            let account = set_up(dir.path(), &client_id)?;
             let mode = match rng.random_range(0..3) {
                 0 => ConflictMode::ServerWins,
                 1 => ConflictMode::ClientWins,
@@ -269,6 +280,8 @@ impl World {
             };
             devices.push(Device {
                 index,
+                client_id,
+                wipes: 0,
                 email: USERS[user],
                 dir,
                 account: Arc::new(Mutex::new(account)),
@@ -341,21 +354,12 @@ impl World {
                 self.trace.line(format!("revoke-tokens d{device}"));
                 Ok(())
             }
-            Op::ForceResync { device } => {
-                let answer = self
-                    .org
-                    .store
-                    .command_device(&format!("sim-device-{device}"), DeviceCommand::FullSync);
-                self.trace.line(format!(
-                    "force-resync d{device}: {}",
-                    if answer.is_ok() {
-                        "queued"
-                    } else {
-                        "no such device yet"
-                    }
-                ));
-                Ok(())
-            }
+            Op::ForceResync { device } => self.command(device, DeviceCommand::FullSync),
+            Op::WipeDevice { device } => self.command(device, DeviceCommand::Wipe),
+            Op::SignOutDevice { device } => self.command(device, DeviceCommand::SignOut),
+            Op::ChangeRole => self.change_role(),
+            Op::MoveUnit => self.move_unit(),
+            Op::SetFilter => self.set_filter(),
             Op::Crash { device } => self.crash(device),
             Op::Quiet => self.quiet().await,
         }
@@ -544,6 +548,100 @@ impl World {
         Ok(())
     }
 
+    fn command(&mut self, d: usize, command: DeviceCommand) -> Step {
+        let client = self.devices[d].client_id.clone();
+        let answer = self.org.store.command_device(&client, command);
+        self.trace.line(format!(
+            "command d{d} {command:?}: {}",
+            if answer.is_ok() {
+                "queued"
+            } else {
+                "no such device yet"
+            }
+        ));
+        Ok(())
+    }
+
+    fn change_role(&mut self) -> Step {
+        let roles = self
+            .org
+            .store
+            .roles()
+            .map_err(|e| Failure(format!("roles: {e}")))?;
+        let mut role = roles
+            .into_iter()
+            .find(|r| r.name == "Field Technician")
+            .ok_or_else(|| Failure("no Field Technician role".into()))?;
+        let k = self.rng.random_range(0..role.privileges.len());
+        let depth = match self.rng.random_range(0..10) {
+            0 => Depth::None,
+            1..4 => Depth::Own,
+            4..8 => Depth::Unit,
+            _ => Depth::Organization,
+        };
+        let privilege = &mut role.privileges[k];
+        privilege.read = depth;
+        let entity = privilege.entity.clone();
+        self.org
+            .store
+            .set_role(&role)
+            .map_err(|e| Failure(format!("set_role: {e}")))?;
+        self.trace
+            .line(format!("role Field Technician reads {entity} at {depth:?}"));
+        Ok(())
+    }
+
+    fn move_unit(&mut self) -> Step {
+        let email = USERS[self.rng.random_range(2..USERS.len())];
+        let office = syncvault_server::FIELD_OFFICES[self.rng.random_range(0..3)];
+        let user = self.user(email)?;
+        let unit = format!("{office} Field Office");
+        self.org
+            .store
+            .update_user(
+                &user.id,
+                &UserEdit {
+                    business_unit: Some(unit.clone()),
+                    ..UserEdit::from(&user)
+                },
+            )
+            .map_err(|e| Failure(format!("update_user: {e}")))?;
+        self.trace.line(format!("move {email} to {unit}"));
+        Ok(())
+    }
+
+    fn set_filter(&mut self) -> Step {
+        let filter = match self.rng.random_range(0..3) {
+            0 => None,
+            1 => Some(json!({"any": [{"field": "done", "equals": false}]})),
+            _ => Some(
+                json!({"any": [{"field": "done", "equals": true}, {"field": "kind", "equals": "visit"}]}),
+            ),
+        };
+        let shown = filter
+            .as_ref()
+            .map_or("none".to_string(), |f| f.to_string());
+        let filter = filter
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Failure(format!("filter: {e}")))?;
+        let answer = self.org.data.set_filter("activity", filter);
+        self.trace.line(format!(
+            "activity filter {shown}: {}",
+            if answer.is_ok() { "set" } else { "refused" }
+        ));
+        Ok(())
+    }
+
+    fn user(&self, email: &str) -> Result<OrgUser, Failure> {
+        self.org
+            .store
+            .user_by_email(email)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Failure(format!("no user {email}")))
+    }
+
     fn set_enabled(&self, email: &str, enabled: bool) -> Step {
         let user = self
             .org
@@ -573,6 +671,23 @@ impl World {
         Ok(())
     }
 
+    /// The organization wiped the device: the app erases the vault, as the mobile API does, and
+    /// the person sets it up again (what it had not sent is gone, as the administrator asked).
+    fn wiped(&mut self, d: usize) -> Step {
+        let device = &mut self.devices[d];
+        device.wipes += 1;
+        device.client_id = format!("sim-device-{d}-w{}", device.wipes);
+        device.intended.clear();
+        let mut account = device.account.lock().unwrap();
+        account
+            .wipe_remotely()
+            .map_err(|e| Failure(format!("device {d}: the remote wipe failed: {e}")))?;
+        *account = set_up(device.dir.path(), &device.client_id)?;
+        drop(account);
+        self.trace.line(format!("  d{d} wiped, set up again"));
+        Ok(())
+    }
+
     /// The app is killed: its account is dropped and opened again from the files.
     fn crash(&mut self, d: usize) -> Step {
         let device = &self.devices[d];
@@ -592,7 +707,7 @@ impl World {
     pub async fn sync_round(
         &mut self,
         devices: Vec<usize>,
-    ) -> Result<BTreeMap<usize, Result<SyncReport, ()>>, Failure> {
+    ) -> Result<BTreeMap<usize, Result<SyncReport, String>>, Failure> {
         let mut running = BTreeMap::new();
         for &d in &devices {
             self.net.started(d);
@@ -626,7 +741,14 @@ impl World {
                 {
                     fail!("device {d}: unexpected error {}: {e}", error_kind(e));
                 }
-                outcomes.insert(d, result.map_err(|_| ()));
+                match &result {
+                    Err(EngineError::RemoteWiped) => self.wiped(d)?,
+                    Err(EngineError::SignedOutRemotely) => {
+                        *self.devices[d].tokens.revoked.lock().unwrap() = true;
+                    }
+                    _ => {}
+                }
+                outcomes.insert(d, result.map_err(|e| error_kind(&e)));
             }
             if waiting.is_empty() {
                 continue;
@@ -696,10 +818,21 @@ impl World {
         for _round in 0..5 {
             let mut moved = false;
             for d in 0..self.devices.len() {
-                let outcomes = self.sync_round(vec![d]).await?;
+                let mut outcomes = self.sync_round(vec![d]).await?;
+                if let Err(kind) = &outcomes[&d]
+                    && (kind == "SignedOutRemotely" || kind == "RemoteWiped")
+                {
+                    // The administrator's command arrived: the person signs in (or sets the
+                    // device up) again, and synchronizes.
+                    *self.devices[d].tokens.revoked.lock().unwrap() = false;
+                    outcomes = self.sync_round(vec![d]).await?;
+                    moved = true;
+                }
                 match &outcomes[&d] {
                     Ok(r) => moved |= r.records_downloaded + r.records_uploaded + r.rejected > 0,
-                    Err(()) => fail!("device {d} does not synchronize with the faults off"),
+                    Err(kind) => {
+                        fail!("device {d} does not synchronize with the faults off: {kind}")
+                    }
                 }
             }
             if !moved {

@@ -33,6 +33,12 @@ const REGRESSIONS: &[(u64, usize, &[usize], &str)] = &[
         "a Synchronize dropped mid-download left its page fetcher sending pulls",
     ),
     (0, 60, &[], "the same, in the whole run of seed 0"),
+    (
+        7,
+        13,
+        &[0, 1, 4, 7, 8, 9, 11],
+        "an activity created on a device outside its sync filter stayed on the device forever",
+    ),
 ];
 
 #[test]

@@ -71,8 +71,9 @@ pub fn push_results(
             PushAction::Acknowledge {
                 mutation_id,
                 version,
+                in_scope,
             } => {
-                acknowledge(conn, by_id[&mutation_id], version)?;
+                acknowledge(conn, by_id[&mutation_id], version, in_scope)?;
                 outcome.acknowledged += 1;
             }
             PushAction::Settle {
@@ -115,7 +116,12 @@ pub fn push_results(
 
 /// An applied mutation leaves the outbox; the record now stands on the new server version, and
 /// edits made while it was in flight are rebased on it.
-fn acknowledge(conn: &Connection, m: &Outgoing, version: Option<i64>) -> Result<(), EngineError> {
+fn acknowledge(
+    conn: &Connection,
+    m: &Outgoing,
+    version: Option<i64>,
+    in_scope: bool,
+) -> Result<(), EngineError> {
     for seq in &m.seqs {
         outbox::remove(conn, *seq)?;
     }
@@ -128,6 +134,14 @@ fn acknowledge(conn: &Connection, m: &Outgoing, version: Option<i64>) -> Result<
         return Ok(());
     }
     let version = version.ok_or(plan::PlanError::AppliedWithoutVersion)?;
+    if !in_scope && rest.is_empty() {
+        // The organization took the record but the user may not read it (a sync filter, the
+        // roles): no pull will ever update or remove it, so it leaves the device now, as a record
+        // leaving the scope does (found by the simulator; docs/testing.md).
+        entities::delete(conn, entity, id)?;
+        outbox::set_mirror(conn, entity, id, None)?;
+        return Ok(());
+    }
     entities::set_version(conn, entity, id, version)?;
     if rest.is_empty() {
         outbox::set_mirror(conn, entity, id, None)?;

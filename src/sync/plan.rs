@@ -339,10 +339,11 @@ fn fold(entries: Vec<Entry>) -> Option<Outgoing> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum PushAction {
     /// Applied (or a duplicate of an applied one): its entries leave the outbox and the record
-    /// stands on `version` (None for a delete).
+    /// stands on `version` (None for a delete); out of the user's scope, it leaves the device.
     Acknowledge {
         mutation_id: i64,
         version: Option<i64>,
+        in_scope: bool,
     },
     /// The server holds a different version: settle the local edits by the conflict mode.
     Settle {
@@ -431,6 +432,7 @@ pub fn plan_push(
                     PushAction::Acknowledge {
                         mutation_id: r.mutation_id,
                         version: r.version,
+                        in_scope: r.in_scope != Some(false),
                     }
                 }
                 MutationStatus::Conflict => {

@@ -251,6 +251,10 @@ pub struct MutationResult {
     /// Why a mutation was rejected, from the protocol's list (docs/protocol.md).
     #[serde(default)]
     pub code: Option<String>,
+    /// `false` on an applied write the user may not read now (a sync filter or the roles leave
+    /// the record out of their scope): the device drops the record once nothing of it is queued.
+    #[serde(default)]
+    pub in_scope: Option<bool>,
 }
 
 #[cfg(test)]

@@ -538,6 +538,8 @@ impl DataStore {
                 description: format!("at most {MAX_MUTATIONS} mutations per push"),
             });
         }
+        // What the user reads, for the answer's `in_scope` (before the lock: `scope` takes it).
+        let scope = self.scope(access, None);
         let mut guard = self.lock();
         let inner = &mut *guard;
         let mut seq = inner.seq;
@@ -556,7 +558,9 @@ impl DataStore {
                 client_id,
                 blobs,
             };
-            results.push(push.apply(mutation_id, m, &mut seq)?);
+            let mut result = push.apply(mutation_id, m, &mut seq)?;
+            mark_out_of_scope(&tx, &scope, m, &mut result)?;
+            results.push(result);
         }
         // Every mutation below the lowest one sent was acknowledged by the client (it sends its
         // outbox in order): their ids are no longer needed.
@@ -1319,6 +1323,36 @@ struct Push<'a> {
     access: &'a Access,
     client_id: &'a str,
     blobs: &'a BlobStore,
+}
+
+/// Adds `"in_scope": false` to an applied (or duplicate) write of a record the user may not
+/// read now, so the device drops it instead of keeping a record no pull will ever update
+/// (docs/protocol.md, "POST /push").
+fn mark_out_of_scope(
+    tx: &Connection,
+    scope: &Scope,
+    m: &Value,
+    result: &mut Value,
+) -> Result<(), rusqlite::Error> {
+    let written = matches!(result["status"].as_str(), Some("applied" | "duplicate"))
+        && m["op"].as_str() != Some("delete");
+    let (Some(entity), Some(id)) = (m["entity"].as_str(), m["id"].as_str()) else {
+        return Ok(());
+    };
+    if !written {
+        return Ok(());
+    }
+    let readable: bool = tx
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE entity = ?1 AND id = ?2
+             AND superseded IS NULL AND deleted = 0 AND coalesce({}, 0))",
+            scope.entity_predicate(entity)
+        ))?
+        .query_row(params![entity, id], |r| r.get(0))?;
+    if !readable {
+        result["in_scope"] = json!(false);
+    }
+    Ok(())
 }
 
 /// The live attachments of one record.
