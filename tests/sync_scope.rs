@@ -681,3 +681,68 @@ async fn an_edit_racing_its_records_exit_becomes_an_out_of_scope_error() {
     tech.discard_sync_error(errors[0].id).await.unwrap();
     holds_its_scope(&tech, &srv, TECH1).await;
 }
+
+/// A record the device writes that its user may not read once the server has it (here a done
+/// activity under an "open activities only" filter) leaves the device after the push: no pull
+/// would ever remove it (found by the simulator, seed 7; docs/testing.md). One that stays in the
+/// filter stays on the device.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_written_outside_the_sync_filter_leaves_the_device_after_its_push() {
+    let srv = org(20).await;
+    srv.org
+        .data
+        .set_filter(
+            "activity",
+            Some(
+                serde_json::from_value(json!({"any": [{"field": "done", "equals": false}]}))
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ada = device(&dir, &srv, "ada@contoso.example").await;
+    sync(&ada).await.unwrap();
+    let done = ada
+        .create_record(
+            "activity".into(),
+            fields(&[
+                ("subject", text("Closed visit")),
+                ("done", syncvault::FieldValue::Boolean { value: true }),
+            ]),
+        )
+        .await
+        .unwrap();
+    let open = ada
+        .create_record(
+            "activity".into(),
+            fields(&[
+                ("subject", text("Open visit")),
+                ("done", syncvault::FieldValue::Boolean { value: false }),
+            ]),
+        )
+        .await
+        .unwrap();
+    let report = sync(&ada).await.unwrap();
+    assert_eq!(report.records_uploaded, 2);
+    // The server has both; the device keeps only the one its filter reads.
+    assert!(
+        srv.org
+            .data
+            .get("activity", &done)
+            .is_some_and(|r| !r.deleted)
+    );
+    assert!(
+        ada.get_record("activity".into(), done.clone())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ada.get_record("activity".into(), open)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    holds_its_scope(&ada, &srv, "ada@contoso.example").await;
+    assert_eq!(report.pending_changes, 0);
+}
