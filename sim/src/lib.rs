@@ -11,7 +11,7 @@ pub mod plan;
 pub mod trace;
 pub mod world;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
@@ -40,6 +40,8 @@ pub struct Outcome {
     /// The first broken invariant or unexpected error, with the step it happened at and the
     /// trace's last lines.
     pub failure: Option<(usize, String, Vec<String>)>,
+    /// What the run exercised, by case (`World::counts`).
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// Panics anywhere in the process since the run began (a task's panic is caught by tokio and
@@ -92,6 +94,7 @@ fn run_plan(config: &RunConfig) -> Outcome {
                     trace_hash: String::new(),
                     steps: 0,
                     failure: Some((0, e.0, vec![])),
+                    counts: BTreeMap::new(),
                 };
             }
         };
@@ -111,6 +114,7 @@ fn run_plan(config: &RunConfig) -> Outcome {
                     trace_hash: world.trace.hash(),
                     steps,
                     failure: Some((i, e.0, world.trace.tail())),
+                    counts: world.counts,
                 };
             }
         }
@@ -118,6 +122,7 @@ fn run_plan(config: &RunConfig) -> Outcome {
             trace_hash: world.trace.hash(),
             steps,
             failure: None,
+            counts: world.counts,
         }
     })
 }

@@ -116,6 +116,7 @@ fn main() -> ExitCode {
     );
     let began = Instant::now();
     let (mut steps, mut last) = (0u64, String::new());
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
     for seed in args.start..args.start + args.seeds {
         let config = RunConfig {
             seed,
@@ -125,6 +126,9 @@ fn main() -> ExitCode {
         let outcome = run(&config);
         steps += outcome.steps as u64;
         last = outcome.trace_hash.clone();
+        for (what, n) in &outcome.counts {
+            *counts.entry(what.clone()).or_default() += n;
+        }
         bar.inc(1);
         if let Some((at, message, _)) = &outcome.failure {
             bar.abandon();
@@ -145,5 +149,7 @@ fn main() -> ExitCode {
         peak_rss_mib().map_or("?".into(), |m| m.to_string()),
         args.start + args.seeds - 1,
     );
+    let exercised: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!("simulate: exercised: {}", exercised.join(", "));
     ExitCode::SUCCESS
 }

@@ -253,6 +253,9 @@ pub struct World {
     /// Counters that make each written value unique (an edit's value names its writer).
     written: u64,
     fields_added: u32,
+    /// What the run exercised (faults by kind, conflicts, refusals, crashes, errors by case),
+    /// for the summary: a run that never met a case tested nothing of it.
+    pub counts: BTreeMap<String, u64>,
 }
 
 impl World {
@@ -331,6 +334,7 @@ impl World {
             disabled: BTreeSet::new(),
             written: 0,
             fields_added: 0,
+            counts: BTreeMap::new(),
         })
     }
 
@@ -362,6 +366,12 @@ impl World {
             Op::SetFilter => self.set_filter(),
             Op::Crash { device } => self.crash(device),
             Op::Quiet => self.quiet().await,
+        }
+    }
+
+    fn count(&mut self, what: &str, n: u64) {
+        if n > 0 {
+            *self.counts.entry(what.to_string()).or_default() += n;
         }
     }
 
@@ -736,6 +746,15 @@ impl World {
                     Err(e) => fail!("device {d}'s Synchronize panicked: {e}"),
                 };
                 self.trace.line(format!("  d{d} {}", outcome(&result)));
+                match &result {
+                    Ok(r) => {
+                        self.count("synchronizes ok", 1);
+                        self.count("conflicts", r.conflicts);
+                        self.count("refused changes", r.rejected);
+                        self.count("records leaving scopes", r.records_removed);
+                    }
+                    Err(e) => self.count(&format!("error {}", error_kind(e)), 1),
+                }
                 if let Err(e) = &result
                     && !expected(e)
                 {
@@ -780,6 +799,7 @@ impl World {
                     }
                     self.net.stopped(d);
                     self.trace.line(format!("  d{d} killed mid-sync"));
+                    self.count("killed mid-sync", 1);
                     self.crash(d)?;
                 }
                 _ => {
@@ -791,6 +811,11 @@ impl World {
                         Fault::None
                     };
                     let (answer, status) = faults::deliver(&self.router, &request, fault).await;
+                    self.count("requests", 1);
+                    if fault != Fault::None {
+                        let kind = fault.name();
+                        self.count(kind.split('/').next().unwrap_or(&kind), 1);
+                    }
                     self.trace.line(format!(
                         "  d{d} {} {} -> {status}",
                         request.call,
@@ -844,6 +869,7 @@ impl World {
             fail!("the devices still move records after 5 quiet rounds");
         }
         crate::check::invariants(self)?;
+        self.count("quiet points", 1);
         self.faults_on = true;
         Ok(())
     }
