@@ -520,13 +520,7 @@ impl World {
             return Ok(());
         };
         let email = USERS[self.rng.random_range(0..USERS.len())];
-        let user = self
-            .org
-            .store
-            .user_by_email(email)
-            .ok()
-            .flatten()
-            .ok_or_else(|| Failure(format!("no user {email}")))?;
+        let user = self.user(email)?;
         let moved = self
             .org
             .data
@@ -653,13 +647,7 @@ impl World {
     }
 
     fn set_enabled(&self, email: &str, enabled: bool) -> Step {
-        let user = self
-            .org
-            .store
-            .user_by_email(email)
-            .ok()
-            .flatten()
-            .ok_or_else(|| Failure(format!("no user {email}")))?;
+        let user = self.user(email)?;
         self.org
             .store
             .update_user(
