@@ -37,7 +37,7 @@ private val tempDirs = mutableListOf<Path>().also { dirs ->
 
 /** A fresh directory under the system's temp directory, deleted when the run ends. */
 fun tempDir(prefix: String): Path =
-    Files.createTempDirectory("syncvault-kt-$prefix").also { synchronized(tempDirs) { tempDirs += it } }
+    Files.createTempDirectory("syncvault-kt-$prefix").also { synchronized(tempDirs) { tempDirs.add(it) } }
 
 class Suite {
     private val tests = mutableListOf<Pair<String, () -> Unit>>()
