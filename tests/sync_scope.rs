@@ -746,3 +746,50 @@ async fn a_record_written_outside_the_sync_filter_leaves_the_device_after_its_pu
     holds_its_scope(&ada, &srv, "ada@contoso.example").await;
     assert_eq!(report.pending_changes, 0);
 }
+
+/// A pull's answer can be lost after the server has sent it (seed 10004 of the simulator, with
+/// a duplicated request): when the device's retry starts from the same cursor, it must still
+/// bring what a role change let in, although nothing was written in between so both pulls end
+/// at the same point of the change feed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_retried_after_its_answer_was_lost_still_brings_a_widened_scope() {
+    let srv = org(300).await;
+    srv.org
+        .store
+        .set_role(&Role {
+            name: "Activity Reader".into(),
+            privileges: vec![Privilege {
+                entity: "activity".into(),
+                read: Depth::Organization,
+                create: Depth::None,
+                write: Depth::None,
+                delete: Depth::None,
+            }],
+        })
+        .unwrap();
+    // The device's pulls, straight on the server's store: (changes, cursor).
+    let pull = |cursor: Option<i64>| {
+        let user = srv.org.store.user_by_email(TECH1).unwrap().unwrap();
+        let scope = srv.org.data.scope(&srv.org.access(&user).unwrap(), None);
+        let body = srv
+            .org
+            .data
+            .pull("device-10004", &scope, cursor, None, 5000)
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let cursor = body["cursor"].as_i64().expect("one page");
+        (body["changes"].as_array().unwrap().len(), cursor)
+    };
+    let (initial, held) = pull(None);
+    assert!(initial > 0);
+    set_roles(&srv, TECH1, &["Field Technician", "Activity Reader"], None);
+    let (entered, lost) = pull(Some(held));
+    assert!(entered > 0, "the widened scope brings activities");
+    let (retried, cursor) = pull(Some(held));
+    assert_eq!(retried, entered, "the retry sends what the lost answer did");
+    assert_eq!(cursor, lost);
+    assert_eq!(pull(Some(cursor)).0, 0);
+    // The cursor of the lost answer's scope stays apart from the older one.
+    assert_ne!(cursor, held);
+    assert_eq!(pull(Some(held)).0, entered);
+}

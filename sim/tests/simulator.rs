@@ -39,6 +39,12 @@ const REGRESSIONS: &[(u64, usize, &[usize], &str)] = &[
         &[0, 1, 4, 7, 8, 9, 11],
         "an activity created on a device outside its sync filter stayed on the device forever",
     ),
+    (
+        10004,
+        61,
+        &[0, 1, 2, 10, 12, 24, 27, 28, 36, 47, 48, 55, 56, 57, 58, 59],
+        "a duplicated pull after a role change: the answer the device got sent nothing new",
+    ),
 ];
 
 #[test]

@@ -274,9 +274,17 @@ impl DataStore {
         migrate_unversioned(&conn)?;
         conn.execute_batch(SCHEMA_SQL)?;
         crate::layout::stamp(&conn, crate::layout::ORG_DB)?;
-        let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
-            r.get(0)
-        })?;
+        let newest_record: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM records", [], |r| {
+                r.get(0)
+            })?;
+        // A cursor may be a sequence value no record took (`remember_cursor`): never hand it out
+        // again after a restart.
+        let newest_cursor: i64 =
+            conn.query_row("SELECT coalesce(max(cursor), 0) FROM cursors", [], |r| {
+                r.get(0)
+            })?;
+        let seq = newest_record.max(newest_cursor);
         let stored: Option<Schema> = match meta(&conn, "schema")? {
             Some(s) => Some(serde_json::from_str(&s).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
@@ -308,7 +316,7 @@ impl DataStore {
             schema,
             token_key,
         };
-        if seq == 0 && records > 0 {
+        if newest_record == 0 && records > 0 {
             inner.generate(records, owners)?;
         }
         Ok(DataStore {
@@ -478,7 +486,7 @@ impl DataStore {
         page_token: Option<&str>,
         limit: u32,
     ) -> Result<String, ApiError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         let limit = limit.clamp(1, MAX_PAGE) as usize;
         let token = match page_token {
             Some(t) => {
@@ -802,7 +810,7 @@ impl Inner {
 
     /// A pull without a page token: its bounds, the scopes, the total.
     fn start_pull(
-        &self,
+        &mut self,
         client_id: &str,
         scope: &Scope,
         cursor: Option<i64>,
@@ -816,17 +824,21 @@ impl Inner {
             Some(c) if c < self.horizon()? => {
                 return refuse("the cursor is older than the server's change history");
             }
-            Some(c) => match self
-                .conn
-                .prepare_cached("SELECT scope FROM cursors WHERE client_id = ?1 AND cursor = ?2")?
-                .query_row(params![client_id, c], |r| r.get::<_, i64>(0))
-                .optional()?
-            {
+            Some(c) => match self.cursor_scope(client_id, c)? {
                 Some(id) => Some(id),
                 None => return refuse("the server does not know this device's cursor"),
             },
         };
         let scope_id = self.intern_scope(scope)?;
+        if self
+            .cursor_scope(client_id, self.seq)?
+            .is_some_and(|s| s != scope_id)
+        {
+            // The device may hold the head already with another scope (the answer of a pull
+            // that ended there was lost, then a role or filter changed): this pull ends at a
+            // sequence value no record takes, so the two cursors stay apart.
+            self.seq += 1;
+        }
         let mut token = PageToken {
             phase: Phase::Scope,
             after: 0,
@@ -873,12 +885,31 @@ impl Inner {
             .ok_or_else(|| ApiError::bad_request("invalid_page_token", "unknown scope"))
     }
 
+    /// The scope a device holds at `cursor`, if the server remembers that cursor.
+    fn cursor_scope(&self, client_id: &str, cursor: i64) -> Result<Option<i64>, rusqlite::Error> {
+        self.conn
+            .prepare_cached("SELECT scope FROM cursors WHERE client_id = ?1 AND cursor = ?2")?
+            .query_row(params![client_id, cursor], |r| r.get(0))
+            .optional()
+    }
+
     /// Records the scope a device holds at `cursor` (the end of a pull), keeping the last few.
+    /// A cursor is never remembered with two scopes (`start_pull` keeps them apart): should two
+    /// pulls of one device still end at one cursor with different scopes, it is forgotten, and
+    /// the device's next pull with it resyncs rather than compare against the wrong scope.
     fn remember_cursor(&self, client_id: &str, cursor: i64, scope: i64) -> Result<(), ApiError> {
+        if self
+            .cursor_scope(client_id, cursor)?
+            .is_some_and(|s| s != scope)
+        {
+            self.conn
+                .prepare_cached("DELETE FROM cursors WHERE client_id = ?1 AND cursor = ?2")?
+                .execute(params![client_id, cursor])?;
+            return Ok(());
+        }
         self.conn
             .prepare_cached(
-                "INSERT INTO cursors (client_id, cursor, scope) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (client_id, cursor) DO UPDATE SET scope = excluded.scope",
+                "INSERT OR IGNORE INTO cursors (client_id, cursor, scope) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![client_id, cursor, scope])?;
         self.conn
