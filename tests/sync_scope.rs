@@ -366,6 +366,44 @@ async fn sync_filters_and_their_moving_window_trim_without_a_full_download() {
     );
 }
 
+/// A field added to an entity sends its records again; when its sync filter changed before the
+/// device's next pull too, the records the filter now leaves out must still leave the device
+/// (simulator seed 10016: they stayed, because the changed entity counted as not held at all).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_and_a_new_field_at_once_still_remove_what_the_filter_leaves_out() {
+    let srv = org(600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ada = device(&dir, &srv, "ada@contoso.example").await;
+    sync(&ada).await.unwrap();
+    srv.org
+        .data
+        .set_filter("activity", Some(open_or_recent(120)))
+        .unwrap();
+    srv.org
+        .data
+        .add_field(
+            "activity",
+            serde_json::from_value(json!({"name": "site", "type": "text"})).unwrap(),
+        )
+        .unwrap();
+    let activities = srv
+        .org
+        .data
+        .live_records()
+        .iter()
+        .filter(|r| r.entity == "activity")
+        .count() as u64;
+    let expected = srv.org.readable_records("ada@contoso.example");
+    let kept = expected.iter().filter(|r| r.entity == "activity").count() as u64;
+    assert!(kept > 0 && kept < activities);
+    let report = sync(&ada).await.unwrap();
+    assert_eq!(
+        (report.records_downloaded, report.records_removed),
+        (activities, activities - kept)
+    );
+    assert_holds(&ada, expected).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn scope_and_data_changing_under_every_page_still_converge() {
     let srv = Arc::new(org(3000).await);

@@ -88,6 +88,13 @@ pub async fn deliver(router: &Router, request: &Request, fault: Fault) -> (Reply
             Err(broken("the connection reset before the answer")),
             status,
         ),
+        // A download's content streams: the device keeps what came before the break.
+        Fault::Truncated if request.call == "content" && answer.status < 300 => {
+            let kept = answer.body.len() / 2;
+            answer.body.truncate(kept);
+            answer.broken = true;
+            (Ok(answer), status)
+        }
         Fault::Truncated => (Err(broken("the answer broke off")), status),
         _ => (Ok(answer), status),
     }
@@ -101,42 +108,53 @@ fn synthetic(status: u16, retry_after: Option<u64>) -> Answer {
     Answer {
         status,
         retry_after,
+        range_start: None,
         body: Bytes::from_static(error.as_bytes()),
+        broken: false,
     }
 }
 
 /// One request answered by the server's own router, as over HTTP.
 async fn handle(router: &Router, request: &Request) -> Answer {
-    let builder = axum::http::Request::builder()
-        .uri(format!("/api/sync/v2/{}", request.call))
+    let mut builder = axum::http::Request::builder()
+        .method(request.method)
+        .uri(format!("/api/sync/v2/{}", request.path))
         .header("host", crate::world::ORG_HOST)
         .header("authorization", format!("Bearer {}", request.token));
-    let http = if request.body.is_empty() {
-        builder.method("GET").body(Body::empty())
-    } else {
-        builder
-            .method("POST")
-            .header("content-type", "application/json")
-            .body(Body::from(request.body.clone()))
+    if let Some(kind) = request.content_type {
+        builder = builder.header("content-type", kind);
     }
-    .expect("a well-formed request");
+    if let Some(from) = request.range_from {
+        builder = builder.header("range", format!("bytes={from}-"));
+    }
+    let http = builder
+        .body(Body::from(request.body.clone()))
+        .expect("a well-formed request");
     let response = router
         .clone()
         .oneshot(http)
         .await
         .expect("the router is infallible");
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+    // `bytes N-M/T`: where a partial answer starts.
+    let range_start = header("content-range")
+        .and_then(|v| v.strip_prefix("bytes ")?.split('-').next()?.parse().ok());
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap_or_default();
     Answer {
         status,
         retry_after,
+        range_start,
         body,
+        broken: false,
     }
 }

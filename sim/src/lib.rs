@@ -28,6 +28,9 @@ pub struct RunConfig {
     pub skip: BTreeSet<usize>,
     /// Print the trace as it goes.
     pub echo: bool,
+    /// Leave attachments out: the run is then the one seeds gave before attachments were
+    /// modelled (they draw from a stream of their own, so nothing else moves).
+    pub no_attachments: bool,
 }
 
 /// What one seed did.
@@ -87,7 +90,7 @@ pub fn run(config: &RunConfig) -> Outcome {
 fn run_plan(config: &RunConfig) -> Outcome {
     let plan = plan::plan(config.seed, config.steps);
     runtime().block_on(async {
-        let mut world = match World::new(config.seed, &plan, config.echo) {
+        let mut world = match World::new(config.seed, &plan, config.echo, !config.no_attachments) {
             Ok(w) => w,
             Err(e) => {
                 return Outcome {
@@ -181,6 +184,9 @@ pub fn replay_command(config: &RunConfig) -> String {
     if !config.skip.is_empty() {
         let skip: Vec<String> = config.skip.iter().map(|s| s.to_string()).collect();
         command += &format!(" --skip {}", skip.join(","));
+    }
+    if config.no_attachments {
+        command += " --no-attachments";
     }
     command
 }

@@ -1,6 +1,8 @@
 //! `scripts/simulate`: runs seeds of the simulator (docs/testing.md, "The simulator").
 //!
 //!   --seed S [--steps K] [--skip a,b] [--trace]   one seed; prints `seed S: trace HASH`
+//!   --no-attachments                              the plan as it was before attachments
+//!                                                 (the regression seeds found before them)
 //!   --seeds N [--start S] [--steps K]             N seeds from S, with a progress bar and a
 //!                                                 summary line; stops at the first failure
 //!
@@ -23,6 +25,7 @@ struct Args {
     skip: BTreeSet<usize>,
     trace: bool,
     shrink: bool,
+    no_attachments: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,6 +37,7 @@ fn parse() -> Result<Args, String> {
         skip: BTreeSet::new(),
         trace: false,
         shrink: true,
+        no_attachments: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +58,7 @@ fn parse() -> Result<Args, String> {
             }
             "--trace" => args.trace = true,
             "--no-shrink" => args.shrink = false,
+            "--no-attachments" => args.no_attachments = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
             steps: args.steps,
             skip: args.skip.clone(),
             echo: args.trace,
+            no_attachments: args.no_attachments,
         };
         let outcome = run(&config);
         println!("seed {seed}: trace {}", outcome.trace_hash);
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
         let config = RunConfig {
             seed,
             steps: args.steps,
+            no_attachments: args.no_attachments,
             ..Default::default()
         };
         let outcome = run(&config);

@@ -8,19 +8,43 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use syncvault::sync::protocol::UploadState;
 use syncvault::sync::protocol::{
     PullRequest, PullResponse, PushRequest, PushResponse, SchemaResponse,
 };
+use syncvault::sync::transport::ContentStream;
 use syncvault::sync::{Received, Transport, TransportError};
 use tokio::sync::{Notify, oneshot};
 
 /// One HTTP request of the sync API, as a device sent it.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// `schema`, `pull` or `push` (the trace names requests by it).
+    /// `schema`, `pull`, `push`, `upload`, `chunk`, `finish` or `content` (the trace names
+    /// requests by it).
     pub call: &'static str,
+    pub method: &'static str,
+    /// The path and query below `/api/sync/v2/`.
+    pub path: String,
+    pub content_type: Option<&'static str>,
+    /// A download's `Range: bytes=N-`.
+    pub range_from: Option<u64>,
     pub token: String,
     pub body: Bytes,
+}
+
+impl Request {
+    /// A call of the protocol's JSON API: GET without a body, POST with one.
+    fn json(call: &'static str, token: &str, body: Bytes) -> Request {
+        Request {
+            call,
+            method: if body.is_empty() { "GET" } else { "POST" },
+            path: call.to_string(),
+            content_type: (!body.is_empty()).then_some("application/json"),
+            range_from: None,
+            token: token.to_string(),
+            body,
+        }
+    }
 }
 
 /// The server's answer as the device receives it.
@@ -28,7 +52,11 @@ pub struct Request {
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<u64>,
+    /// Where a `206 Partial Content` answer starts (its `Content-Range`).
+    pub range_start: Option<u64>,
     pub body: Bytes,
+    /// The body broke off after these bytes (a download's connection reset mid-body).
+    pub broken: bool,
 }
 
 /// What a request in flight waits for.
@@ -141,24 +169,19 @@ pub struct DeviceLink {
 }
 
 impl DeviceLink {
+    async fn send(&self, request: Request) -> Result<Answer, TransportError> {
+        let call = request.call;
+        let answer = self.net.send(self.device, request).await?;
+        classify(call, answer)
+    }
+
     async fn call(
         &self,
         call: &'static str,
         token: &str,
         body: Bytes,
     ) -> Result<Answer, TransportError> {
-        let answer = self
-            .net
-            .send(
-                self.device,
-                Request {
-                    call,
-                    token: token.to_string(),
-                    body,
-                },
-            )
-            .await?;
-        classify(call, answer)
+        self.send(Request::json(call, token, body)).await
     }
 }
 
@@ -232,5 +255,93 @@ impl Transport for DeviceLink {
         let sent = body.len();
         let answer = self.call("push", token, body).await?;
         Ok(received(json("push", &answer.body)?, &answer, sent))
+    }
+
+    async fn create_upload(
+        &self,
+        token: &str,
+        sha256: &str,
+        size: u64,
+    ) -> Result<Received<UploadState>, TransportError> {
+        let body = encode(&serde_json::json!({"sha256": sha256, "size": size}));
+        let sent = body.len();
+        let mut request = Request::json("upload", token, body);
+        request.path = "attachments/uploads".into();
+        let answer = self.send(request).await?;
+        Ok(received(json("upload", &answer.body)?, &answer, sent))
+    }
+
+    async fn upload_chunk(
+        &self,
+        token: &str,
+        upload_id: &str,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<Received<u64>, TransportError> {
+        #[derive(serde::Deserialize)]
+        struct Held {
+            offset: u64,
+        }
+        let sent = bytes.len();
+        let answer = self
+            .send(Request {
+                call: "chunk",
+                method: "PUT",
+                path: format!("attachments/uploads/{upload_id}?offset={offset}"),
+                content_type: Some("application/octet-stream"),
+                range_from: None,
+                token: token.to_string(),
+                body: bytes,
+            })
+            .await?;
+        let held: Held = json("chunk", &answer.body)?;
+        Ok(received(held.offset, &answer, sent))
+    }
+
+    async fn finish_upload(
+        &self,
+        token: &str,
+        upload_id: &str,
+    ) -> Result<Received<()>, TransportError> {
+        let mut request = Request::json("finish", token, Bytes::new());
+        request.method = "POST";
+        request.path = format!("attachments/uploads/{upload_id}/finish");
+        let answer = self.send(request).await?;
+        let _: serde_json::Value = json("finish", &answer.body)?;
+        Ok(received((), &answer, 0))
+    }
+
+    async fn download(
+        &self,
+        token: &str,
+        id: &str,
+        offset: u64,
+    ) -> Result<ContentStream, TransportError> {
+        let mut request = Request::json("content", token, Bytes::new());
+        request.path = format!("attachments/{id}/content");
+        request.range_from = Some(offset);
+        let answer = self.send(request).await?;
+        let start = match (answer.status, answer.range_start) {
+            (206, Some(start)) => start,
+            (206, None) => {
+                return Err(TransportError::Protocol(
+                    "a partial answer without its range".into(),
+                ));
+            }
+            _ => 0,
+        };
+        // The body arrives in pieces, as over a connection; a broken one ends with an error.
+        let mut pieces: Vec<Result<Bytes, TransportError>> = answer
+            .body
+            .chunks(16 << 10)
+            .map(|c| Ok(answer.body.slice_ref(c)))
+            .collect();
+        if answer.broken {
+            pieces.push(Err(TransportError::Retryable {
+                reason: "the download broke".into(),
+                retry_after: None,
+            }));
+        }
+        Ok(ContentStream::from_pieces(start, pieces))
     }
 }

@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 use syncvault::account::{Account, UserMode};
 use syncvault::auth::AuthError;
-use syncvault::store::{entities, meta, outbox};
+use syncvault::live::{self, WatchSpec};
+use syncvault::store::{attachments, entities, meta, outbox};
 use syncvault::sync::apply::CLIENT_ID_KEY;
 use syncvault::sync::{
     CancelToken, ConflictMode, EngineError, SyncContext, SyncOptions, SyncReport, TokenSource,
@@ -21,6 +22,7 @@ use syncvault::sync::{
 };
 use syncvault::vault::{KdfParams, VaultConfig};
 use syncvault_server::admin::store::{Depth, DeviceCommand, OrgUser, UserEdit};
+use syncvault_server::sync::blobs::AttachmentPolicy;
 use syncvault_server::{Org, ServerConfig};
 
 use crate::faults::{self, Fault};
@@ -45,7 +47,14 @@ pub const EDITABLE: [(&str, [&str; 2]); 3] = [
     ("contact", ["full_name", "notes"]),
     ("activity", ["subject", "notes"]),
 ];
+/// The records the invariants compare with the server's: the edited entities and attachments.
+pub const COMPARED: [&str; 4] = ["account", "contact", "activity", "attachment"];
 const PASSWORD: &[u8] = b"simulated offline password";
+/// Attachments up to this size download with every Synchronize; larger ones on demand (the
+/// organization's policy in a run with attachments).
+pub const AUTO_DOWNLOAD_MAX: u64 = 32 << 10;
+/// What the attachments' own random stream is seeded with beside the run's seed.
+const ATTACHMENT_STREAM: u64 = 0xa77a_c400_0000_0001;
 
 /// A failed invariant or an unexpected error: the run stops here.
 #[derive(Debug)]
@@ -86,6 +95,64 @@ impl TokenSource for Tokens {
     }
 }
 
+/// A watched query the app keeps on screen: every record of one entity. Its last delivery is
+/// compared with a direct read at every quiet point (invariant 6).
+pub struct Watch {
+    pub entity: &'static str,
+    /// The last delivery (None before the first).
+    pub latest: Arc<Mutex<Option<Result<Records, String>>>>,
+    cancel: CancelToken,
+}
+
+/// A device's records of one entity, by id.
+pub type Records = BTreeMap<String, Map<String, Value>>;
+
+impl Watch {
+    /// Starts the watch on `account`'s change hub, as the mobile API's `watchQuery` does.
+    fn start(account: &Account, entity: &'static str) -> Watch {
+        let latest = Arc::new(Mutex::new(None));
+        let cancel = CancelToken::default();
+        let delivered = Arc::clone(&latest);
+        live::spawn(
+            Arc::clone(account.changes()),
+            WatchSpec {
+                tables: [format!("e_{entity}"), "entity_schema".to_string()].into(),
+                read: Box::new(move |conn| conn.map(|c| records_of(c, entity))),
+                deliver: Box::new(move |result| *delivered.lock().unwrap() = Some(result)),
+                min_interval: Duration::from_millis(1),
+            },
+            cancel.clone(),
+        );
+        Watch {
+            entity,
+            latest,
+            cancel,
+        }
+    }
+}
+
+impl Watch {
+    /// Ends the watch: nothing is delivered after (the app left the screen).
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The records of `entity` in a store, by id (none before the first Synchronize).
+fn records_of(c: &rusqlite::Connection, entity: &str) -> Result<Records, String> {
+    match entities::query(c, entity, &entities::Query::default()) {
+        Ok(rows) => Ok(rows.into_iter().map(|r| (r.id, r.fields)).collect()),
+        Err(entities::EntityError::UnknownEntity(_)) => Ok(BTreeMap::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// One device.
 pub struct Device {
     pub index: usize,
@@ -101,6 +168,7 @@ pub struct Device {
     /// What the person wrote and the store accepted, per record and field, not yet proven to
     /// have reached the organization (the invariants check and clear it).
     pub intended: BTreeMap<(String, String), BTreeMap<String, Value>>,
+    pub watch: Watch,
 }
 
 /// A new account: vault, store and organization, with the client id given.
@@ -128,10 +196,10 @@ fn vault_config() -> VaultConfig {
 
 impl Device {
     /// Runs `work` on the device's open store in one transaction.
-    pub fn write<T>(
+    pub fn write<T, E>(
         &self,
-        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, entities::EntityError>,
-    ) -> Result<Result<T, entities::EntityError>, Failure> {
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<Result<T, E>, Failure> {
         let mut account = self.account.lock().unwrap();
         let store = account
             .store()
@@ -172,15 +240,20 @@ impl Device {
     }
 
     /// The records of `entity` on the device, by id.
-    pub fn records(&self, entity: &str) -> Result<BTreeMap<String, Map<String, Value>>, Failure> {
-        self.read(|c| {
-            match entities::query(c, entity, &entities::Query::default()) {
-                Ok(rows) => Ok(rows.into_iter().map(|r| (r.id, r.fields)).collect()),
-                // Not synchronized yet: the device knows no entities.
-                Err(entities::EntityError::UnknownEntity(_)) => Ok(BTreeMap::new()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
+    pub fn records(&self, entity: &str) -> Result<Records, Failure> {
+        self.read(|c| records_of(c, entity))
+    }
+
+    /// Where the device keeps its sealed attachment files.
+    pub fn files_dir(&self) -> Result<std::path::PathBuf, Failure> {
+        attachments::files_dir(self.dir.path())
+            .map_err(|e| Failure(format!("device {}: no attachment files: {e}", self.index)))
+    }
+
+    /// The account was opened again (a crash, a wipe): the app's watch starts on it again.
+    fn rewatch(&mut self) {
+        let entity = self.watch.entity;
+        self.watch = Watch::start(&self.account.lock().unwrap(), entity);
     }
 }
 
@@ -239,6 +312,17 @@ fn expected(e: &EngineError) -> bool {
     }
 }
 
+/// Whether a download failed because the photo is gone since the person saw it listed (the
+/// Synchronize before removed it, or the server deleted it or took it out of the user's scope):
+/// `NoSuchAttachment` on the device, the server's `404 not_found`.
+fn gone(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Attachment(attachments::AttachmentError::NoSuchAttachment)
+            | EngineError::Transport(TransportError::Status { status: 404, .. })
+    )
+}
+
 /// The simulated organization.
 pub struct World {
     pub org: Arc<Org>,
@@ -256,11 +340,15 @@ pub struct World {
     /// What the run exercised (faults by kind, conflicts, refusals, crashes, errors by case),
     /// for the summary: a run that never met a case tested nothing of it.
     pub counts: BTreeMap<String, u64>,
+    /// Whether people add photos to records and download them; their choices come from a
+    /// stream of their own, so a run without attachments is the run seeds gave before them.
+    attachments: bool,
+    attach_rng: ChaCha8Rng,
 }
 
 impl World {
     /// The organization of `plan`, with its devices set up and signed in (nothing synced yet).
-    pub fn new(seed: u64, plan: &Plan, echo: bool) -> Result<World, Failure> {
+    pub fn new(seed: u64, plan: &Plan, echo: bool, attachments: bool) -> Result<World, Failure> {
         let (org, router) = syncvault_server::in_process(
             &format!("https://{ORG_HOST}"),
             ServerConfig {
@@ -269,6 +357,14 @@ impl World {
             },
         )
         .map_err(|e| Failure(format!("the server does not start: {e}")))?;
+        if attachments {
+            org.data
+                .set_attachment_policy(&AttachmentPolicy {
+                    auto_download_max_bytes: AUTO_DOWNLOAD_MAX,
+                    ..Default::default()
+                })
+                .map_err(|e| Failure(format!("the attachment policy: {e}")))?;
+        }
         let net = Arc::new(Network::default());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut devices = Vec::new();
@@ -276,6 +372,7 @@ impl World {
             let dir = tempfile::tempdir().map_err(|e| Failure(format!("no temp dir: {e}")))?;
             let client_id = format!("sim-device-{index}");
             let account = set_up(dir.path(), &client_id)?;
+            let watch = Watch::start(&account, EDITABLE[index % EDITABLE.len()].0);
             let mode = match rng.random_range(0..3) {
                 0 => ConflictMode::ServerWins,
                 1 => ConflictMode::ClientWins,
@@ -309,6 +406,7 @@ impl World {
                     ..Default::default()
                 },
                 intended: BTreeMap::new(),
+                watch,
             });
         }
         let mut trace = Trace::new(echo);
@@ -335,6 +433,8 @@ impl World {
             written: 0,
             fields_added: 0,
             counts: BTreeMap::new(),
+            attachments,
+            attach_rng: ChaCha8Rng::seed_from_u64(seed ^ ATTACHMENT_STREAM),
         })
     }
 
@@ -382,16 +482,7 @@ impl World {
 
     /// A record id from the seed, shaped as the core's own (a random UUID).
     fn new_id(&mut self) -> String {
-        let b: [u8; 16] = self.rng.random();
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "{}-{}-4{}-a{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[13..16],
-            &h[17..20],
-            &h[20..32]
-        )
+        uuid(&mut self.rng)
     }
 
     fn create(&mut self, d: usize) -> Step {
@@ -407,14 +498,66 @@ impl World {
             Ok(()) => {
                 device
                     .intended
-                    .insert((entity.into(), id), values.into_iter().collect());
+                    .insert((entity.into(), id.clone()), values.into_iter().collect());
                 self.trace.line(format!("create d{d} {entity}"));
+                self.maybe_attach(d, entity, &id)?;
             }
             Err(e) => self
                 .trace
                 .line(format!("create d{d} {entity}: refused {e}")),
         }
         Ok(())
+    }
+
+    /// Sometimes the person adds a photo to the record just written: the attachments' stream
+    /// decides, and gives the photo's bytes and id.
+    fn maybe_attach(&mut self, d: usize, entity: &str, record_id: &str) -> Step {
+        if !self.attachments || !self.attach_rng.random_bool(0.3) {
+            return Ok(());
+        }
+        let size = self.attach_rng.random_range(1..100_000usize);
+        let mut content = vec![0u8; size];
+        self.attach_rng.fill(&mut content[..]);
+        let id = uuid(&mut self.attach_rng);
+        let device = &self.devices[d];
+        let dir = device.files_dir()?;
+        let sealed = attachments::seal(&dir, &mut content.as_slice())
+            .map_err(|e| Failure(format!("device {d}: sealing a photo failed: {e}")))?;
+        let name = format!("photo-{}.jpg", short(&id));
+        let created = device.write(|c| {
+            attachments::create_with_id(c, &id, entity, record_id, &name, "image/jpeg", &sealed)
+        })?;
+        match created {
+            Ok(()) => {
+                self.count("attachments added", 1);
+                self.trace.line(format!(
+                    "attach d{d} {entity} {} photo {} of {size} bytes",
+                    short(record_id),
+                    short(&id)
+                ));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(dir.join(&sealed.file));
+                self.trace.line(format!("attach d{d}: refused {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sometimes the person opens a photo not on the device yet, after a Synchronize (faults
+    /// on only, so quiet points stay as they were).
+    fn pick_download(&mut self, d: usize) -> Result<Option<String>, Failure> {
+        if !self.attachments || !self.faults_on || !self.attach_rng.random_bool(0.35) {
+            return Ok(None);
+        }
+        let mut missing: Vec<String> = self.devices[d].read(|c| {
+            attachments::missing(c)
+                .map(|m| m.into_iter().map(|m| m.id).collect())
+                .map_err(|e| e.to_string())
+        })?;
+        missing.sort();
+        Ok((!missing.is_empty())
+            .then(|| missing[self.attach_rng.random_range(0..missing.len())].clone()))
     }
 
     /// A record of `entity` on device `d`, picked by the seed (None: it has none).
@@ -446,6 +589,7 @@ impl World {
                     .extend(values);
                 self.trace
                     .line(format!("edit d{d} {entity} {} fields={n}", short(&id)));
+                self.maybe_attach(d, entity, &id)?;
             }
             Err(e) => self.trace.line(format!("edit d{d} {entity}: refused {e}")),
         }
@@ -682,6 +826,7 @@ impl World {
             .map_err(|e| Failure(format!("device {d}: the remote wipe failed: {e}")))?;
         *account = set_up(device.dir.path(), &device.client_id)?;
         drop(account);
+        device.rewatch();
         self.trace.line(format!("  d{d} wiped, set up again"));
         Ok(())
     }
@@ -689,6 +834,8 @@ impl World {
     /// The app is killed: its account is dropped and opened again from the files.
     fn crash(&mut self, d: usize) -> Step {
         let device = &self.devices[d];
+        // The old account's watch ends with it.
+        device.watch.stop();
         let mut account = device.account.lock().unwrap();
         // The old account closes its store before the new one opens it.
         *account = Account::new(device.dir.path(), vault_config());
@@ -696,6 +843,7 @@ impl World {
             .unlock(PASSWORD)
             .map_err(|e| Failure(format!("device {d} does not unlock after a crash: {e}")))?;
         drop(account);
+        self.devices[d].rewatch();
         self.trace.line(format!("crash d{d}"));
         Ok(())
     }
@@ -710,12 +858,24 @@ impl World {
         for &d in &devices {
             self.net.started(d);
             let ctx = self.devices[d].context(CancelToken::default());
+            let download = self.pick_download(d)?.map(|id| {
+                self.trace
+                    .line(format!("  d{d} then opens photo {}", short(&id)));
+                (id, self.devices[d].context(CancelToken::default()))
+            });
             let net = Arc::clone(&self.net);
             running.insert(
                 d,
                 tokio::spawn(async move {
                     let _running = Running { device: d, net };
-                    syncvault::sync::run(ctx).await
+                    let synced = syncvault::sync::run(ctx).await;
+                    let downloaded = match download {
+                        Some((id, ctx)) if synced.is_ok() => {
+                            Some(syncvault::sync::download_attachment(ctx, id).await)
+                        }
+                        _ => None,
+                    };
+                    (synced, downloaded)
                 }),
             );
         }
@@ -729,10 +889,26 @@ impl World {
                 .filter(|d| !waiting.contains(d))
                 .collect();
             for d in done {
-                let result = match running.remove(&d).unwrap().await {
+                let (result, downloaded) = match running.remove(&d).unwrap().await {
                     Ok(result) => result,
                     Err(e) => fail!("device {d}'s Synchronize panicked: {e}"),
                 };
+                if let Some(downloaded) = downloaded {
+                    self.trace
+                        .line(format!("  d{d} download {}", outcome(&downloaded)));
+                    match &downloaded {
+                        Ok(_) => self.count("photos opened", 1),
+                        Err(e) if expected(e) || gone(e) => {
+                            self.count(&format!("download error {}", error_kind(e)), 1)
+                        }
+                        Err(e) => {
+                            fail!(
+                                "device {d}: unexpected download error {}: {e}",
+                                error_kind(e)
+                            )
+                        }
+                    }
+                }
                 self.trace.line(format!("  d{d} {}", outcome(&result)));
                 match &result {
                     Ok(r) => {
@@ -861,6 +1037,20 @@ impl World {
         self.faults_on = true;
         Ok(())
     }
+}
+
+/// An id from a seeded stream, shaped as the core's own (a random UUID).
+fn uuid(rng: &mut ChaCha8Rng) -> String {
+    let b: [u8; 16] = rng.random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// A record id's first 8 characters, for the trace.

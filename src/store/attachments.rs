@@ -181,6 +181,22 @@ pub fn create(
     mime: &str,
     sealed: &Sealed,
 ) -> Result<String, AttachmentError> {
+    let id = outbox::new_record_id();
+    create_with_id(conn, &id, entity, record_id, name, mime, sealed)?;
+    Ok(id)
+}
+
+/// As [`create`], with the attachment's id chosen by the caller (the simulator's come from its
+/// seed, so a run replays exactly).
+pub fn create_with_id(
+    conn: &Connection,
+    id: &str,
+    entity: &str,
+    record_id: &str,
+    name: &str,
+    mime: &str,
+    sealed: &Sealed,
+) -> Result<(), AttachmentError> {
     if entity == ENTITY || entities::get(conn, entity, record_id)?.is_none() {
         return Err(EntityError::NoSuchRecord {
             entity: entity.into(),
@@ -191,9 +207,9 @@ pub fn create(
     let mut fields = metadata_fields(name, mime, sealed);
     fields.insert("record_entity".into(), json!(entity));
     fields.insert("record_id".into(), json!(record_id));
-    let id = outbox::create(conn, ENTITY, fields)?;
-    put_content(conn, &id, sealed)?;
-    Ok(id)
+    outbox::create_with_id(conn, ENTITY, id, fields)?;
+    put_content(conn, id, sealed)?;
+    Ok(())
 }
 
 /// Replaces an attachment's content (and name, type); returns the file it no longer needs, to

@@ -304,16 +304,40 @@ fn status_error(
 
 /// The body of a content download, as it arrives.
 pub struct ContentStream {
-    response: reqwest::Response,
+    body: Body,
     /// The offset the server answers from (0 when it ignored the range).
     pub start: u64,
-    stall: Duration,
+}
+
+enum Body {
+    Http {
+        response: reqwest::Response,
+        stall: Duration,
+    },
+    /// Pieces a transport that is not HTTP already holds, an error where the body breaks off.
+    Pieces(std::collections::VecDeque<Result<bytes::Bytes, TransportError>>),
 }
 
 impl ContentStream {
+    /// A body a transport other than HTTP hands over in pieces (the simulator's network, which
+    /// can break a body off with an error where a real connection would).
+    pub fn from_pieces(
+        start: u64,
+        pieces: impl IntoIterator<Item = Result<bytes::Bytes, TransportError>>,
+    ) -> ContentStream {
+        ContentStream {
+            body: Body::Pieces(pieces.into_iter().collect()),
+            start,
+        }
+    }
+
     /// The next piece of content (None at the end); a stall longer than the window is an error.
     pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, TransportError> {
-        match tokio::time::timeout(self.stall, self.response.chunk()).await {
+        let (response, stall) = match &mut self.body {
+            Body::Pieces(pieces) => return pieces.pop_front().transpose(),
+            Body::Http { response, stall } => (response, *stall),
+        };
+        match tokio::time::timeout(stall, response.chunk()).await {
             Err(_) => Err(TransportError::Retryable {
                 reason: "the download stalled".into(),
                 retry_after: None,
@@ -471,9 +495,8 @@ impl Transport for HttpTransport {
             0
         };
         Ok(ContentStream {
-            response,
+            body: Body::Http { response, stall },
             start,
-            stall,
         })
     }
 }

@@ -175,13 +175,13 @@ impl Scope {
         names
     }
 
-    /// `self` as held by a device, for comparing with a newer scope: an entity whose fields
-    /// changed since is treated as not held, so all of its records are sent again.
-    pub fn held_predicate(&self, entity: &str, now: &Scope) -> String {
-        match (self.entities.get(entity), now.entities.get(entity)) {
-            (Some(old), Some(new)) if old.revision != new.revision => "0".into(),
-            _ => self.entity_predicate(entity),
-        }
+    /// Whether a device that holds `self` gets `entity`'s records again under `now`: its fields
+    /// changed since (a field was added), so the records it keeps need their new values.
+    pub fn resends(&self, entity: &str, now: &Scope) -> bool {
+        matches!(
+            (self.entities.get(entity), now.entities.get(entity)),
+            (Some(old), Some(new)) if old.revision != new.revision
+        )
     }
 }
 
@@ -379,8 +379,8 @@ mod tests {
             &[("account", Reach::Unit, 2), ("contact", Reach::Unit, 1)],
         );
         assert_eq!(a.changed_entities(&newer), vec!["account"]);
-        assert_eq!(a.held_predicate("account", &newer), "0");
-        assert_eq!(a.held_predicate("contact", &newer), "(unit = 'N')");
+        assert!(a.resends("account", &newer));
+        assert!(!a.resends("contact", &newer));
     }
 
     #[test]

@@ -1007,11 +1007,14 @@ impl Pull<'_> {
             s
         };
         let now = case(&|e| self.scope.entity_predicate(e));
-        let before = case(&|e| held.held_predicate(e, self.scope));
+        let before = case(&|e| held.entity_predicate(e));
+        // An entity whose fields changed comes again whole (what the device keeps of it needs
+        // the new values), beside what entered or left it.
+        let resent = case(&|e| (held.resends(e, self.scope) as u8).to_string());
         let entities: Vec<String> = changed.iter().map(|e| quote(e)).collect();
         let filter = format!(
             "FROM records WHERE seq > ?1 AND seq <= ?2 AND (superseded IS NULL OR superseded > ?3)
-             AND deleted = 0 AND entity IN ({}) AND {now} <> {before}",
+             AND deleted = 0 AND entity IN ({}) AND ({now} <> {before} OR ({now} AND {resent}))",
             entities.join(",")
         );
         Some(if count {
