@@ -144,14 +144,23 @@ fn the_invariants_catch_a_record_the_device_lost() {
 #[test]
 fn the_invariants_catch_a_photo_the_server_holds_other_bytes_of() {
     let error = tampered(|world| {
-        let photo = world.org.blobs.contents().into_iter().next().expect("a photo");
+        let photo = world
+            .org
+            .blobs
+            .contents()
+            .into_iter()
+            .next()
+            .expect("a photo");
         let path = world.org.blobs.blob_path(&photo).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[0] ^= 1;
         std::fs::write(&path, bytes).unwrap();
     })
     .unwrap_err();
-    assert!(error.contains("does not hold the bytes of photo"), "{error}");
+    assert!(
+        error.contains("does not hold the bytes of photo"),
+        "{error}"
+    );
 }
 
 #[test]
